@@ -1,0 +1,106 @@
+//! Random streams: every draw in a run comes from here.
+//!
+//! A stream is a [`ChaCha8Rng`] whose 256-bit key is derived from the
+//! scenario seed, the generation and the organism id by SplitMix64 mixing,
+//! and whose ChaCha stream number is the [`Purpose`]. Two draws with a
+//! different tuple never share a stream, and the same tuple always gives the
+//! same stream, so the outcome of a run does not depend on how many threads
+//! computed it or in which order organisms were visited. Because streams are
+//! a pure function of that tuple, a checkpoint needs no generator state beyond
+//! the seed and the generation.
+//!
+//! The derivation is part of the reproducibility contract: changing it
+//! changes every result, so it is versioned by [`STREAM_DERIVATION`].
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Version of the key derivation below; recorded in run manifests.
+pub const STREAM_DERIVATION: u32 = 1;
+
+/// What a stream is drawn for. Distinct purposes of one organism in one
+/// generation get independent streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum Purpose {
+    /// Random genomes of the founding population.
+    Init = 1,
+    /// Choosing parents, crossing them over and mutating the child.
+    Reproduce = 2,
+    /// Development of a genome into initial weights.
+    Develop = 3,
+    /// Lifetime learning: batch order, data draws.
+    Learn = 4,
+    /// Stochastic evaluation.
+    Evaluate = 5,
+    /// Draws that belong to the whole population rather than one organism
+    /// (organism id [`POPULATION`]).
+    Population = 6,
+}
+
+/// Organism id used for population-level streams.
+pub const POPULATION: u64 = u64::MAX;
+
+/// The stream for `(seed, generation, organism, purpose)`.
+pub fn stream(seed: u64, generation: u32, organism: u64, purpose: Purpose) -> ChaCha8Rng {
+    let mut state = seed ^ 0x6c69_6e65_6167_6521; // "lineage!"
+    let mut key = [0u8; 32];
+    let words = [splitmix(&mut state), generation as u64, organism, 0];
+    let mut acc = splitmix(&mut state);
+    for (chunk, word) in key.chunks_exact_mut(8).zip(words) {
+        acc ^= word;
+        let mut s = acc;
+        let mixed = splitmix(&mut s);
+        acc = mixed;
+        chunk.copy_from_slice(&mixed.to_le_bytes());
+    }
+    let mut rng = ChaCha8Rng::from_seed(key);
+    rng.set_stream(purpose as u64);
+    rng
+}
+
+/// One step of SplitMix64 (Steele, Lea and Flood 2014).
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    fn first(seed: u64, generation: u32, organism: u64, purpose: Purpose) -> u64 {
+        stream(seed, generation, organism, purpose).random()
+    }
+
+    #[test]
+    fn streams_are_reproducible_and_distinct() {
+        let base = first(1, 2, 3, Purpose::Reproduce);
+        assert_eq!(base, first(1, 2, 3, Purpose::Reproduce));
+        let others = [
+            first(2, 2, 3, Purpose::Reproduce),
+            first(1, 3, 3, Purpose::Reproduce),
+            first(1, 2, 4, Purpose::Reproduce),
+            first(1, 2, 3, Purpose::Init),
+            // Swapped fields must not collide.
+            first(1, 3, 2, Purpose::Reproduce),
+        ];
+        for other in others {
+            assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn derivation_is_stable() {
+        // Pinned so that an accidental change of the derivation (which would
+        // change every published result) fails loudly.
+        let mut rng = stream(42, 0, 0, Purpose::Init);
+        let got: [u32; 2] = [rng.random(), rng.random()];
+        assert_eq!(got, PINNED, "stream derivation changed: bump STREAM_DERIVATION");
+    }
+    const PINNED: [u32; 2] = [2068064661, 1908057686];
+}
