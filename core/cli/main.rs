@@ -1,1 +1,258 @@
-fn main() {}
+//! `lineage`: the command-line interface.
+//!
+//! Arguments are parsed by clap, then each command turns them into calls on
+//! the engine. Errors are reported as text, never with a Rust backtrace:
+//! exit code 2 means bad input (a scenario, an argument, a run directory),
+//! 1 a failure while running.
+
+mod report;
+mod table;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lineage_engine::{EngineError, Run, RunOptions};
+use lineage_scenario::{Overrides, Scenario, ScenarioError};
+
+/// The scenario `lineage run` runs when given none.
+const QUICKSTART: &str = include_str!("../../scenarios/quickstart.toml");
+
+#[derive(Parser)]
+#[command(
+    name = "lineage",
+    version,
+    about = "Generational neural-network simulations: evolution shapes the prior that lifetime learning starts from"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario (the embedded quickstart when none is given).
+    Run {
+        /// Scenario file (TOML).
+        scenario: Option<PathBuf>,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run directory (default: runs/<name>-<UTC timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Worker threads (default: one per core). Results do not depend on it.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Override the number of generations.
+        #[arg(long)]
+        generations: Option<u32>,
+        /// No progress bar and no summary.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check a scenario file and explain what is wrong with it.
+    Validate {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+    },
+    /// Continue a run from its latest checkpoint.
+    Resume {
+        /// Run directory.
+        run_dir: PathBuf,
+        /// Continue until this many generations in all (default: the scenario's).
+        #[arg(long)]
+        generations: Option<u32>,
+        /// Worker threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// No progress bar and no summary.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print a run's summary table.
+    Inspect {
+        /// Run directory.
+        run_dir: PathBuf,
+    },
+    /// Print a run's summary and draw each objective over generations (SVG).
+    Report {
+        /// Run directory.
+        run_dir: PathBuf,
+    },
+}
+
+/// An error with the exit code it deserves.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<ScenarioError> for Failure {
+    fn from(e: ScenarioError) -> Failure {
+        Failure {
+            code: 2,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Failure {
+        Failure {
+            code: if e.is_bad_input() { 2 } else { 1 },
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Failure {
+    fn bad_input(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message.trim_end());
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Run {
+            scenario,
+            seed,
+            out,
+            threads,
+            generations,
+            quiet,
+        } => {
+            let overrides = Overrides { seed, generations };
+            let scenario = load_scenario(scenario.as_deref(), &overrides)?;
+            let run = Run::start(scenario, &RunOptions { out, threads })?;
+            drive(run, quiet)
+        }
+        Command::Validate { scenario } => {
+            let s = lineage_scenario::load(&scenario, &Overrides::default())?;
+            println!("{}: valid", scenario.display());
+            print_scenario(&s);
+            Ok(())
+        }
+        Command::Resume {
+            run_dir,
+            generations,
+            threads,
+            quiet,
+        } => {
+            let run = Run::resume(&run_dir, generations, threads)?;
+            drive(run, quiet)
+        }
+        Command::Inspect { run_dir } => {
+            print!("{}", table::summary(&run_dir).map_err(Failure::bad_input)?);
+            Ok(())
+        }
+        Command::Report { run_dir } => {
+            print!("{}", table::summary(&run_dir).map_err(Failure::bad_input)?);
+            for path in report::plots(&run_dir).map_err(|m| Failure {
+                code: 1,
+                message: m,
+            })? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load_scenario(path: Option<&Path>, overrides: &Overrides) -> Result<Scenario, Failure> {
+    Ok(match path {
+        Some(p) => lineage_scenario::load(p, overrides)?,
+        None => lineage_scenario::from_str(
+            QUICKSTART,
+            "<embedded quickstart>",
+            Path::new("."),
+            overrides,
+        )?,
+    })
+}
+
+fn print_scenario(s: &Scenario) {
+    let objectives: Vec<String> = s
+        .objectives
+        .iter()
+        .map(|o| format!("{} ({:?})", o.name, o.direction).to_lowercase())
+        .collect();
+    println!("  name:        {}", s.name);
+    println!("  seed:        {}", s.seed);
+    println!("  generations: {}", s.generations);
+    println!(
+        "  genome:      {} bits, {} real genes",
+        s.genome.bits,
+        s.genome.genes.len()
+    );
+    println!("  objectives:  {}", objectives.join(", "));
+    for p in &s.phases {
+        let pr = &p.pressures;
+        println!(
+            "  from generation {}: population {}, {:?}, elitism {}, mutation {:?}, crossover {:?}, fitness {:?}",
+            p.from_generation,
+            pr.population,
+            pr.selection.method,
+            pr.selection.elitism,
+            pr.mutation,
+            pr.crossover,
+            pr.fitness
+        );
+    }
+}
+
+/// Steps a run to its end with a progress bar.
+fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {
+    let total = run.target() as u64;
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} gen {pos}/{len} [{bar:30}] {msg} | {per_sec} | eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    bar.set_position(run.generation() as u64);
+    let objective = run.scenario().objectives[0].name.clone();
+    while !run.is_done() {
+        let report = run.step()?;
+        bar.set_position(report.generation as u64 + 1);
+        bar.set_message(format!(
+            "{objective}: best {:.6} mean {:.6}",
+            report.best[0], report.mean[0]
+        ));
+    }
+    bar.finish_and_clear();
+    let dir = run.finish()?;
+    if !quiet {
+        print!(
+            "{}",
+            table::summary(&dir).map_err(|m| Failure {
+                code: 1,
+                message: m
+            })?
+        );
+    }
+    Ok(())
+}

@@ -48,7 +48,10 @@ pub struct Objective {
 
 impl Objective {
     fn new(name: &str, direction: Direction) -> Objective {
-        Objective { name: name.to_owned(), direction }
+        Objective {
+            name: name.to_owned(),
+            direction,
+        }
     }
 }
 
@@ -158,7 +161,9 @@ impl Builtin {
         };
         match self {
             Builtin::OneMax if spec.bits == 0 => {
-                return Err(incompatible("it needs a bit string (genome.bits > 0)".into()));
+                return Err(incompatible(
+                    "it needs a bit string (genome.bits > 0)".into(),
+                ));
             }
             Builtin::Trap { k } if *k == 0 || spec.bits == 0 || spec.bits % k != 0 => {
                 return Err(incompatible(format!(
@@ -176,7 +181,11 @@ impl Builtin {
                         spec.genes.len()
                     )));
                 }
-                if let Some(g) = spec.genes.iter().find(|g| g.min < 0.0 || g.max > 1.0 || g.log) {
+                if let Some(g) = spec
+                    .genes
+                    .iter()
+                    .find(|g| g.min < 0.0 || g.max > 1.0 || g.log)
+                {
                     return Err(incompatible(format!(
                         "its genes must be linear within [0, 1], gene `{}` is [{}, {}]",
                         g.name, g.min, g.max
@@ -185,7 +194,10 @@ impl Builtin {
             }
             _ => {}
         }
-        Ok(Box::new(BuiltinFunction { kind: self.clone(), objectives: self.objectives() }))
+        Ok(Box::new(BuiltinFunction {
+            kind: self.clone(),
+            objectives: self.objectives(),
+        }))
     }
 
     /// Scores one genome into `out` (one value per objective).
@@ -194,7 +206,11 @@ impl Builtin {
             Builtin::OneMax => out[0] = genome.bits().count_ones() as f64,
             Builtin::Trap { k } => out[0] = trap(genome, k) as f64,
             Builtin::Sphere { offset } => {
-                out[0] = genome.reals().iter().map(|x| (x - offset) * (x - offset)).sum();
+                out[0] = genome
+                    .reals()
+                    .iter()
+                    .map(|x| (x - offset) * (x - offset))
+                    .sum();
             }
             Builtin::Rastrigin { a, offset } => {
                 let tau = std::f64::consts::TAU;
@@ -254,7 +270,11 @@ impl FitnessFunction for BuiltinFunction {
         if out.len() != genomes.len() * m {
             return Err(FitnessError::Failed {
                 function: self.name().to_owned(),
-                message: format!("output holds {} values for {} organisms", out.len(), genomes.len()),
+                message: format!(
+                    "output holds {} values for {} organisms",
+                    out.len(),
+                    genomes.len()
+                ),
             });
         }
         if genomes.len() < PARALLEL_MIN {
@@ -297,10 +317,25 @@ mod tests {
         assert_eq!(one(&Builtin::Trap { k: 4 }, &zeros), [6.0]);
         let one_bit = Genome::new(BitString::from_words(vec![1], 8), vec![]);
         assert_eq!(one(&Builtin::Trap { k: 4 }, &one_bit), [5.0]);
-        assert_eq!(one(&Builtin::Sphere { offset: 1.0 }, &reals(&[1.0, 3.0])), [4.0]);
-        let r = one(&Builtin::Rastrigin { a: 10.0, offset: 0.0 }, &reals(&[0.0, 0.0]));
+        assert_eq!(
+            one(&Builtin::Sphere { offset: 1.0 }, &reals(&[1.0, 3.0])),
+            [4.0]
+        );
+        let r = one(
+            &Builtin::Rastrigin {
+                a: 10.0,
+                offset: 0.0,
+            },
+            &reals(&[0.0, 0.0]),
+        );
         assert!(r[0].abs() < 1e-12);
-        let r = one(&Builtin::Rastrigin { a: 10.0, offset: 0.0 }, &reals(&[1.0, 0.5]));
+        let r = one(
+            &Builtin::Rastrigin {
+                a: 10.0,
+                offset: 0.0,
+            },
+            &reals(&[1.0, 0.5]),
+        );
         assert!((r[0] - 21.25).abs() < 1e-9, "{r:?}");
         // ZDT1 on its front: g = 1, f2 = 1 - sqrt(f1).
         let z = one(&Builtin::Zdt1, &reals(&[0.25, 0.0, 0.0]));
@@ -314,7 +349,12 @@ mod tests {
         assert!(Builtin::Trap { k: 4 }.build(&bits).is_err());
         assert!(Builtin::Sphere { offset: 0.0 }.build(&bits).is_err());
         let wide = GenomeSpec::reals(vec![
-            GeneSpec { name: "a".into(), min: -1.0, max: 1.0, log: false };
+            GeneSpec {
+                name: "a".into(),
+                min: -1.0,
+                max: 1.0,
+                log: false
+            };
             2
         ]);
         let err = Builtin::Zdt1.build(&wide).err().unwrap().to_string();

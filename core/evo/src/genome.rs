@@ -16,13 +16,19 @@ pub struct BitString {
 impl BitString {
     /// All-zero string of `len` bits.
     pub fn zeros(len: usize) -> BitString {
-        BitString { words: vec![0; len.div_ceil(64)].into_boxed_slice(), len }
+        BitString {
+            words: vec![0; len.div_ceil(64)].into_boxed_slice(),
+            len,
+        }
     }
 
     /// Builds a string from packed words; bits past `len` are cleared.
     pub fn from_words(mut words: Vec<u64>, len: usize) -> BitString {
         words.resize(len.div_ceil(64), 0);
-        let mut bits = BitString { words: words.into_boxed_slice(), len };
+        let mut bits = BitString {
+            words: words.into_boxed_slice(),
+            len,
+        };
         bits.clear_tail();
         bits
     }
@@ -99,7 +105,11 @@ impl BitString {
 
     /// Number of positions where `self` and `other` differ.
     pub fn hamming(&self, other: &BitString) -> u32 {
-        self.words.iter().zip(other.words.iter()).map(|(a, b)| (a ^ b).count_ones()).sum()
+        self.words
+            .iter()
+            .zip(other.words.iter())
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum()
     }
 
     pub(crate) fn words_mut(&mut self) -> &mut [u64] {
@@ -158,12 +168,20 @@ pub struct GenomeSpec {
 impl GenomeSpec {
     /// A spec with only a bit string of `len` bits, initialised fair.
     pub fn bits(len: usize) -> GenomeSpec {
-        GenomeSpec { bits: len, bit_density: 0.5, genes: Vec::new() }
+        GenomeSpec {
+            bits: len,
+            bit_density: 0.5,
+            genes: Vec::new(),
+        }
     }
 
     /// A spec with only real genes.
     pub fn reals(genes: Vec<GeneSpec>) -> GenomeSpec {
-        GenomeSpec { bits: 0, bit_density: 0.5, genes }
+        GenomeSpec {
+            bits: 0,
+            bit_density: 0.5,
+            genes,
+        }
     }
 
     /// Bytes one genome of this spec occupies on the heap.
@@ -186,7 +204,10 @@ pub struct Genome {
 impl Genome {
     /// A genome from its parts.
     pub fn new(bits: BitString, reals: Vec<f64>) -> Genome {
-        Genome { bits, reals: reals.into_boxed_slice() }
+        Genome {
+            bits,
+            reals: reals.into_boxed_slice(),
+        }
     }
 
     /// A random genome of `spec`: bits with the spec's density, real genes
@@ -199,7 +220,11 @@ impl Genome {
             .map(|gene| {
                 let lo = gene.to_scale(gene.min);
                 let hi = gene.to_scale(gene.max);
-                let x = if hi > lo { rng.random_range(lo..=hi) } else { lo };
+                let x = if hi > lo {
+                    rng.random_range(lo..=hi)
+                } else {
+                    lo
+                };
                 gene.clamp(gene.from_scale(x))
             })
             .collect();
@@ -272,7 +297,7 @@ impl Genome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{stream, Purpose};
+    use crate::rng::{Purpose, stream};
 
     #[test]
     fn tail_bits_stay_clear() {
@@ -285,14 +310,24 @@ mod tests {
 
     #[test]
     fn log_genes_start_inside_bounds_log_uniformly() {
-        let gene = GeneSpec { name: "lr".into(), min: 1e-4, max: 1e-1, log: true };
+        let gene = GeneSpec {
+            name: "lr".into(),
+            min: 1e-4,
+            max: 1e-1,
+            log: true,
+        };
         let spec = GenomeSpec::reals(vec![gene.clone()]);
         let mut rng = stream(3, 0, 0, Purpose::Init);
-        let draws: Vec<f64> = (0..4000).map(|_| Genome::random(&spec, &mut rng).reals()[0]).collect();
+        let draws: Vec<f64> = (0..4000)
+            .map(|_| Genome::random(&spec, &mut rng).reals()[0])
+            .collect();
         assert!(draws.iter().all(|&x| (gene.min..=gene.max).contains(&x)));
         // Log-uniform over three decades: about a third below 1e-3.
         let below = draws.iter().filter(|&&x| x < 1e-3).count() as f64 / draws.len() as f64;
-        assert!((below - 1.0 / 3.0).abs() < 0.03, "fraction below 1e-3 was {below}");
+        assert!(
+            (below - 1.0 / 3.0).abs() < 0.03,
+            "fraction below 1e-3 was {below}"
+        );
     }
 
     #[test]

@@ -23,7 +23,11 @@ pub struct Mutation {
 
 impl Mutation {
     /// No mutation at all.
-    pub const NONE: Mutation = Mutation { bit_rate: 0.0, sigma: 0.0, gene_rate: 0.0 };
+    pub const NONE: Mutation = Mutation {
+        bit_rate: 0.0,
+        sigma: 0.0,
+        gene_rate: 0.0,
+    };
 }
 
 /// Applies bit-flip and Gaussian mutation in place.
@@ -88,7 +92,12 @@ pub fn crossover(a: &Genome, b: &Genome, kind: Crossover, rng: &mut impl Rng) ->
     let mut child = a.clone();
     match kind {
         Crossover::Uniform => {
-            for (c, w) in child.bits_mut().words_mut().iter_mut().zip(b.bits().words()) {
+            for (c, w) in child
+                .bits_mut()
+                .words_mut()
+                .iter_mut()
+                .zip(b.bits().words())
+            {
                 let take_a: u64 = rng.random();
                 *c = (*c & take_a) | (w & !take_a);
             }
@@ -129,8 +138,8 @@ pub fn crossover(a: &Genome, b: &Genome, kind: Crossover, rng: &mut impl Rng) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{stream, Purpose};
     use crate::GeneSpec;
+    use crate::rng::{Purpose, stream};
 
     #[test]
     fn bit_flip_rate_matches_expectation() {
@@ -155,10 +164,24 @@ mod tests {
     #[test]
     fn gaussian_mutation_respects_bounds_and_scale() {
         let spec = GenomeSpec::reals(vec![
-            GeneSpec { name: "x".into(), min: -1.0, max: 1.0, log: false },
-            GeneSpec { name: "lr".into(), min: 1e-4, max: 1e-1, log: true },
+            GeneSpec {
+                name: "x".into(),
+                min: -1.0,
+                max: 1.0,
+                log: false,
+            },
+            GeneSpec {
+                name: "lr".into(),
+                min: 1e-4,
+                max: 1e-1,
+                log: true,
+            },
         ]);
-        let m = Mutation { bit_rate: 0.0, sigma: 0.5, gene_rate: 1.0 };
+        let m = Mutation {
+            bit_rate: 0.0,
+            sigma: 0.5,
+            gene_rate: 1.0,
+        };
         let mut rng = stream(9, 0, 0, Purpose::Reproduce);
         let mut hit_bound = false;
         for _ in 0..2000 {
@@ -190,7 +213,10 @@ mod tests {
                 .chain(c.reals().iter().map(|&x| x == 1.0))
                 .collect();
             let switches = seq.windows(2).filter(|w| w[0] != w[1]).count();
-            assert_eq!(switches, 1, "one-point child must switch parent exactly once");
+            assert_eq!(
+                switches, 1,
+                "one-point child must switch parent exactly once"
+            );
             assert!(!seq[0] && *seq.last().unwrap());
         }
     }

@@ -106,7 +106,9 @@ pub fn crowding_distance(points: &[f64], m: usize, front: &[u32]) -> Vec<f64> {
         for k in 0..m {
             let value = |i: usize| points[i * m + k];
             set.sort_by(|&a, &b| value(a).total_cmp(&value(b)).then(a.cmp(&b)));
-            let (Some(&lo), Some(&hi)) = (set.first(), set.last()) else { continue };
+            let (Some(&lo), Some(&hi)) = (set.first(), set.last()) else {
+                continue;
+            };
             distance[lo] = f64::INFINITY;
             distance[hi] = f64::INFINITY;
             let span = value(hi) - value(lo);
@@ -145,7 +147,7 @@ pub fn hypervolume_2d(points: &[[f64; 2]], reference: [f64; 2]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{stream, Purpose};
+    use crate::rng::{Purpose, stream};
     use rand::Rng;
 
     #[test]
@@ -184,6 +186,9 @@ mod tests {
         assert_eq!(hypervolume_2d(&[[0.0, 0.0]], [1.0, 1.0]), 1.0);
         assert_eq!(hypervolume_2d(&[[0.5, 0.0], [0.0, 0.5]], [1.0, 1.0]), 0.75);
         // Dominated and out-of-reference points add nothing.
-        assert_eq!(hypervolume_2d(&[[0.5, 0.0], [0.6, 0.1], [2.0, 0.0]], [1.0, 1.0]), 0.5);
+        assert_eq!(
+            hypervolume_2d(&[[0.5, 0.0], [0.6, 0.1], [2.0, 0.0]], [1.0, 1.0]),
+            0.5
+        );
     }
 }

@@ -100,7 +100,10 @@ mod tests {
         // change every published result) fails loudly.
         let mut rng = stream(42, 0, 0, Purpose::Init);
         let got: [u32; 2] = [rng.random(), rng.random()];
-        assert_eq!(got, PINNED, "stream derivation changed: bump STREAM_DERIVATION");
+        assert_eq!(
+            got, PINNED,
+            "stream derivation changed: bump STREAM_DERIVATION"
+        );
     }
     const PINNED: [u32; 2] = [2068064661, 1908057686];
 }

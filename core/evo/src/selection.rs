@@ -13,8 +13,8 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::pareto::{crowding_distance, nondominated_fronts};
 use crate::Objective;
+use crate::pareto::{crowding_distance, nondominated_fronts};
 
 /// A total order of a pool of organisms, best first.
 #[derive(Clone, Debug, Default)]
@@ -34,12 +34,18 @@ impl Preference {
             let d = objectives[0].direction;
             order.sort_unstable_by(|&a, &b| {
                 let (a, b) = (a as usize, b as usize);
-                d.utility(fitness[b]).total_cmp(&d.utility(fitness[a])).then(ids[a].cmp(&ids[b]))
+                d.utility(fitness[b])
+                    .total_cmp(&d.utility(fitness[a]))
+                    .then(ids[a].cmp(&ids[b]))
             });
         } else {
             let utilities: Vec<f64> = fitness
                 .chunks(m)
-                .flat_map(|row| row.iter().zip(objectives).map(|(v, o)| o.direction.utility(*v)))
+                .flat_map(|row| {
+                    row.iter()
+                        .zip(objectives)
+                        .map(|(v, o)| o.direction.utility(*v))
+                })
                 .collect();
             let front = nondominated_fronts(&utilities, m);
             let crowding = crowding_distance(&utilities, m, &front);
@@ -138,12 +144,22 @@ impl Plan {
             Method::Nsga2 { mu } => (top(mu), top(mu), 2),
         };
         let mut survivors = survivors;
-        if elitism == 0 && matches!(method, Method::Tournament { .. } | Method::Truncation { .. }) {
+        if elitism == 0
+            && matches!(
+                method,
+                Method::Tournament { .. } | Method::Truncation { .. }
+            )
+        {
             survivors.clear();
         }
         survivors.truncate(population);
         let offspring = population - survivors.len();
-        Plan { survivors, parents, tournament, offspring }
+        Plan {
+            survivors,
+            parents,
+            tournament,
+            offspring,
+        }
     }
 
     /// Draws one parent (a pool index).
@@ -168,7 +184,10 @@ mod tests {
         directions
             .iter()
             .enumerate()
-            .map(|(i, &direction)| Objective { name: format!("o{i}"), direction })
+            .map(|(i, &direction)| Objective {
+                name: format!("o{i}"),
+                direction,
+            })
             .collect()
     }
 
@@ -191,7 +210,11 @@ mod tests {
             &objectives(&[Direction::Minimize, Direction::Minimize]),
             &[0, 1, 2, 3],
         );
-        assert_eq!(pref.order(), [1, 2, 3, 0], "extremes (infinite crowding) first, dominated last");
+        assert_eq!(
+            pref.order(),
+            [1, 2, 3, 0],
+            "extremes (infinite crowding) first, dominated last"
+        );
     }
 
     #[test]
@@ -200,12 +223,21 @@ mod tests {
         let ids: Vec<u64> = (0..10).collect();
         let pref = Preference::new(&fit, &objectives(&[Direction::Maximize]), &ids);
         let p = Plan::new(Method::Tournament { size: 3 }, 2, &pref, 10);
-        assert_eq!((p.survivors.as_slice(), p.offspring, p.parents.len()), ([9, 8].as_slice(), 8, 10));
+        assert_eq!(
+            (p.survivors.as_slice(), p.offspring, p.parents.len()),
+            ([9, 8].as_slice(), 8, 10)
+        );
         let p = Plan::new(Method::Truncation { fraction: 0.3 }, 0, &pref, 12);
-        assert_eq!((p.survivors.len(), p.offspring, p.parents.as_slice()), (0, 12, [9, 8, 7].as_slice()));
+        assert_eq!(
+            (p.survivors.len(), p.offspring, p.parents.as_slice()),
+            (0, 12, [9, 8, 7].as_slice())
+        );
         let p = Plan::new(Method::MuPlusLambda { mu: 4 }, 0, &pref, 10);
         assert_eq!((p.survivors.len(), p.offspring, p.parents.len()), (4, 6, 4));
         let p = Plan::new(Method::MuCommaLambda { mu: 4 }, 0, &pref, 10);
-        assert_eq!((p.survivors.len(), p.offspring, p.parents.len()), (0, 10, 4));
+        assert_eq!(
+            (p.survivors.len(), p.offspring, p.parents.len()),
+            (0, 10, 4)
+        );
     }
 }

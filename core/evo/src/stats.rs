@@ -22,18 +22,34 @@ pub fn summarize(values: &[f64], direction: Direction) -> Summary {
     let mut valid: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     let invalid = values.len() - valid.len();
     if valid.is_empty() {
-        return Summary { best: f64::NAN, mean: f64::NAN, median: f64::NAN, worst: f64::NAN, invalid };
+        return Summary {
+            best: f64::NAN,
+            mean: f64::NAN,
+            median: f64::NAN,
+            worst: f64::NAN,
+            invalid,
+        };
     }
     valid.sort_by(f64::total_cmp);
     let n = valid.len();
-    let median = if n % 2 == 1 { valid[n / 2] } else { 0.5 * (valid[n / 2 - 1] + valid[n / 2]) };
+    let median = if n % 2 == 1 {
+        valid[n / 2]
+    } else {
+        0.5 * (valid[n / 2 - 1] + valid[n / 2])
+    };
     let mean = valid.iter().sum::<f64>() / n as f64;
     let (lo, hi) = (valid[0], valid[n - 1]);
     let (best, worst) = match direction {
         Direction::Maximize => (hi, lo),
         Direction::Minimize => (lo, hi),
     };
-    Summary { best, mean, median, worst, invalid }
+    Summary {
+        best,
+        mean,
+        median,
+        worst,
+        invalid,
+    }
 }
 
 /// Genetic diversity of a population in [0, 1]: the mean over loci of each
@@ -63,7 +79,10 @@ pub fn diversity(genomes: &[&Genome], spec: &GenomeSpec) -> f64 {
             }
         }
         let pairs = (n * (n - 1)) as f64;
-        total += ones.iter().map(|&k| 2.0 * k as f64 * (n - k as usize) as f64 / pairs).sum::<f64>();
+        total += ones
+            .iter()
+            .map(|&k| 2.0 * k as f64 * (n - k as usize) as f64 / pairs)
+            .sum::<f64>();
     }
     for (j, gene) in spec.genes.iter().enumerate() {
         let width = gene.scale_width();
@@ -86,7 +105,10 @@ mod tests {
     #[test]
     fn summary_of_values() {
         let s = summarize(&[3.0, f64::NAN, 1.0, 2.0, 10.0], Direction::Minimize);
-        assert_eq!((s.best, s.worst, s.median, s.mean, s.invalid), (1.0, 10.0, 2.5, 4.0, 1));
+        assert_eq!(
+            (s.best, s.worst, s.median, s.mean, s.invalid),
+            (1.0, 10.0, 2.5, 4.0, 1)
+        );
         let s = summarize(&[f64::NAN], Direction::Maximize);
         assert!(s.best.is_nan() && s.invalid == 1);
     }

@@ -1,1 +1,180 @@
-//! placeholder
+//! Scenario files: one TOML file describes one experiment.
+//!
+//! Loading is two-staged, as in ripgrep's low-level and high-level
+//! arguments: the file is read into raw serde structures that accept exactly
+//! the keys a scenario may contain, then validated into a [`Scenario`] whose
+//! fields are known to be meaningful together. Every error is a
+//! [`Diagnostic`] naming the file, line, column and field path, what was
+//! expected and what was found; an unknown key suggests the nearest valid
+//! one.
+//!
+//! A scenario may `extends = "base.toml"` another (tables merge key by key;
+//! arrays and values replace), and may schedule changes of its generational
+//! pressures with `[[environment]]` entries. Each entry's `set` table is
+//! merged over everything before it from `at_generation` on; the result is a
+//! list of [`Phase`]s, each fully validated at load time.
+//!
+//! ```
+//! let text = r#"
+//! name = "demo"
+//! generations = 20
+//! population = 50
+//! genome = { bits = 32 }
+//! fitness = { function = "onemax" }
+//! [[environment]]
+//! at_generation = 10
+//! set = { mutation = { bit_rate = 0.1 } }
+//! "#;
+//! let s = lineage_scenario::from_str(text, "demo.toml", ".".as_ref(), &Default::default()).unwrap();
+//! assert_eq!(s.pressures_at(0).mutation.bit_rate, 1.0 / 32.0);
+//! assert_eq!(s.pressures_at(10).mutation.bit_rate, 0.1);
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod load;
+mod raw;
+mod validate;
+
+use std::path::Path;
+
+use lineage_evo::fitness::Builtin;
+use lineage_evo::operators::{Crossover, Mutation};
+use lineage_evo::selection::Method;
+use lineage_evo::{GenomeSpec, Objective};
+
+pub use error::{Diagnostic, ScenarioError};
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Name, used for the run directory.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// The seed every random stream derives from.
+    pub seed: u64,
+    /// Generations to run (generation 0 is the founding population).
+    pub generations: u32,
+    /// Write a checkpoint every this many generations (0: only at the end).
+    pub checkpoint_every: u32,
+    /// The shape of every genome.
+    pub genome: GenomeSpec,
+    /// The fitness objectives, the same in every phase.
+    pub objectives: Vec<Objective>,
+    /// When to stop before `generations`.
+    pub stop: Stop,
+    /// What to record.
+    pub record: Record,
+    /// The generational pressures, phase by phase; `phases[0]` starts at
+    /// generation 0 and each later one at its environment change.
+    pub phases: Vec<Phase>,
+    /// The scenario as resolved TOML (extends merged, overrides applied),
+    /// which loads back into the same scenario.
+    pub resolved_toml: String,
+}
+
+impl Scenario {
+    /// Index of the phase in force at `generation`.
+    pub fn phase_index(&self, generation: u32) -> usize {
+        self.phases
+            .iter()
+            .rposition(|p| p.from_generation <= generation)
+            .unwrap_or(0)
+    }
+
+    /// The pressures in force at `generation`.
+    pub fn pressures_at(&self, generation: u32) -> &Pressures {
+        &self.phases[self.phase_index(generation)].pressures
+    }
+}
+
+/// A stretch of generations with fixed pressures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phase {
+    /// First generation of the phase.
+    pub from_generation: u32,
+    /// The pressures.
+    pub pressures: Pressures,
+}
+
+/// What the environment schedule may change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pressures {
+    /// Organisms per generation.
+    pub population: usize,
+    /// Selection method and elitism.
+    pub selection: Selection,
+    /// Mutation rates.
+    pub mutation: Mutation,
+    /// Crossover, if offspring may have two parents.
+    pub crossover: Option<CrossoverSpec>,
+    /// The fitness function and its parameters.
+    pub fitness: Builtin,
+}
+
+/// Selection settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Selection {
+    /// The method.
+    pub method: Method,
+    /// Organisms carried unchanged into the next generation (tournament and
+    /// truncation only).
+    pub elitism: usize,
+}
+
+/// Crossover settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CrossoverSpec {
+    /// The operator.
+    pub kind: Crossover,
+    /// Probability that an offspring has two parents.
+    pub rate: f64,
+}
+
+/// Early stopping.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stop {
+    /// Stop once the best value of the (single) objective reaches this.
+    pub target_fitness: Option<f64>,
+    /// Stop after this many generations without improvement of the best
+    /// value of the first objective.
+    pub stagnation: Option<u32>,
+}
+
+/// What the run records.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Record {
+    /// Write one row per evaluated organism to `organisms.csv`.
+    pub organisms: bool,
+}
+
+/// Values from the command line that override the file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Overrides {
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--generations`.
+    pub generations: Option<u32>,
+}
+
+/// Loads and validates the scenario at `path`.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario, ScenarioError> {
+    let mut sources = load::Sources::default();
+    let resolved = sources.load_file(path)?;
+    validate::scenario(&sources, resolved, overrides)
+}
+
+/// Loads and validates a scenario given as text. `name` is used in errors;
+/// `extends` resolves against `dir`.
+pub fn from_str(
+    text: &str,
+    name: &str,
+    dir: &Path,
+    overrides: &Overrides,
+) -> Result<Scenario, ScenarioError> {
+    let mut sources = load::Sources::default();
+    let resolved = sources.load_str(text, name, dir)?;
+    validate::scenario(&sources, resolved, overrides)
+}

@@ -1,0 +1,78 @@
+//! `lineage report`: one SVG per objective with its best, mean and median
+//! over generations.
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use crate::table::Generations;
+
+/// Draws the plots into the run directory and returns their paths.
+pub fn plots(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let g = Generations::read(dir)?;
+    let mut written = Vec::new();
+    for objective in g.objectives() {
+        let path = dir.join(format!("report-{objective}.svg"));
+        draw(&g, &objective, &path).map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn draw(g: &Generations, objective: &str, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> =
+        [("best", RED), ("mean", BLUE), ("median", GREEN)]
+            .into_iter()
+            .filter_map(|(stat, color)| {
+                let k = g.column(&format!("{objective}_{stat}"))?;
+                let points = g
+                    .rows
+                    .iter()
+                    .filter(|r| r[k].is_finite())
+                    .map(|r| (r[0], r[k]))
+                    .collect();
+                Some((stat, color, points))
+            })
+            .collect();
+    let all = series.iter().flat_map(|(_, _, p)| p.iter());
+    let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, y)| {
+        (lo.min(y), hi.max(y))
+    });
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if hi - lo < 1e-12 {
+        (lo, hi) = (lo - 0.5, hi + 0.5);
+    }
+    let pad = 0.05 * (hi - lo);
+    let last = g.rows.last().map_or(1.0, |r| r[0].max(1.0));
+
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{objective} over generations"), ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..last, (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc("generation")
+        .y_desc(objective)
+        .draw()?;
+    for (stat, color, points) in series {
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(stat)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

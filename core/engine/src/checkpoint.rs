@@ -1,0 +1,268 @@
+//! Checkpoints: the whole search state at the start of a generation.
+//!
+//! `checkpoints/gen-NNNNNN/` holds the state from which generation `NNNNNN`
+//! starts: `state.json` (generation, next organism id, environment phase,
+//! progress, the tables' lengths, the seed and the scenario's hash) and
+//! `population.safetensors` (ids, births, parents, fitness, genomes as
+//! plain arrays that NumPy and PyTorch read). Random streams are a function
+//! of (seed, generation, organism, purpose), so no generator state is
+//! stored. A checkpoint is written into a temporary directory, synced, and
+//! renamed into place, so a crash never leaves a half-written one.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::components::{Fitness, Genome, Lineage};
+use crate::error::EngineError;
+use crate::recorder::TableLengths;
+use crate::resources::Progress;
+
+/// Version of the checkpoint layout.
+pub const CHECKPOINT_FORMAT: u32 = 1;
+
+const STATE: &str = "state.json";
+const POPULATION: &str = "population.safetensors";
+const NO_PARENT: u64 = u64::MAX;
+
+/// Everything but the population.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// [`CHECKPOINT_FORMAT`] of the writer.
+    pub format: u32,
+    /// The generation this state starts.
+    pub generation: u32,
+    /// The id the next newborn gets.
+    pub next_organism_id: u64,
+    /// Environment phase in force in the previous generation.
+    pub environment_phase: usize,
+    /// Whether that phase took effect in the previous generation.
+    pub environment_changed: bool,
+    /// Best values so far and stopping state.
+    pub progress: Progress,
+    /// Lengths of the run's tables when the state was taken.
+    pub tables: TableLengths,
+    /// The scenario's seed.
+    pub seed: u64,
+    /// SHA-256 of the resolved scenario.
+    pub scenario_sha256: String,
+    /// Number of organisms in `population.safetensors`.
+    pub organisms: usize,
+}
+
+/// One organism's stored state.
+pub type Organism = (Genome, Lineage, Fitness);
+
+/// The directory of the checkpoint that starts `generation`.
+pub fn dir_for(run_dir: &Path, generation: u32) -> PathBuf {
+    run_dir
+        .join("checkpoints")
+        .join(format!("gen-{generation:06}"))
+}
+
+/// The latest checkpoint in a run directory.
+pub fn latest(run_dir: &Path) -> Result<PathBuf, EngineError> {
+    let root = run_dir.join("checkpoints");
+    let entries =
+        fs::read_dir(&root).map_err(EngineError::io("cannot list checkpoints in", &root))?;
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let n: u32 = name.strip_prefix("gen-")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
+        .ok_or_else(|| EngineError::BadRunDir {
+            path: root,
+            message: "holds no checkpoint".into(),
+        })
+}
+
+/// Writes a checkpoint atomically. `organisms` must be sorted by id.
+pub fn save(
+    run_dir: &Path,
+    state: &CheckpointState,
+    organisms: &[(&Genome, &Lineage, &Fitness)],
+) -> Result<PathBuf, EngineError> {
+    let target = dir_for(run_dir, state.generation);
+    let tmp = target.with_extension("tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(EngineError::io("cannot remove", &tmp))?;
+    }
+    fs::create_dir_all(&tmp).map_err(EngineError::io("cannot create", &tmp))?;
+
+    let n = organisms.len();
+    let m = organisms.first().map_or(0, |(_, _, f)| f.values.len());
+    let words = organisms
+        .first()
+        .map_or(0, |(g, _, _)| g.0.bits().words().len());
+    let genes = organisms.first().map_or(0, |(g, _, _)| g.0.reals().len());
+    let mut ids = Vec::with_capacity(n * 8);
+    let mut births = Vec::with_capacity(n * 4);
+    let mut parents = Vec::with_capacity(n * 16);
+    let mut evaluated = Vec::with_capacity(n * 8);
+    let mut fitness = Vec::with_capacity(n * m * 8);
+    let mut bits = Vec::with_capacity(n * words * 8);
+    let mut reals = Vec::with_capacity(n * genes * 8);
+    for (genome, lineage, fit) in organisms {
+        ids.extend(lineage.id.to_le_bytes());
+        births.extend(lineage.birth.to_le_bytes());
+        for p in lineage.parents {
+            parents.extend(p.unwrap_or(NO_PARENT).to_le_bytes());
+        }
+        evaluated.extend(fit.evaluated_at.map_or(-1i64, i64::from).to_le_bytes());
+        fitness.extend(fit.values.iter().flat_map(|v| v.to_le_bytes()));
+        bits.extend(genome.0.bits().words().iter().flat_map(|w| w.to_le_bytes()));
+        reals.extend(genome.0.reals().iter().flat_map(|v| v.to_le_bytes()));
+    }
+    let tensors = [
+        ("ids", Dtype::U64, vec![n], &ids),
+        ("births", Dtype::U32, vec![n], &births),
+        ("parents", Dtype::U64, vec![n, 2], &parents),
+        ("evaluated_at", Dtype::I64, vec![n], &evaluated),
+        ("fitness", Dtype::F64, vec![n, m], &fitness),
+        ("bits", Dtype::U64, vec![n, words], &bits),
+        ("reals", Dtype::F64, vec![n, genes], &reals),
+    ];
+    let views: Vec<(&str, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            TensorView::new(*dtype, shape.clone(), data).map(|v| (*name, v))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&tmp, format!("cannot lay out the population: {e}")))?;
+    let bytes = safetensors::serialize(views, None::<HashMap<String, String>>)
+        .map_err(|e| bad(&tmp, format!("cannot serialise the population: {e}")))?;
+    write_synced(&tmp.join(POPULATION), &bytes)?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| bad(&tmp, e.to_string()))?;
+    write_synced(&tmp.join(STATE), &json)?;
+
+    if target.exists() {
+        fs::remove_dir_all(&target).map_err(EngineError::io("cannot replace", &target))?;
+    }
+    fs::rename(&tmp, &target).map_err(EngineError::io("cannot move checkpoint into", &target))?;
+    if let Some(parent) = target.parent() {
+        if let Ok(d) = File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(target)
+}
+
+/// Writes `bytes` to `path` and syncs it to disk.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    let mut f = File::create(path).map_err(EngineError::io("cannot create", path))?;
+    f.write_all(bytes)
+        .map_err(EngineError::io("cannot write", path))?;
+    f.sync_all().map_err(EngineError::io("cannot sync", path))
+}
+
+fn bad(path: &Path, message: String) -> EngineError {
+    EngineError::BadRunDir {
+        path: path.to_owned(),
+        message,
+    }
+}
+
+/// Reads a checkpoint directory. `bits` and `genes` give the genome shape.
+pub fn load(
+    dir: &Path,
+    bits: usize,
+    genes: usize,
+) -> Result<(CheckpointState, Vec<Organism>), EngineError> {
+    let state_path = dir.join(STATE);
+    let text = fs::read(&state_path).map_err(EngineError::io("cannot read", &state_path))?;
+    let state: CheckpointState = serde_json::from_slice(&text)
+        .map_err(|e| bad(&state_path, format!("is not a checkpoint state: {e}")))?;
+    if state.format != CHECKPOINT_FORMAT {
+        return Err(bad(
+            &state_path,
+            format!(
+                "has checkpoint format {}, this Lineage reads format {CHECKPOINT_FORMAT}",
+                state.format
+            ),
+        ));
+    }
+    let pop_path = dir.join(POPULATION);
+    let bytes = fs::read(&pop_path).map_err(EngineError::io("cannot read", &pop_path))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(&pop_path, format!("is not a safetensors file: {e}")))?;
+    let n = state.organisms;
+    let words = bits.div_ceil(64);
+    let get = |name: &str, dtype: Dtype, cols: Option<usize>| -> Result<&[u8], EngineError> {
+        let t = st
+            .tensor(name)
+            .map_err(|e| bad(&pop_path, format!("tensor `{name}`: {e}")))?;
+        let ok_shape = match cols {
+            None => t.shape() == [n],
+            Some(c) => t.shape() == [n, c] || (c == 0 && t.shape().first() == Some(&n)),
+        };
+        if t.dtype() != dtype || !ok_shape {
+            return Err(bad(
+                &pop_path,
+                format!(
+                    "tensor `{name}` is {:?} {:?}, expected {dtype:?} with {n} rows",
+                    t.dtype(),
+                    t.shape()
+                ),
+            ));
+        }
+        Ok(t.data())
+    };
+    let u64s = |b: &[u8]| {
+        b.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let f64s = |b: &[u8]| {
+        b.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let ids = u64s(get("ids", Dtype::U64, None)?);
+    let births: Vec<u32> = get("births", Dtype::U32, None)?
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let parents = u64s(get("parents", Dtype::U64, Some(2))?);
+    let evaluated: Vec<i64> = get("evaluated_at", Dtype::I64, None)?
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let fitness_t = st
+        .tensor("fitness")
+        .map_err(|e| bad(&pop_path, format!("tensor `fitness`: {e}")))?;
+    let m = fitness_t.shape().get(1).copied().unwrap_or(0);
+    let fitness = f64s(get("fitness", Dtype::F64, Some(m))?);
+    let words_data = u64s(get("bits", Dtype::U64, Some(words))?);
+    let reals = f64s(get("reals", Dtype::F64, Some(genes))?);
+
+    let organisms = (0..n)
+        .map(|i| {
+            let bitstring = lineage_evo::BitString::from_words(
+                words_data[i * words..(i + 1) * words].to_vec(),
+                bits,
+            );
+            let genome =
+                lineage_evo::Genome::new(bitstring, reals[i * genes..(i + 1) * genes].to_vec());
+            let parent = |k: usize| Some(parents[2 * i + k]).filter(|&p| p != NO_PARENT);
+            let lineage = Lineage {
+                id: ids[i],
+                parents: [parent(0), parent(1)],
+                birth: births[i],
+            };
+            let fit = Fitness {
+                values: fitness[i * m..(i + 1) * m].to_vec().into_boxed_slice(),
+                evaluated_at: u32::try_from(evaluated[i]).ok(),
+            };
+            (Genome(genome), lineage, fit)
+        })
+        .collect();
+    Ok((state, organisms))
+}

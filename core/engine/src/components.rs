@@ -1,0 +1,79 @@
+//! Components: what each organism (entity) carries.
+
+use std::collections::BTreeMap;
+
+use bevy_ecs::component::Component;
+
+/// An organism's id, unique within a run and never reused. Ids are assigned
+/// in birth order, so sorting by id gives an order that does not depend on
+/// how the ECS stores entities.
+pub type OrganismId = u64;
+
+/// The genome: what evolution acts on and offspring inherit.
+#[derive(Component, Clone, Debug, PartialEq)]
+pub struct Genome(pub lineage_evo::Genome);
+
+/// Where an organism comes from.
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lineage {
+    /// Unique id.
+    pub id: OrganismId,
+    /// Up to two parents; founders have none.
+    pub parents: [Option<OrganismId>; 2],
+    /// Generation in which it was born.
+    pub birth: u32,
+}
+
+/// Objective values, one per objective of the scenario (the directions live
+/// in the [`crate::resources::Objectives`] resource, shared by all).
+///
+/// A newborn's fitness is pending until the evaluate set scores it; NaN
+/// marks an invalid value.
+#[derive(Component, Clone, Debug, PartialEq)]
+pub struct Fitness {
+    /// The values, in objective order.
+    pub values: Box<[f64]>,
+    /// Generation of the evaluation that produced `values`, or `None` while
+    /// pending.
+    pub evaluated_at: Option<u32>,
+}
+
+impl Fitness {
+    /// A pending fitness with room for `objectives` values.
+    pub fn pending(objectives: usize) -> Fitness {
+        Fitness {
+            values: vec![f64::NAN; objectives].into_boxed_slice(),
+            evaluated_at: None,
+        }
+    }
+
+    /// True until evaluated.
+    pub fn is_pending(&self) -> bool {
+        self.evaluated_at.is_none()
+    }
+}
+
+/// Model weights by name (candle tensors). Genome-only organisms have none.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Weights {
+    /// Each weight tensor, by layer name.
+    pub tensors: BTreeMap<String, candle_core::Tensor>,
+}
+
+/// One point of a learning curve.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurvePoint {
+    /// Optimiser steps taken.
+    pub step: u32,
+    /// Training loss at this step.
+    pub train_loss: f32,
+    /// Held-out loss at this step, where measured.
+    pub heldout_loss: Option<f32>,
+}
+
+/// Losses recorded during an organism's lifetime.
+#[derive(Component, Clone, Debug, Default, PartialEq)]
+pub struct LearningCurve {
+    /// The points, in step order.
+    pub points: Vec<CurvePoint>,
+}

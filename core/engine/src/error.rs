@@ -1,0 +1,76 @@
+//! The engine's errors.
+
+use std::path::PathBuf;
+
+/// What can go wrong while running a generation or handling a run directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A file or directory operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("cannot write", ...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The scenario stored in a run directory is invalid.
+    #[error("the run's scenario is invalid:\n{0}")]
+    Scenario(#[from] lineage_scenario::ScenarioError),
+    /// A fitness function failed.
+    #[error("generation {generation}: {source}")]
+    Fitness {
+        /// The generation being evaluated.
+        generation: u32,
+        /// The function's error.
+        source: lineage_evo::FitnessError,
+    },
+    /// A run directory or checkpoint is not what it should be.
+    #[error("{}: {message}", path.display())]
+    BadRunDir {
+        /// The offending file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The output directory exists and is not empty.
+    #[error("output directory {} already exists and is not empty; choose another --out so that earlier results are not overwritten", .0.display())]
+    OutputExists(PathBuf),
+    /// The thread pool could not be built.
+    #[error("cannot start {threads} worker threads: {message}")]
+    Threads {
+        /// Requested threads.
+        threads: usize,
+        /// The reason.
+        message: String,
+    },
+    /// The generation schedule could not be built (a bug).
+    #[error("the generation schedule is invalid: {0}")]
+    Schedule(String),
+}
+
+impl EngineError {
+    /// Wraps an I/O error with what was being done and where.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> EngineError {
+        let path = path.into();
+        move |source| EngineError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// True when the error comes from bad input (a scenario, a run
+    /// directory, an argument) rather than a failure while running.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Scenario(_) | EngineError::BadRunDir { .. } | EngineError::OutputExists(_)
+        )
+    }
+}

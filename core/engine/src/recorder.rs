@@ -1,0 +1,221 @@
+//! The run's tables: `generations.csv`, `organisms.csv` and `timings.csv`.
+//!
+//! Rows are appended as generations complete; each file's length is noted
+//! in every checkpoint so that a resumed run first cuts the files back to
+//! that point and then appends exactly what an uninterrupted run would have.
+//! Numbers are written in Rust's shortest round-trip form, so a row is a
+//! pure function of the values in it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use bevy_ecs::resource::Resource;
+use lineage_evo::Objective;
+
+use crate::error::EngineError;
+use crate::schedule::LineageSystems;
+
+/// File names inside a run directory.
+pub mod files {
+    /// Per-generation statistics.
+    pub const GENERATIONS: &str = "generations.csv";
+    /// One row per evaluated organism.
+    pub const ORGANISMS: &str = "organisms.csv";
+    /// Wall time of each system set per generation.
+    pub const TIMINGS: &str = "timings.csv";
+}
+
+/// An append-only CSV file that knows its length.
+struct Table {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    len: u64,
+}
+
+impl Table {
+    fn create(path: PathBuf, header: &str) -> Result<Table, EngineError> {
+        let file = File::create(&path).map_err(EngineError::io("cannot create", &path))?;
+        let mut table = Table {
+            path,
+            writer: BufWriter::with_capacity(1 << 16, file),
+            len: 0,
+        };
+        table.row(header)?;
+        Ok(table)
+    }
+
+    /// Opens an existing table, cut back to `len` bytes.
+    fn reopen(path: PathBuf, len: u64) -> Result<Table, EngineError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(EngineError::io("cannot open", &path))?;
+        let actual = file
+            .metadata()
+            .map_err(EngineError::io("cannot read", &path))?
+            .len();
+        if actual < len {
+            return Err(EngineError::BadRunDir {
+                path,
+                message: format!(
+                    "holds {actual} bytes but the checkpoint recorded {len}: the file was truncated"
+                ),
+            });
+        }
+        file.set_len(len)
+            .map_err(EngineError::io("cannot truncate", &path))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(EngineError::io("cannot open", &path))?;
+        Ok(Table {
+            path,
+            writer: BufWriter::with_capacity(1 << 16, file),
+            len,
+        })
+    }
+
+    fn row(&mut self, line: &str) -> Result<(), EngineError> {
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(EngineError::io("cannot write", &self.path))?;
+        self.writer
+            .write_all(b"\n")
+            .map_err(EngineError::io("cannot write", &self.path))?;
+        self.len += line.len() as u64 + 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), EngineError> {
+        self.writer
+            .flush()
+            .map_err(EngineError::io("cannot write", &self.path))?;
+        self.writer
+            .get_ref()
+            .sync_data()
+            .map_err(EngineError::io("cannot sync", &self.path))
+    }
+}
+
+/// Lengths of the tables at a checkpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TableLengths {
+    /// `generations.csv`.
+    pub generations: u64,
+    /// `organisms.csv` (0 when not recorded).
+    pub organisms: u64,
+    /// `timings.csv`.
+    pub timings: u64,
+}
+
+/// Writes the run's tables.
+#[derive(Resource)]
+pub struct Recorder {
+    generations: Table,
+    organisms: Option<Table>,
+    timings: Table,
+}
+
+impl Recorder {
+    /// Creates the tables in `dir` with their headers.
+    pub fn create(
+        dir: &Path,
+        objectives: &[Objective],
+        organisms: bool,
+    ) -> Result<Recorder, EngineError> {
+        let mut header = String::from("generation,population,evaluated,invalid");
+        for o in objectives {
+            for stat in ["best", "mean", "median", "worst"] {
+                header.push_str(&format!(",{}_{stat}", o.name));
+            }
+        }
+        header.push_str(",diversity,phase");
+        let generations = Table::create(dir.join(files::GENERATIONS), &header)?;
+        let organisms = if organisms {
+            let mut header = String::from("id,birth,generation,parent1,parent2");
+            for o in objectives {
+                header.push(',');
+                header.push_str(&o.name);
+            }
+            header.push_str(",genome");
+            Some(Table::create(dir.join(files::ORGANISMS), &header)?)
+        } else {
+            None
+        };
+        let mut header = String::from("generation");
+        for set in LineageSystems::ALL {
+            header.push_str(&format!(",{}_ms", set.name()));
+        }
+        header.push_str(",checkpoint_ms,total_ms");
+        let timings = Table::create(dir.join(files::TIMINGS), &header)?;
+        Ok(Recorder {
+            generations,
+            organisms,
+            timings,
+        })
+    }
+
+    /// Reopens the tables of `dir`, cut back to a checkpoint's lengths.
+    pub fn reopen(
+        dir: &Path,
+        lengths: &TableLengths,
+        organisms: bool,
+    ) -> Result<Recorder, EngineError> {
+        Ok(Recorder {
+            generations: Table::reopen(dir.join(files::GENERATIONS), lengths.generations)?,
+            organisms: if organisms {
+                Some(Table::reopen(
+                    dir.join(files::ORGANISMS),
+                    lengths.organisms,
+                )?)
+            } else {
+                None
+            },
+            timings: Table::reopen(dir.join(files::TIMINGS), lengths.timings)?,
+        })
+    }
+
+    /// Appends a row to `generations.csv`.
+    pub fn generation_row(&mut self, row: &str) -> Result<(), EngineError> {
+        self.generations.row(row)
+    }
+
+    /// Appends rows to `organisms.csv`, if it is recorded.
+    pub fn organism_rows(&mut self, rows: &str) -> Result<(), EngineError> {
+        match &mut self.organisms {
+            Some(t) => {
+                t.writer
+                    .write_all(rows.as_bytes())
+                    .map_err(EngineError::io("cannot write", &t.path))?;
+                t.len += rows.len() as u64;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// True when `organisms.csv` is recorded.
+    pub fn records_organisms(&self) -> bool {
+        self.organisms.is_some()
+    }
+
+    /// Appends a row to `timings.csv`.
+    pub fn timing_row(&mut self, row: &str) -> Result<(), EngineError> {
+        self.timings.row(row)
+    }
+
+    /// Flushes everything to disk and returns the tables' lengths.
+    pub fn flush(&mut self) -> Result<TableLengths, EngineError> {
+        self.generations.flush()?;
+        self.timings.flush()?;
+        if let Some(t) = &mut self.organisms {
+            t.flush()?;
+        }
+        Ok(TableLengths {
+            generations: self.generations.len,
+            organisms: self.organisms.as_ref().map_or(0, |t| t.len),
+            timings: self.timings.len,
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! Resources: state shared by the whole population.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bevy_ecs::entity::Entity;
+use bevy_ecs::resource::Resource;
+use lineage_evo::selection::Plan;
+use lineage_evo::{FitnessFunction, Objective};
+use lineage_scenario::Scenario;
+
+use crate::components::{Genome, Lineage};
+use crate::error::EngineError;
+use crate::schedule::LineageSystems;
+
+/// The validated scenario.
+#[derive(Resource, Clone)]
+pub struct ScenarioRes(pub Arc<Scenario>);
+
+/// The generation being simulated (0 for the founders).
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Generation(pub u32);
+
+/// The environment in force: which phase of the scenario's environment
+/// schedule applies, and whether it changed at this generation.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EnvironmentState {
+    /// Index into [`Scenario::phases`].
+    pub phase: usize,
+    /// True in the generation where `phase` took effect.
+    pub changed: bool,
+}
+
+/// The root of every random stream (see [`lineage_evo::rng`]). Streams are
+/// derived from (seed, generation, organism, purpose), so this seed and the
+/// [`Generation`] are the whole random state of a run.
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RandomStreams {
+    /// The scenario's seed.
+    pub seed: u64,
+}
+
+/// The id the next newborn gets.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextOrganismId(pub u64);
+
+/// The objectives every organism is scored on.
+#[derive(Resource, Clone, Debug)]
+pub struct Objectives(pub Vec<Objective>);
+
+/// One fitness function per phase of the environment schedule, built once.
+#[derive(Resource)]
+pub struct Evaluators(pub Vec<Box<dyn FitnessFunction>>);
+
+/// The thread pool for data-parallel work inside systems, sized by
+/// `--threads`. Results never depend on its size.
+#[derive(Resource, Clone)]
+pub struct Threads(pub Arc<rayon::ThreadPool>);
+
+/// What the select set decided, for the reproduce set to carry out.
+#[derive(Resource, Default)]
+pub struct SelectionResult {
+    /// The evaluated pool, in id order; the plan's indices point here.
+    pub pool: Vec<Entity>,
+    /// Survivors, parents and offspring count.
+    pub plan: Plan,
+}
+
+/// Offspring bred but not yet spawned.
+#[derive(Resource, Default)]
+pub struct Brood(pub Vec<(Genome, Lineage)>);
+
+/// Why a run stopped before its last generation.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The best value reached `stop.target_fitness`.
+    TargetReached,
+    /// No improvement for `stop.stagnation` generations.
+    Stagnation,
+}
+
+/// Progress of the search: the best values so far and when they improved.
+#[derive(Resource, Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// Best value of each objective seen so far (NaN before any).
+    pub best: Vec<f64>,
+    /// Generation of the last improvement of the first objective.
+    pub last_improvement: u32,
+    /// Set when a stopping criterion fired.
+    pub stop: Option<StopReason>,
+}
+
+/// The first error a system hit this generation. Systems after it do not
+/// run, and the driver returns it; nothing already recorded is lost.
+#[derive(Resource, Default)]
+pub struct Failure(pub Option<EngineError>);
+
+/// Wall time of each system set in the current generation.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct SetClock {
+    marks: Vec<(Option<LineageSystems>, Instant)>,
+}
+
+impl SetClock {
+    /// Notes that `set` starts now (`None`: the last set ended).
+    pub fn mark(&mut self, set: Option<LineageSystems>) {
+        if set == Some(LineageSystems::ALL[0]) {
+            self.marks.clear();
+        }
+        self.marks.push((set, Instant::now()));
+    }
+
+    /// Each set's duration, in schedule order.
+    pub fn durations(&self) -> Vec<(LineageSystems, Duration)> {
+        self.marks
+            .windows(2)
+            .filter_map(|w| w[0].0.map(|set| (set, w[1].1 - w[0].1)))
+            .collect()
+    }
+}
+
+/// Statistics of the evaluated population in the current generation.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct GenerationStats {
+    /// Organisms alive.
+    pub population: usize,
+    /// Organisms evaluated in this generation.
+    pub evaluated: usize,
+    /// Organisms with an invalid (NaN) fitness value.
+    pub invalid: usize,
+    /// One summary per objective.
+    pub summaries: Vec<lineage_evo::stats::Summary>,
+    /// Genetic diversity in [0, 1].
+    pub diversity: f64,
+}

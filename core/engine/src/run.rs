@@ -1,0 +1,430 @@
+//! The driver: creates or resumes a run, steps it one generation at a time,
+//! and keeps its directory (records, checkpoints, manifest) up to date.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bevy_ecs::prelude::*;
+use lineage_evo::rng::{self, Purpose};
+use lineage_scenario::Scenario;
+use sha2::{Digest, Sha256};
+
+use crate::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointState};
+use crate::components::{Fitness, Genome, Lineage};
+use crate::error::EngineError;
+use crate::manifest::{self, Manifest, Session};
+use crate::recorder::Recorder;
+use crate::resources::*;
+use crate::schedule::generation_schedule;
+
+/// The resolved scenario's file name inside a run directory.
+pub const SCENARIO_FILE: &str = "scenario.toml";
+
+/// How to start a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The run directory; by default `runs/<name>-<UTC timestamp>`.
+    pub out: Option<PathBuf>,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+}
+
+/// What one generation produced, for progress displays.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationReport {
+    /// The generation just completed.
+    pub generation: u32,
+    /// Organisms in it.
+    pub population: usize,
+    /// Best value of each objective in this generation.
+    pub best: Vec<f64>,
+    /// Mean value of each objective.
+    pub mean: Vec<f64>,
+}
+
+/// A run in progress.
+pub struct Run {
+    world: World,
+    schedule: Schedule,
+    dir: PathBuf,
+    scenario: Arc<Scenario>,
+    scenario_sha256: String,
+    target: u32,
+    manifest: Manifest,
+    last_checkpoint: Option<u32>,
+}
+
+impl Run {
+    /// Starts a new run of `scenario` in a fresh directory.
+    pub fn start(scenario: Scenario, options: &RunOptions) -> Result<Run, EngineError> {
+        let dir = match &options.out {
+            Some(dir) => {
+                let occupied = std::fs::read_dir(dir)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false);
+                if occupied {
+                    return Err(EngineError::OutputExists(dir.clone()));
+                }
+                dir.clone()
+            }
+            None => fresh_dir(Path::new("runs"), &scenario.name),
+        };
+        std::fs::create_dir_all(dir.join("checkpoints"))
+            .map_err(EngineError::io("cannot create", &dir))?;
+        let scenario_path = dir.join(SCENARIO_FILE);
+        checkpoint::write_synced(&scenario_path, scenario.resolved_toml.as_bytes())?;
+        let scenario_sha256 = sha256_hex(scenario.resolved_toml.as_bytes());
+        let threads = resolve_threads(options.threads);
+        let started = manifest::utc_now();
+        let manifest = Manifest {
+            lineage_version: env!("CARGO_PKG_VERSION").to_owned(),
+            git_commit: manifest::git_commit(),
+            stream_derivation: rng::STREAM_DERIVATION,
+            scenario: scenario.name.clone(),
+            scenario_sha256: scenario_sha256.clone(),
+            seed: scenario.seed,
+            host: manifest::host_name(),
+            started: started.clone(),
+            finished: None,
+            generations_completed: 0,
+            stop_reason: None,
+            sessions: vec![Session {
+                command: "run".into(),
+                threads,
+                from_generation: 0,
+                started,
+                finished: None,
+            }],
+        };
+        manifest.write(&dir)?;
+
+        let scenario = Arc::new(scenario);
+        let recorder = Recorder::create(&dir, &scenario.objectives, scenario.record.organisms)?;
+        let mut world = base_world(&scenario, threads, recorder)?;
+        let m = scenario.objectives.len();
+        let founders = scenario.pressures_at(0).population;
+        world.spawn_batch((0..founders as u64).map(|id| {
+            let mut stream = rng::stream(scenario.seed, 0, id, Purpose::Init);
+            let genome = lineage_evo::Genome::random(&scenario.genome, &mut stream);
+            (
+                Genome(genome),
+                Lineage {
+                    id,
+                    parents: [None, None],
+                    birth: 0,
+                },
+                Fitness::pending(m),
+            )
+        }));
+        world.insert_resource(NextOrganismId(founders as u64));
+        let target = scenario.generations;
+        Run::assemble(
+            world,
+            dir,
+            scenario,
+            scenario_sha256,
+            target,
+            manifest,
+            None,
+        )
+    }
+
+    /// Resumes the run in `dir` from its latest checkpoint and continues
+    /// until `generations` in all (default: the scenario's).
+    pub fn resume(
+        dir: &Path,
+        generations: Option<u32>,
+        threads: usize,
+    ) -> Result<Run, EngineError> {
+        let mut manifest = Manifest::read(dir)?;
+        let scenario_path = dir.join(SCENARIO_FILE);
+        let text = std::fs::read(&scenario_path)
+            .map_err(EngineError::io("cannot read", &scenario_path))?;
+        let scenario_sha256 = sha256_hex(&text);
+        if scenario_sha256 != manifest.scenario_sha256 {
+            return Err(EngineError::BadRunDir {
+                path: scenario_path,
+                message:
+                    "was changed after the run started (its SHA-256 differs from the manifest's)"
+                        .into(),
+            });
+        }
+        let scenario = lineage_scenario::load(&scenario_path, &Default::default())?;
+        let checkpoint_dir = checkpoint::latest(dir)?;
+        let (state, organisms) = checkpoint::load(
+            &checkpoint_dir,
+            scenario.genome.bits,
+            scenario.genome.genes.len(),
+        )?;
+        if state.scenario_sha256 != scenario_sha256 || state.seed != scenario.seed {
+            return Err(EngineError::BadRunDir {
+                path: checkpoint_dir,
+                message: "belongs to a different scenario than the run's scenario.toml".into(),
+            });
+        }
+        let target = generations.unwrap_or(scenario.generations);
+        if target <= state.generation && state.progress.stop.is_none() {
+            return Err(EngineError::BadRunDir {
+                path: dir.to_owned(),
+                message: format!(
+                    "already has {} generations; ask for more with --generations N (N > {})",
+                    state.generation, state.generation
+                ),
+            });
+        }
+        let threads = resolve_threads(threads);
+        manifest.sessions.push(Session {
+            command: "resume".into(),
+            threads,
+            from_generation: state.generation,
+            started: manifest::utc_now(),
+            finished: None,
+        });
+        manifest.finished = None;
+        manifest.write(dir)?;
+
+        let scenario = Arc::new(scenario);
+        let recorder = Recorder::reopen(dir, &state.tables, scenario.record.organisms)?;
+        let mut world = base_world(&scenario, threads, recorder)?;
+        world.spawn_batch(organisms);
+        world.insert_resource(Generation(state.generation));
+        world.insert_resource(NextOrganismId(state.next_organism_id));
+        world.insert_resource(EnvironmentState {
+            phase: state.environment_phase,
+            changed: state.environment_changed,
+        });
+        // A run resumed past a stop criterion continues: the user asked for
+        // more generations.
+        world.insert_resource(Progress {
+            stop: None,
+            ..state.progress
+        });
+        let from = state.generation;
+        Run::assemble(
+            world,
+            dir.to_owned(),
+            scenario,
+            scenario_sha256,
+            target,
+            manifest,
+            Some(from),
+        )
+    }
+
+    fn assemble(
+        mut world: World,
+        dir: PathBuf,
+        scenario: Arc<Scenario>,
+        scenario_sha256: String,
+        target: u32,
+        manifest: Manifest,
+        last_checkpoint: Option<u32>,
+    ) -> Result<Run, EngineError> {
+        let mut schedule = generation_schedule();
+        if let Err(e) = schedule.initialize(&mut world) {
+            return Err(EngineError::Schedule(e.to_string(schedule.graph(), &world)));
+        }
+        Ok(Run {
+            world,
+            schedule,
+            dir,
+            scenario,
+            scenario_sha256,
+            target,
+            manifest,
+            last_checkpoint,
+        })
+    }
+
+    /// The run directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// The next generation to simulate.
+    pub fn generation(&self) -> u32 {
+        self.world.resource::<Generation>().0
+    }
+
+    /// Generations the run will have when done.
+    pub fn target(&self) -> u32 {
+        self.target
+    }
+
+    /// Why the run stopped early, if it did.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.world.resource::<Progress>().stop
+    }
+
+    /// True when no generation is left to run.
+    pub fn is_done(&self) -> bool {
+        self.generation() >= self.target || self.stop_reason().is_some()
+    }
+
+    /// Simulates one generation, records it, and checkpoints when due.
+    pub fn step(&mut self) -> Result<GenerationReport, EngineError> {
+        let started = Instant::now();
+        let generation = self.generation();
+        self.schedule.run(&mut self.world);
+        if let Some(e) = self.world.resource_mut::<Failure>().0.take() {
+            // Keep what the tables already hold; the last checkpoint is the
+            // point to resume from.
+            let _ = self.world.resource_mut::<Recorder>().flush();
+            return Err(e);
+        }
+        let completed = generation + 1;
+        let every = self.scenario.checkpoint_every;
+        let checkpoint_started = Instant::now();
+        if (every > 0 && completed % every == 0) || self.is_done() {
+            self.checkpoint()?;
+        }
+        let checkpoint_time = checkpoint_started.elapsed();
+        let mut row = generation.to_string();
+        for (_, d) in self.world.resource::<SetClock>().durations() {
+            row.push_str(&format!(",{:.3}", d.as_secs_f64() * 1e3));
+        }
+        row.push_str(&format!(
+            ",{:.3},{:.3}",
+            checkpoint_time.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64() * 1e3
+        ));
+        self.world.resource_mut::<Recorder>().timing_row(&row)?;
+
+        let stats = self.world.resource::<GenerationStats>();
+        Ok(GenerationReport {
+            generation,
+            population: stats.population,
+            best: stats.summaries.iter().map(|s| s.best).collect(),
+            mean: stats.summaries.iter().map(|s| s.mean).collect(),
+        })
+    }
+
+    /// Writes a checkpoint of the state that starts the next generation.
+    pub fn checkpoint(&mut self) -> Result<PathBuf, EngineError> {
+        let generation = self.generation();
+        let tables = self.world.resource_mut::<Recorder>().flush()?;
+        let env = *self.world.resource::<EnvironmentState>();
+        let state = CheckpointState {
+            format: CHECKPOINT_FORMAT,
+            generation,
+            next_organism_id: self.world.resource::<NextOrganismId>().0,
+            environment_phase: env.phase,
+            environment_changed: env.changed,
+            progress: self.world.resource::<Progress>().clone(),
+            tables,
+            seed: self.scenario.seed,
+            scenario_sha256: self.scenario_sha256.clone(),
+            organisms: 0,
+        };
+        let mut query = self.world.query::<(&Genome, &Lineage, &Fitness)>();
+        let mut organisms: Vec<_> = query.iter(&self.world).collect();
+        organisms.sort_unstable_by_key(|(_, l, _)| l.id);
+        let state = CheckpointState {
+            organisms: organisms.len(),
+            ..state
+        };
+        let path = checkpoint::save(&self.dir, &state, &organisms)?;
+        self.last_checkpoint = Some(generation);
+        Ok(path)
+    }
+
+    /// Ends the session: a final checkpoint if the last generation has none,
+    /// and the manifest's closing fields.
+    pub fn finish(mut self) -> Result<PathBuf, EngineError> {
+        if self.last_checkpoint != Some(self.generation()) {
+            self.checkpoint()?;
+        }
+        let now = manifest::utc_now();
+        self.manifest.finished = Some(now.clone());
+        self.manifest.generations_completed = self.generation();
+        self.manifest.stop_reason = self.stop_reason();
+        if let Some(session) = self.manifest.sessions.last_mut() {
+            session.finished = Some(now);
+        }
+        self.manifest.write(&self.dir)?;
+        Ok(self.dir)
+    }
+}
+
+fn base_world(
+    scenario: &Arc<Scenario>,
+    threads: usize,
+    recorder: Recorder,
+) -> Result<World, EngineError> {
+    let evaluators = scenario
+        .phases
+        .iter()
+        .map(|p| p.pressures.fitness.build(&scenario.genome))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| EngineError::Fitness {
+            generation: 0,
+            source,
+        })?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("lineage-worker-{i}"))
+        .build()
+        .map_err(|e| EngineError::Threads {
+            threads,
+            message: e.to_string(),
+        })?;
+    bevy_tasks::ComputeTaskPool::get_or_init(|| {
+        bevy_tasks::TaskPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+    });
+
+    let mut world = World::new();
+    world.insert_resource(ScenarioRes(scenario.clone()));
+    world.insert_resource(Generation(0));
+    world.insert_resource(EnvironmentState::default());
+    world.insert_resource(RandomStreams {
+        seed: scenario.seed,
+    });
+    world.insert_resource(NextOrganismId(0));
+    world.insert_resource(Objectives(scenario.objectives.clone()));
+    world.insert_resource(Evaluators(evaluators));
+    world.insert_resource(Threads(Arc::new(pool)));
+    world.insert_resource(SelectionResult::default());
+    world.insert_resource(Brood::default());
+    world.insert_resource(Progress::default());
+    world.insert_resource(Failure::default());
+    world.insert_resource(SetClock::default());
+    world.insert_resource(GenerationStats::default());
+    world.insert_resource(recorder);
+    Ok(world)
+}
+
+fn resolve_threads(threads: usize) -> usize {
+    if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// `root/<name>-<stamp>`, with a counter if that exists already.
+fn fresh_dir(root: &Path, name: &str) -> PathBuf {
+    let base = format!("{name}-{}", manifest::utc_stamp());
+    let mut dir = root.join(&base);
+    let mut k = 2;
+    while dir.exists() {
+        dir = root.join(format!("{base}-{k}"));
+        k += 1;
+    }
+    dir
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

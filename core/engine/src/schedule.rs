@@ -1,0 +1,126 @@
+//! The generation schedule: named, ordered system sets.
+//!
+//! One run of the schedule is one generation:
+//! `Environment -> Develop -> Learn -> Evaluate -> Record -> Select -> Reproduce`.
+//! Systems that add behaviour (lifetime learning, plugins) go into the set
+//! named for what they do; the sets' order is the contract. A clock mark
+//! runs before each set so the driver can write each set's wall time to
+//! `timings.csv`. Ambiguity detection is an error: two systems that could
+//! run in either order and touch the same data would make results depend on
+//! scheduling.
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{LogLevel, ScheduleBuildSettings};
+
+use crate::resources::{Failure, SetClock};
+use crate::systems;
+
+/// The system sets of one generation, in order.
+#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LineageSystems {
+    /// Apply the environment schedule's changes for this generation.
+    Environment,
+    /// Genome -> initial weights for newborns.
+    Develop,
+    /// Lifetime learning.
+    Learn,
+    /// Fitness functions and evaluation suites.
+    Evaluate,
+    /// Per-generation and per-organism records; stopping criteria.
+    Record,
+    /// Survivors and parents of the next generation.
+    Select,
+    /// Offspring: breeding, culling the dead, spawning the newborns.
+    Reproduce,
+}
+
+impl LineageSystems {
+    /// Every set, in schedule order.
+    pub const ALL: [LineageSystems; 7] = [
+        LineageSystems::Environment,
+        LineageSystems::Develop,
+        LineageSystems::Learn,
+        LineageSystems::Evaluate,
+        LineageSystems::Record,
+        LineageSystems::Select,
+        LineageSystems::Reproduce,
+    ];
+
+    /// Column name in `timings.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LineageSystems::Environment => "environment",
+            LineageSystems::Develop => "develop",
+            LineageSystems::Learn => "learn",
+            LineageSystems::Evaluate => "evaluate",
+            LineageSystems::Record => "record",
+            LineageSystems::Select => "select",
+            LineageSystems::Reproduce => "reproduce",
+        }
+    }
+}
+
+/// Clock marks between the sets.
+#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ClockMark(Option<LineageSystems>);
+
+fn mark(set: Option<LineageSystems>) -> impl FnMut(ResMut<SetClock>) {
+    move |mut clock: ResMut<SetClock>| clock.mark(set)
+}
+
+/// Run condition: no system has failed this generation.
+pub fn healthy(failure: Res<Failure>) -> bool {
+    failure.0.is_none()
+}
+
+/// Builds the generation schedule with the engine's own systems.
+pub fn generation_schedule() -> Schedule {
+    let mut schedule = Schedule::default();
+    schedule.set_build_settings(ScheduleBuildSettings {
+        ambiguity_detection: LogLevel::Error,
+        ..Default::default()
+    });
+    for set in LineageSystems::ALL {
+        schedule.add_systems(mark(Some(set)).in_set(ClockMark(Some(set))));
+        schedule.configure_sets(set.run_if(healthy));
+    }
+    schedule.add_systems(mark(None).in_set(ClockMark(None)));
+    for pair in LineageSystems::ALL.windows(2) {
+        schedule.configure_sets(ClockMark(Some(pair[0])).before(pair[0]));
+        schedule.configure_sets(pair[0].before(ClockMark(Some(pair[1]))));
+        schedule.configure_sets(ClockMark(Some(pair[1])).before(pair[1]));
+    }
+    schedule.configure_sets(LineageSystems::Reproduce.before(ClockMark(None)));
+
+    schedule.add_systems(
+        (
+            systems::apply_environment_changes,
+            systems::invalidate_stale_fitness,
+        )
+            .chain()
+            .in_set(LineageSystems::Environment),
+    );
+    schedule.add_systems(systems::evaluate_fitness.in_set(LineageSystems::Evaluate));
+    schedule.add_systems(
+        (
+            systems::summarize_population,
+            systems::write_generation_row,
+            systems::write_organism_rows,
+            systems::track_progress,
+        )
+            .chain()
+            .in_set(LineageSystems::Record),
+    );
+    schedule.add_systems(systems::select_parents.in_set(LineageSystems::Select));
+    schedule.add_systems(
+        (
+            systems::breed_offspring,
+            systems::cull_nonsurvivors,
+            systems::spawn_offspring,
+            systems::advance_generation,
+        )
+            .chain()
+            .in_set(LineageSystems::Reproduce),
+    );
+    schedule
+}

@@ -1,0 +1,16 @@
+//! The engine's systems, one per step, grouped by the set they run in.
+//!
+//! Systems never depend on the order in which the ECS yields entities:
+//! whatever they gather, they sort by organism id first.
+
+mod environment;
+mod evaluate;
+mod record;
+mod reproduce;
+mod select;
+
+pub use environment::{apply_environment_changes, invalidate_stale_fitness};
+pub use evaluate::evaluate_fitness;
+pub use record::{summarize_population, track_progress, write_generation_row, write_organism_rows};
+pub use reproduce::{advance_generation, breed_offspring, cull_nonsurvivors, spawn_offspring};
+pub use select::select_parents;

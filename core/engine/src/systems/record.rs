@@ -1,0 +1,152 @@
+//! Record set: per-generation statistics, per-organism rows and the
+//! stopping criteria.
+
+use std::fmt::Write as _;
+
+use bevy_ecs::prelude::*;
+use lineage_evo::stats::{self, Summary};
+
+use crate::components::{Fitness, Genome, Lineage};
+use crate::recorder::Recorder;
+use crate::resources::{
+    EnvironmentState, Failure, Generation, GenerationStats, Objectives, Progress, ScenarioRes,
+    StopReason, Threads,
+};
+
+/// Summarises the evaluated population: each objective's best, mean,
+/// median and worst, and the genetic diversity.
+pub fn summarize_population(
+    generation: Res<Generation>,
+    objectives: Res<Objectives>,
+    scenario: Res<ScenarioRes>,
+    threads: Res<Threads>,
+    mut out: ResMut<GenerationStats>,
+    organisms: Query<(&Lineage, &Genome, &Fitness)>,
+) {
+    let mut all: Vec<_> = organisms.iter().collect();
+    all.sort_unstable_by_key(|(lineage, _, _)| lineage.id);
+    let m = objectives.0.len();
+    let mut column = Vec::with_capacity(all.len());
+    let summaries: Vec<Summary> = (0..m)
+        .map(|k| {
+            column.clear();
+            column.extend(all.iter().map(|(_, _, f)| f.values[k]));
+            stats::summarize(&column, objectives.0[k].direction)
+        })
+        .collect();
+    let genomes: Vec<&lineage_evo::Genome> = all.iter().map(|(_, g, _)| &g.0).collect();
+    let diversity = threads
+        .0
+        .install(|| stats::diversity(&genomes, &scenario.0.genome));
+    let evaluated = all
+        .iter()
+        .filter(|(_, _, f)| f.evaluated_at == Some(generation.0))
+        .count();
+    let invalid = all
+        .iter()
+        .filter(|(_, _, f)| f.values.iter().any(|v| v.is_nan()))
+        .count();
+    *out = GenerationStats {
+        population: all.len(),
+        evaluated,
+        invalid,
+        summaries,
+        diversity,
+    };
+}
+
+/// Appends the generation's row to `generations.csv`.
+pub fn write_generation_row(
+    generation: Res<Generation>,
+    env: Res<EnvironmentState>,
+    summary: Res<GenerationStats>,
+    mut recorder: ResMut<Recorder>,
+    mut failure: ResMut<Failure>,
+) {
+    let s = &*summary;
+    let mut row = format!(
+        "{},{},{},{}",
+        generation.0, s.population, s.evaluated, s.invalid
+    );
+    for o in &s.summaries {
+        let _ = write!(row, ",{},{},{},{}", o.best, o.mean, o.median, o.worst);
+    }
+    let _ = write!(row, ",{},{}", s.diversity, env.phase);
+    if let Err(e) = recorder.generation_row(&row) {
+        failure.0 = Some(e);
+    }
+}
+
+/// Appends one row per organism evaluated this generation to
+/// `organisms.csv`, in id order.
+pub fn write_organism_rows(
+    generation: Res<Generation>,
+    mut recorder: ResMut<Recorder>,
+    mut failure: ResMut<Failure>,
+    organisms: Query<(&Lineage, &Genome, &Fitness)>,
+) {
+    if !recorder.records_organisms() {
+        return;
+    }
+    let mut fresh: Vec<_> = organisms
+        .iter()
+        .filter(|(_, _, f)| f.evaluated_at == Some(generation.0))
+        .collect();
+    fresh.sort_unstable_by_key(|(lineage, _, _)| lineage.id);
+    let mut rows = String::with_capacity(fresh.len() * 64);
+    let parent = |p: Option<u64>| p.map_or(String::new(), |id| id.to_string());
+    for (lineage, genome, fitness) in fresh {
+        let _ = write!(
+            rows,
+            "{},{},{},{},{}",
+            lineage.id,
+            lineage.birth,
+            generation.0,
+            parent(lineage.parents[0]),
+            parent(lineage.parents[1])
+        );
+        for v in fitness.values.iter() {
+            let _ = write!(rows, ",{v}");
+        }
+        let _ = writeln!(rows, ",{}", genome.0.summary());
+    }
+    if let Err(e) = recorder.organism_rows(&rows) {
+        failure.0 = Some(e);
+    }
+}
+
+/// Updates the best values so far and checks the stopping criteria.
+pub fn track_progress(
+    generation: Res<Generation>,
+    objectives: Res<Objectives>,
+    scenario: Res<ScenarioRes>,
+    summary: Res<GenerationStats>,
+    mut progress: ResMut<Progress>,
+) {
+    let g = generation.0;
+    if progress.best.len() != objectives.0.len() {
+        progress.best = vec![f64::NAN; objectives.0.len()];
+    }
+    for (k, (objective, s)) in objectives.0.iter().zip(&summary.summaries).enumerate() {
+        let improved = !s.best.is_nan()
+            && (progress.best[k].is_nan() || objective.direction.better(s.best, progress.best[k]));
+        if improved {
+            progress.best[k] = s.best;
+            if k == 0 {
+                progress.last_improvement = g;
+            }
+        }
+    }
+    let stop = &scenario.0.stop;
+    if let (Some(target), Some(best)) = (stop.target_fitness, progress.best.first()) {
+        if !best.is_nan() && !objectives.0[0].direction.better(target, *best) {
+            progress.stop = Some(StopReason::TargetReached);
+            return;
+        }
+    }
+    if let Some(window) = stop.stagnation {
+        if g - progress.last_improvement >= window {
+            progress.stop = Some(StopReason::Stagnation);
+        }
+    }
+}

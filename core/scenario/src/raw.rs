@@ -1,0 +1,174 @@
+//! The scenario as written: serde structures that accept exactly the keys a
+//! scenario may contain (`deny_unknown_fields`) and nothing more. Meaning is
+//! checked afterwards, in `validate`.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    pub generations: u32,
+    pub population: usize,
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u32,
+    pub genome: RawGenome,
+    pub fitness: RawFitness,
+    #[serde(default)]
+    pub selection: RawSelection,
+    #[serde(default)]
+    pub mutation: RawMutation,
+    #[serde(default)]
+    pub crossover: RawCrossover,
+    #[serde(default)]
+    pub stop: RawStop,
+    #[serde(default)]
+    pub record: RawRecord,
+    #[serde(default)]
+    pub environment: Vec<RawChange>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_checkpoint_every() -> u32 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGenome {
+    #[serde(default)]
+    pub bits: usize,
+    #[serde(default = "half")]
+    pub bit_density: f64,
+    #[serde(default)]
+    pub genes: Vec<RawGene>,
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGene {
+    pub name: String,
+    #[serde(default = "one")]
+    pub count: usize,
+    pub min: f64,
+    pub max: f64,
+    #[serde(default)]
+    pub log: bool,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFitness {
+    pub function: String,
+    pub k: Option<usize>,
+    pub a: Option<f64>,
+    pub offset: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSelection {
+    #[serde(default = "tournament")]
+    pub method: String,
+    pub tournament_size: Option<usize>,
+    pub fraction: Option<f64>,
+    pub mu: Option<usize>,
+    #[serde(default)]
+    pub elitism: usize,
+}
+
+fn tournament() -> String {
+    "tournament".into()
+}
+
+impl Default for RawSelection {
+    fn default() -> Self {
+        RawSelection {
+            method: tournament(),
+            tournament_size: None,
+            fraction: None,
+            mu: None,
+            elitism: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMutation {
+    pub bit_rate: Option<f64>,
+    pub sigma: Option<f64>,
+    pub gene_rate: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCrossover {
+    #[serde(default = "none")]
+    pub method: String,
+    #[serde(default = "crossover_rate")]
+    pub rate: f64,
+}
+
+fn none() -> String {
+    "none".into()
+}
+
+fn crossover_rate() -> f64 {
+    0.9
+}
+
+impl Default for RawCrossover {
+    fn default() -> Self {
+        RawCrossover {
+            method: none(),
+            rate: crossover_rate(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStop {
+    pub target_fitness: Option<f64>,
+    pub stagnation: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRecord {
+    #[serde(default = "yes")]
+    pub organisms: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RawRecord {
+    fn default() -> Self {
+        RawRecord { organisms: true }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawChange {
+    pub at_generation: u32,
+    pub set: toml::Table,
+}

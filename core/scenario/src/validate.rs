@@ -1,0 +1,642 @@
+//! From raw, deserialised structures to a checked [`Scenario`].
+
+use lineage_evo::fitness::{BUILTIN_NAMES, Builtin};
+use lineage_evo::operators::{Crossover, Mutation};
+use lineage_evo::selection::Method;
+use lineage_evo::{GeneSpec, GenomeSpec};
+
+use crate::error::{Diagnostic, ScenarioError};
+use crate::load::{At, Origin, Resolved, Sources, merge_into};
+use crate::raw::{RawChange, RawScenario};
+use crate::{CrossoverSpec, Overrides, Phase, Pressures, Record, Scenario, Selection, Stop};
+
+/// Keys an `[[environment]]` entry may `set`.
+const CHANGEABLE: [&str; 5] = [
+    "population",
+    "selection",
+    "mutation",
+    "crossover",
+    "fitness",
+];
+const SELECTION_METHODS: [&str; 5] = [
+    "tournament",
+    "truncation",
+    "mu_comma_lambda",
+    "mu_plus_lambda",
+    "nsga2",
+];
+const CROSSOVER_METHODS: [&str; 3] = ["none", "uniform", "one_point"];
+
+/// Locates errors in one resolved table.
+struct Ctx<'a> {
+    sources: &'a Sources,
+    resolved: &'a Resolved,
+}
+
+type Checked<T> = Result<T, Box<Diagnostic>>;
+
+impl Ctx<'_> {
+    fn at(&self, field: &str, message: impl Into<String>) -> Box<Diagnostic> {
+        Box::new(
+            self.sources
+                .locate(self.resolved, field, At::Value, message.into()),
+        )
+    }
+
+    fn at_key(&self, field: &str, message: impl Into<String>) -> Box<Diagnostic> {
+        Box::new(
+            self.sources
+                .locate(self.resolved, field, At::Key, message.into()),
+        )
+    }
+
+    fn deserialize(&self) -> Checked<RawScenario> {
+        let value = toml::Value::Table(self.resolved.table.clone());
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let message = e.inner().message().to_owned();
+            self.serde_error(&path, &message)
+        })
+    }
+
+    fn serde_error(&self, path: &str, message: &str) -> Box<Diagnostic> {
+        let join = |name: &str| {
+            if path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            }
+        };
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            let (unknown, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            let valid = backticked(expected);
+            let field = if path.ends_with(unknown) {
+                path.to_owned()
+            } else {
+                join(unknown)
+            };
+            let mut msg = format!("unknown key `{unknown}`");
+            if let Some(best) = nearest(unknown, &valid) {
+                msg.push_str(&format!("; did you mean `{best}`?"));
+            }
+            msg.push_str(&format!(" (valid keys here: {})", valid.join(", ")));
+            return self.at_key(&field, msg);
+        }
+        if let Some(rest) = message.strip_prefix("missing field `") {
+            let name = rest.split('`').next().unwrap_or(rest);
+            let parent = if path.is_empty() {
+                "the top level".to_owned()
+            } else {
+                format!("`{path}`")
+            };
+            return self.at_key(
+                &join(name),
+                format!("missing required key `{name}` in {parent}"),
+            );
+        }
+        // serde says "invalid type: X, expected Y"; we say what was expected
+        // first, then what was found.
+        for prefix in ["invalid type: ", "invalid value: "] {
+            if let Some(rest) = message.strip_prefix(prefix) {
+                if let Some((found, expected)) = rest.split_once(", expected ") {
+                    let expected = match expected {
+                        "usize" | "u32" | "u64" => "a non-negative integer",
+                        "f64" => "a number",
+                        other => other,
+                    };
+                    return self.at(path, format!("expected {expected}, found {found}"));
+                }
+            }
+        }
+        self.at(path, message.to_owned())
+    }
+}
+
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The candidate closest to `word`, if it is close enough to be a typo.
+fn nearest<S: AsRef<str>>(word: &str, candidates: &[S]) -> Option<String> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c.as_ref()), c.as_ref()))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_owned())
+}
+
+fn one_of(what: &str, found: &str, valid: &[&str]) -> String {
+    let mut msg = format!("unknown {what} `{found}`");
+    if let Some(best) = nearest(found, valid) {
+        msg.push_str(&format!("; did you mean `{best}`?"));
+    }
+    msg.push_str(&format!(" (expected one of: {})", valid.join(", ")));
+    msg
+}
+
+pub(crate) fn scenario(
+    sources: &Sources,
+    mut resolved: Resolved,
+    overrides: &Overrides,
+) -> Result<Scenario, ScenarioError> {
+    if let Some(seed) = overrides.seed {
+        resolved
+            .table
+            .insert("seed".into(), toml::Value::Integer(seed as i64));
+        resolved
+            .provenance
+            .insert("seed".into(), Origin::CommandLine("--seed"));
+    }
+    if let Some(generations) = overrides.generations {
+        resolved.table.insert(
+            "generations".into(),
+            toml::Value::Integer(generations.into()),
+        );
+        resolved
+            .provenance
+            .insert("generations".into(), Origin::CommandLine("--generations"));
+    }
+    check(sources, &resolved).map_err(ScenarioError::Invalid)
+}
+
+fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario> {
+    let ctx = Ctx { sources, resolved };
+    let raw = ctx.deserialize()?;
+    if raw.name.trim().is_empty() {
+        return Err(ctx.at("name", "expected a non-empty name, found an empty string"));
+    }
+    if let Some(bad) = raw
+        .name
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '/' | '\\'))
+    {
+        return Err(ctx.at(
+            "name",
+            format!("the name becomes a directory name and cannot contain {bad:?}"),
+        ));
+    }
+    if raw.generations == 0 {
+        return Err(ctx.at("generations", "expected at least 1 generation, found 0"));
+    }
+    if raw.seed > i64::MAX as u64 {
+        return Err(ctx.at(
+            "seed",
+            format!("expected a seed at most {}, found {}", i64::MAX, raw.seed),
+        ));
+    }
+    let genome = genome(&ctx, &raw)?;
+    let base = pressures(&ctx, &raw, &genome)?;
+    let objectives = base.fitness.objectives();
+    let stop = stop(&ctx, &raw, &objectives)?;
+
+    let mut phases = vec![Phase {
+        from_generation: 0,
+        pressures: base,
+    }];
+    let mut cumulative = resolved.clone();
+    cumulative.table.remove("environment");
+    cumulative
+        .provenance
+        .retain(|p, _| !p.starts_with("environment"));
+    let mut previous = 0;
+    for (i, change) in raw.environment.iter().enumerate() {
+        let here = format!("environment[{i}]");
+        if change.at_generation <= previous {
+            let msg = if previous == 0 {
+                format!(
+                    "expected a generation of at least 1, found {}",
+                    change.at_generation
+                )
+            } else {
+                format!(
+                    "changes must come in increasing order of generation: found {} after {previous}",
+                    change.at_generation
+                )
+            };
+            return Err(ctx.at(&format!("{here}.at_generation"), msg));
+        }
+        previous = change.at_generation;
+        cumulative = apply_change(&ctx, &here, change, cumulative)?;
+        let phase_ctx = Ctx {
+            sources,
+            resolved: &cumulative,
+        };
+        let raw_phase = phase_ctx.deserialize()?;
+        let pressures = pressures(&phase_ctx, &raw_phase, &genome)?;
+        if pressures.fitness.objectives() != objectives {
+            return Err(phase_ctx.at(
+                "fitness.function",
+                "an environment change may alter the fitness function's parameters but not its objectives",
+            ));
+        }
+        phases.push(Phase {
+            from_generation: change.at_generation,
+            pressures,
+        });
+    }
+
+    let resolved_toml = toml::to_string(&resolved.table)
+        .map_err(|e| ctx.at("", format!("cannot write the resolved scenario: {e}")))?;
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        seed: raw.seed,
+        generations: raw.generations,
+        checkpoint_every: raw.checkpoint_every,
+        genome,
+        objectives,
+        stop,
+        record: Record {
+            organisms: raw.record.organisms,
+        },
+        phases,
+        resolved_toml,
+    })
+}
+
+fn apply_change(
+    ctx: &Ctx<'_>,
+    here: &str,
+    change: &RawChange,
+    mut base: Resolved,
+) -> Checked<Resolved> {
+    if change.set.is_empty() {
+        return Err(ctx.at(
+            &format!("{here}.set"),
+            "expected at least one key to change, found an empty table",
+        ));
+    }
+    for key in change.set.keys() {
+        if !CHANGEABLE.contains(&key.as_str()) {
+            let mut msg = format!("`{key}` cannot be changed by the environment schedule");
+            if let Some(best) = nearest(key, &CHANGEABLE) {
+                if best != *key {
+                    msg.push_str(&format!("; did you mean `{best}`?"));
+                }
+            }
+            msg.push_str(&format!(" (changeable: {})", CHANGEABLE.join(", ")));
+            return Err(ctx.at_key(&format!("{here}.set.{key}"), msg));
+        }
+    }
+    let prefix = format!("{here}.set.");
+    let provenance = ctx
+        .resolved
+        .provenance
+        .iter()
+        .filter_map(|(p, o)| {
+            p.strip_prefix(&prefix)
+                .map(|rest| (rest.to_owned(), o.clone()))
+        })
+        .collect();
+    merge_into(
+        &mut base,
+        Resolved {
+            table: change.set.clone(),
+            provenance,
+        },
+    );
+    Ok(base)
+}
+
+fn genome(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<GenomeSpec> {
+    let g = &raw.genome;
+    if !(0.0..=1.0).contains(&g.bit_density) {
+        return Err(ctx.at(
+            "genome.bit_density",
+            format!("expected a probability in [0, 1], found {}", g.bit_density),
+        ));
+    }
+    let mut genes = Vec::new();
+    for (i, gene) in g.genes.iter().enumerate() {
+        let at = |field: &str| format!("genome.genes[{i}].{field}");
+        if gene.name.trim().is_empty() {
+            return Err(ctx.at(&at("name"), "expected a gene name, found an empty string"));
+        }
+        if gene.count == 0 {
+            return Err(ctx.at(&at("count"), "expected a count of at least 1, found 0"));
+        }
+        if !gene.min.is_finite() || !gene.max.is_finite() || gene.min > gene.max {
+            return Err(ctx.at(
+                &at("max"),
+                format!(
+                    "expected finite bounds with min <= max, found min = {}, max = {}",
+                    gene.min, gene.max
+                ),
+            ));
+        }
+        if gene.log && gene.min <= 0.0 {
+            return Err(ctx.at(
+                &at("min"),
+                format!("a log-scale gene needs min > 0, found {}", gene.min),
+            ));
+        }
+        for k in 0..gene.count {
+            let name = if gene.count == 1 {
+                gene.name.clone()
+            } else {
+                format!("{}{k}", gene.name)
+            };
+            genes.push(GeneSpec {
+                name,
+                min: gene.min,
+                max: gene.max,
+                log: gene.log,
+            });
+        }
+    }
+    if g.bits == 0 && genes.is_empty() {
+        return Err(ctx.at(
+            "genome",
+            "expected a genome with bits > 0 or at least one gene, found neither",
+        ));
+    }
+    Ok(GenomeSpec {
+        bits: g.bits,
+        bit_density: g.bit_density,
+        genes,
+    })
+}
+
+fn pressures(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<Pressures> {
+    let population = raw.population;
+    if population < 2 {
+        return Err(ctx.at(
+            "population",
+            format!("expected a population of at least 2, found {population}"),
+        ));
+    }
+    let fitness = fitness(ctx, raw, genome)?;
+    let selection = selection(ctx, raw)?;
+    let mutation = mutation(ctx, raw, genome)?;
+    let crossover = match raw.crossover.method.as_str() {
+        "none" => None,
+        "uniform" => Some(Crossover::Uniform),
+        "one_point" => Some(Crossover::OnePoint),
+        other => {
+            return Err(ctx.at(
+                "crossover.method",
+                one_of("crossover method", other, &CROSSOVER_METHODS),
+            ));
+        }
+    };
+    let rate = raw.crossover.rate;
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(ctx.at(
+            "crossover.rate",
+            format!("expected a probability in [0, 1], found {rate}"),
+        ));
+    }
+    let crossover = crossover.map(|kind| CrossoverSpec { kind, rate });
+    Ok(Pressures {
+        population,
+        selection,
+        mutation,
+        crossover,
+        fitness,
+    })
+}
+
+fn fitness(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<Builtin> {
+    let f = &raw.fitness;
+    let given = [
+        ("k", f.k.is_some()),
+        ("a", f.a.is_some()),
+        ("offset", f.offset.is_some()),
+    ];
+    let (builtin, takes): (Builtin, &[&str]) = match f.function.as_str() {
+        "onemax" => (Builtin::OneMax, &[]),
+        "trap" => (
+            Builtin::Trap {
+                k: f.k.unwrap_or(4),
+            },
+            &["k"],
+        ),
+        "sphere" => (
+            Builtin::Sphere {
+                offset: f.offset.unwrap_or(0.0),
+            },
+            &["offset"],
+        ),
+        "rastrigin" => (
+            Builtin::Rastrigin {
+                a: f.a.unwrap_or(10.0),
+                offset: f.offset.unwrap_or(0.0),
+            },
+            &["a", "offset"],
+        ),
+        "zdt1" => (Builtin::Zdt1, &[]),
+        other => {
+            return Err(ctx.at(
+                "fitness.function",
+                one_of("fitness function", other, &BUILTIN_NAMES),
+            ));
+        }
+    };
+    for (param, present) in given {
+        if present && !takes.contains(&param) {
+            let takes = if takes.is_empty() {
+                "no parameters".to_owned()
+            } else {
+                format!("only {}", takes.join(", "))
+            };
+            return Err(ctx.at_key(
+                &format!("fitness.{param}"),
+                format!(
+                    "`{param}` is not a parameter of `{}`, which takes {takes}",
+                    f.function
+                ),
+            ));
+        }
+    }
+    if let Some(x) = [f.a, f.offset]
+        .into_iter()
+        .flatten()
+        .find(|x| !x.is_finite())
+    {
+        return Err(ctx.at("fitness", format!("expected finite parameters, found {x}")));
+    }
+    if let Builtin::Trap { k: 0 } = builtin {
+        return Err(ctx.at("fitness.k", "expected a block size of at least 1, found 0"));
+    }
+    builtin
+        .build(genome)
+        .map_err(|e| ctx.at("fitness.function", e.to_string()))?;
+    Ok(builtin)
+}
+
+fn selection(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<Selection> {
+    let s = &raw.selection;
+    let n = raw.population;
+    let given = [
+        ("tournament_size", s.tournament_size.is_some()),
+        ("fraction", s.fraction.is_some()),
+        ("mu", s.mu.is_some()),
+    ];
+    let (takes, elitist): (&[&str], bool) = match s.method.as_str() {
+        "tournament" => (&["tournament_size"], true),
+        "truncation" => (&["fraction"], true),
+        "mu_comma_lambda" | "mu_plus_lambda" | "nsga2" => (&["mu"], false),
+        other => {
+            return Err(ctx.at(
+                "selection.method",
+                one_of("selection method", other, &SELECTION_METHODS),
+            ));
+        }
+    };
+    for (param, present) in given {
+        if present && !takes.contains(&param) {
+            return Err(ctx.at_key(
+                &format!("selection.{param}"),
+                format!(
+                    "`{param}` does not apply to method `{}`, which takes {}",
+                    s.method,
+                    takes.join(", ")
+                ),
+            ));
+        }
+    }
+    if s.elitism > 0 && !elitist {
+        return Err(ctx.at_key(
+            "selection.elitism",
+            format!(
+                "`elitism` does not apply to `{}`, which decides survival itself through `mu`",
+                s.method
+            ),
+        ));
+    }
+    if s.elitism >= n {
+        return Err(ctx.at(
+            "selection.elitism",
+            format!(
+                "expected fewer elites than the population ({n}), found {}",
+                s.elitism
+            ),
+        ));
+    }
+    let method = match s.method.as_str() {
+        "tournament" => {
+            let size = s.tournament_size.unwrap_or(2);
+            if size == 0 || size > n {
+                return Err(ctx.at(
+                    "selection.tournament_size",
+                    format!(
+                        "expected a tournament size from 1 to the population ({n}), found {size}"
+                    ),
+                ));
+            }
+            Method::Tournament { size }
+        }
+        "truncation" => {
+            let fraction = s.fraction.unwrap_or(0.5);
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                return Err(ctx.at(
+                    "selection.fraction",
+                    format!("expected a fraction in (0, 1], found {fraction}"),
+                ));
+            }
+            Method::Truncation { fraction }
+        }
+        method => {
+            let mu = match (s.mu, method) {
+                (Some(mu), _) => mu,
+                (None, "nsga2") => n / 2,
+                (None, _) => {
+                    return Err(ctx.at_key(
+                        "selection",
+                        format!("method `{method}` needs `mu`, the number of parents"),
+                    ));
+                }
+            };
+            let (limit, why) = if method == "mu_comma_lambda" {
+                (n, "at most the population")
+            } else {
+                (
+                    n - 1,
+                    "below the population, so that at least one offspring is born",
+                )
+            };
+            if mu == 0 || mu > limit {
+                return Err(ctx.at(
+                    "selection.mu",
+                    format!("expected mu from 1 to {limit} ({why}), found {mu}"),
+                ));
+            }
+            match method {
+                "mu_comma_lambda" => Method::MuCommaLambda { mu },
+                "mu_plus_lambda" => Method::MuPlusLambda { mu },
+                _ => Method::Nsga2 { mu },
+            }
+        }
+    };
+    Ok(Selection {
+        method,
+        elitism: s.elitism,
+    })
+}
+
+fn mutation(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<Mutation> {
+    let m = &raw.mutation;
+    let bit_rate = m.bit_rate.unwrap_or(if genome.bits > 0 {
+        1.0 / genome.bits as f64
+    } else {
+        0.0
+    });
+    let gene_rate = m.gene_rate.unwrap_or(if genome.genes.is_empty() {
+        0.0
+    } else {
+        1.0 / genome.genes.len() as f64
+    });
+    let sigma = m.sigma.unwrap_or(0.1);
+    for (field, rate) in [("bit_rate", bit_rate), ("gene_rate", gene_rate)] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(ctx.at(
+                &format!("mutation.{field}"),
+                format!("expected a probability in [0, 1], found {rate}"),
+            ));
+        }
+    }
+    if !(sigma >= 0.0 && sigma.is_finite()) {
+        return Err(ctx.at(
+            "mutation.sigma",
+            format!("expected a finite sigma >= 0, found {sigma}"),
+        ));
+    }
+    Ok(Mutation {
+        bit_rate,
+        sigma,
+        gene_rate,
+    })
+}
+
+fn stop(ctx: &Ctx<'_>, raw: &RawScenario, objectives: &[lineage_evo::Objective]) -> Checked<Stop> {
+    if let Some(t) = raw.stop.target_fitness {
+        if objectives.len() != 1 {
+            return Err(ctx.at(
+                "stop.target_fitness",
+                format!(
+                    "a target fitness needs a single objective, but this fitness has {}",
+                    objectives.len()
+                ),
+            ));
+        }
+        if !t.is_finite() {
+            return Err(ctx.at(
+                "stop.target_fitness",
+                format!("expected a finite number, found {t}"),
+            ));
+        }
+    }
+    if raw.stop.stagnation == Some(0) {
+        return Err(ctx.at("stop.stagnation", "expected at least 1 generation, found 0"));
+    }
+    Ok(Stop {
+        target_fitness: raw.stop.target_fitness,
+        stagnation: raw.stop.stagnation,
+    })
+}
