@@ -324,7 +324,7 @@ impl Run {
         };
         let mut query = self.world.query::<(&Genome, &Lineage, &Fitness)>();
         let mut organisms: Vec<_> = query.iter(&self.world).collect();
-        organisms.sort_unstable_by_key(|(_, l, _)| l.id);
+        organisms.sort_by_key(|(_, l, _)| l.id);
         let state = CheckpointState {
             organisms: organisms.len(),
             ..state

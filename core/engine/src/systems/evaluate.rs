@@ -23,7 +23,7 @@ pub fn evaluate_fitness(
     if pending.is_empty() {
         return;
     }
-    pending.sort_unstable_by_key(|(lineage, _, _)| lineage.id);
+    pending.sort_by_key(|(lineage, _, _)| lineage.id);
     let function = &evaluators.0[env.phase];
     let m = function.objectives().len();
     let mut scores = vec![f64::NAN; pending.len() * m];

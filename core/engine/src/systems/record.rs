@@ -24,7 +24,7 @@ pub fn summarize_population(
     organisms: Query<(&Lineage, &Genome, &Fitness)>,
 ) {
     let mut all: Vec<_> = organisms.iter().collect();
-    all.sort_unstable_by_key(|(lineage, _, _)| lineage.id);
+    all.sort_by_key(|(lineage, _, _)| lineage.id);
     let m = objectives.0.len();
     let mut column = Vec::with_capacity(all.len());
     let summaries: Vec<Summary> = (0..m)
@@ -92,7 +92,7 @@ pub fn write_organism_rows(
         .iter()
         .filter(|(_, _, f)| f.evaluated_at == Some(generation.0))
         .collect();
-    fresh.sort_unstable_by_key(|(lineage, _, _)| lineage.id);
+    fresh.sort_by_key(|(lineage, _, _)| lineage.id);
     let mut rows = String::with_capacity(fresh.len() * 64);
     let parent = |p: Option<u64>| p.map_or(String::new(), |id| id.to_string());
     for (lineage, genome, fitness) in fresh {

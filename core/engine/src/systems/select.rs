@@ -16,7 +16,7 @@ pub fn select_parents(
     organisms: Query<(Entity, &Lineage, &Fitness)>,
 ) {
     let mut pool: Vec<_> = organisms.iter().collect();
-    pool.sort_unstable_by_key(|(_, lineage, _)| lineage.id);
+    pool.sort_by_key(|(_, lineage, _)| lineage.id);
     let ids: Vec<u64> = pool.iter().map(|(_, l, _)| l.id).collect();
     let fitness: Vec<f64> = pool
         .iter()
