@@ -1,1 +1,14 @@
-fn main() {}
+//! Criterion benchmarks, one module per area (`cargo bench`).
+//!
+//! - `engine`: one whole generation (evaluate, record, select, reproduce)
+//!   of 100,000 organisms with 1,024-bit genomes on OneMax.
+//! - `selection`: ordering a pool and drawing parents.
+//! - `operators`: mutation and crossover of single genomes.
+
+mod benchmarks;
+
+criterion::criterion_main!(
+    benchmarks::engine::benches,
+    benchmarks::selection::benches,
+    benchmarks::operators::benches
+);

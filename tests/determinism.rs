@@ -34,10 +34,25 @@ at_generation = 4
 set = { population = 2500, mutation = { bit_rate = 0.05 } }
 "#;
 
-fn records_with_threads(scenario: &str, threads: &str, dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+fn records_with_threads(
+    scenario: &str,
+    threads: &str,
+    dir: &std::path::Path,
+) -> (Vec<u8>, Vec<u8>) {
     let out = dir.join(format!("run-{threads}"));
-    lineage_ok(&["run", scenario, "--threads", threads, "--out", s(&out), "--quiet"]);
-    (read(&out.join("generations.csv")), read(&out.join("organisms.csv")))
+    lineage_ok(&[
+        "run",
+        scenario,
+        "--threads",
+        threads,
+        "--out",
+        s(&out),
+        "--quiet",
+    ]);
+    (
+        read(&out.join("generations.csv")),
+        read(&out.join("organisms.csv")),
+    )
 }
 
 #[test]
@@ -48,9 +63,18 @@ fn thread_count_does_not_change_records() {
         let scenario = s(&scenario);
         let one = records_with_threads(scenario, "1", tmp.path());
         let two = records_with_threads(scenario, "2", tmp.path());
-        assert!(one.0.len() > 100 && one.1.len() > 1000, "records were written for {scenario}");
-        assert!(one.0 == two.0, "generations.csv differs between 1 and 2 threads for {scenario}");
-        assert!(one.1 == two.1, "organisms.csv differs between 1 and 2 threads for {scenario}");
+        assert!(
+            one.0.len() > 100 && one.1.len() > 1000,
+            "records were written for {scenario}"
+        );
+        assert!(
+            one.0 == two.0,
+            "generations.csv differs between 1 and 2 threads for {scenario}"
+        );
+        assert!(
+            one.1 == two.1,
+            "organisms.csv differs between 1 and 2 threads for {scenario}"
+        );
         std::fs::remove_dir_all(tmp.path().join("run-1")).unwrap();
         std::fs::remove_dir_all(tmp.path().join("run-2")).unwrap();
     }
@@ -62,7 +86,28 @@ fn a_different_seed_gives_a_different_run() {
     let path = write_scenario(tmp.path(), "mixed.toml", MIXED);
     let a = tmp.path().join("a");
     let b = tmp.path().join("b");
-    lineage_ok(&["run", s(&path), "--generations", "2", "--out", s(&a), "--quiet"]);
-    lineage_ok(&["run", s(&path), "--generations", "2", "--seed", "6", "--out", s(&b), "--quiet"]);
-    assert_ne!(read(&a.join("organisms.csv")), read(&b.join("organisms.csv")));
+    lineage_ok(&[
+        "run",
+        s(&path),
+        "--generations",
+        "2",
+        "--out",
+        s(&a),
+        "--quiet",
+    ]);
+    lineage_ok(&[
+        "run",
+        s(&path),
+        "--generations",
+        "2",
+        "--seed",
+        "6",
+        "--out",
+        s(&b),
+        "--quiet",
+    ]);
+    assert_ne!(
+        read(&a.join("organisms.csv")),
+        read(&b.join("organisms.csv"))
+    );
 }

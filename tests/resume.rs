@@ -13,14 +13,36 @@ fn five_then_resume_to_ten_equals_ten_in_one_go() {
     let scenario = scenario("moving-optimum.toml");
     let whole = tmp.path().join("whole");
     let split = tmp.path().join("split");
-    lineage_ok(&["run", s(&scenario), "--generations", "10", "--out", s(&whole), "--quiet"]);
-    lineage_ok(&["run", s(&scenario), "--generations", "5", "--out", s(&split), "--quiet"]);
+    lineage_ok(&[
+        "run",
+        s(&scenario),
+        "--generations",
+        "10",
+        "--out",
+        s(&whole),
+        "--quiet",
+    ]);
+    lineage_ok(&[
+        "run",
+        s(&scenario),
+        "--generations",
+        "5",
+        "--out",
+        s(&split),
+        "--quiet",
+    ]);
     lineage_ok(&["resume", s(&split), "--generations", "10", "--quiet"]);
     for f in FILES {
-        assert!(read(&whole.join(f)) == read(&split.join(f)), "{f} differs after resume");
+        assert!(
+            read(&whole.join(f)) == read(&split.join(f)),
+            "{f} differs after resume"
+        );
     }
     let manifest = String::from_utf8(read(&split.join("manifest.json"))).unwrap();
-    assert!(manifest.contains("\"resume\""), "the manifest records the resume session");
+    assert!(
+        manifest.contains("\"resume\""),
+        "the manifest records the resume session"
+    );
 }
 
 /// A crash after a periodic checkpoint: later checkpoints and rows are
@@ -32,8 +54,24 @@ fn resume_from_an_earlier_checkpoint_after_a_crash() {
     let scenario = scenario("moving-optimum.toml");
     let whole = tmp.path().join("whole");
     let crashed = tmp.path().join("crashed");
-    lineage_ok(&["run", s(&scenario), "--generations", "50", "--out", s(&whole), "--quiet"]);
-    lineage_ok(&["run", s(&scenario), "--generations", "50", "--out", s(&crashed), "--quiet"]);
+    lineage_ok(&[
+        "run",
+        s(&scenario),
+        "--generations",
+        "50",
+        "--out",
+        s(&whole),
+        "--quiet",
+    ]);
+    lineage_ok(&[
+        "run",
+        s(&scenario),
+        "--generations",
+        "50",
+        "--out",
+        s(&crashed),
+        "--quiet",
+    ]);
     // checkpoint_every = 20: gen-000020, gen-000040, gen-000050 exist. Lose
     // the last two, as if the process died during generation 41.
     for lost in ["gen-000040", "gen-000050"] {
@@ -41,7 +79,10 @@ fn resume_from_an_earlier_checkpoint_after_a_crash() {
     }
     lineage_ok(&["resume", s(&crashed), "--generations", "50", "--quiet"]);
     for f in FILES {
-        assert!(read(&whole.join(f)) == read(&crashed.join(f)), "{f} differs after resuming from gen-000020");
+        assert!(
+            read(&whole.join(f)) == read(&crashed.join(f)),
+            "{f} differs after resuming from gen-000020"
+        );
     }
 }
 
@@ -49,7 +90,15 @@ fn resume_from_an_earlier_checkpoint_after_a_crash() {
 fn resume_with_nothing_left_to_do_is_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    lineage_ok(&["run", s(&scenario("moving-optimum.toml")), "--generations", "3", "--out", s(&run), "--quiet"]);
+    lineage_ok(&[
+        "run",
+        s(&scenario("moving-optimum.toml")),
+        "--generations",
+        "3",
+        "--out",
+        s(&run),
+        "--quiet",
+    ]);
     let out = lineage(&["resume", s(&run), "--generations", "3"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -15,7 +15,10 @@ const SEEDS: u64 = 300;
 /// Generations until copies of the single best organism fill a population
 /// of `n`, under `method` with no variation; `None` if the best was lost.
 fn takeover_time(n: usize, method: Method, seed: u64) -> Option<u32> {
-    let objective = [Objective { name: "f".into(), direction: Direction::Maximize }];
+    let objective = [Objective {
+        name: "f".into(),
+        direction: Direction::Maximize,
+    }];
     // Distinct fitness values, one best (n - 1).
     let mut fitness: Vec<f64> = (0..n).map(|i| i as f64).collect();
     let best = (n - 1) as f64;
@@ -44,7 +47,10 @@ fn takeover_time(n: usize, method: Method, seed: u64) -> Option<u32> {
 /// Mean and standard error of the takeover time over seeds where the best
 /// survived, and how many did.
 fn mean_takeover(n: usize, method: Method, seeds: u64) -> (f64, f64, usize) {
-    let times: Vec<f64> = (0..seeds).filter_map(|s| takeover_time(n, method, s)).map(f64::from).collect();
+    let times: Vec<f64> = (0..seeds)
+        .filter_map(|s| takeover_time(n, method, s))
+        .map(f64::from)
+        .collect();
     let k = times.len() as f64;
     let mean = times.iter().sum::<f64>() / k;
     let var = times.iter().map(|t| (t - mean) * (t - mean)).sum::<f64>() / (k - 1.0);
@@ -58,8 +64,12 @@ fn mean_takeover(n: usize, method: Method, seeds: u64) -> (f64, f64, usize) {
 /// best, so the copies follow the Markov chain `c' ~ Binomial(n, p(c))`.
 /// Iterating its distribution gives the expected time to absorption at `n`.
 fn exact_takeover(n: usize, p: impl Fn(usize) -> f64) -> f64 {
-    let ln_fact: Vec<f64> =
-        std::iter::once(0.0).chain((1..=n).scan(0.0, |acc, i| { *acc += (i as f64).ln(); Some(*acc) })).collect();
+    let ln_fact: Vec<f64> = std::iter::once(0.0)
+        .chain((1..=n).scan(0.0, |acc, i| {
+            *acc += (i as f64).ln();
+            Some(*acc)
+        }))
+        .collect();
     let mut dist = vec![0.0; n + 1];
     dist[1] = 1.0;
     let (mut expected, mut absorbed) = (0.0, 0.0);
@@ -75,7 +85,9 @@ fn exact_takeover(n: usize, p: impl Fn(usize) -> f64) -> f64 {
                 continue;
             }
             for (k, slot) in next.iter_mut().enumerate() {
-                let ln = ln_fact[n] - ln_fact[k] - ln_fact[n - k] + k as f64 * q.ln() + (n - k) as f64 * (1.0 - q).ln();
+                let ln = ln_fact[n] - ln_fact[k] - ln_fact[n - k]
+                    + k as f64 * q.ln()
+                    + (n - k) as f64 * (1.0 - q).ln();
                 *slot += mass * ln.exp();
             }
         }
@@ -107,7 +119,10 @@ fn tournament_takeover_time_matches_goldberg_deb() {
         let approximation = (ln_n + ln_n.ln()) / (s as f64).ln();
         let exact = exact_takeover(n, |c| 1.0 - (1.0 - c as f64 / n as f64).powi(s as i32));
         let (measured, se, kept) = mean_takeover(n, Method::Tournament { size: s }, SEEDS);
-        assert!(kept >= SEEDS as usize / 2, "the best survived in only {kept} of {SEEDS} runs at s = {s}");
+        assert!(
+            kept >= SEEDS as usize / 2,
+            "the best survived in only {kept} of {SEEDS} runs at s = {s}"
+        );
         assert!(
             (measured - exact).abs() <= 3.0 * se,
             "tournament s = {s}: measured {measured:.2} +- {se:.2}, exact expectation {exact:.2}"
@@ -130,9 +145,12 @@ fn truncation_takeover_time_matches_theory() {
     for fraction in [0.5, 0.25, 0.1] {
         let parents = (fraction * n as f64).ceil();
         let exact = exact_takeover(n, |c| (c as f64 / parents).min(1.0));
-        let approximation = (n as f64).ln() / (1.0 / fraction as f64).ln();
+        let approximation = (n as f64).ln() / (1.0 / fraction).ln();
         let (measured, se, kept) = mean_takeover(n, Method::Truncation { fraction }, SEEDS);
-        assert!(kept >= SEEDS as usize / 2, "the best survived in only {kept} of {SEEDS} runs at T = {fraction}");
+        assert!(
+            kept >= SEEDS as usize / 2,
+            "the best survived in only {kept} of {SEEDS} runs at T = {fraction}"
+        );
         assert!(
             (measured - exact).abs() <= 3.0 * se,
             "truncation T = {fraction}: measured {measured:.2} +- {se:.2}, exact expectation {exact:.2}"
@@ -150,8 +168,12 @@ fn truncation_takeover_time_matches_theory() {
 #[test]
 fn nsga2_on_zdt1_approaches_the_true_front() {
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = lineage_scenario::load(&common::scenario("zdt1.toml"), &Default::default()).unwrap();
-    let options = lineage_engine::RunOptions { out: Some(tmp.path().join("zdt1")), threads: 2 };
+    let scenario =
+        lineage_scenario::load(&common::scenario("zdt1.toml"), &Default::default()).unwrap();
+    let options = lineage_engine::RunOptions {
+        out: Some(tmp.path().join("zdt1")),
+        threads: 2,
+    };
     let mut run = lineage_engine::Run::start(scenario, &options).unwrap();
     while !run.is_done() {
         run.step().unwrap();
@@ -164,8 +186,15 @@ fn nsga2_on_zdt1_approaches_the_true_front() {
         .filter(|(_, _, f)| !f.is_pending())
         .map(|(_, _, f)| [f.values[0], f.values[1]])
         .collect();
-    assert_eq!(front.len(), 100, "the mu = 100 survivors carry their fitness");
+    assert_eq!(
+        front.len(),
+        100,
+        "the mu = 100 survivors carry their fitness"
+    );
     let hv = hypervolume_2d(&front, [1.0, 1.0]);
     let truth = 2.0 / 3.0;
-    assert!(hv >= 0.95 * truth, "hypervolume {hv:.4} is below 95% of the true front's {truth:.4}");
+    assert!(
+        hv >= 0.95 * truth,
+        "hypervolume {hv:.4} is below 95% of the true front's {truth:.4}"
+    );
 }

@@ -32,7 +32,12 @@ fn every_rust_file_opens_with_module_docs() {
     assert!(files.len() > 20, "found only {} files", files.len());
     let missing: Vec<_> = files
         .iter()
-        .filter(|f| !std::fs::read_to_string(f).unwrap().trim_start().starts_with("//!"))
+        .filter(|f| {
+            !std::fs::read_to_string(f)
+                .unwrap()
+                .trim_start()
+                .starts_with("//!")
+        })
         .map(|f| f.display().to_string())
         .collect();
     assert!(missing.is_empty(), "missing `//!` docs: {missing:#?}");
@@ -41,7 +46,10 @@ fn every_rust_file_opens_with_module_docs() {
 #[test]
 fn every_shipped_scenario_validates() {
     let mut count = 0;
-    for entry in std::fs::read_dir(common::root().join("scenarios")).unwrap().flatten() {
+    for entry in std::fs::read_dir(common::root().join("scenarios"))
+        .unwrap()
+        .flatten()
+    {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "toml") {
             if let Err(e) = lineage_scenario::load(&path, &Default::default()) {

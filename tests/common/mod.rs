@@ -67,14 +67,29 @@ pub fn lineage_in(dir: &Path, args: &[&str]) -> Output {
 pub fn csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let text = String::from_utf8(read(path)).expect("CSV is UTF-8");
     let mut lines = text.lines();
-    let header = lines.next().expect("a header").split(',').map(str::to_owned).collect();
-    let rows = lines.map(|l| l.split(',').map(str::to_owned).collect()).collect();
+    let header = lines
+        .next()
+        .expect("a header")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
     (header, rows)
 }
 
 /// One column of a CSV file as numbers.
 pub fn column(path: &Path, name: &str) -> Vec<f64> {
     let (header, rows) = csv(path);
-    let k = header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {}", path.display()));
-    rows.iter().map(|r| r[k].parse().unwrap_or_else(|_| panic!("{name} = {:?} is not a number", r[k]))).collect()
+    let k = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {}", path.display()));
+    rows.iter()
+        .map(|r| {
+            r[k].parse()
+                .unwrap_or_else(|_| panic!("{name} = {:?} is not a number", r[k]))
+        })
+        .collect()
 }

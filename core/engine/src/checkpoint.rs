@@ -147,10 +147,10 @@ pub fn save(
         fs::remove_dir_all(&target).map_err(EngineError::io("cannot replace", &target))?;
     }
     fs::rename(&tmp, &target).map_err(EngineError::io("cannot move checkpoint into", &target))?;
-    if let Some(parent) = target.parent() {
-        if let Ok(d) = File::open(parent) {
-            let _ = d.sync_all();
-        }
+    if let Some(parent) = target.parent()
+        && let Ok(d) = File::open(parent)
+    {
+        let _ = d.sync_all();
     }
     Ok(target)
 }

@@ -9,7 +9,7 @@ use lineage_evo::selection::Plan;
 use lineage_evo::{FitnessFunction, Objective};
 use lineage_scenario::Scenario;
 
-use crate::components::{Genome, Lineage};
+use crate::components::Lineage;
 use crate::error::EngineError;
 use crate::schedule::LineageSystems;
 
@@ -66,9 +66,24 @@ pub struct SelectionResult {
     pub plan: Plan,
 }
 
-/// Offspring bred but not yet spawned.
+/// Offspring bred but not yet placed: one row per child in flat buffers,
+/// reused from generation to generation.
 #[derive(Resource, Default)]
-pub struct Brood(pub Vec<(Genome, Lineage)>);
+pub struct Brood {
+    /// Packed genome bits, `ceil(bits / 64)` words per child.
+    pub words: Vec<u64>,
+    /// Real genes, one row per child.
+    pub reals: Vec<f64>,
+    /// Each child's lineage record.
+    pub lineages: Vec<Lineage>,
+    /// The selection pool's genome bits, one row per organism in pool
+    /// order: the parents breeding reads from.
+    pub pool_words: Vec<u64>,
+    /// The pool's real genes.
+    pub pool_reals: Vec<f64>,
+    /// The pool's organism ids.
+    pub pool_ids: Vec<u64>,
+}
 
 /// Why a run stopped before its last generation.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

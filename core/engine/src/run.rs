@@ -281,7 +281,7 @@ impl Run {
         let completed = generation + 1;
         let every = self.scenario.checkpoint_every;
         let checkpoint_started = Instant::now();
-        if (every > 0 && completed % every == 0) || self.is_done() {
+        if (every > 0 && completed.is_multiple_of(every)) || self.is_done() {
             self.checkpoint()?;
         }
         let checkpoint_time = checkpoint_started.elapsed();

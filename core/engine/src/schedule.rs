@@ -115,8 +115,7 @@ pub fn generation_schedule() -> Schedule {
     schedule.add_systems(
         (
             systems::breed_offspring,
-            systems::cull_nonsurvivors,
-            systems::spawn_offspring,
+            systems::place_offspring,
             systems::advance_generation,
         )
             .chain()

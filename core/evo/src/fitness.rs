@@ -165,7 +165,7 @@ impl Builtin {
                     "it needs a bit string (genome.bits > 0)".into(),
                 ));
             }
-            Builtin::Trap { k } if *k == 0 || spec.bits == 0 || spec.bits % k != 0 => {
+            Builtin::Trap { k } if *k == 0 || spec.bits == 0 || !spec.bits.is_multiple_of(*k) => {
                 return Err(incompatible(format!(
                     "it needs a bit string whose length is a multiple of k = {k}, found {} bits",
                     spec.bits

@@ -53,10 +53,10 @@ impl BitString {
 
     fn clear_tail(&mut self) {
         let rem = self.len % 64;
-        if rem != 0 {
-            if let Some(last) = self.words.last_mut() {
-                *last &= (1u64 << rem) - 1;
-            }
+        if rem != 0
+            && let Some(last) = self.words.last_mut()
+        {
+            *last &= (1u64 << rem) - 1;
         }
     }
 
@@ -112,7 +112,8 @@ impl BitString {
             .sum()
     }
 
-    pub(crate) fn words_mut(&mut self) -> &mut [u64] {
+    /// The packed words, mutably. Callers keep bits past `len` zero.
+    pub fn words_mut(&mut self) -> &mut [u64] {
         &mut self.words
     }
 }
@@ -249,6 +250,11 @@ impl Genome {
     /// The real genes, mutably.
     pub fn reals_mut(&mut self) -> &mut [f64] {
         &mut self.reals
+    }
+
+    /// Both parts, mutably.
+    pub fn parts_mut(&mut self) -> (&mut BitString, &mut [f64]) {
+        (&mut self.bits, &mut self.reals)
     }
 
     /// A short, human-readable summary for per-organism records: the number

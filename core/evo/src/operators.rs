@@ -9,6 +9,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BitString, Genome, GenomeSpec};
 
+/// A genome's storage, borrowed mutably: packed bit words, the bit length
+/// and the real genes. Breeding writes offspring straight into such views
+/// (rows of a population-wide buffer), so it allocates nothing per child.
+pub struct GenomeMut<'a> {
+    /// Packed bits; bits past `bits` stay zero.
+    pub words: &'a mut [u64],
+    /// Number of bits.
+    pub bits: usize,
+    /// Real genes.
+    pub reals: &'a mut [f64],
+}
+
+/// A genome's storage, borrowed: a [`Genome`] or a row of a
+/// population-wide buffer.
+#[derive(Clone, Copy)]
+pub struct GenomeRef<'a> {
+    /// Packed bits.
+    pub words: &'a [u64],
+    /// Number of bits.
+    pub bits: usize,
+    /// Real genes.
+    pub reals: &'a [f64],
+}
+
+impl Genome {
+    /// This genome's storage as a [`GenomeRef`].
+    pub fn as_view(&self) -> GenomeRef<'_> {
+        GenomeRef {
+            words: self.bits().words(),
+            bits: self.bits().len(),
+            reals: self.reals(),
+        }
+    }
+
+    /// This genome's storage as a [`GenomeMut`].
+    pub fn as_mut(&mut self) -> GenomeMut<'_> {
+        let bits = self.bits().len();
+        let (bitstring, reals) = self.parts_mut();
+        GenomeMut {
+            words: bitstring.words_mut(),
+            bits,
+            reals,
+        }
+    }
+}
+
 /// Mutation parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Mutation {
@@ -32,9 +78,19 @@ impl Mutation {
 
 /// Applies bit-flip and Gaussian mutation in place.
 pub fn mutate(genome: &mut Genome, spec: &GenomeSpec, mutation: &Mutation, rng: &mut impl Rng) {
-    flip_bits(genome.bits_mut(), mutation.bit_rate, rng);
+    mutate_in(genome.as_mut(), spec, mutation, rng);
+}
+
+/// [`mutate`] on a genome's storage.
+pub fn mutate_in(
+    genome: GenomeMut<'_>,
+    spec: &GenomeSpec,
+    mutation: &Mutation,
+    rng: &mut impl Rng,
+) {
+    flip_words(genome.words, genome.bits, mutation.bit_rate, rng);
     if mutation.sigma > 0.0 && mutation.gene_rate > 0.0 {
-        for (x, gene) in genome.reals_mut().iter_mut().zip(&spec.genes) {
+        for (x, gene) in genome.reals.iter_mut().zip(&spec.genes) {
             if mutation.gene_rate >= 1.0 || rng.random_bool(mutation.gene_rate) {
                 let step: f64 = rng.sample(StandardNormal);
                 *x = gene.clamp(gene.from_scale(gene.to_scale(*x) + mutation.sigma * step));
@@ -49,12 +105,17 @@ pub fn mutate(genome: &mut Genome, spec: &GenomeSpec, mutation: &Mutation, rng: 
 /// so the cost is proportional to the number of flips.
 pub fn flip_bits(bits: &mut BitString, rate: f64, rng: &mut impl Rng) {
     let len = bits.len();
+    flip_words(bits.words_mut(), len, rate, rng);
+}
+
+fn flip_words(words: &mut [u64], len: usize, rate: f64, rng: &mut impl Rng) {
+    let flip = |words: &mut [u64], i: usize| words[i / 64] ^= 1u64 << (i % 64);
     if rate <= 0.0 || len == 0 {
         return;
     }
     if rate >= 1.0 {
         for i in 0..len {
-            bits.flip(i);
+            flip(words, i);
         }
         return;
     }
@@ -64,11 +125,11 @@ pub fn flip_bits(bits: &mut BitString, rate: f64, rng: &mut impl Rng) {
         // U in (0, 1]: the number of failures before the next success.
         let u: f64 = 1.0 - rng.random::<f64>();
         let skip = (u.ln() / log_q).floor();
-        if !(skip < (len - pos) as f64) {
+        if skip >= (len - pos) as f64 {
             return;
         }
         pos += skip as usize;
-        bits.flip(pos);
+        flip(words, pos);
         pos += 1;
         if pos >= len {
             return;
@@ -90,33 +151,53 @@ pub enum Crossover {
 /// A child of `a` and `b`.
 pub fn crossover(a: &Genome, b: &Genome, kind: Crossover, rng: &mut impl Rng) -> Genome {
     let mut child = a.clone();
+    crossover_into(a.as_view(), b.as_view(), kind, rng, child.as_mut());
+    child
+}
+
+/// Copies `a` into `out`.
+pub fn copy_into(a: GenomeRef<'_>, out: GenomeMut<'_>) {
+    out.words.copy_from_slice(a.words);
+    out.reals.copy_from_slice(a.reals);
+}
+
+/// Writes a child of `a` and `b` into `out`.
+pub fn crossover_into(
+    a: GenomeRef<'_>,
+    b: GenomeRef<'_>,
+    kind: Crossover,
+    rng: &mut impl Rng,
+    out: GenomeMut<'_>,
+) {
+    copy_into(
+        a,
+        GenomeMut {
+            words: &mut *out.words,
+            bits: out.bits,
+            reals: &mut *out.reals,
+        },
+    );
     match kind {
         Crossover::Uniform => {
-            for (c, w) in child
-                .bits_mut()
-                .words_mut()
-                .iter_mut()
-                .zip(b.bits().words())
-            {
+            for (c, w) in out.words.iter_mut().zip(b.words) {
                 let take_a: u64 = rng.random();
                 *c = (*c & take_a) | (w & !take_a);
             }
-            for (c, x) in child.reals_mut().iter_mut().zip(b.reals()) {
+            for (c, x) in out.reals.iter_mut().zip(b.reals) {
                 if rng.random_bool(0.5) {
                     *c = *x;
                 }
             }
         }
         Crossover::OnePoint => {
-            let nbits = a.bits().len();
-            let total = nbits + a.reals().len();
+            let nbits = a.bits;
+            let total = nbits + a.reals.len();
             if total < 2 {
-                return child;
+                return;
             }
             let cut = rng.random_range(1..total);
             // Bits at and after `cut` come from b.
-            let words = child.bits_mut().words_mut();
-            for (i, (c, w)) in words.iter_mut().zip(b.bits().words()).enumerate() {
+            for (i, (c, w)) in out.words.iter_mut().zip(b.words).enumerate() {
                 let start = i * 64;
                 if start >= cut {
                     *c = *w;
@@ -125,14 +206,13 @@ pub fn crossover(a: &Genome, b: &Genome, kind: Crossover, rng: &mut impl Rng) ->
                     *c = (*c & keep_a) | (w & !keep_a);
                 }
             }
-            for (j, (c, x)) in child.reals_mut().iter_mut().zip(b.reals()).enumerate() {
+            for (j, (c, x)) in out.reals.iter_mut().zip(b.reals).enumerate() {
                 if nbits + j >= cut {
                     *c = *x;
                 }
             }
         }
     }
-    child
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub fn dominates(a: &[f64], b: &[f64]) -> bool {
 /// Two objectives take an `O(n log n + n F)` sweep (F fronts); more take
 /// Deb's `O(m n^2)` fast non-dominated sort.
 pub fn nondominated_fronts(points: &[f64], m: usize) -> Vec<u32> {
-    let n = if m == 0 { 0 } else { points.len() / m };
+    let n = points.len().checked_div(m).unwrap_or(0);
     let row = |i: usize| &points[i * m..(i + 1) * m];
     if m == 2 {
         return fronts_2d(n, &row);
@@ -112,7 +112,7 @@ pub fn crowding_distance(points: &[f64], m: usize, front: &[u32]) -> Vec<f64> {
             distance[lo] = f64::INFINITY;
             distance[hi] = f64::INFINITY;
             let span = value(hi) - value(lo);
-            if !(span > 0.0) || !span.is_finite() {
+            if !span.is_finite() || span <= 0.0 {
                 continue;
             }
             for w in set.windows(3) {

@@ -1,22 +1,31 @@
 //! Random streams: every draw in a run comes from here.
 //!
-//! A stream is a [`ChaCha8Rng`] whose 256-bit key is derived from the
-//! scenario seed, the generation and the organism id by SplitMix64 mixing,
-//! and whose ChaCha stream number is the [`Purpose`]. Two draws with a
-//! different tuple never share a stream, and the same tuple always gives the
-//! same stream, so the outcome of a run does not depend on how many threads
-//! computed it or in which order organisms were visited. Because streams are
-//! a pure function of that tuple, a checkpoint needs no generator state beyond
-//! the seed and the generation.
+//! A stream is a xoshiro256++ generator (Blackman and Vigna) whose 256-bit
+//! state is derived from the tuple (scenario seed, generation, organism id,
+//! [`Purpose`]) by SplitMix64 mixing, the seeding its authors recommend. The
+//! same tuple always gives the same stream and different tuples give
+//! unrelated ones, so the outcome of a run does not depend on how many
+//! threads computed it or in which order organisms were visited. Because
+//! streams are a pure function of that tuple, a checkpoint needs no
+//! generator state beyond the seed and the generation.
+//!
+//! Why not ChaCha: a large population opens one stream per organism per
+//! generation, and a ChaCha8 stream costs about 300 ns to open (it computes
+//! four blocks before the first draw), which was the largest single cost of
+//! breeding 100,000 organisms. Opening a xoshiro stream costs a few
+//! nanoseconds; its statistical quality (it passes BigCrush) is ample for
+//! simulation.
 //!
 //! The derivation is part of the reproducibility contract: changing it
 //! changes every result, so it is versioned by [`STREAM_DERIVATION`].
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// The generator behind every stream.
+pub type Stream = Xoshiro256PlusPlus;
 
 /// Version of the key derivation below; recorded in run manifests.
-pub const STREAM_DERIVATION: u32 = 1;
+pub const STREAM_DERIVATION: u32 = 2;
 
 /// What a stream is drawn for. Distinct purposes of one organism in one
 /// generation get independent streams.
@@ -42,21 +51,28 @@ pub enum Purpose {
 pub const POPULATION: u64 = u64::MAX;
 
 /// The stream for `(seed, generation, organism, purpose)`.
-pub fn stream(seed: u64, generation: u32, organism: u64, purpose: Purpose) -> ChaCha8Rng {
+pub fn stream(seed: u64, generation: u32, organism: u64, purpose: Purpose) -> Stream {
+    // Absorb each field through SplitMix64 so that nearby tuples (organism
+    // 7 and 8, or swapped fields) land far apart, then expand to the
+    // generator's four words.
     let mut state = seed ^ 0x6c69_6e65_6167_6521; // "lineage!"
-    let mut key = [0u8; 32];
-    let words = [splitmix(&mut state), generation as u64, organism, 0];
     let mut acc = splitmix(&mut state);
-    for (chunk, word) in key.chunks_exact_mut(8).zip(words) {
-        acc ^= word;
-        let mut s = acc;
-        let mixed = splitmix(&mut s);
-        acc = mixed;
-        chunk.copy_from_slice(&mixed.to_le_bytes());
+    for word in [generation as u64, organism, purpose as u64] {
+        let mut s = acc ^ word;
+        acc = splitmix(&mut s);
     }
-    let mut rng = ChaCha8Rng::from_seed(key);
-    rng.set_stream(purpose as u64);
-    rng
+    let mut s = acc;
+    let words = [
+        splitmix(&mut s),
+        splitmix(&mut s),
+        splitmix(&mut s),
+        splitmix(&mut s),
+    ];
+    let mut key = [0u8; 32];
+    for (chunk, word) in key.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    <Stream as rand::SeedableRng>::from_seed(key)
 }
 
 /// One step of SplitMix64 (Steele, Lea and Flood 2014).
@@ -105,5 +121,5 @@ mod tests {
             "stream derivation changed: bump STREAM_DERIVATION"
         );
     }
-    const PINNED: [u32; 2] = [2068064661, 1908057686];
+    const PINNED: [u32; 2] = [2165161029, 164034458];
 }

@@ -71,11 +71,14 @@ pub fn diversity(genomes: &[&Genome], spec: &GenomeSpec) -> f64 {
     if spec.bits > 0 {
         let ones = ones_per_bit(genomes, spec.bits);
         let pairs = (n * (n - 1)) as f64;
-        total += ones.iter().map(|&k| 2.0 * k as f64 * (n - k as usize) as f64 / pairs).sum::<f64>();
+        total += ones
+            .iter()
+            .map(|&k| 2.0 * k as f64 * (n - k as usize) as f64 / pairs)
+            .sum::<f64>();
     }
     for (j, gene) in spec.genes.iter().enumerate() {
         let width = gene.scale_width();
-        if !(width > 0.0) {
+        if !width.is_finite() || width <= 0.0 {
             continue;
         }
         let xs = genomes.iter().map(|g| gene.to_scale(g.reals()[j]));
@@ -168,20 +171,26 @@ mod tests {
 
     #[test]
     fn ones_per_bit_counts_past_lane_overflow() {
-        use crate::rng::{stream, Purpose};
+        use crate::rng::{Purpose, stream};
         let mut rng = stream(4, 0, 0, Purpose::Init);
         let spec = GenomeSpec::bits(130);
         // 9000 genomes: several flushes and the parallel path.
         let genomes: Vec<Genome> = (0..9000).map(|_| Genome::random(&spec, &mut rng)).collect();
         let refs: Vec<&Genome> = genomes.iter().collect();
-        let naive: Vec<u32> =
-            (0..130).map(|b| genomes.iter().filter(|g| g.bits().get(b)).count() as u32).collect();
+        let naive: Vec<u32> = (0..130)
+            .map(|b| genomes.iter().filter(|g| g.bits().get(b)).count() as u32)
+            .collect();
         assert_eq!(ones_per_bit(&refs, 130), naive);
-        assert_eq!(ones_per_bit(&refs[..300], 130), naive_prefix(&genomes[..300]));
+        assert_eq!(
+            ones_per_bit(&refs[..300], 130),
+            naive_prefix(&genomes[..300])
+        );
     }
 
     fn naive_prefix(genomes: &[Genome]) -> Vec<u32> {
-        (0..130).map(|b| genomes.iter().filter(|g| g.bits().get(b)).count() as u32).collect()
+        (0..130)
+            .map(|b| genomes.iter().filter(|g| g.bits().get(b)).count() as u32)
+            .collect()
     }
 
     #[test]

@@ -98,15 +98,15 @@ impl Ctx<'_> {
         // serde says "invalid type: X, expected Y"; we say what was expected
         // first, then what was found.
         for prefix in ["invalid type: ", "invalid value: "] {
-            if let Some(rest) = message.strip_prefix(prefix) {
-                if let Some((found, expected)) = rest.split_once(", expected ") {
-                    let expected = match expected {
-                        "usize" | "u32" | "u64" => "a non-negative integer",
-                        "f64" => "a number",
-                        other => other,
-                    };
-                    return self.at(path, format!("expected {expected}, found {found}"));
-                }
+            if let Some(rest) = message.strip_prefix(prefix)
+                && let Some((found, expected)) = rest.split_once(", expected ")
+            {
+                let expected = match expected {
+                    "usize" | "u32" | "u64" => "a non-negative integer",
+                    "f64" => "a number",
+                    other => other,
+                };
+                return self.at(path, format!("expected {expected}, found {found}"));
             }
         }
         self.at(path, message.to_owned())
@@ -275,10 +275,10 @@ fn apply_change(
     for key in change.set.keys() {
         if !CHANGEABLE.contains(&key.as_str()) {
             let mut msg = format!("`{key}` cannot be changed by the environment schedule");
-            if let Some(best) = nearest(key, &CHANGEABLE) {
-                if best != *key {
-                    msg.push_str(&format!("; did you mean `{best}`?"));
-                }
+            if let Some(best) = nearest(key, &CHANGEABLE)
+                && best != *key
+            {
+                msg.push_str(&format!("; did you mean `{best}`?"));
             }
             msg.push_str(&format!(" (changeable: {})", CHANGEABLE.join(", ")));
             return Err(ctx.at_key(&format!("{here}.set.{key}"), msg));

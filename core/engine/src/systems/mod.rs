@@ -12,5 +12,5 @@ mod select;
 pub use environment::{apply_environment_changes, invalidate_stale_fitness};
 pub use evaluate::evaluate_fitness;
 pub use record::{summarize_population, track_progress, write_generation_row, write_organism_rows};
-pub use reproduce::{advance_generation, breed_offspring, cull_nonsurvivors, spawn_offspring};
+pub use reproduce::{advance_generation, breed_offspring, place_offspring};
 pub use select::select_parents;

@@ -138,15 +138,16 @@ pub fn track_progress(
         }
     }
     let stop = &scenario.0.stop;
-    if let (Some(target), Some(best)) = (stop.target_fitness, progress.best.first()) {
-        if !best.is_nan() && !objectives.0[0].direction.better(target, *best) {
-            progress.stop = Some(StopReason::TargetReached);
-            return;
-        }
+    if let (Some(target), Some(best)) = (stop.target_fitness, progress.best.first())
+        && !best.is_nan()
+        && !objectives.0[0].direction.better(target, *best)
+    {
+        progress.stop = Some(StopReason::TargetReached);
+        return;
     }
-    if let Some(window) = stop.stagnation {
-        if g - progress.last_improvement >= window {
-            progress.stop = Some(StopReason::Stagnation);
-        }
+    if let Some(window) = stop.stagnation
+        && g - progress.last_improvement >= window
+    {
+        progress.stop = Some(StopReason::Stagnation);
     }
 }

@@ -4,7 +4,7 @@ use bevy_ecs::prelude::*;
 use lineage_evo::selection::{Plan, Preference};
 
 use crate::components::{Fitness, Lineage};
-use crate::resources::{Generation, Objectives, ScenarioRes, SelectionResult};
+use crate::resources::{Generation, Objectives, ScenarioRes, SelectionResult, Threads};
 
 /// Orders the evaluated pool and plans the next generation with the
 /// selection settings that apply to it.
@@ -12,6 +12,7 @@ pub fn select_parents(
     generation: Res<Generation>,
     scenario: Res<ScenarioRes>,
     objectives: Res<Objectives>,
+    threads: Res<Threads>,
     mut result: ResMut<SelectionResult>,
     organisms: Query<(Entity, &Lineage, &Fitness)>,
 ) {
@@ -22,7 +23,9 @@ pub fn select_parents(
         .iter()
         .flat_map(|(_, _, f)| f.values.iter().copied())
         .collect();
-    let preference = Preference::new(&fitness, &objectives.0, &ids);
+    let preference = threads
+        .0
+        .install(|| Preference::new(&fitness, &objectives.0, &ids));
     let next = scenario.0.pressures_at(generation.0 + 1);
     let plan = Plan::new(
         next.selection.method,

@@ -1,0 +1,5 @@
+//! Benchmark modules.
+
+pub mod engine;
+pub mod operators;
+pub mod selection;
