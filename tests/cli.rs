@@ -51,6 +51,7 @@ fn run_without_a_scenario_runs_the_embedded_quickstart_into_runs() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&read(&dir.join("manifest.json"))).unwrap();
     assert_eq!(manifest["seed"], 42);
+    assert!(manifest["threads"].as_u64().unwrap() >= 1);
     assert_eq!(manifest["generations_completed"], 4);
     assert_eq!(manifest["scenario"], "quickstart");
     assert!(manifest["scenario_sha256"].as_str().unwrap().len() == 64);
@@ -83,15 +84,7 @@ fn a_nonempty_out_directory_is_refused_and_left_alone() {
 fn inspect_and_report_describe_a_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("zdt1");
-    lineage_ok(&[
-        "run",
-        s(&scenario("zdt1.toml")),
-        "--generations",
-        "12",
-        "--out",
-        s(&dir),
-        "--quiet",
-    ]);
+    run_quiet(&scenario("zdt1.toml"), 12, &dir);
     let inspect = lineage_ok(&["inspect", s(&dir)]);
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(
@@ -241,15 +234,7 @@ stop = { stagnation = 5 }
 fn lineage_records_parents_and_births() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    lineage_ok(&[
-        "run",
-        s(&scenario("zdt1.toml")),
-        "--generations",
-        "3",
-        "--out",
-        s(&dir),
-        "--quiet",
-    ]);
+    run_quiet(&scenario("zdt1.toml"), 3, &dir);
     let (header, rows) = csv(&dir.join("organisms.csv"));
     assert_eq!(
         header,

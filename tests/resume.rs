@@ -13,24 +13,8 @@ fn five_then_resume_to_ten_equals_ten_in_one_go() {
     let scenario = scenario("moving-optimum.toml");
     let whole = tmp.path().join("whole");
     let split = tmp.path().join("split");
-    lineage_ok(&[
-        "run",
-        s(&scenario),
-        "--generations",
-        "10",
-        "--out",
-        s(&whole),
-        "--quiet",
-    ]);
-    lineage_ok(&[
-        "run",
-        s(&scenario),
-        "--generations",
-        "5",
-        "--out",
-        s(&split),
-        "--quiet",
-    ]);
+    run_quiet(&scenario, 10, &whole);
+    run_quiet(&scenario, 5, &split);
     lineage_ok(&["resume", s(&split), "--generations", "10", "--quiet"]);
     for f in FILES {
         assert!(
@@ -54,24 +38,8 @@ fn resume_from_an_earlier_checkpoint_after_a_crash() {
     let scenario = scenario("moving-optimum.toml");
     let whole = tmp.path().join("whole");
     let crashed = tmp.path().join("crashed");
-    lineage_ok(&[
-        "run",
-        s(&scenario),
-        "--generations",
-        "50",
-        "--out",
-        s(&whole),
-        "--quiet",
-    ]);
-    lineage_ok(&[
-        "run",
-        s(&scenario),
-        "--generations",
-        "50",
-        "--out",
-        s(&crashed),
-        "--quiet",
-    ]);
+    run_quiet(&scenario, 50, &whole);
+    run_quiet(&scenario, 50, &crashed);
     // checkpoint_every = 20: gen-000020, gen-000040, gen-000050 exist. Lose
     // the last two, as if the process died during generation 41.
     for lost in ["gen-000040", "gen-000050"] {
@@ -90,15 +58,7 @@ fn resume_from_an_earlier_checkpoint_after_a_crash() {
 fn resume_with_nothing_left_to_do_is_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    lineage_ok(&[
-        "run",
-        s(&scenario("moving-optimum.toml")),
-        "--generations",
-        "3",
-        "--out",
-        s(&run),
-        "--quiet",
-    ]);
+    run_quiet(&scenario("moving-optimum.toml"), 3, &run);
     let out = lineage(&["resume", s(&run), "--generations", "3"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -226,9 +226,15 @@ fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} gen {pos}/{len} [{bar:30}] {msg} | {per_sec} | eta {eta}",
+                "{spinner} gen {pos}/{len} [{bar:24}] {msg} | {rate} | eta {eta}",
             )
             .expect("a valid template")
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1} gen/s", state.per_sec());
+                },
+            )
             .progress_chars("=> "),
         );
         bar
@@ -239,8 +245,9 @@ fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {
         let report = run.step()?;
         bar.set_position(report.generation as u64 + 1);
         bar.set_message(format!(
-            "{objective}: best {:.6} mean {:.6}",
-            report.best[0], report.mean[0]
+            "{objective} best {} mean {}",
+            table::number(report.best[0]),
+            table::number(report.mean[0])
         ));
     }
     bar.finish_and_clear();

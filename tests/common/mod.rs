@@ -93,3 +93,18 @@ pub fn column(path: &Path, name: &str) -> Vec<f64> {
         })
         .collect()
 }
+
+/// `lineage run SCENARIO --generations N --out OUT --quiet`, which must
+/// succeed.
+pub fn run_quiet(scenario: &Path, generations: u32, out: &Path) {
+    let generations = generations.to_string();
+    lineage_ok(&[
+        "run",
+        s(scenario),
+        "--generations",
+        &generations,
+        "--out",
+        s(out),
+        "--quiet",
+    ]);
+}

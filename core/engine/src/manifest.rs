@@ -27,6 +27,8 @@ pub struct Manifest {
     pub scenario_sha256: String,
     /// The seed.
     pub seed: u64,
+    /// Worker threads of the latest session (results do not depend on it).
+    pub threads: usize,
     /// Host name of the machine.
     pub host: String,
     /// When the run started (UTC, RFC 3339).

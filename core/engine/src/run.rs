@@ -84,6 +84,7 @@ impl Run {
             scenario: scenario.name.clone(),
             scenario_sha256: scenario_sha256.clone(),
             seed: scenario.seed,
+            threads,
             host: manifest::host_name(),
             started: started.clone(),
             finished: None,
@@ -119,15 +120,18 @@ impl Run {
         }));
         world.insert_resource(NextOrganismId(founders as u64));
         let target = scenario.generations;
-        Run::assemble(
+        let mut run = Run {
             world,
+            schedule: generation_schedule(),
             dir,
             scenario,
             scenario_sha256,
             target,
             manifest,
-            None,
-        )
+            last_checkpoint: None,
+        };
+        run.initialize_schedule()?;
+        Ok(run)
     }
 
     /// Resumes the run in `dir` from its latest checkpoint and continues
@@ -181,6 +185,7 @@ impl Run {
             started: manifest::utc_now(),
             finished: None,
         });
+        manifest.threads = threads;
         manifest.finished = None;
         manifest.write(dir)?;
 
@@ -201,40 +206,28 @@ impl Run {
             ..state.progress
         });
         let from = state.generation;
-        Run::assemble(
+        let mut run = Run {
             world,
-            dir.to_owned(),
+            schedule: generation_schedule(),
+            dir: dir.to_owned(),
             scenario,
             scenario_sha256,
             target,
             manifest,
-            Some(from),
-        )
+            last_checkpoint: Some(from),
+        };
+        run.initialize_schedule()?;
+        Ok(run)
     }
 
-    fn assemble(
-        mut world: World,
-        dir: PathBuf,
-        scenario: Arc<Scenario>,
-        scenario_sha256: String,
-        target: u32,
-        manifest: Manifest,
-        last_checkpoint: Option<u32>,
-    ) -> Result<Run, EngineError> {
-        let mut schedule = generation_schedule();
-        if let Err(e) = schedule.initialize(&mut world) {
-            return Err(EngineError::Schedule(e.to_string(schedule.graph(), &world)));
+    /// Builds the generation schedule for this run's world.
+    fn initialize_schedule(&mut self) -> Result<(), EngineError> {
+        match self.schedule.initialize(&mut self.world) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(EngineError::Schedule(
+                e.to_string(self.schedule.graph(), &self.world),
+            )),
         }
-        Ok(Run {
-            world,
-            schedule,
-            dir,
-            scenario,
-            scenario_sha256,
-            target,
-            manifest,
-            last_checkpoint,
-        })
     }
 
     /// The run directory.

@@ -225,6 +225,29 @@ mod tests {
     }
 
     #[test]
+    fn integer_keys_order_like_total_cmp() {
+        let xs = [
+            -f64::INFINITY,
+            -3.5,
+            -0.0,
+            0.0,
+            1e-300,
+            2.0,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for a in xs {
+            for b in xs {
+                assert_eq!(
+                    ordered_bits(a).cmp(&ordered_bits(b)),
+                    a.total_cmp(&b),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn crowded_order_puts_front_first() {
         // Minimise both: (0,1), (1,0) and (0.5,0.5) are the front; (1,1) is dominated.
         let fit = [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.5];
