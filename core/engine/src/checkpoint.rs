@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::components::{Fitness, Genome, Lineage};
 use crate::error::EngineError;
@@ -258,7 +259,7 @@ pub fn load(
                 birth: births[i],
             };
             let fit = Fitness {
-                values: fitness[i * m..(i + 1) * m].to_vec().into_boxed_slice(),
+                values: SmallVec::from_slice(&fitness[i * m..(i + 1) * m]),
                 evaluated_at: u32::try_from(evaluated[i]).ok(),
             };
             (Genome(genome), lineage, fit)

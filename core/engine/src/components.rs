@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use bevy_ecs::component::Component;
+use smallvec::SmallVec;
 
 /// An organism's id, unique within a run and never reused. Ids are assigned
 /// in birth order, so sorting by id gives an order that does not depend on
@@ -31,8 +32,9 @@ pub struct Lineage {
 /// marks an invalid value.
 #[derive(Component, Clone, Debug, PartialEq)]
 pub struct Fitness {
-    /// The values, in objective order.
-    pub values: Box<[f64]>,
+    /// The values, in objective order; up to two are stored inline, so
+    /// systems that read every organism's fitness follow no pointer.
+    pub values: SmallVec<[f64; 2]>,
     /// Generation of the evaluation that produced `values`, or `None` while
     /// pending.
     pub evaluated_at: Option<u32>,
@@ -42,7 +44,7 @@ impl Fitness {
     /// A pending fitness with room for `objectives` values.
     pub fn pending(objectives: usize) -> Fitness {
         Fitness {
-            values: vec![f64::NAN; objectives].into_boxed_slice(),
+            values: smallvec::smallvec![f64::NAN; objectives],
             evaluated_at: None,
         }
     }
