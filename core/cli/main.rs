@@ -204,16 +204,21 @@ fn print_scenario(s: &Scenario) {
     println!("  objectives:  {}", objectives.join(", "));
     for p in &s.phases {
         let pr = &p.pressures;
+        let m = &pr.mutation;
+        let crossover = match pr.crossover {
+            Some(c) => format!("{:?} at rate {}", c.kind, c.rate).to_lowercase(),
+            None => "none".into(),
+        };
+        println!("  from generation {}:", p.from_generation);
         println!(
-            "  from generation {}: population {}, {:?}, elitism {}, mutation {:?}, crossover {:?}, fitness {:?}",
-            p.from_generation,
-            pr.population,
-            pr.selection.method,
-            pr.selection.elitism,
-            pr.mutation,
-            pr.crossover,
-            pr.fitness
+            "    population {}, selection {:?}, elitism {}",
+            pr.population, pr.selection.method, pr.selection.elitism
         );
+        println!(
+            "    mutation: bit rate {}, sigma {}, gene rate {}; crossover: {crossover}",
+            m.bit_rate, m.sigma, m.gene_rate
+        );
+        println!("    fitness {:?}", pr.fitness);
     }
 }
 

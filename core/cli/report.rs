@@ -44,25 +44,55 @@ fn draw(g: &Generations, objective: &str, path: &Path) -> Result<(), Box<dyn std
     if hi - lo < 1e-12 {
         (lo, hi) = (lo - 0.5, hi + 0.5);
     }
-    let pad = 0.05 * (hi - lo);
     let last = g.rows.last().map_or(1.0, |r| r[0].max(1.0));
-
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let mut builder = ChartBuilder::on(&root);
+    builder
         .caption(format!("{objective} over generations"), ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..last, (lo - pad)..(hi + pad))?;
-    chart
-        .configure_mesh()
-        .x_desc("generation")
-        .y_desc(objective)
-        .draw()?;
+        .y_label_area_size(70);
+    // Values spanning orders of magnitude (a converging error) read better
+    // on a log axis; anything touching zero or below stays linear.
+    if lo > 0.0 && hi / lo > 1e3 {
+        let mut chart = builder.build_cartesian_2d(0f64..last, (lo / 2.0..hi * 2.0).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("generation")
+            .y_desc(format!("{objective} (log scale)"))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0e}"))
+            .draw()?;
+        draw_series(&mut chart, series).map_err(|e| -> Box<dyn std::error::Error> { e.into() })?;
+    } else {
+        let pad = 0.05 * (hi - lo);
+        let mut chart = builder.build_cartesian_2d(0f64..last, (lo - pad)..(hi + pad))?;
+        chart
+            .configure_mesh()
+            .x_desc("generation")
+            .y_desc(objective)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()?;
+        draw_series(&mut chart, series).map_err(|e| -> Box<dyn std::error::Error> { e.into() })?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Draws the lines and their legend.
+fn draw_series<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    series: Vec<(&str, RGBColor, Vec<(f64, f64)>)>,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
     for (stat, color, points) in series {
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
             .label(stat)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -72,7 +102,7 @@ fn draw(g: &Generations, objective: &str, path: &Path) -> Result<(), Box<dyn std
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .draw()?;
-    root.present()?;
+        .draw()
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
