@@ -64,3 +64,39 @@ fn resume_with_nothing_left_to_do_is_bad_input() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already has 3 generations"), "{err}");
 }
+
+#[test]
+fn damaged_run_directories_are_bad_input_not_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    run_quiet(&scenario("zdt1.toml"), 3, &run);
+    let state = run.join("checkpoints/gen-000003/state.json");
+    let population = run.join("checkpoints/gen-000003/population.safetensors");
+    let good_state = read(&state);
+    let good_population = read(&population);
+    let damages: [(&std::path::Path, &[u8], &str); 3] = [
+        (&state, b"{\"format\": 1", "is not a checkpoint state"),
+        (
+            &population,
+            b"not a safetensors file",
+            "is not a safetensors file",
+        ),
+        (
+            &run.join("generations.csv"),
+            b"generation\n",
+            "the file was truncated",
+        ),
+    ];
+    for (path, bytes, says) in damages {
+        let original = read(path);
+        std::fs::write(path, bytes).unwrap();
+        let out = lineage(&["resume", s(&run), "--generations", "5"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says) && !err.contains("panicked"), "{err}");
+        std::fs::write(path, original).unwrap();
+    }
+    assert_eq!(read(&state), good_state);
+    assert_eq!(read(&population), good_population);
+    lineage_ok(&["resume", s(&run), "--generations", "5", "--quiet"]);
+}

@@ -66,7 +66,10 @@ pub fn summary(dir: &Path) -> Result<String, String> {
         "scenario:     {} (seed {}, sha256 {})",
         manifest.scenario,
         manifest.seed,
-        &manifest.scenario_sha256[..12]
+        manifest
+            .scenario_sha256
+            .get(..12)
+            .unwrap_or(&manifest.scenario_sha256)
     );
     let _ = writeln!(
         out,
