@@ -1,0 +1,168 @@
+//! Environments: the data an organism's lifetime learns from and the
+//! held-out data it is scored on.
+//!
+//! An [`Environment`] describes its [`Task`] (what a model must map to
+//! what) and hands out one [`Lifetime`] at a time: a training set whose
+//! size is the lifetime's data budget, and a held-out set. Environments
+//! whose held-out data is shared by the whole population (Gaussian
+//! clusters, a teacher network, a text's validation split) build it once
+//! and share it by reference; few-shot environments (sinusoids) draw a new
+//! task, with its own held-out points, for every lifetime.
+//!
+//! Data are plain `f32` and `u32` buffers, row-major, so that both the
+//! population-batched training path and candle can read them without
+//! conversion. Every draw comes from the random stream the caller passes
+//! (in the engine: the organism's learning stream), and everything an
+//! environment builds at construction comes from its own seed, so data are
+//! reproducible whatever the thread count.
+//!
+//! ```
+//! use lineage_env::{Environment, GaussianClusters, Batch};
+//! use lineage_evo::rng::{stream, Purpose};
+//!
+//! let env = GaussianClusters::new(4, 8, 0.5, 200, 7).unwrap();
+//! // In a run: the organism's learning stream.
+//! let mut rng = stream(42, 0, 17, Purpose::Learn);
+//! let life = env.lifetime(&mut rng, 32);
+//! let Batch::Labeled { n, x, labels } = &life.train else { unreachable!() };
+//! assert_eq!((*n, x.len(), labels.len()), (32, 32 * 8, 32));
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod sinusoid;
+mod synthetic;
+mod text;
+
+use std::sync::Arc;
+
+use rand::RngCore;
+
+pub use sinusoid::Sinusoids;
+pub use synthetic::{GaussianClusters, TeacherNetwork};
+pub use text::{Text, Vocabulary};
+
+/// What a model must learn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Real inputs to real outputs, scored by mean squared error.
+    Regression {
+        /// Input features.
+        inputs: usize,
+        /// Output values.
+        outputs: usize,
+    },
+    /// Real inputs to one of `classes` labels, scored by cross-entropy.
+    Classification {
+        /// Input features.
+        inputs: usize,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// Token sequences: predict each next token, scored by cross-entropy.
+    NextToken {
+        /// Vocabulary size.
+        vocab: usize,
+        /// Tokens of context a model sees.
+        context: usize,
+    },
+}
+
+/// A set of examples, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Batch {
+    /// Regression examples: `x` is `n x inputs`, `y` is `n x outputs`.
+    Dense {
+        /// Examples.
+        n: usize,
+        /// Inputs.
+        x: Vec<f32>,
+        /// Targets.
+        y: Vec<f32>,
+    },
+    /// Classification examples: `x` is `n x inputs`.
+    Labeled {
+        /// Examples.
+        n: usize,
+        /// Inputs.
+        x: Vec<f32>,
+        /// Class of each example.
+        labels: Vec<u32>,
+    },
+    /// Token windows: `tokens` is `n x (context + 1)`; a model reads the
+    /// first `context` tokens of a window and predicts each next one.
+    Tokens {
+        /// Windows.
+        n: usize,
+        /// Tokens per window.
+        len: usize,
+        /// The windows.
+        tokens: Vec<u32>,
+    },
+}
+
+impl Batch {
+    /// Number of examples (or windows).
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Dense { n, .. } | Batch::Labeled { n, .. } | Batch::Tokens { n, .. } => *n,
+        }
+    }
+
+    /// True when the batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The data of one lifetime.
+#[derive(Clone, Debug)]
+pub struct Lifetime {
+    /// What the organism may learn from: exactly its data budget.
+    pub train: Batch,
+    /// What it is scored on afterwards.
+    pub heldout: Arc<Batch>,
+}
+
+/// A source of lifetimes.
+pub trait Environment: Send + Sync {
+    /// The environment's name, as in scenarios.
+    fn name(&self) -> &str;
+    /// What a model must learn.
+    fn task(&self) -> Task;
+    /// One lifetime's data: a training set of `budget` examples (token
+    /// environments: `budget` tokens, in whole windows) drawn from `rng`,
+    /// and the held-out set.
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime;
+}
+
+/// Why an environment cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// A parameter is out of range.
+    #[error("environment `{environment}`: {message}")]
+    Invalid {
+        /// The environment.
+        environment: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A data file could not be read.
+    #[error("environment `{environment}`: cannot read {path}: {source}")]
+    Io {
+        /// The environment.
+        environment: &'static str,
+        /// The file.
+        path: String,
+        /// The reason.
+        source: std::io::Error,
+    },
+}
+
+pub(crate) fn invalid(environment: &'static str, message: impl Into<String>) -> EnvError {
+    EnvError::Invalid {
+        environment,
+        message: message.into(),
+    }
+}
