@@ -240,3 +240,29 @@ the slings and arrows of outrageous fortune, or to take arms against a sea of tr
         );
     }
 }
+
+#[cfg(test)]
+mod corpus {
+    use super::*;
+    use lineage_evo::rng::{Purpose, stream};
+
+    /// The corpus the project ships (`scenarios/data/shakespeare.txt`)
+    /// loads as a character-level task.
+    #[test]
+    fn shipped_shakespeare_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios/data/shakespeare.txt");
+        let env = Text::from_file(&path, Vocabulary::Characters, 64, 0.1, 256).unwrap();
+        let Task::NextToken { vocab, .. } = env.task() else {
+            panic!("a token task")
+        };
+        assert!(
+            (60..=100).contains(&vocab),
+            "plain-ASCII English has about 80 distinct characters, found {vocab}"
+        );
+        assert!(env.train_tokens() > 4_500_000);
+        let life = env.lifetime(&mut stream(1, 0, 0, Purpose::Learn), 25_000);
+        assert_eq!(life.train.len(), 391);
+        assert_eq!(life.heldout.len(), 256);
+    }
+}
