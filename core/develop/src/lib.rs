@@ -1,0 +1,323 @@
+//! Development: from a genome to initial weights.
+//!
+//! Pure functions on row-major `f32` matrices (`rows` = outputs, `cols` =
+//! inputs, as a linear layer's weight), drawing from the organism's
+//! development stream:
+//! - [`draw`]: a Gaussian, uniform or Kaiming draw with a gain;
+//! - [`truncate_rank`]: the best rank-r approximation of a matrix (by SVD),
+//!   rescaled to the Frobenius norm of the original, so that rank changes
+//!   the structure of initial connectivity but not its overall scale;
+//! - [`random_mask`], [`apply_mask`] and [`connectome`]: 0/1 connectivity
+//!   and the sign-times-scale weights of an inherited connectome.
+//!
+//! This is the first piece of the lifetime-learning issue; the genes that
+//! select these laws per weight matrix arrive with the models.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use lineage_evo::BitString;
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+/// A row-major matrix of weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    /// Rows (outputs).
+    pub rows: usize,
+    /// Columns (inputs, the fan-in).
+    pub cols: usize,
+    /// `rows * cols` values.
+    pub data: Vec<f32>,
+}
+
+impl Matrix {
+    /// All zeros.
+    pub fn zeros(rows: usize, cols: usize) -> Matrix {
+        Matrix {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
+    }
+
+    /// Frobenius norm.
+    pub fn frobenius(&self) -> f32 {
+        self.data
+            .iter()
+            .map(|x| (*x as f64) * (*x as f64))
+            .sum::<f64>()
+            .sqrt() as f32
+    }
+}
+
+/// How initial weights are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitLaw {
+    /// `N(0, gain^2 / fan_in)`.
+    Gaussian,
+    /// Uniform on `[-a, a]` with `a = gain * sqrt(3 / fan_in)` (the same
+    /// variance as `Gaussian`).
+    Uniform,
+    /// Kaiming (He) normal for ReLU layers: `N(0, 2 gain^2 / fan_in)`.
+    Kaiming,
+}
+
+/// Why development failed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum DevelopError {
+    /// A rank outside `1..=min(rows, cols)`.
+    #[error("rank {rank} is outside 1..={max} for a {rows}x{cols} matrix")]
+    Rank {
+        /// Asked rank.
+        rank: usize,
+        /// Largest possible rank.
+        max: usize,
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+    /// A mask or sign string of the wrong length.
+    #[error("a {what} of {found} bits does not fit a {rows}x{cols} matrix")]
+    Shape {
+        /// "mask" or "sign string".
+        what: &'static str,
+        /// Its length.
+        found: usize,
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+}
+
+/// Draws a `rows x cols` matrix by `law` with `gain`.
+pub fn draw(law: InitLaw, gain: f32, rows: usize, cols: usize, rng: &mut impl Rng) -> Matrix {
+    let fan_in = cols.max(1) as f32;
+    let data = match law {
+        InitLaw::Gaussian | InitLaw::Kaiming => {
+            let var = if law == InitLaw::Kaiming { 2.0 } else { 1.0 } * gain * gain / fan_in;
+            let sd = var.sqrt();
+            (0..rows * cols)
+                .map(|_| sd * rng.sample::<f32, _>(StandardNormal))
+                .collect()
+        }
+        InitLaw::Uniform => {
+            let a = gain * (3.0 / fan_in).sqrt();
+            (0..rows * cols)
+                .map(|_| {
+                    if a > 0.0 {
+                        rng.random_range(-a..a)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        }
+    };
+    Matrix { rows, cols, data }
+}
+
+/// The best rank-`rank` approximation of `m` (truncated SVD), rescaled to
+/// `m`'s Frobenius norm.
+pub fn truncate_rank(m: &Matrix, rank: usize) -> Result<Matrix, DevelopError> {
+    let max = m.rows.min(m.cols);
+    if rank == 0 || rank > max {
+        return Err(DevelopError::Rank {
+            rank,
+            max,
+            rows: m.rows,
+            cols: m.cols,
+        });
+    }
+    let a = nalgebra::DMatrix::<f64>::from_row_iterator(
+        m.rows,
+        m.cols,
+        m.data.iter().map(|&x| x as f64),
+    );
+    let svd = a.svd(true, true);
+    let (Some(u), Some(v_t)) = (svd.u, svd.v_t) else {
+        unreachable!("both singular vector sets were requested")
+    };
+    // nalgebra sorts singular values in decreasing order.
+    let mut s = svd.singular_values.clone();
+    for k in rank..s.len() {
+        s[k] = 0.0;
+    }
+    let low = &u * nalgebra::DMatrix::from_diagonal(&s) * &v_t;
+    let norm = low.norm();
+    let scale = if norm > 0.0 {
+        m.frobenius() as f64 / norm
+    } else {
+        0.0
+    };
+    let mut data = Vec::with_capacity(m.rows * m.cols);
+    for r in 0..m.rows {
+        for c in 0..m.cols {
+            data.push((low[(r, c)] * scale) as f32);
+        }
+    }
+    Ok(Matrix {
+        rows: m.rows,
+        cols: m.cols,
+        data,
+    })
+}
+
+/// A mask in which each connection is present with probability `density`.
+pub fn random_mask(rows: usize, cols: usize, density: f64, rng: &mut impl Rng) -> BitString {
+    BitString::random(rows * cols, density.clamp(0.0, 1.0), rng)
+}
+
+/// Zeroes the weights the mask removes.
+pub fn apply_mask(m: &mut Matrix, mask: &BitString) -> Result<(), DevelopError> {
+    check(m.rows, m.cols, mask, "mask")?;
+    for (i, w) in m.data.iter_mut().enumerate() {
+        if !mask.get(i) {
+            *w = 0.0;
+        }
+    }
+    Ok(())
+}
+
+/// The weights of an inherited connectome: `sign * scale` where the mask
+/// keeps a connection (sign bit set: positive), zero elsewhere.
+pub fn connectome(
+    rows: usize,
+    cols: usize,
+    mask: &BitString,
+    signs: &BitString,
+    scale: f32,
+) -> Result<Matrix, DevelopError> {
+    check(rows, cols, mask, "mask")?;
+    check(rows, cols, signs, "sign string")?;
+    let data = (0..rows * cols)
+        .map(|i| match (mask.get(i), signs.get(i)) {
+            (false, _) => 0.0,
+            (true, true) => scale,
+            (true, false) => -scale,
+        })
+        .collect();
+    Ok(Matrix { rows, cols, data })
+}
+
+fn check(
+    rows: usize,
+    cols: usize,
+    bits: &BitString,
+    what: &'static str,
+) -> Result<(), DevelopError> {
+    if bits.len() != rows * cols {
+        return Err(DevelopError::Shape {
+            what,
+            found: bits.len(),
+            rows,
+            cols,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lineage_evo::rng::{Purpose, stream};
+
+    fn variance(m: &Matrix) -> f64 {
+        let n = m.data.len() as f64;
+        let mean = m.data.iter().map(|&x| x as f64).sum::<f64>() / n;
+        m.data
+            .iter()
+            .map(|&x| (x as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n
+    }
+
+    #[test]
+    fn laws_have_their_variances() {
+        let mut rng = stream(1, 0, 0, Purpose::Develop);
+        let fan_in = 100.0;
+        for (law, expected) in [
+            (InitLaw::Gaussian, 4.0 / fan_in),
+            (InitLaw::Uniform, 4.0 / fan_in),
+            (InitLaw::Kaiming, 8.0 / fan_in),
+        ] {
+            let m = draw(law, 2.0, 200, 100, &mut rng);
+            let v = variance(&m);
+            assert!(
+                (v / expected - 1.0).abs() < 0.03,
+                "{law:?}: variance {v}, expected {expected}"
+            );
+        }
+    }
+
+    fn singular_values(m: &Matrix) -> Vec<f64> {
+        let a = nalgebra::DMatrix::<f64>::from_row_iterator(
+            m.rows,
+            m.cols,
+            m.data.iter().map(|&x| x as f64),
+        );
+        a.singular_values().iter().copied().collect()
+    }
+
+    #[test]
+    fn rank_truncation_keeps_rank_and_norm() {
+        let mut rng = stream(2, 0, 0, Purpose::Develop);
+        let m = draw(InitLaw::Gaussian, 1.0, 30, 20, &mut rng);
+        for rank in [1, 3, 20] {
+            let t = truncate_rank(&m, rank).unwrap();
+            let s = singular_values(&t);
+            let top = s[0];
+            assert!(
+                s.iter().skip(rank).all(|&x| x < 1e-4 * top),
+                "rank {rank}: {s:?}"
+            );
+            assert!(s[rank - 1] > 1e-2 * top);
+            assert!((t.frobenius() / m.frobenius() - 1.0).abs() < 1e-4);
+        }
+        let full = truncate_rank(&m, 20).unwrap();
+        assert!(
+            full.data
+                .iter()
+                .zip(&m.data)
+                .all(|(a, b)| (a - b).abs() < 1e-4),
+            "full rank is the draw itself"
+        );
+        assert_eq!(
+            truncate_rank(&m, 21).unwrap_err(),
+            DevelopError::Rank {
+                rank: 21,
+                max: 20,
+                rows: 30,
+                cols: 20
+            }
+        );
+        assert!(truncate_rank(&m, 0).is_err());
+    }
+
+    #[test]
+    fn masks_and_connectomes() {
+        let mut rng = stream(3, 0, 0, Purpose::Develop);
+        let mask = random_mask(100, 100, 0.262, &mut rng);
+        let density = mask.count_ones() as f64 / 10_000.0;
+        assert!((density - 0.262).abs() < 0.015, "density {density}");
+        let mut m = draw(InitLaw::Gaussian, 1.0, 100, 100, &mut rng);
+        apply_mask(&mut m, &mask).unwrap();
+        assert_eq!(
+            m.data.iter().filter(|&&x| x != 0.0).count(),
+            mask.count_ones() as usize
+        );
+        let signs = BitString::from_words(vec![0b0101], 4);
+        let small = BitString::from_words(vec![0b0111], 4);
+        let c = connectome(2, 2, &small, &signs, 0.02).unwrap();
+        assert_eq!(c.data, [0.02, -0.02, 0.02, 0.0]);
+        let err = connectome(3, 2, &small, &signs, 0.02)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mask of 4 bits does not fit a 3x2 matrix"),
+            "{err}"
+        );
+    }
+}
