@@ -78,6 +78,13 @@ fn a_nonempty_out_directory_is_refused_and_left_alone() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists and is not empty"));
     assert_eq!(std::fs::read_to_string(&keep).unwrap(), "earlier results");
+    let out = lineage(&["run", "--out", s(&keep), "--generations", "2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a file in the way is refused too"
+    );
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "earlier results");
 }
 
 #[test]

@@ -36,7 +36,7 @@ pub enum EngineError {
         message: String,
     },
     /// The output directory exists and is not empty.
-    #[error("output directory {} already exists and is not empty; choose another --out so that earlier results are not overwritten", .0.display())]
+    #[error("output directory {} already exists and is not empty (or is a file); choose another --out so that earlier results are not overwritten", .0.display())]
     OutputExists(PathBuf),
     /// The thread pool could not be built.
     #[error("cannot start {threads} worker threads: {message}")]

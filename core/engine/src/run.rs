@@ -60,9 +60,12 @@ impl Run {
     pub fn start(scenario: Scenario, options: &RunOptions) -> Result<Run, EngineError> {
         let dir = match &options.out {
             Some(dir) => {
-                let occupied = std::fs::read_dir(dir)
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false);
+                // Anything already there (a file, a non-empty directory)
+                // may be earlier results: refuse rather than overwrite.
+                let occupied = dir.exists()
+                    && std::fs::read_dir(dir)
+                        .map(|mut d| d.next().is_some())
+                        .unwrap_or(true);
                 if occupied {
                     return Err(EngineError::OutputExists(dir.clone()));
                 }
