@@ -230,6 +230,23 @@ fn cases() -> Vec<Case> {
             "non-empty name",
         ),
         case(
+            "huge-population",
+            BASE.replace("population = 20", "population = 10000000000"),
+            3,
+            "population",
+            "at most 100000000",
+        ),
+        case(
+            "huge-gene-count",
+            BASE.replace(
+                "bits = 16",
+                "bits = 16\ngenes = [{ name = \"x\", count = 100000000, min = 0.0, max = 1.0 }]",
+            ),
+            6,
+            "genome.genes[0].count",
+            "at most 16777216 genes",
+        ),
+        case(
             "mu-missing",
             with("[selection]\nmethod = \"mu_plus_lambda\"\n"),
             8,

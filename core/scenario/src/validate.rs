@@ -10,6 +10,12 @@ use crate::load::{At, Origin, Resolved, Sources, merge_into};
 use crate::raw::{RawChange, RawScenario};
 use crate::{CrossoverSpec, Overrides, Phase, Pressures, Record, Scenario, Selection, Stop};
 
+/// Sizes past these are almost surely typos, and would exhaust memory
+/// before the first generation ends.
+const MAX_POPULATION: usize = 100_000_000;
+const MAX_BITS: usize = 1 << 31;
+const MAX_GENES: usize = 1 << 24;
+
 /// Keys an `[[environment]]` entry may `set`.
 const CHANGEABLE: [&str; 5] = [
     "population",
@@ -336,6 +342,15 @@ fn genome(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<GenomeSpec> {
                 format!("a log-scale gene needs min > 0, found {}", gene.min),
             ));
         }
+        if genes.len() + gene.count > MAX_GENES {
+            return Err(ctx.at(
+                &at("count"),
+                format!(
+                    "expected at most {MAX_GENES} genes in all, found {} more",
+                    gene.count
+                ),
+            ));
+        }
         for k in 0..gene.count {
             let name = if gene.count == 1 {
                 gene.name.clone()
@@ -349,6 +364,21 @@ fn genome(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<GenomeSpec> {
                 log: gene.log,
             });
         }
+    }
+    if g.bits > MAX_BITS {
+        return Err(ctx.at(
+            "genome.bits",
+            format!("expected at most {MAX_BITS} bits, found {}", g.bits),
+        ));
+    }
+    if genes.len() > MAX_GENES {
+        return Err(ctx.at(
+            "genome.genes",
+            format!(
+                "expected at most {MAX_GENES} genes in all, found {}",
+                genes.len()
+            ),
+        ));
     }
     if g.bits == 0 && genes.is_empty() {
         return Err(ctx.at(
@@ -369,6 +399,12 @@ fn pressures(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<P
         return Err(ctx.at(
             "population",
             format!("expected a population of at least 2, found {population}"),
+        ));
+    }
+    if population > MAX_POPULATION {
+        return Err(ctx.at(
+            "population",
+            format!("expected a population of at most {MAX_POPULATION}, found {population}"),
         ));
     }
     let fitness = fitness(ctx, raw, genome)?;
