@@ -8,7 +8,10 @@
 //!   rescaled to the Frobenius norm of the original, so that rank changes
 //!   the structure of initial connectivity but not its overall scale;
 //! - [`random_mask`], [`apply_mask`] and [`connectome`]: 0/1 connectivity
-//!   and the sign-times-scale weights of an inherited connectome.
+//!   and the sign-times-scale weights of an inherited connectome;
+//! - [`singular_values`], [`effective_rank_ratio`], [`entropy_rank`] and
+//!   [`spectral_radius`]: what the rank experiments report about a
+//!   connectivity matrix.
 //!
 //! This is the first piece of the lifetime-learning issue; the genes that
 //! select these laws per weight matrix arrive with the models.
@@ -78,6 +81,14 @@ pub enum DevelopError {
         /// Columns.
         cols: usize,
     },
+    /// A spectral measure of a matrix that is not square.
+    #[error("a {rows}x{cols} matrix has no eigenvalues: it is not square")]
+    NotSquare {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
     /// A mask or sign string of the wrong length.
     #[error("a {what} of {found} bits does not fit a {rows}x{cols} matrix")]
     Shape {
@@ -131,12 +142,7 @@ pub fn truncate_rank(m: &Matrix, rank: usize) -> Result<Matrix, DevelopError> {
             cols: m.cols,
         });
     }
-    let a = nalgebra::DMatrix::<f64>::from_row_iterator(
-        m.rows,
-        m.cols,
-        m.data.iter().map(|&x| x as f64),
-    );
-    let svd = a.svd(true, true);
+    let svd = to_dmatrix(m).svd(true, true);
     let (Some(u), Some(v_t)) = (svd.u, svd.v_t) else {
         unreachable!("both singular vector sets were requested")
     };
@@ -202,6 +208,58 @@ pub fn connectome(
     Ok(Matrix { rows, cols, data })
 }
 
+fn to_dmatrix(m: &Matrix) -> nalgebra::DMatrix<f64> {
+    nalgebra::DMatrix::from_row_iterator(m.rows, m.cols, m.data.iter().map(|&x| x as f64))
+}
+
+/// Singular values, largest first.
+pub fn singular_values(m: &Matrix) -> Vec<f64> {
+    let mut s: Vec<f64> = to_dmatrix(m).singular_values().iter().copied().collect();
+    s.sort_by(|a, b| b.total_cmp(a));
+    s
+}
+
+/// The normalised effective rank `sum s_i / (s_1 N)`, with `N` the number
+/// of singular values: 1 for an orthogonal matrix, `1/N` for rank one.
+pub fn effective_rank_ratio(singular: &[f64]) -> f64 {
+    match singular.first() {
+        Some(&top) if top > 0.0 => singular.iter().sum::<f64>() / (top * singular.len() as f64),
+        _ => 0.0,
+    }
+}
+
+/// The entropy effective rank of Roy and Vetterli (2007): `exp(-sum p_i ln
+/// p_i)` with `p_i = s_i / sum s`; between 1 (rank one) and N.
+pub fn entropy_rank(singular: &[f64]) -> f64 {
+    let total: f64 = singular.iter().sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let entropy: f64 = singular
+        .iter()
+        .map(|s| s / total)
+        .filter(|&p| p > 0.0)
+        .map(|p| -p * p.ln())
+        .sum();
+    entropy.exp()
+}
+
+/// The largest modulus of an eigenvalue of a square matrix (its spectral
+/// radius), which sets the dynamical regime of a recurrent network.
+pub fn spectral_radius(m: &Matrix) -> Result<f64, DevelopError> {
+    if m.rows != m.cols {
+        return Err(DevelopError::NotSquare {
+            rows: m.rows,
+            cols: m.cols,
+        });
+    }
+    Ok(to_dmatrix(m)
+        .complex_eigenvalues()
+        .iter()
+        .map(|z| z.norm())
+        .fold(0.0, f64::max))
+}
+
 fn check(
     rows: usize,
     cols: usize,
@@ -252,15 +310,6 @@ mod tests {
         }
     }
 
-    fn singular_values(m: &Matrix) -> Vec<f64> {
-        let a = nalgebra::DMatrix::<f64>::from_row_iterator(
-            m.rows,
-            m.cols,
-            m.data.iter().map(|&x| x as f64),
-        );
-        a.singular_values().iter().copied().collect()
-    }
-
     #[test]
     fn rank_truncation_keeps_rank_and_norm() {
         let mut rng = stream(2, 0, 0, Purpose::Develop);
@@ -294,6 +343,37 @@ mod tests {
             }
         );
         assert!(truncate_rank(&m, 0).is_err());
+    }
+
+    #[test]
+    fn rank_measures_of_known_matrices() {
+        let n = 50;
+        let mut eye = Matrix::zeros(n, n);
+        (0..n).for_each(|i| eye.data[i * n + i] = 1.0);
+        let s = singular_values(&eye);
+        assert!((effective_rank_ratio(&s) - 1.0).abs() < 1e-9);
+        assert!((entropy_rank(&s) - n as f64).abs() < 1e-6);
+        assert!((spectral_radius(&eye).unwrap() - 1.0).abs() < 1e-9);
+        let mut rng = stream(4, 0, 0, Purpose::Develop);
+        // The science spec's G = 1.25 randn(N, N) / sqrt(N): by the circular
+        // law its spectral radius is close to 1.25.
+        let g = draw(InitLaw::Gaussian, 1.25, 300, 300, &mut rng);
+        let radius = spectral_radius(&g).unwrap();
+        assert!((radius - 1.25).abs() < 0.1, "spectral radius {radius}");
+        let one = truncate_rank(&g, 1).unwrap();
+        let s = singular_values(&one);
+        assert!(
+            (entropy_rank(&s) - 1.0).abs() < 1e-3,
+            "{}",
+            entropy_rank(&s)
+        );
+        assert!((effective_rank_ratio(&s) - 1.0 / 300.0).abs() < 1e-4);
+        let thirty = singular_values(&truncate_rank(&g, 30).unwrap());
+        assert!(entropy_rank(&thirty) > 20.0 && entropy_rank(&thirty) <= 30.0 + 1e-6);
+        assert_eq!(
+            spectral_radius(&Matrix::zeros(2, 3)).unwrap_err(),
+            DevelopError::NotSquare { rows: 2, cols: 3 }
+        );
     }
 
     #[test]
