@@ -1,0 +1,526 @@
+//! The population-batched path: MLPs (and MLP language models) trained on
+//! the `gemm` crate with a hand-written backward pass.
+//!
+//! candle allocates a tensor per operation and its CPU `bmm` loops over the
+//! batch, so for the small networks of a population the allocation and
+//! dispatch cost more than the arithmetic. Here one organism's lifetime
+//! runs from birth to its last step in buffers allocated once (weights,
+//! gradients, optimiser state and activations stay in the core's L2
+//! cache), each layer is one `gemm` call, and the population is spread
+//! over the worker threads one organism at a time
+//! ([`crate::train_population`]), so every core runs one single-threaded
+//! `gemm` and nothing oversubscribes. Biases, nonlinearities, the loss,
+//! masks and the optimiser are fused loops over the same buffers.
+//!
+//! The arithmetic is that of [`crate::general`] (candle autograd) up to
+//! floating-point summation order; a test holds the two to 1e-5.
+
+use gemm::Parallelism;
+use lineage_env::Batch;
+
+use crate::data::Examples;
+use crate::optim::{self, Hyper};
+use crate::spec::{Activation, Loss, MlpSpec};
+use crate::{CurvePoint, Job, LifetimeSpec, Outcome, Status};
+
+/// A row-major or transposed view of a matrix for [`matmul`].
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    /// Stride between rows.
+    rs: usize,
+    /// Stride between columns.
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// `data` as a row-major `rows x cols` matrix.
+    fn rows(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+        View {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of the row-major `rows x cols` matrix in `data`.
+    fn transposed(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+        View {
+            data,
+            rows: cols,
+            cols: rows,
+            rs: 1,
+            cs: cols,
+        }
+    }
+
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst = a b` (or `dst += a b` with `accumulate`), `dst` row-major
+/// `a.rows x b.cols`, on the calling thread.
+fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == k && a.fits() && b.fits() && dst.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: `fits` bounds every element the views address inside their
+    // slices, `dst` holds `m * n` values, and `dst` (a unique borrow)
+    // cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_C: f32 = 0.044_715;
+
+fn activate(act: Activation, z: &[f32], a: &mut [f32]) {
+    match act {
+        Activation::Relu => a.iter_mut().zip(z).for_each(|(a, &z)| *a = z.max(0.0)),
+        Activation::Tanh => a.iter_mut().zip(z).for_each(|(a, &z)| *a = z.tanh()),
+        Activation::Linear => a.copy_from_slice(z),
+        Activation::Gelu => a.iter_mut().zip(z).for_each(|(a, &z)| {
+            let u = SQRT_2_OVER_PI * (z + GELU_C * z * z * z);
+            *a = 0.5 * z * (1.0 + u.tanh());
+        }),
+    }
+}
+
+/// `d *= act'(z)` given the pre-activation `z` and activation `a`.
+fn activate_backward(act: Activation, z: &[f32], a: &[f32], d: &mut [f32]) {
+    match act {
+        Activation::Relu => d.iter_mut().zip(z).for_each(|(d, &z)| {
+            if z <= 0.0 {
+                *d = 0.0;
+            }
+        }),
+        Activation::Tanh => d.iter_mut().zip(a).for_each(|(d, &a)| *d *= 1.0 - a * a),
+        Activation::Linear => {}
+        Activation::Gelu => d.iter_mut().zip(z).for_each(|(d, &z)| {
+            let u = SQRT_2_OVER_PI * (z + GELU_C * z * z * z);
+            let t = u.tanh();
+            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * z * z);
+            *d *= 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du;
+        }),
+    }
+}
+
+/// Where each layer's parameters sit in the job's parameter list.
+struct Layout {
+    embed: Option<usize>,
+    weight: Vec<usize>,
+    bias: Vec<Option<usize>>,
+}
+
+impl Layout {
+    fn of(spec: &MlpSpec) -> Layout {
+        let mut i = usize::from(spec.embedding.is_some());
+        let (mut weight, mut bias) = (Vec::new(), Vec::new());
+        for _ in 1..spec.widths.len() {
+            weight.push(i);
+            i += 1;
+            bias.push(spec.bias.then(|| {
+                i += 1;
+                i - 1
+            }));
+        }
+        Layout {
+            embed: spec.embedding.is_some().then_some(0),
+            weight,
+            bias,
+        }
+    }
+}
+
+/// Activations of one forward pass over up to `rows` examples.
+struct Workspace {
+    rows: usize,
+    /// `acts[l]`: input (l = 0), hidden activations, then the output.
+    acts: Vec<Vec<f32>>,
+    /// Pre-activations of the hidden layers (`pre[l]` for layer l).
+    pre: Vec<Vec<f32>>,
+    /// Gradient with respect to the current layer's output, and the one
+    /// being formed for the layer below.
+    delta: Vec<f32>,
+    delta_below: Vec<f32>,
+    /// Targets of the current rows.
+    labels: Vec<u32>,
+    targets: Vec<f32>,
+}
+
+impl Workspace {
+    fn new(spec: &MlpSpec, rows: usize) -> Workspace {
+        let widest = spec.widths.iter().copied().max().unwrap_or(0);
+        Workspace {
+            rows,
+            acts: spec.widths.iter().map(|&w| vec![0.0; rows * w]).collect(),
+            pre: spec.widths.iter().map(|&w| vec![0.0; rows * w]).collect(),
+            delta: vec![0.0; rows * widest],
+            delta_below: vec![0.0; rows * widest],
+            labels: vec![0; rows],
+            targets: vec![0.0; rows * spec.widths.last().copied().unwrap_or(0)],
+        }
+    }
+}
+
+/// One MLP and the data it learns from.
+pub(crate) struct Mlp<'a> {
+    spec: &'a MlpSpec,
+    loss: Loss,
+    layout: Layout,
+}
+
+impl<'a> Mlp<'a> {
+    pub(crate) fn new(spec: &'a MlpSpec, loss: Loss) -> Mlp<'a> {
+        Mlp {
+            spec,
+            loss,
+            layout: Layout::of(spec),
+        }
+    }
+
+    fn layers(&self) -> usize {
+        self.spec.widths.len() - 1
+    }
+
+    /// Loads examples `ids` of `batch` into the workspace's input and targets.
+    fn load(&self, ws: &mut Workspace, params: &[Vec<f32>], batch: &Batch, ex: Examples, ids: &[u32]) {
+        let w0 = self.spec.widths[0];
+        let outputs = *self.spec.widths.last().unwrap_or(&0);
+        let input = &mut ws.acts[0];
+        match (batch, ex) {
+            (Batch::Dense { x, y, .. }, _) => {
+                for (r, &e) in ids.iter().enumerate() {
+                    let e = e as usize;
+                    input[r * w0..(r + 1) * w0].copy_from_slice(&x[e * w0..(e + 1) * w0]);
+                    ws.targets[r * outputs..(r + 1) * outputs]
+                        .copy_from_slice(&y[e * outputs..(e + 1) * outputs]);
+                }
+            }
+            (Batch::Labeled { x, labels, .. }, _) => {
+                for (r, &e) in ids.iter().enumerate() {
+                    let e = e as usize;
+                    input[r * w0..(r + 1) * w0].copy_from_slice(&x[e * w0..(e + 1) * w0]);
+                    ws.labels[r] = labels[e];
+                }
+            }
+            (
+                Batch::Tokens { tokens, .. },
+                Examples::Positions {
+                    per, context, len, ..
+                },
+            ) => {
+                let embed = self.spec.embedding.expect("token examples need an embedding");
+                let table = &params[self.layout.embed.unwrap_or(0)];
+                let dim = embed.dim;
+                for (r, &e) in ids.iter().enumerate() {
+                    let e = e as usize;
+                    let (window, target) = (e / per, context + e % per);
+                    let base = window * len;
+                    let row = &mut input[r * w0..(r + 1) * w0];
+                    for (c, slot) in row.chunks_exact_mut(dim).enumerate() {
+                        let tok = tokens[base + target - context + c] as usize;
+                        slot.copy_from_slice(&table[tok * dim..(tok + 1) * dim]);
+                    }
+                    ws.labels[r] = tokens[base + target];
+                }
+            }
+            (Batch::Tokens { .. }, _) => unreachable!("an MLP indexes tokens by position"),
+        }
+    }
+
+    /// Forward pass over the first `rows` loaded examples; returns the mean
+    /// loss and, with `grad`, leaves d(loss)/d(output) in `ws.delta`.
+    fn forward(&self, ws: &mut Workspace, params: &[Vec<f32>], rows: usize, grad: bool) -> f32 {
+        let w = &self.spec.widths;
+        let layers = self.layers();
+        for l in 1..=layers {
+            let (below, above) = ws.acts.split_at_mut(l);
+            let input = View::rows(&below[l - 1][..rows * w[l - 1]], rows, w[l - 1]);
+            let weight = View::transposed(&params[self.layout.weight[l - 1]], w[l], w[l - 1]);
+            let z = if l == layers {
+                &mut above[0][..rows * w[l]]
+            } else {
+                &mut ws.pre[l][..rows * w[l]]
+            };
+            let accumulate = if let Some(b) = self.layout.bias[l - 1] {
+                z.chunks_exact_mut(w[l]).for_each(|row| row.copy_from_slice(&params[b]));
+                true
+            } else {
+                false
+            };
+            matmul(z, input, weight, accumulate);
+            if l < layers {
+                activate(self.spec.activation, &ws.pre[l][..rows * w[l]], &mut above[0][..rows * w[l]]);
+            }
+        }
+        let out = w[layers];
+        let logits = &ws.acts[layers][..rows * out];
+        let delta = &mut ws.delta[..rows * out];
+        let mut total = 0.0f64;
+        match self.loss {
+            Loss::CrossEntropy => {
+                let scale = 1.0 / rows as f32;
+                for ((z, d), &label) in logits
+                    .chunks_exact(out)
+                    .zip(delta.chunks_exact_mut(out))
+                    .zip(&ws.labels[..rows])
+                {
+                    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0.0f32;
+                    for (d, &z) in d.iter_mut().zip(z) {
+                        *d = (z - max).exp();
+                        sum += *d;
+                    }
+                    total += f64::from(max + sum.ln() - z[label as usize]);
+                    if grad {
+                        let inv = scale / sum;
+                        d.iter_mut().for_each(|d| *d *= inv);
+                        d[label as usize] -= scale;
+                    }
+                }
+                (total / rows as f64) as f32
+            }
+            Loss::MeanSquared => {
+                let n = (rows * out) as f32;
+                for ((&z, &t), d) in logits.iter().zip(&ws.targets[..rows * out]).zip(delta.iter_mut()) {
+                    let e = z - t;
+                    total += f64::from(e * e);
+                    *d = 2.0 * e / n;
+                }
+                (total / f64::from(n)) as f32
+            }
+        }
+    }
+
+    /// Backward pass after [`Mlp::forward`]: writes every parameter's
+    /// gradient into `grads` (overwriting).
+    fn backward(
+        &self,
+        ws: &mut Workspace,
+        params: &[Vec<f32>],
+        grads: &mut [Vec<f32>],
+        batch: &Batch,
+        ex: Examples,
+        ids: &[u32],
+    ) {
+        let w = &self.spec.widths;
+        let rows = ids.len();
+        for l in (1..=self.layers()).rev() {
+            let delta = View::rows(&ws.delta[..rows * w[l]], rows, w[l]);
+            let input = View::rows(&ws.acts[l - 1][..rows * w[l - 1]], rows, w[l - 1]);
+            // dW = delta^T input.
+            let delta_t = View::transposed(&ws.delta[..rows * w[l]], rows, w[l]);
+            matmul(&mut grads[self.layout.weight[l - 1]], delta_t, input, false);
+            if let Some(b) = self.layout.bias[l - 1] {
+                let g = &mut grads[b];
+                g.fill(0.0);
+                for row in ws.delta[..rows * w[l]].chunks_exact(w[l]) {
+                    g.iter_mut().zip(row).for_each(|(g, &d)| *g += d);
+                }
+            }
+            if l == 1 && self.layout.embed.is_none() {
+                break;
+            }
+            // delta_below = delta W, then through the nonlinearity.
+            let weight = View::rows(&params[self.layout.weight[l - 1]], w[l], w[l - 1]);
+            matmul(&mut ws.delta_below[..rows * w[l - 1]], delta, weight, false);
+            if l > 1 {
+                activate_backward(
+                    self.spec.activation,
+                    &ws.pre[l - 1][..rows * w[l - 1]],
+                    &ws.acts[l - 1][..rows * w[l - 1]],
+                    &mut ws.delta_below[..rows * w[l - 1]],
+                );
+            }
+            std::mem::swap(&mut ws.delta, &mut ws.delta_below);
+        }
+        if let (Some(e), Some(embed), Batch::Tokens { tokens, .. }, Examples::Positions { per, context, len, .. }) =
+            (self.layout.embed, self.spec.embedding, batch, ex)
+        {
+            // The input's gradient (now in `delta`) scatters into the
+            // rows of the tokens that were read.
+            let g = &mut grads[e];
+            g.fill(0.0);
+            let (dim, w0) = (embed.dim, w[0]);
+            for (r, &id) in ids.iter().enumerate() {
+                let id = id as usize;
+                let base = (id / per) * len + context + id % per - context;
+                for c in 0..context {
+                    let tok = tokens[base + c] as usize;
+                    let src = &ws.delta[r * w0 + c * dim..r * w0 + (c + 1) * dim];
+                    g[tok * dim..(tok + 1) * dim]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(g, &d)| *g += d);
+                }
+            }
+        }
+    }
+
+    /// Mean loss over (up to `limit` examples of) `batch`.
+    fn evaluate(&self, ws: &mut Workspace, params: &[Vec<f32>], batch: &Batch, limit: usize) -> f32 {
+        let Some(ex) = Examples::of(batch, &crate::ModelSpec::Mlp(self.spec.clone())) else {
+            return f32::NAN;
+        };
+        let n = ex.count().min(limit);
+        let ids: Vec<u32> = (0..n as u32).collect();
+        let mut total = 0.0f64;
+        for chunk in ids.chunks(ws.rows) {
+            self.load(ws, params, batch, ex, chunk);
+            total += f64::from(self.forward(ws, params, chunk.len(), false)) * chunk.len() as f64;
+        }
+        (total / n as f64) as f32
+    }
+}
+
+/// Runs one organism's lifetime on the fast path.
+pub(crate) fn train(spec: &MlpSpec, loss: Loss, life: &LifetimeSpec, job: Job) -> Outcome {
+    let mlp = Mlp::new(spec, loss);
+    let Job {
+        mut params,
+        masks,
+        hyper,
+        train,
+        heldout,
+        indices,
+    } = job;
+    let model = crate::ModelSpec::Mlp(spec.clone());
+    let ex = Examples::of(train, &model).expect("the lifetime was checked to hold examples");
+    let mut ws = Workspace::new(spec, life.batch.max(EVAL_ROWS));
+    let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let mut m: Vec<Vec<f32>> = grads.clone();
+    let mut v: Vec<Vec<f32>> = grads.clone();
+    let mut curve = Vec::new();
+    let mut status = Status::Completed;
+    let steps = hyper.steps;
+    let mut since = (0.0f64, 0u32);
+    for (step, ids) in indices.chunks_exact(life.batch).take(steps as usize).enumerate() {
+        let step = step as u32;
+        mlp.load(&mut ws, &params, train, ex, ids);
+        let loss = mlp.forward(&mut ws, &params, ids.len(), true);
+        if !loss.is_finite() {
+            status = Status::Diverged { step };
+            break;
+        }
+        if step == 0 {
+            curve.push(CurvePoint {
+                step: 0,
+                train: loss,
+                heldout: mlp.evaluate(&mut ws, &params, heldout, life.curve_heldout),
+            });
+        }
+        since = (since.0 + f64::from(loss), since.1 + 1);
+        mlp.backward(&mut ws, &params, &mut grads, train, ex, ids);
+        step_all(life, &hyper, step, &mut params, &mut grads, &mut m, &mut v, &masks);
+        let done = step + 1;
+        if done == steps || (life.eval_every > 0 && done % life.eval_every == 0) {
+            let limit = if done == steps { usize::MAX } else { life.curve_heldout };
+            curve.push(CurvePoint {
+                step: done,
+                train: (since.0 / f64::from(since.1)) as f32,
+                heldout: mlp.evaluate(&mut ws, &params, heldout, limit),
+            });
+            since = (0.0, 0);
+        }
+    }
+    if steps == 0 {
+        let heldout = mlp.evaluate(&mut ws, &params, heldout, usize::MAX);
+        curve.push(CurvePoint {
+            step: 0,
+            train: f32::NAN,
+            heldout,
+        });
+    }
+    if status == Status::Completed && !curve.last().is_some_and(|p| p.heldout.is_finite()) {
+        status = Status::Diverged { step: steps };
+    }
+    Outcome {
+        params,
+        curve,
+        status,
+    }
+}
+
+/// Rows per chunk when scoring held-out data.
+const EVAL_ROWS: usize = 256;
+
+/// Masks, clips and applies one optimiser step to every parameter.
+pub(crate) fn step_all(
+    life: &LifetimeSpec,
+    hyper: &Hyper,
+    step: u32,
+    params: &mut [Vec<f32>],
+    grads: &mut [Vec<f32>],
+    m: &mut [Vec<f32>],
+    v: &mut [Vec<f32>],
+    masks: &[Option<Vec<f32>>],
+) {
+    for (g, mask) in grads.iter_mut().zip(masks) {
+        if let Some(mask) = mask {
+            g.iter_mut().zip(mask).for_each(|(g, &k)| *g *= k);
+        }
+    }
+    if let Some(max) = life.optimizer.clip {
+        let norm = grads
+            .iter()
+            .flat_map(|g| g.iter())
+            .map(|&g| f64::from(g) * f64::from(g))
+            .sum::<f64>()
+            .sqrt() as f32;
+        let scale = optim::clip_scale(norm, max);
+        if scale < 1.0 {
+            grads.iter_mut().flat_map(|g| g.iter_mut()).for_each(|g| *g *= scale);
+        }
+    }
+    let lr = hyper.lr * life.optimizer.schedule.factor(step, hyper.steps);
+    for i in 0..params.len() {
+        optim::update(
+            &life.optimizer,
+            hyper,
+            lr,
+            step + 1,
+            &mut params[i],
+            &grads[i],
+            &mut m[i],
+            &mut v[i],
+            masks[i].as_deref(),
+        );
+    }
+}

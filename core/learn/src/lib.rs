@@ -1,0 +1,218 @@
+//! Lifetime learning: the inner loop of a Lineage run.
+//!
+//! An organism is born with weights (developed from its genome by
+//! `lineage-develop`, or inherited), learns during its lifetime from the
+//! data an environment hands it, and is scored on held-out data. This crate
+//! owns what happens in between:
+//!
+//! - [`spec`]: the models (MLP and MLP language model, leaky RNN, GRU,
+//!   causal transformer; the two-layer linear network is an MLP) and the
+//!   one parameter layout every other part indexes by name;
+//! - [`optim`]: SGD with momentum, Adam, AdamW, schedules, clipping;
+//! - [`data`]: examples and the lifetime's minibatch indices;
+//! - the population-batched path on `gemm` for MLPs (`fast`), and the
+//!   general path on candle for every model ([`general`]), on CPU or CUDA;
+//! - [`train_population`], which runs a population's lifetimes on a thread
+//!   pool and picks the path.
+//!
+//! A lifetime is a pure function of its [`Job`]: birth weights, masks,
+//! hyper-parameters, data and minibatch indices. Nothing in it draws random
+//! numbers, so results do not depend on the thread count.
+
+pub mod data;
+mod fast;
+pub mod general;
+pub mod optim;
+pub mod spec;
+
+use lineage_env::Batch;
+use rayon::prelude::*;
+
+pub use optim::{Hyper, Method, OptimizerSpec, Schedule};
+pub use spec::{Activation, Loss, ModelSpec};
+
+/// Where the general path runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// The CPU (the default, and what CI tests).
+    #[default]
+    Cpu,
+    /// The first CUDA device; an error in a build without the `cuda` feature.
+    Cuda,
+    /// CUDA when this build has it and a device is present, else the CPU.
+    Auto,
+}
+
+impl DeviceChoice {
+    /// Parses a scenario or command-line name.
+    pub fn parse(name: &str) -> Option<DeviceChoice> {
+        Some(match name {
+            "cpu" => DeviceChoice::Cpu,
+            "cuda" => DeviceChoice::Cuda,
+            "auto" => DeviceChoice::Auto,
+            _ => return None,
+        })
+    }
+
+    /// The candle device this choice resolves to. All code that differs by
+    /// device starts here.
+    pub fn device(self) -> Result<candle_core::Device, LearnError> {
+        match self {
+            DeviceChoice::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceChoice::Cuda if !cfg!(feature = "cuda") => Err(LearnError::Device(
+                "this build of Lineage has no CUDA support: rebuild with `--features cuda` \
+                 (needs nvcc), or use device = \"cpu\""
+                    .into(),
+            )),
+            DeviceChoice::Cuda => {
+                candle_core::Device::new_cuda(0).map_err(|e| LearnError::Device(format!("cannot open CUDA device 0: {e}")))
+            }
+            DeviceChoice::Auto => Ok(candle_core::Device::cuda_if_available(0).unwrap_or(candle_core::Device::Cpu)),
+        }
+    }
+}
+
+/// What goes wrong in lifetime learning as a whole (a single organism's
+/// divergence is a [`Status`], not an error).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LearnError {
+    /// The requested device is unavailable.
+    #[error("device: {0}")]
+    Device(String),
+    /// candle failed.
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// How every lifetime of a population is run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LifetimeSpec {
+    /// Examples per minibatch.
+    pub batch: usize,
+    /// Record a learning-curve point every this many steps (0: only at
+    /// birth and at the end).
+    pub eval_every: u32,
+    /// Held-out examples scored at intermediate curve points (the last
+    /// point always scores all of them).
+    pub curve_heldout: usize,
+    /// The optimiser.
+    pub optimizer: OptimizerSpec,
+}
+
+/// One organism's lifetime, ready to run.
+#[derive(Debug)]
+pub struct Job<'a> {
+    /// Birth weights, in [`ModelSpec::params`] order.
+    pub params: Vec<Vec<f32>>,
+    /// 0/1 masks, one per parameter (`None`: dense).
+    pub masks: Vec<Option<Vec<f32>>>,
+    /// Learning hyper-parameters.
+    pub hyper: Hyper,
+    /// What it learns from.
+    pub train: &'a Batch,
+    /// What it is scored on.
+    pub heldout: &'a Batch,
+    /// `hyper.steps x batch` example indices into `train`
+    /// ([`data::minibatch_indices`]).
+    pub indices: Vec<u32>,
+}
+
+/// One point of a learning curve.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurvePoint {
+    /// Optimiser steps taken.
+    pub step: u32,
+    /// Mean minibatch loss over the steps since the previous point (at step
+    /// 0: the loss on the first minibatch, before any update).
+    pub train: f32,
+    /// Held-out loss after `step` steps.
+    pub heldout: f32,
+}
+
+/// How a lifetime ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Every step ran and the final held-out loss is finite.
+    Completed,
+    /// The loss became NaN or infinite at this step; learning stopped there.
+    Diverged {
+        /// 0-based step.
+        step: u32,
+    },
+}
+
+/// What a lifetime produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// Weights at the end of the lifetime (where it diverged: at the step
+    /// it stopped).
+    pub params: Vec<Vec<f32>>,
+    /// Learning curve: birth, every `eval_every` steps, and the end.
+    pub curve: Vec<CurvePoint>,
+    /// How it ended.
+    pub status: Status,
+}
+
+impl Outcome {
+    /// Held-out loss at the end of the lifetime (NaN where it diverged).
+    pub fn final_heldout(&self) -> f32 {
+        match self.status {
+            Status::Completed => self.curve.last().map_or(f32::NAN, |p| p.heldout),
+            Status::Diverged { .. } => f32::NAN,
+        }
+    }
+}
+
+/// Which implementation trains a population.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// Hand-written MLP training on `gemm` (CPU only).
+    Fast,
+    /// candle autograd, any model, CPU or CUDA.
+    General,
+}
+
+/// The path a model takes on a device: MLPs on the CPU take the fast path.
+pub fn path_for(model: &ModelSpec, device: &candle_core::Device) -> Path {
+    match (model, device) {
+        (ModelSpec::Mlp(_), candle_core::Device::Cpu) => Path::Fast,
+        _ => Path::General,
+    }
+}
+
+/// Runs every job's lifetime on `pool`, one organism per task, and returns
+/// the outcomes in job order. `path` forces an implementation (tests compare
+/// the two); `None` picks with [`path_for`].
+pub fn train_population(
+    model: &ModelSpec,
+    task: &lineage_env::Task,
+    life: &LifetimeSpec,
+    device: &candle_core::Device,
+    path: Option<Path>,
+    jobs: Vec<Job<'_>>,
+    pool: &rayon::ThreadPool,
+) -> Result<Vec<Outcome>, LearnError> {
+    let loss = Loss::of(task);
+    let path = path.unwrap_or_else(|| path_for(model, device));
+    pool.install(|| match (path, model) {
+        (Path::Fast, ModelSpec::Mlp(spec)) => Ok(jobs
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|job| fast::train(spec, loss, life, job))
+            .collect()),
+        _ => {
+            if device.is_cpu() {
+                jobs.into_par_iter()
+                    .with_max_len(1)
+                    .map(|job| general::train(model, loss, life, device, job))
+                    .collect()
+            } else {
+                // One device: organisms queue on it in order.
+                jobs.into_iter()
+                    .map(|job| general::train(model, loss, life, device, job))
+                    .collect()
+            }
+        }
+    })
+}
