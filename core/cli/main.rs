@@ -5,6 +5,7 @@
 //! exit code 2 means bad input (a scenario, an argument, a run directory),
 //! 1 a failure while running.
 
+mod bench;
 mod report;
 mod table;
 
@@ -82,6 +83,15 @@ enum Command {
         /// Run directory.
         run_dir: PathBuf,
     },
+    /// Measure how fast this machine runs Lineage's workloads.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Organism-steps per second of population-batched lifetime learning.
+    Learn(bench::LearnArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -162,6 +172,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             print!("{}", table::summary(&run_dir).map_err(Failure::bad_input)?);
             Ok(())
         }
+        Command::Bench(BenchCommand::Learn(args)) => bench::learn(&args),
         Command::Report { run_dir } => {
             print!("{}", table::summary(&run_dir).map_err(Failure::bad_input)?);
             for path in report::plots(&run_dir).map_err(|m| Failure {

@@ -55,27 +55,36 @@ impl Fitness {
     }
 }
 
-/// Model weights by name (candle tensors). Genome-only organisms have none.
+/// Model weights by name (candle tensors on the CPU), in the parameter
+/// names of `lineage_learn::ModelSpec::params`. Genome-only organisms have
+/// none.
 #[derive(Component, Clone, Debug, Default)]
 pub struct Weights {
-    /// Each weight tensor, by layer name.
-    pub tensors: BTreeMap<String, candle_core::Tensor>,
+    /// Weights at birth (developed or inherited).
+    pub birth: BTreeMap<String, candle_core::Tensor>,
+    /// Weights at the end of the lifetime; empty until it has learned.
+    pub learned: BTreeMap<String, candle_core::Tensor>,
+    /// 0/1 connectivity masks of the masked matrices.
+    pub masks: BTreeMap<String, candle_core::Tensor>,
 }
 
-/// One point of a learning curve.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CurvePoint {
-    /// Optimiser steps taken.
-    pub step: u32,
-    /// Training loss at this step.
-    pub train_loss: f32,
-    /// Held-out loss at this step, where measured.
-    pub heldout_loss: Option<f32>,
-}
-
-/// Losses recorded during an organism's lifetime.
+/// Losses recorded during an organism's lifetime: at birth, every
+/// `eval_every` steps, and at the end.
 #[derive(Component, Clone, Debug, Default, PartialEq)]
 pub struct LearningCurve {
     /// The points, in step order.
-    pub points: Vec<CurvePoint>,
+    pub points: Vec<lineage_learn::CurvePoint>,
+    /// How the lifetime ended.
+    pub status: Option<lineage_learn::Status>,
+}
+
+/// What a newborn inherits beyond its genome (Lamarckian and pruning
+/// inheritance): its first parent's learned weights and masks, in
+/// parameter order. Consumed by development.
+#[derive(Component, Clone, Debug)]
+pub struct Inherited {
+    /// The parent's learned weights.
+    pub learned: std::sync::Arc<Vec<Vec<f32>>>,
+    /// The parent's masks.
+    pub masks: std::sync::Arc<Vec<Option<Vec<f32>>>>,
 }

@@ -6,6 +6,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
+    /// Lifetime learning cannot run (a device, a model that cannot be built).
+    #[error("generation {generation}: lifetime learning: {message}")]
+    Learning {
+        /// The generation.
+        generation: u32,
+        /// What went wrong.
+        message: String,
+    },
     /// A file or directory operation failed.
     #[error("{action} {}: {source}", path.display())]
     Io {

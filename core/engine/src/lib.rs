@@ -22,6 +22,7 @@
 
 pub mod checkpoint;
 pub mod components;
+pub mod develop;
 mod error;
 pub mod manifest;
 pub mod recorder;

@@ -50,7 +50,7 @@ pub struct Objectives(pub Vec<Objective>);
 
 /// One fitness function per phase of the environment schedule, built once.
 #[derive(Resource)]
-pub struct Evaluators(pub Vec<Box<dyn FitnessFunction>>);
+pub struct Evaluators(pub Vec<Option<Box<dyn FitnessFunction>>>);
 
 /// The thread pool for data-parallel work inside systems, sized by
 /// `--threads`. Results never depend on its size.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use lineage_evo::rng::{self, Purpose};
-use lineage_scenario::Scenario;
+use lineage_scenario::{FitnessSpec, Scenario};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointState};
@@ -356,7 +356,10 @@ fn base_world(
     let evaluators = scenario
         .phases
         .iter()
-        .map(|p| p.pressures.fitness.build(&scenario.genome))
+        .map(|p| match &p.pressures.fitness {
+            FitnessSpec::Genome(b) => b.build(&scenario.genome).map(Some),
+            FitnessSpec::Lifetime(_) => Ok(None),
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| EngineError::Fitness {
             generation: 0,
@@ -389,6 +392,7 @@ fn base_world(
     world.insert_resource(Threads(Arc::new(pool)));
     world.insert_resource(SelectionResult::default());
     world.insert_resource(Brood::default());
+    world.insert_resource(crate::systems::PendingInheritance::default());
     world.insert_resource(Progress::default());
     world.insert_resource(Failure::default());
     world.insert_resource(SetClock::default());

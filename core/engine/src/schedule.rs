@@ -100,7 +100,13 @@ pub fn generation_schedule() -> Schedule {
             .chain()
             .in_set(LineageSystems::Environment),
     );
-    schedule.add_systems(systems::evaluate_fitness.in_set(LineageSystems::Evaluate));
+    schedule.add_systems(systems::develop_newborns.in_set(LineageSystems::Develop));
+    schedule.add_systems(systems::learn_lifetimes.in_set(LineageSystems::Learn));
+    schedule.add_systems(
+        (systems::evaluate_fitness, systems::score_lifetimes)
+            .chain()
+            .in_set(LineageSystems::Evaluate),
+    );
     schedule.add_systems(
         (
             systems::summarize_population,
@@ -115,7 +121,9 @@ pub fn generation_schedule() -> Schedule {
     schedule.add_systems(
         (
             systems::breed_offspring,
+            systems::capture_inheritance,
             systems::place_offspring,
+            systems::attach_inheritance,
             systems::advance_generation,
         )
             .chain()

@@ -59,6 +59,16 @@ pub enum Task {
         /// Number of classes.
         classes: usize,
     },
+    /// Real-valued sequences labelled at each step (positions labelled
+    /// [`IGNORE`] are not scored), scored by cross-entropy.
+    SequenceClassification {
+        /// Features per step.
+        inputs: usize,
+        /// Number of classes.
+        classes: usize,
+        /// Steps per sequence.
+        steps: usize,
+    },
     /// Token sequences: predict each next token, scored by cross-entropy.
     NextToken {
         /// Vocabulary size.
@@ -67,6 +77,9 @@ pub enum Task {
         context: usize,
     },
 }
+
+/// The label of a sequence position that no loss scores.
+pub const IGNORE: u32 = u32::MAX;
 
 /// A set of examples, row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +102,18 @@ pub enum Batch {
         /// Class of each example.
         labels: Vec<u32>,
     },
+    /// Labelled sequences: `x` is `n x steps x inputs`, `labels` is
+    /// `n x steps` ([`IGNORE`] where a step is not scored).
+    Sequences {
+        /// Sequences.
+        n: usize,
+        /// Steps per sequence.
+        steps: usize,
+        /// Inputs.
+        x: Vec<f32>,
+        /// Label of each step.
+        labels: Vec<u32>,
+    },
     /// Token windows: `tokens` is `n x (context + 1)`; a model reads the
     /// first `context` tokens of a window and predicts each next one.
     Tokens {
@@ -105,7 +130,10 @@ impl Batch {
     /// Number of examples (or windows).
     pub fn len(&self) -> usize {
         match self {
-            Batch::Dense { n, .. } | Batch::Labeled { n, .. } | Batch::Tokens { n, .. } => *n,
+            Batch::Dense { n, .. }
+            | Batch::Labeled { n, .. }
+            | Batch::Sequences { n, .. }
+            | Batch::Tokens { n, .. } => *n,
         }
     }
 

@@ -54,7 +54,7 @@ impl Examples {
                     len: *len,
                 }
             }
-            (Batch::Tokens { n, .. }, _) => Examples::Windows(*n),
+            (Batch::Tokens { n, .. } | Batch::Sequences { n, .. }, _) => Examples::Windows(*n),
             (b, _) => Examples::Rows(b.len()),
         };
         (ex.count() > 0).then_some(ex)
@@ -71,7 +71,12 @@ impl Examples {
 
 /// The example indices of every step of a lifetime, `steps x batch`, drawn
 /// by shuffled epochs from `rng`.
-pub fn minibatch_indices(examples: usize, batch: usize, steps: u32, rng: &mut impl Rng) -> Vec<u32> {
+pub fn minibatch_indices(
+    examples: usize,
+    batch: usize,
+    steps: u32,
+    rng: &mut impl Rng,
+) -> Vec<u32> {
     let total = steps as usize * batch;
     let mut out = Vec::with_capacity(total);
     let mut order: Vec<u32> = (0..examples as u32).collect();

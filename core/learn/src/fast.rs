@@ -125,11 +125,11 @@ fn activate(act: Activation, z: &[f32], a: &mut [f32]) {
 /// `d *= act'(z)` given the pre-activation `z` and activation `a`.
 fn activate_backward(act: Activation, z: &[f32], a: &[f32], d: &mut [f32]) {
     match act {
-        Activation::Relu => d.iter_mut().zip(z).for_each(|(d, &z)| {
-            if z <= 0.0 {
-                *d = 0.0;
-            }
-        }),
+        // Branch-free so that it vectorises.
+        Activation::Relu => d
+            .iter_mut()
+            .zip(z)
+            .for_each(|(d, &z)| *d = if z > 0.0 { *d } else { 0.0 }),
         Activation::Tanh => d.iter_mut().zip(a).for_each(|(d, &a)| *d *= 1.0 - a * a),
         Activation::Linear => {}
         Activation::Gelu => d.iter_mut().zip(z).for_each(|(d, &z)| {
@@ -220,7 +220,14 @@ impl<'a> Mlp<'a> {
     }
 
     /// Loads examples `ids` of `batch` into the workspace's input and targets.
-    fn load(&self, ws: &mut Workspace, params: &[Vec<f32>], batch: &Batch, ex: Examples, ids: &[u32]) {
+    fn load(
+        &self,
+        ws: &mut Workspace,
+        params: &[Vec<f32>],
+        batch: &Batch,
+        ex: Examples,
+        ids: &[u32],
+    ) {
         let w0 = self.spec.widths[0];
         let outputs = *self.spec.widths.last().unwrap_or(&0);
         let input = &mut ws.acts[0];
@@ -246,7 +253,10 @@ impl<'a> Mlp<'a> {
                     per, context, len, ..
                 },
             ) => {
-                let embed = self.spec.embedding.expect("token examples need an embedding");
+                let embed = self
+                    .spec
+                    .embedding
+                    .expect("token examples need an embedding");
                 let table = &params[self.layout.embed.unwrap_or(0)];
                 let dim = embed.dim;
                 for (r, &e) in ids.iter().enumerate() {
@@ -261,7 +271,9 @@ impl<'a> Mlp<'a> {
                     ws.labels[r] = tokens[base + target];
                 }
             }
-            (Batch::Tokens { .. }, _) => unreachable!("an MLP indexes tokens by position"),
+            (Batch::Tokens { .. } | Batch::Sequences { .. }, _) => {
+                unreachable!("the fast path trains MLPs on rows and token positions only")
+            }
         }
     }
 
@@ -280,14 +292,19 @@ impl<'a> Mlp<'a> {
                 &mut ws.pre[l][..rows * w[l]]
             };
             let accumulate = if let Some(b) = self.layout.bias[l - 1] {
-                z.chunks_exact_mut(w[l]).for_each(|row| row.copy_from_slice(&params[b]));
+                z.chunks_exact_mut(w[l])
+                    .for_each(|row| row.copy_from_slice(&params[b]));
                 true
             } else {
                 false
             };
             matmul(z, input, weight, accumulate);
             if l < layers {
-                activate(self.spec.activation, &ws.pre[l][..rows * w[l]], &mut above[0][..rows * w[l]]);
+                activate(
+                    self.spec.activation,
+                    &ws.pre[l][..rows * w[l]],
+                    &mut above[0][..rows * w[l]],
+                );
             }
         }
         let out = w[layers];
@@ -319,7 +336,11 @@ impl<'a> Mlp<'a> {
             }
             Loss::MeanSquared => {
                 let n = (rows * out) as f32;
-                for ((&z, &t), d) in logits.iter().zip(&ws.targets[..rows * out]).zip(delta.iter_mut()) {
+                for ((&z, &t), d) in logits
+                    .iter()
+                    .zip(&ws.targets[..rows * out])
+                    .zip(delta.iter_mut())
+                {
                     let e = z - t;
                     total += f64::from(e * e);
                     *d = 2.0 * e / n;
@@ -371,8 +392,14 @@ impl<'a> Mlp<'a> {
             }
             std::mem::swap(&mut ws.delta, &mut ws.delta_below);
         }
-        if let (Some(e), Some(embed), Batch::Tokens { tokens, .. }, Examples::Positions { per, context, len, .. }) =
-            (self.layout.embed, self.spec.embedding, batch, ex)
+        if let (
+            Some(e),
+            Some(embed),
+            Batch::Tokens { tokens, .. },
+            Examples::Positions {
+                per, context, len, ..
+            },
+        ) = (self.layout.embed, self.spec.embedding, batch, ex)
         {
             // The input's gradient (now in `delta`) scatters into the
             // rows of the tokens that were read.
@@ -395,7 +422,13 @@ impl<'a> Mlp<'a> {
     }
 
     /// Mean loss over (up to `limit` examples of) `batch`.
-    fn evaluate(&self, ws: &mut Workspace, params: &[Vec<f32>], batch: &Batch, limit: usize) -> f32 {
+    fn evaluate(
+        &self,
+        ws: &mut Workspace,
+        params: &[Vec<f32>],
+        batch: &Batch,
+        limit: usize,
+    ) -> f32 {
         let Some(ex) = Examples::of(batch, &crate::ModelSpec::Mlp(self.spec.clone())) else {
             return f32::NAN;
         };
@@ -431,27 +464,47 @@ pub(crate) fn train(spec: &MlpSpec, loss: Loss, life: &LifetimeSpec, job: Job) -
     let mut status = Status::Completed;
     let steps = hyper.steps;
     let mut since = (0.0f64, 0u32);
-    for (step, ids) in indices.chunks_exact(life.batch).take(steps as usize).enumerate() {
+    for (step, ids) in indices
+        .chunks_exact(life.batch)
+        .take(steps as usize)
+        .enumerate()
+    {
         let step = step as u32;
+        // Scored before the minibatch is loaded: scoring reuses the workspace.
+        let birth =
+            (step == 0).then(|| mlp.evaluate(&mut ws, &params, heldout, life.curve_heldout));
         mlp.load(&mut ws, &params, train, ex, ids);
         let loss = mlp.forward(&mut ws, &params, ids.len(), true);
         if !loss.is_finite() {
             status = Status::Diverged { step };
             break;
         }
-        if step == 0 {
+        if let Some(heldout) = birth {
             curve.push(CurvePoint {
                 step: 0,
                 train: loss,
-                heldout: mlp.evaluate(&mut ws, &params, heldout, life.curve_heldout),
+                heldout,
             });
         }
         since = (since.0 + f64::from(loss), since.1 + 1);
         mlp.backward(&mut ws, &params, &mut grads, train, ex, ids);
-        step_all(life, &hyper, step, &mut params, &mut grads, &mut m, &mut v, &masks);
+        step_all(
+            life,
+            &hyper,
+            step,
+            &mut params,
+            &mut grads,
+            &mut m,
+            &mut v,
+            &masks,
+        );
         let done = step + 1;
         if done == steps || (life.eval_every > 0 && done % life.eval_every == 0) {
-            let limit = if done == steps { usize::MAX } else { life.curve_heldout };
+            let limit = if done == steps {
+                usize::MAX
+            } else {
+                life.curve_heldout
+            };
             curve.push(CurvePoint {
                 step: done,
                 train: (since.0 / f64::from(since.1)) as f32,
@@ -506,7 +559,10 @@ pub(crate) fn step_all(
             .sqrt() as f32;
         let scale = optim::clip_scale(norm, max);
         if scale < 1.0 {
-            grads.iter_mut().flat_map(|g| g.iter_mut()).for_each(|g| *g *= scale);
+            grads
+                .iter_mut()
+                .flat_map(|g| g.iter_mut())
+                .for_each(|g| *g *= scale);
         }
     }
     let lr = hyper.lr * life.optimizer.schedule.factor(step, hyper.steps);
@@ -522,5 +578,229 @@ pub(crate) fn step_all(
             &mut v[i],
             masks[i].as_deref(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::parse_model;
+    use crate::spec::{Embedding, ModelSpec};
+    use crate::{OptimizerSpec, Path, Schedule, train_population};
+    use lineage_env::Task;
+    use rand::{Rng, SeedableRng};
+
+    /// Largest |a - b| / max(|b|, 1e-3 * scale) over all weights.
+    fn relative_gap(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+        let scale = b.iter().flatten().fold(0.0f32, |m, &x| m.max(x.abs()));
+        a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .map(|(&x, &y)| (x - y).abs() / y.abs().max(1e-2 * scale))
+            .fold(0.0, f32::max)
+    }
+
+    fn both_paths(
+        model: &ModelSpec,
+        task: &Task,
+        train: &Batch,
+        heldout: &Batch,
+        method: crate::Method,
+        masked: bool,
+    ) {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(9);
+        let work = crate::bench::Workload {
+            model: model.clone(),
+            task: task.clone(),
+            seq: 1,
+        };
+        let params = work.init(&mut rng);
+        let masks: Vec<Option<Vec<f32>>> = model
+            .params()
+            .iter()
+            .map(|p| {
+                (masked && p.role.maskable()).then(|| {
+                    (0..p.len())
+                        .map(|_| f32::from(u8::from(rng.random_bool(0.5))))
+                        .collect()
+                })
+            })
+            .collect();
+        let params: Vec<Vec<f32>> = params
+            .into_iter()
+            .zip(&masks)
+            .map(|(p, m)| match m {
+                Some(m) => p.iter().zip(m).map(|(a, b)| a * b).collect(),
+                None => p,
+            })
+            .collect();
+        let life = LifetimeSpec {
+            batch: 8,
+            eval_every: 5,
+            curve_heldout: 16,
+            optimizer: OptimizerSpec {
+                method,
+                beta2: 0.99,
+                eps: 1e-8,
+                clip: Some(5.0),
+                schedule: Schedule::WarmupHoldCooldown {
+                    warmup: 3,
+                    cooldown: 5,
+                },
+            },
+        };
+        let ex = Examples::of(train, model).unwrap();
+        let steps = 20;
+        let indices = crate::data::minibatch_indices(ex.count(), 8, steps, &mut rng);
+        let hyper = Hyper {
+            lr: if method == crate::Method::Sgd {
+                0.05
+            } else {
+                0.01
+            },
+            momentum: 0.9,
+            weight_decay: 0.01,
+            steps,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let run = |path| {
+            let job = Job {
+                params: params.clone(),
+                masks: masks.clone(),
+                hyper,
+                train,
+                heldout,
+                indices: indices.clone(),
+            };
+            train_population(
+                model,
+                task,
+                &life,
+                &candle_core::Device::Cpu,
+                Some(path),
+                vec![job],
+                &pool,
+            )
+            .unwrap()
+            .remove(0)
+        };
+        let (fast, general) = (run(Path::Fast), run(Path::General));
+        assert_eq!(fast.status, Status::Completed);
+        assert_eq!(general.status, Status::Completed);
+        let gap = relative_gap(&fast.params, &general.params);
+        assert!(
+            gap < 1e-5,
+            "{method:?}: final weights differ by {gap} (relative)"
+        );
+        for (f, g) in fast.curve.iter().zip(&general.curve) {
+            assert_eq!(f.step, g.step);
+            assert!(
+                (f.heldout - g.heldout).abs() < 1e-4 * g.heldout.abs().max(1.0),
+                "{f:?} vs {g:?}"
+            );
+        }
+        assert!(
+            fast.final_heldout() < fast.curve[0].heldout,
+            "learning lowers held-out loss: {:?}",
+            fast.curve
+        );
+        for (p, m) in fast.params.iter().zip(&masks) {
+            if let Some(m) = m {
+                assert!(
+                    p.iter().zip(m).all(|(&w, &k)| k == 1.0 || w == 0.0),
+                    "pruned weights stay zero"
+                );
+            }
+        }
+    }
+
+    fn clusters(n: usize, inputs: usize, classes: u32, rng: &mut impl Rng) -> Batch {
+        let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..classes)).collect();
+        let x = labels
+            .iter()
+            .flat_map(|&l| {
+                (0..inputs).map(move |i| if i as u32 % classes == l { 1.0 } else { 0.0 })
+            })
+            .zip(std::iter::repeat_with(|| rng.random::<f32>() - 0.5))
+            .map(|(a, b)| a + 0.3 * b)
+            .collect::<Vec<f32>>();
+        Batch::Labeled { n, x, labels }
+    }
+
+    #[test]
+    fn fast_path_matches_candle_for_classification() {
+        let work = parse_model("mlp:6-16-12-3:tanh").unwrap();
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+        let (train, heldout) = (clusters(40, 6, 3, &mut rng), clusters(30, 6, 3, &mut rng));
+        for method in [
+            crate::Method::Sgd,
+            crate::Method::Adam,
+            crate::Method::AdamW,
+        ] {
+            for masked in [false, true] {
+                both_paths(&work.model, &work.task, &train, &heldout, method, masked);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_candle_for_regression_and_language_models() {
+        let work = parse_model("mlp:4-8-2:gelu").unwrap();
+        let task = Task::Regression {
+            inputs: 4,
+            outputs: 2,
+        };
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(2);
+        let dense = |n: usize, rng: &mut rand_xoshiro::Xoshiro256PlusPlus| {
+            let x: Vec<f32> = (0..n * 4).map(|_| rng.random::<f32>() - 0.5).collect();
+            let y = x
+                .chunks(4)
+                .flat_map(|r| [r[0] - r[1], r[2] * r[3]])
+                .collect();
+            Batch::Dense { n, x, y }
+        };
+        let (train, heldout) = (dense(40, &mut rng), dense(20, &mut rng));
+        both_paths(
+            &work.model,
+            &task,
+            &train,
+            &heldout,
+            crate::Method::Sgd,
+            false,
+        );
+
+        let lm = ModelSpec::Mlp(MlpSpec {
+            embedding: Some(Embedding {
+                vocab: 7,
+                dim: 3,
+                context: 2,
+            }),
+            widths: vec![6, 10, 7],
+            activation: Activation::Relu,
+            bias: false,
+        });
+        let task = Task::NextToken {
+            vocab: 7,
+            context: 4,
+        };
+        let tokens = |n: usize, rng: &mut rand_xoshiro::Xoshiro256PlusPlus| {
+            let mut t = Vec::new();
+            for _ in 0..n {
+                let s = rng.random_range(0..7u32);
+                t.extend((0..5).map(|i| (s + i * 2) % 7));
+            }
+            Batch::Tokens {
+                n,
+                len: 5,
+                tokens: t,
+            }
+        };
+        let (train, heldout) = (tokens(20, &mut rng), tokens(10, &mut rng));
+        for masked in [false, true] {
+            both_paths(&lm, &task, &train, &heldout, crate::Method::AdamW, masked);
+        }
     }
 }

@@ -19,6 +19,7 @@
 //! hyper-parameters, data and minibatch indices. Nothing in it draws random
 //! numbers, so results do not depend on the thread count.
 
+pub mod bench;
 pub mod data;
 mod fast;
 pub mod general;
@@ -64,10 +65,11 @@ impl DeviceChoice {
                  (needs nvcc), or use device = \"cpu\""
                     .into(),
             )),
-            DeviceChoice::Cuda => {
-                candle_core::Device::new_cuda(0).map_err(|e| LearnError::Device(format!("cannot open CUDA device 0: {e}")))
+            DeviceChoice::Cuda => candle_core::Device::new_cuda(0)
+                .map_err(|e| LearnError::Device(format!("cannot open CUDA device 0: {e}"))),
+            DeviceChoice::Auto => {
+                Ok(candle_core::Device::cuda_if_available(0).unwrap_or(candle_core::Device::Cpu))
             }
-            DeviceChoice::Auto => Ok(candle_core::Device::cuda_if_available(0).unwrap_or(candle_core::Device::Cpu)),
         }
     }
 }

@@ -236,7 +236,17 @@ mod tests {
             ..hyper
         };
         let (mut p, mut m, mut v) = (vec![1.0f32, 3.0], vec![0.0; 2], vec![0.0; 2]);
-        update(&adamw, &hyper, 0.1, 1, &mut p, &[2.0, 5.0], &mut m, &mut v, Some(&[1.0, 0.0]));
+        update(
+            &adamw,
+            &hyper,
+            0.1,
+            1,
+            &mut p,
+            &[2.0, 5.0],
+            &mut m,
+            &mut v,
+            Some(&[1.0, 0.0]),
+        );
         // Decay 1 -> 0.95, then the first Adam step moves by lr * sign(g).
         assert!((p[0] - 0.85).abs() < 1e-6, "{p:?}");
         assert_eq!(p[1], 0.0, "masked weights stay zero");

@@ -51,7 +51,9 @@ impl Loss {
     pub fn of(task: &Task) -> Loss {
         match task {
             Task::Regression { .. } => Loss::MeanSquared,
-            Task::Classification { .. } | Task::NextToken { .. } => Loss::CrossEntropy,
+            Task::Classification { .. }
+            | Task::SequenceClassification { .. }
+            | Task::NextToken { .. } => Loss::CrossEntropy,
         }
     }
 }
@@ -254,7 +256,11 @@ impl ModelSpec {
                 for (i, w) in m.widths.windows(2).enumerate() {
                     p.push(ParamInfo::matrix(format!("layers.{i}.weight"), w[1], w[0]));
                     if m.bias {
-                        p.push(ParamInfo::vector(format!("layers.{i}.bias"), w[1], Role::Bias));
+                        p.push(ParamInfo::vector(
+                            format!("layers.{i}.bias"),
+                            w[1],
+                            Role::Bias,
+                        ));
                     }
                 }
             }
@@ -348,7 +354,9 @@ impl ModelSpec {
                 (reads, last)
             }
             ModelSpec::Rnn(RnnSpec { input, outputs, .. })
-            | ModelSpec::Gru(GruSpec { input, outputs, .. }) => (Reads::sequence(*input, None), *outputs),
+            | ModelSpec::Gru(GruSpec { input, outputs, .. }) => {
+                (Reads::sequence(*input, None), *outputs)
+            }
             ModelSpec::Transformer(t) => (Reads::sequence(t.input, Some(t.context)), t.outputs),
         };
         match (task, reads) {
@@ -360,7 +368,31 @@ impl ModelSpec {
                 fits("inputs", *inputs, width)?;
                 fits("classes", *classes, answers)
             }
-            (Task::NextToken { vocab, context }, Reads::Tokens { vocab: v, context: c }) => {
+            (
+                Task::SequenceClassification {
+                    inputs,
+                    classes,
+                    steps,
+                },
+                Reads::DenseSequence { width, longest },
+            ) => {
+                fits("inputs", *inputs, width)?;
+                if let Some(longest) = longest
+                    && longest < *steps
+                {
+                    return Err(format!(
+                        "the model's position table holds {longest} positions but the environment's sequences have {steps} steps"
+                    ));
+                }
+                fits("classes", *classes, answers)
+            }
+            (
+                Task::NextToken { vocab, context },
+                Reads::Tokens {
+                    vocab: v,
+                    context: c,
+                },
+            ) => {
                 fits("vocabulary", *vocab, v)?;
                 if c > *context {
                     return Err(format!(
@@ -380,7 +412,9 @@ impl ModelSpec {
                 }
                 fits("vocabulary (outputs)", *vocab, answers)
             }
-            (task, _) => Err(format!("this model cannot read the environment's data ({task:?})")),
+            (task, _) => Err(format!(
+                "this model cannot read the environment's data ({task:?})"
+            )),
         }
     }
 }
@@ -388,16 +422,28 @@ impl ModelSpec {
 #[derive(Clone, Copy)]
 enum Reads {
     Dense(usize),
-    Tokens { vocab: usize, context: usize },
-    TokenSequence { vocab: usize, longest: Option<usize> },
-    DenseSequence,
+    Tokens {
+        vocab: usize,
+        context: usize,
+    },
+    TokenSequence {
+        vocab: usize,
+        longest: Option<usize>,
+    },
+    DenseSequence {
+        width: usize,
+        longest: Option<usize>,
+    },
 }
 
 impl Reads {
     fn sequence(input: SequenceInput, longest: Option<usize>) -> Reads {
         match input {
             SequenceInput::Tokens { vocab } => Reads::TokenSequence { vocab, longest },
-            SequenceInput::Dense { .. } => Reads::DenseSequence,
+            SequenceInput::Dense { dim } => Reads::DenseSequence {
+                width: dim,
+                longest,
+            },
         }
     }
 }
@@ -406,7 +452,9 @@ fn fits(what: &str, environment: usize, model: usize) -> Result<(), String> {
     if environment == model {
         Ok(())
     } else {
-        Err(format!("the environment has {environment} {what} but the model has {model}"))
+        Err(format!(
+            "the environment has {environment} {what} but the model has {model}"
+        ))
     }
 }
 

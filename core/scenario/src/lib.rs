@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod lifetime;
 mod load;
 mod raw;
 mod validate;
@@ -45,6 +46,9 @@ use lineage_evo::selection::Method;
 use lineage_evo::{GenomeSpec, Objective};
 
 pub use error::{Diagnostic, ScenarioError};
+pub use lifetime::{
+    ConnectomeBits, EnvHandle, Inheritance, LearningGenes, LifetimeConfig, MatrixRule,
+};
 
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -111,7 +115,79 @@ pub struct Pressures {
     /// Crossover, if offspring may have two parents.
     pub crossover: Option<CrossoverSpec>,
     /// The fitness function and its parameters.
-    pub fitness: Builtin,
+    pub fitness: FitnessSpec,
+    /// Lifetime learning, when organisms learn.
+    pub lifetime: Option<std::sync::Arc<LifetimeConfig>>,
+}
+
+/// What fitness is computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FitnessSpec {
+    /// A function of the genome.
+    Genome(Builtin),
+    /// A measure of the organism's lifetime (needs `[lifetime]`).
+    Lifetime(LifetimeMetric),
+}
+
+impl FitnessSpec {
+    /// The objectives it produces.
+    pub fn objectives(&self) -> Vec<Objective> {
+        match self {
+            FitnessSpec::Genome(b) => b.objectives(),
+            FitnessSpec::Lifetime(m) => vec![Objective {
+                name: m.name().into(),
+                direction: m.direction(),
+            }],
+        }
+    }
+}
+
+/// Fitness read off an organism's lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LifetimeMetric {
+    /// Held-out loss at the end of the lifetime (minimised).
+    HeldoutLoss,
+    /// Mean held-out loss over the learning curve, by the trapezoid rule
+    /// over steps: rewards fast learners (minimised).
+    HeldoutAuc,
+    /// Held-out loss at birth minus at the end (maximised).
+    Improvement,
+    /// Held-out loss at birth, before any learning (minimised).
+    BirthLoss,
+}
+
+impl LifetimeMetric {
+    /// Scenario names of the metrics.
+    pub const NAMES: &[&str] = &["heldout_loss", "heldout_auc", "improvement", "birth_loss"];
+
+    /// Parses a scenario name.
+    pub fn parse(name: &str) -> Option<LifetimeMetric> {
+        Some(match name {
+            "heldout_loss" => LifetimeMetric::HeldoutLoss,
+            "heldout_auc" => LifetimeMetric::HeldoutAuc,
+            "improvement" => LifetimeMetric::Improvement,
+            "birth_loss" => LifetimeMetric::BirthLoss,
+            _ => return None,
+        })
+    }
+
+    /// The objective's column name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LifetimeMetric::HeldoutLoss => "heldout_loss",
+            LifetimeMetric::HeldoutAuc => "heldout_auc",
+            LifetimeMetric::Improvement => "improvement",
+            LifetimeMetric::BirthLoss => "birth_loss",
+        }
+    }
+
+    /// Whether it is maximised or minimised.
+    pub fn direction(self) -> lineage_evo::fitness::Direction {
+        match self {
+            LifetimeMetric::Improvement => lineage_evo::fitness::Direction::Maximize,
+            _ => lineage_evo::fitness::Direction::Minimize,
+        }
+    }
 }
 
 /// Selection settings.

@@ -30,6 +30,8 @@ struct Loc {
 #[derive(Debug, Default)]
 pub(crate) struct Sources {
     files: Vec<SourceFile>,
+    /// The folder of each file, against which its relative paths resolve.
+    dirs: Vec<PathBuf>,
     locs: Vec<HashMap<String, Loc>>,
 }
 
@@ -50,6 +52,23 @@ pub(crate) enum At {
 impl Sources {
     /// A diagnostic for `field` (a path in the resolved scenario), located
     /// at the innermost part of the path that some file set.
+    /// The folder of the file that set `field` (or its nearest parent),
+    /// against which a relative path written there resolves.
+    pub fn dir_of(&self, resolved: &Resolved, field: &str) -> Option<&Path> {
+        let mut probe = field.to_owned();
+        loop {
+            match resolved.provenance.get(&probe) {
+                Some(Origin::File { file, .. }) => return Some(&self.dirs[*file]),
+                Some(Origin::CommandLine(_)) => return None,
+                None => {}
+            }
+            match probe.rfind(['.', '[']) {
+                Some(i) => probe.truncate(i),
+                None => return self.dirs.first().map(PathBuf::as_path),
+            }
+        }
+    }
+
     pub fn locate(&self, resolved: &Resolved, field: &str, at: At, message: String) -> Diagnostic {
         let mut probe = field.to_owned();
         loop {
@@ -111,6 +130,7 @@ impl Sources {
     ) -> Result<Resolved, ScenarioError> {
         let file = self.files.len();
         self.files.push(SourceFile { name, text });
+        self.dirs.push(dir.to_owned());
         self.locs.push(HashMap::new());
         let text = &self.files[file].text;
         let table: toml::Table = match toml::from_str(text) {

@@ -30,6 +30,7 @@ pub(crate) struct RawScenario {
     pub record: RawRecord,
     #[serde(default)]
     pub environment: Vec<RawChange>,
+    pub lifetime: Option<crate::lifetime::RawLifetime>,
 }
 
 fn default_seed() -> u64 {

@@ -8,7 +8,12 @@ use lineage_evo::{GeneSpec, GenomeSpec};
 use crate::error::{Diagnostic, ScenarioError};
 use crate::load::{At, Origin, Resolved, Sources, merge_into};
 use crate::raw::{RawChange, RawScenario};
-use crate::{CrossoverSpec, Overrides, Phase, Pressures, Record, Scenario, Selection, Stop};
+use crate::{
+    CrossoverSpec, FitnessSpec, LifetimeMetric, Overrides, Phase, Pressures, Record, Scenario,
+    Selection, Stop,
+};
+use std::path::Path;
+use std::sync::Arc;
 
 /// Sizes past these are almost surely typos, and would exhaust memory
 /// before the first generation ends.
@@ -17,12 +22,13 @@ const MAX_BITS: usize = 1 << 31;
 const MAX_GENES: usize = 1 << 24;
 
 /// Keys an `[[environment]]` entry may `set`.
-const CHANGEABLE: [&str; 5] = [
+const CHANGEABLE: [&str; 6] = [
     "population",
     "selection",
     "mutation",
     "crossover",
     "fitness",
+    "lifetime",
 ];
 const SELECTION_METHODS: [&str; 5] = [
     "tournament",
@@ -247,7 +253,9 @@ fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario> {
         });
     }
 
-    let resolved_toml = toml::to_string(&resolved.table)
+    let mut table = resolved.table.clone();
+    absolute_data_paths(sources, resolved, &mut table);
+    let resolved_toml = toml::to_string(&table)
         .map_err(|e| ctx.at("", format!("cannot write the resolved scenario: {e}")))?;
     Ok(Scenario {
         name: raw.name,
@@ -264,6 +272,46 @@ fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario> {
         phases,
         resolved_toml,
     })
+}
+
+/// Rewrites relative data paths as absolute ones, so that the resolved
+/// scenario a run directory keeps still finds its data.
+fn absolute_data_paths(sources: &Sources, resolved: &Resolved, table: &mut toml::Table) {
+    fn fix(
+        sources: &Sources,
+        resolved: &Resolved,
+        field: &str,
+        lifetime: Option<&mut toml::Value>,
+    ) {
+        let Some(path) = lifetime
+            .and_then(|l| l.get_mut("environment"))
+            .and_then(|e| e.get_mut("path"))
+        else {
+            return;
+        };
+        let Some(text) = path.as_str() else { return };
+        if Path::new(text).is_absolute() {
+            return;
+        }
+        if let Some(dir) = sources.dir_of(resolved, field) {
+            let full = dir.join(text);
+            let full = full.canonicalize().unwrap_or(full);
+            *path = toml::Value::String(full.display().to_string());
+        }
+    }
+    fix(
+        sources,
+        resolved,
+        "lifetime.environment.path",
+        table.get_mut("lifetime"),
+    );
+    if let Some(toml::Value::Array(changes)) = table.get_mut("environment") {
+        for (i, change) in changes.iter_mut().enumerate() {
+            let field = format!("environment[{i}].set.lifetime.environment.path");
+            let lifetime = change.get_mut("set").and_then(|s| s.get_mut("lifetime"));
+            fix(sources, resolved, &field, lifetime);
+        }
+    }
 }
 
 fn apply_change(
@@ -407,7 +455,49 @@ fn pressures(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<P
             format!("expected a population of at most {MAX_POPULATION}, found {population}"),
         ));
     }
-    let fitness = fitness(ctx, raw, genome)?;
+    let lifetime = match &raw.lifetime {
+        Some(l) => {
+            let at = |field: &str, message: String| ctx.at(field, message);
+            let dir_of = |field: &str| ctx.sources.dir_of(ctx.resolved, field).map(Path::to_owned);
+            let check = crate::lifetime::Check {
+                at: &at,
+                dir_of: &dir_of,
+            };
+            Some(Arc::new(check.lifetime(l, genome)?))
+        }
+        None => None,
+    };
+    let fitness = match LifetimeMetric::parse(&raw.fitness.function) {
+        Some(metric) => {
+            if lifetime.is_none() {
+                return Err(ctx.at(
+                    "fitness.function",
+                    format!(
+                        "`{}` scores an organism's lifetime, but the scenario has no `[lifetime]` table",
+                        raw.fitness.function
+                    ),
+                ));
+            }
+            if let Some((key, _)) = [
+                ("k", raw.fitness.k.is_some()),
+                ("a", raw.fitness.a.is_some()),
+                ("offset", raw.fitness.offset.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, given)| *given)
+            {
+                return Err(ctx.at_key(
+                    &format!("fitness.{key}"),
+                    format!(
+                        "`{key}` is not a parameter of `{}`, which takes none",
+                        raw.fitness.function
+                    ),
+                ));
+            }
+            FitnessSpec::Lifetime(metric)
+        }
+        None => FitnessSpec::Genome(fitness(ctx, raw, genome)?),
+    };
     let selection = selection(ctx, raw)?;
     let mutation = mutation(ctx, raw, genome)?;
     let crossover = match raw.crossover.method.as_str() {
@@ -435,6 +525,7 @@ fn pressures(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<P
         mutation,
         crossover,
         fitness,
+        lifetime,
     })
 }
 
@@ -470,7 +561,15 @@ fn fitness(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<Bui
         other => {
             return Err(ctx.at(
                 "fitness.function",
-                one_of("fitness function", other, &BUILTIN_NAMES),
+                one_of(
+                    "fitness function",
+                    other,
+                    &BUILTIN_NAMES
+                        .iter()
+                        .chain(LifetimeMetric::NAMES)
+                        .copied()
+                        .collect::<Vec<_>>(),
+                ),
             ));
         }
     };

@@ -24,7 +24,10 @@ pub fn evaluate_fitness(
         return;
     }
     pending.sort_by_key(|(lineage, _, _)| lineage.id);
-    let function = &evaluators.0[env.phase];
+    // Lifetime fitness functions are scored by `score_lifetimes`.
+    let Some(function) = &evaluators.0[env.phase] else {
+        return;
+    };
     let m = function.objectives().len();
     let mut scores = vec![f64::NAN; pending.len() * m];
     let result = {

@@ -45,7 +45,9 @@ impl Mlp {
             (Input::Dense(x), None) => x.clone(),
             (Input::Context(tokens), Some(table)) => {
                 let (n, context) = tokens.dims2()?;
-                table.embedding(&tokens.flatten_all()?)?.reshape((n, context * table.dim(1)?))?
+                table
+                    .embedding(&tokens.flatten_all()?)?
+                    .reshape((n, context * table.dim(1)?))?
             }
             _ => candle_core::bail!("the MLP cannot read this input"),
         };

@@ -14,7 +14,7 @@ mod transformer;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use lineage_env::Batch;
+use lineage_env::{Batch, IGNORE};
 
 pub use gru::Gru;
 pub use mlp::Mlp;
@@ -100,7 +100,10 @@ pub fn gather(
             let ls: Vec<u32> = ids.iter().map(|&i| labels[i as usize]).collect();
             (
                 Input::Dense(Tensor::from_vec(xs, (n, w), device)?),
-                Target::Classes(Tensor::from_vec(ls, n, device)?),
+                Target::Classes {
+                    labels: Tensor::from_vec(ls, n, device)?,
+                    rows: None,
+                },
             )
         }
         (
@@ -119,7 +122,46 @@ pub fn gather(
             }
             (
                 Input::Context(Tensor::from_vec(ctx, (n, context), device)?),
-                Target::Classes(Tensor::from_vec(next, n, device)?),
+                Target::Classes {
+                    labels: Tensor::from_vec(next, n, device)?,
+                    rows: None,
+                },
+            )
+        }
+        (
+            Batch::Sequences {
+                x,
+                labels,
+                steps,
+                n: rows,
+            },
+            _,
+        ) => {
+            let dim = x.len() / (rows * steps).max(1);
+            let xs = pick_rows(x, steps * dim, ids);
+            let ls = pick_rows(labels, *steps, ids);
+            let scored = (ls.iter().any(|&l| l == IGNORE)).then(|| {
+                ls.iter()
+                    .enumerate()
+                    .filter(|&(_, &l)| l != IGNORE)
+                    .map(|(i, _)| i as u32)
+                    .collect::<Vec<u32>>()
+            });
+            let (ls, rows) = match scored {
+                Some(rows) => {
+                    let kept: Vec<u32> = rows.iter().map(|&i| ls[i as usize]).collect();
+                    let count = rows.len();
+                    (kept, Some(Tensor::from_vec(rows, count, device)?))
+                }
+                None => (ls, None),
+            };
+            let count = ls.len();
+            (
+                Input::Sequence(Tensor::from_vec(xs, (n, *steps, dim), device)?),
+                Target::Classes {
+                    labels: Tensor::from_vec(ls, count, device)?,
+                    rows,
+                },
             )
         }
         (Batch::Tokens { tokens, len, .. }, _) => {
@@ -132,13 +174,16 @@ pub fn gather(
             }
             (
                 Input::Tokens(Tensor::from_vec(xs, (n, len - 1), device)?),
-                Target::Classes(Tensor::from_vec(ys, n * (len - 1), device)?),
+                Target::Classes {
+                    labels: Tensor::from_vec(ys, n * (len - 1), device)?,
+                    rows: None,
+                },
             )
         }
     })
 }
 
-fn pick_rows(data: &[f32], width: usize, ids: &[u32]) -> Vec<f32> {
+fn pick_rows<T: Copy>(data: &[T], width: usize, ids: &[u32]) -> Vec<T> {
     let mut out = Vec::with_capacity(ids.len() * width);
     for &i in ids {
         let i = i as usize;
@@ -152,18 +197,27 @@ fn pick_rows(data: &[f32], width: usize, ids: &[u32]) -> Vec<f32> {
 pub enum Target {
     /// Real targets, the outputs' shape.
     Values(Tensor),
-    /// Class indices, one per output row (sequence outputs are flattened).
-    Classes(Tensor),
+    /// Class indices, one per output row (sequence outputs are
+    /// flattened), or one per row of `rows` where only those are scored.
+    Classes {
+        /// The labels.
+        labels: Tensor,
+        /// Indices of the scored output rows; `None`: all.
+        rows: Option<Tensor>,
+    },
 }
 
 /// Mean loss of `outputs` against `target`.
 pub fn loss(loss: Loss, outputs: &Tensor, target: &Target) -> candle_core::Result<Tensor> {
     match (loss, target) {
         (Loss::MeanSquared, Target::Values(t)) => (outputs - t)?.sqr()?.mean_all(),
-        (Loss::CrossEntropy, Target::Classes(c)) => {
+        (Loss::CrossEntropy, Target::Classes { labels, rows }) => {
             let classes = outputs.dim(D::Minus1)?;
-            let logits = outputs.reshape(((), classes))?;
-            candle_nn::loss::cross_entropy(&logits, c)
+            let mut logits = outputs.reshape(((), classes))?;
+            if let Some(rows) = rows {
+                logits = logits.index_select(rows, 0)?;
+            }
+            candle_nn::loss::cross_entropy(&logits, labels)
         }
         _ => candle_core::bail!("the loss does not match the targets"),
     }
@@ -194,7 +248,10 @@ pub(crate) fn train(
         v: Vec::new(),
     };
     {
-        let mut data = varmap.data().lock().expect("a fresh VarMap is not poisoned");
+        let mut data = varmap
+            .data()
+            .lock()
+            .expect("a fresh VarMap is not poisoned");
         for ((info, values), mask) in layout.iter().zip(&job.params).zip(&job.masks) {
             let t = Tensor::from_slice(values, info.shape.as_slice(), device)?;
             let var = Var::from_tensor(&t)?;
@@ -214,7 +271,12 @@ pub(crate) fn train(
     let mut curve = Vec::new();
     let mut status = Status::Completed;
     let mut since = (0.0f64, 0u32);
-    for (step, ids) in job.indices.chunks_exact(life.batch).take(steps as usize).enumerate() {
+    for (step, ids) in job
+        .indices
+        .chunks_exact(life.batch)
+        .take(steps as usize)
+        .enumerate()
+    {
         let step = step as u32;
         let (input, target) = gather(job.train, ex, ids, device)?;
         let l = loss(loss_kind, &net.forward(&input)?, &target)?;
@@ -224,7 +286,14 @@ pub(crate) fn train(
             break;
         }
         if step == 0 {
-            let heldout = evaluate(&net, model, loss_kind, job.heldout, life.curve_heldout, device)?;
+            let heldout = evaluate(
+                &net,
+                model,
+                loss_kind,
+                job.heldout,
+                life.curve_heldout,
+                device,
+            )?;
             curve.push(CurvePoint {
                 step: 0,
                 train: value,
@@ -236,7 +305,11 @@ pub(crate) fn train(
         update(life, &job.hyper, step, &mut state, &grads)?;
         let done = step + 1;
         if done == steps || (life.eval_every > 0 && done % life.eval_every == 0) {
-            let limit = if done == steps { usize::MAX } else { life.curve_heldout };
+            let limit = if done == steps {
+                usize::MAX
+            } else {
+                life.curve_heldout
+            };
             curve.push(CurvePoint {
                 step: done,
                 train: (since.0 / f64::from(since.1)) as f32,
@@ -364,4 +437,213 @@ fn update(
         state.vars[i].set(&new)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Helpers the model files' tests share (deterministic random weights,
+    //! a finite-difference gradient check), and end-to-end lifetimes of the
+    //! sequence models.
+
+    use candle_core::{DType, Device, Tensor, Var};
+    use candle_nn::VarMap;
+    use lineage_env::{Batch, Task};
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    use super::*;
+    use crate::data::minibatch_indices;
+    use crate::optim::{Hyper, Method, OptimizerSpec};
+    use crate::spec::{Activation, GruSpec, RnnSpec, Role, SequenceInput, TransformerSpec};
+
+    /// Deterministic random weights for `model`, in [`ModelSpec::params`]
+    /// order: matrices uniform with variance `1 / fan_in`, embeddings
+    /// uniform in [-1, 1], biases in [-0.1, 0.1] and gains in [0.9, 1.1]
+    /// (not zero and one, so a gradient check sees every term).
+    pub(super) fn birth_weights(model: &ModelSpec, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        model
+            .params()
+            .iter()
+            .map(|p| {
+                let (centre, half) = match p.role {
+                    Role::Matrix { fan_in } => (0.0, (3.0 / fan_in as f32).sqrt()),
+                    Role::Embedding => (0.0, 1.0),
+                    Role::Bias => (0.0, 0.1),
+                    Role::Gain => (1.0, 0.1),
+                };
+                (0..p.len())
+                    .map(|_| centre + half * (2.0 * rng.random::<f32>() - 1.0))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// A CPU `VarMap` holding [`birth_weights`] under the layout's names.
+    pub(super) fn random_varmap(model: &ModelSpec, seed: u64, dtype: DType) -> VarMap {
+        let varmap = VarMap::new();
+        {
+            let mut data = varmap.data().lock().unwrap();
+            for (info, values) in model.params().iter().zip(birth_weights(model, seed)) {
+                let t = Tensor::from_vec(values, info.shape.as_slice(), &Device::Cpu)
+                    .and_then(|t| t.to_dtype(dtype))
+                    .unwrap();
+                data.insert(info.name.clone(), Var::from_tensor(&t).unwrap());
+            }
+        }
+        varmap
+    }
+
+    /// The values of variable `name`, flattened.
+    pub(super) fn values(varmap: &VarMap, name: &str) -> Vec<f64> {
+        let var = variable(varmap, name);
+        let t = var.as_tensor().flatten_all().unwrap();
+        t.to_dtype(DType::F64).unwrap().to_vec1().unwrap()
+    }
+
+    fn variable(varmap: &VarMap, name: &str) -> Var {
+        let data = varmap.data().lock().unwrap();
+        data.get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no variable {name}"))
+    }
+
+    /// Checks autograd against central finite differences on three entries
+    /// of each named (f64) variable, for the loss `sum(c * forward())` with
+    /// fixed random `c`.
+    pub(super) fn assert_gradients_match(
+        varmap: &VarMap,
+        forward: impl Fn() -> candle_core::Result<Tensor>,
+        names: &[&str],
+    ) {
+        let y = forward().unwrap();
+        assert_eq!(y.dtype(), DType::F64, "the check's tolerance is for f64");
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(99);
+        let c: Vec<f64> = (0..y.elem_count())
+            .map(|_| rng.random::<f64>() - 0.5)
+            .collect();
+        let c = Tensor::from_vec(c, y.shape(), y.device()).unwrap();
+        let loss = |y: Tensor| (y * &c).and_then(|l| l.sum_all()).unwrap();
+        let grads = loss(y).backward().unwrap();
+        let eps = 1e-5;
+        for &name in names {
+            let var = variable(varmap, name);
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient reaches {name}"));
+            let g: Vec<f64> = g.flatten_all().unwrap().to_vec1().unwrap();
+            assert!(g.iter().any(|&v| v != 0.0), "{name}'s gradient is zero");
+            let base = values(varmap, name);
+            let last = base.len() - 1;
+            let mut at = vec![0, last / 2, last];
+            at.dedup();
+            for i in at {
+                let value_at = |delta: f64| {
+                    let mut v = base.clone();
+                    v[i] += delta;
+                    var.set(&Tensor::from_vec(v, var.shape(), var.device()).unwrap())
+                        .unwrap();
+                    loss(forward().unwrap()).to_scalar::<f64>().unwrap()
+                };
+                let fd = (value_at(eps) - value_at(-eps)) / (2.0 * eps);
+                var.set(&Tensor::from_vec(base.clone(), var.shape(), var.device()).unwrap())
+                    .unwrap();
+                assert!(
+                    (fd - g[i]).abs() <= 1e-6 * (1.0 + g[i].abs()),
+                    "{name}[{i}]: autograd {} but finite differences {fd}",
+                    g[i]
+                );
+            }
+        }
+    }
+
+    /// Windows of the token map `t -> 3t + 1 (mod 8)`, the i-th starting at
+    /// token `i mod 8`.
+    fn cycle_windows(n: usize, len: usize) -> Batch {
+        let mut tokens = Vec::with_capacity(n * len);
+        for i in 0..n {
+            let mut t = (i % 8) as u32;
+            for _ in 0..len {
+                tokens.push(t);
+                t = (3 * t + 1) % 8;
+            }
+        }
+        Batch::Tokens { n, len, tokens }
+    }
+
+    /// Trains `model` for 30 Adam steps on next-token prediction of
+    /// [`cycle_windows`] and checks the held-out loss fell.
+    fn check_learns(model: ModelSpec) {
+        let (vocab, len, steps, batch) = (8, 9, 30, 8);
+        let task = Task::NextToken {
+            vocab,
+            context: len - 1,
+        };
+        model.check_task(&task).unwrap();
+        let (train_set, heldout) = (cycle_windows(16, len), cycle_windows(8, len));
+        let life = LifetimeSpec {
+            batch,
+            eval_every: 0,
+            curve_heldout: 8,
+            optimizer: OptimizerSpec {
+                method: Method::Adam,
+                ..OptimizerSpec::default()
+            },
+        };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let job = Job {
+            params: birth_weights(&model, 7),
+            masks: vec![None; model.params().len()],
+            hyper: Hyper {
+                lr: 0.03,
+                momentum: 0.9,
+                weight_decay: 0.0,
+                steps,
+            },
+            train: &train_set,
+            heldout: &heldout,
+            indices: minibatch_indices(16, batch, steps, &mut rng),
+        };
+        let out = train(&model, Loss::of(&task), &life, &Device::Cpu, job).unwrap();
+        assert_eq!(out.status, Status::Completed, "{model:?}");
+        let (birth, end) = (out.curve[0].heldout, out.final_heldout());
+        assert!(
+            end < 0.5 * birth,
+            "{model:?}: held-out loss {birth} -> {end}"
+        );
+    }
+
+    #[test]
+    fn rnn_lifetime_lowers_heldout_loss() {
+        check_learns(ModelSpec::Rnn(RnnSpec {
+            input: SequenceInput::Tokens { vocab: 8 },
+            hidden: 16,
+            outputs: 8,
+            alpha: 0.5,
+            activation: Activation::Tanh,
+            bias: true,
+        }));
+    }
+
+    #[test]
+    fn gru_lifetime_lowers_heldout_loss() {
+        check_learns(ModelSpec::Gru(GruSpec {
+            input: SequenceInput::Tokens { vocab: 8 },
+            hidden: 16,
+            outputs: 8,
+        }));
+    }
+
+    #[test]
+    fn transformer_lifetime_lowers_heldout_loss() {
+        check_learns(ModelSpec::Transformer(TransformerSpec {
+            input: SequenceInput::Tokens { vocab: 8 },
+            context: 8,
+            d_model: 16,
+            heads: 2,
+            layers: 1,
+            d_ff: 32,
+            outputs: 8,
+        }));
+    }
 }

@@ -1,23 +1,364 @@
-//! The Transformer on candle (placeholder until implemented).
+//! The small causal transformer on candle.
+//!
+//! `x = embed(input) + pos[0..T]`; each block is pre-LayerNorm,
+//! `x = x + attn(ln1(x))` then `x = x + proj(gelu(fc(ln2(x))))`; the
+//! readout is `head(ln_f(x))` at every position. Attention is causal and
+//! multi-head with scale `1 / sqrt(head_dim)`; `attn.qkv` holds the query,
+//! key and value projections in its rows, in that order. LayerNorm's eps
+//! is 1e-5 and GELU is the tanh approximation.
+//!
+//! The residual stream is kept as `[n * T, d]` rows so every projection is
+//! one 2-D matmul; only the attention scores are batched 4-D matmuls.
+//! LayerNorm, softmax and GELU are written out with differentiable tensor
+//! operations: candle-nn's fused `LayerNorm` and `softmax_last_dim` have no
+//! backward pass, and candle's `gelu` backward is slow on the CPU. Biases,
+//! gains and positions are added through [`spread`] rather than
+//! broadcast, and `attn.qkv` is split by rows into three projections once
+//! at construction, for the reasons [`super::rnn`] gives.
 
-use candle_core::Tensor;
+use candle_core::{D, Tensor};
 use candle_nn::VarBuilder;
 
 use super::Input;
-use crate::spec::TransformerSpec;
+use super::rnn::{Dense, spread};
+use crate::spec::{SequenceInput, TransformerSpec};
 
-/// Placeholder.
+/// LayerNorm's epsilon, as PyTorch's default.
+const LN_EPS: f64 = 1e-5;
+
+/// A causal pre-LayerNorm transformer with a readout at every position.
 #[derive(Debug)]
-pub struct Transformer;
+pub struct Transformer {
+    input: SequenceInput,
+    embed: Embed,
+    pos: Tensor,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    head: Dense,
+    heads: usize,
+    context: usize,
+}
+
+#[derive(Debug)]
+enum Embed {
+    /// `tok [vocab, d]`.
+    Table(Tensor),
+    /// `w_in [d, dim]` and `b_in [d]`.
+    Projection(Dense),
+}
+
+#[derive(Debug)]
+struct Block {
+    ln1: LayerNorm,
+    q: Dense,
+    k: Dense,
+    v: Dense,
+    out: Dense,
+    ln2: LayerNorm,
+    fc: Dense,
+    proj: Dense,
+}
+
+#[derive(Debug)]
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
 
 impl Transformer {
-    /// Builds the model.
-    pub fn new(_spec: &TransformerSpec, _vb: VarBuilder) -> candle_core::Result<Transformer> {
-        candle_core::bail!("not implemented yet")
+    /// Builds the transformer from `tok` (or `w_in` and `b_in`), `pos`,
+    /// `layers.{l}.*`, `ln_f.*` and `head`.
+    pub fn new(spec: &TransformerSpec, vb: VarBuilder) -> candle_core::Result<Transformer> {
+        let d = spec.d_model;
+        if spec.heads == 0 || !d.is_multiple_of(spec.heads) {
+            candle_core::bail!(
+                "the transformer's {} heads do not divide its width {d}",
+                spec.heads
+            );
+        }
+        let embed = match spec.input {
+            SequenceInput::Tokens { vocab } => Embed::Table(vb.get((vocab, d), "tok")?),
+            SequenceInput::Dense { dim } => Embed::Projection(Dense::new(
+                vb.get((d, dim), "w_in")?,
+                Some(vb.get(d, "b_in")?),
+            )),
+        };
+        let pos = vb.get((spec.context, d), "pos")?;
+        let mut blocks = Vec::with_capacity(spec.layers);
+        for l in 0..spec.layers {
+            let vb = vb.pp(format!("layers.{l}"));
+            let qkv = vb.get((3 * d, d), "attn.qkv")?;
+            let rows = |i: usize| qkv.narrow(0, i * d, d).map(|w| Dense::new(w, None));
+            blocks.push(Block {
+                ln1: LayerNorm::new(d, vb.pp("ln1"))?,
+                q: rows(0)?,
+                k: rows(1)?,
+                v: rows(2)?,
+                out: Dense::new(vb.get((d, d), "attn.out")?, None),
+                ln2: LayerNorm::new(d, vb.pp("ln2"))?,
+                fc: Dense::new(
+                    vb.get((spec.d_ff, d), "mlp.fc")?,
+                    Some(vb.get(spec.d_ff, "mlp.fc_bias")?),
+                ),
+                proj: Dense::new(
+                    vb.get((d, spec.d_ff), "mlp.proj")?,
+                    Some(vb.get(d, "mlp.proj_bias")?),
+                ),
+            });
+        }
+        Ok(Transformer {
+            input: spec.input,
+            embed,
+            pos,
+            blocks,
+            ln_f: LayerNorm::new(d, vb.pp("ln_f"))?,
+            head: Dense::new(vb.get((spec.outputs, d), "head")?, None),
+            heads: spec.heads,
+            context: spec.context,
+        })
     }
 
-    /// Outputs.
-    pub fn forward(&self, _input: &Input) -> candle_core::Result<Tensor> {
-        candle_core::bail!("not implemented yet")
+    /// Outputs `[n, steps, outputs]`: the readout at every position, each
+    /// seeing only the positions up to it.
+    pub fn forward(&self, input: &Input) -> candle_core::Result<Tensor> {
+        let (n, steps, x) = match (&self.embed, input) {
+            (Embed::Table(table), Input::Tokens(tokens)) => {
+                let (n, steps) = tokens.dims2()?;
+                (n, steps, table.embedding(&tokens.flatten_all()?)?)
+            }
+            (Embed::Projection(w_in), Input::Sequence(x)) => {
+                let (n, steps, width) = x.dims3()?;
+                let dim = self.input.width();
+                if width != dim {
+                    candle_core::bail!(
+                        "the transformer reads {dim} values per position but the input sequence has {width}"
+                    );
+                }
+                let x = x.to_dtype(self.pos.dtype())?.reshape((n * steps, dim))?;
+                (n, steps, w_in.forward(&x)?)
+            }
+            (Embed::Table(_), _) => candle_core::bail!(
+                "the transformer reads token sequences [n, steps] (u32, vocabulary {}), not this input",
+                self.input.width()
+            ),
+            (Embed::Projection(_), _) => candle_core::bail!(
+                "the transformer reads real sequences [n, steps, {}], not this input",
+                self.input.width()
+            ),
+        };
+        if steps == 0 || steps > self.context {
+            candle_core::bail!(
+                "the transformer reads 1 to {} positions (its position table) but the input has {steps}",
+                self.context
+            );
+        }
+        let d = self.pos.dim(1)?;
+        let pos = self.pos.narrow(0, 0, steps)?.reshape(steps * d)?;
+        let mut x = (x.reshape((n, steps * d))? + spread(&pos, n)?)?.reshape((n * steps, d))?;
+        let mask = causal_mask(steps, &x)?;
+        for block in &self.blocks {
+            x = (&x + block.attend(&block.ln1.forward(&x)?, n, steps, self.heads, &mask)?)?;
+            let hidden = gelu(&block.fc.forward(&block.ln2.forward(&x)?)?)?;
+            x = (&x + block.proj.forward(&hidden)?)?;
+        }
+        self.head
+            .forward(&self.ln_f.forward(&x)?)?
+            .reshape((n, steps, ()))
+    }
+}
+
+impl Block {
+    /// Causal multi-head self-attention over rows `[n * steps, d]`.
+    fn attend(
+        &self,
+        x: &Tensor,
+        n: usize,
+        steps: usize,
+        heads: usize,
+        mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let d = x.dim(1)?;
+        let hd = d / heads;
+        // [n * T, d] -> [n, heads, T, hd].
+        let split = |proj: &Dense| {
+            proj.forward(x)?
+                .reshape((n, steps, heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = (split(&self.q)? * (1.0 / (hd as f64).sqrt()))?;
+        let (k, v) = (split(&self.k)?, split(&self.v)?);
+        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let attn = softmax_last(&scores)?;
+        let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((n * steps, d))?;
+        self.out.forward(&y)
+    }
+}
+
+impl LayerNorm {
+    fn new(d: usize, vb: VarBuilder) -> candle_core::Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: vb.get(d, "weight")?,
+            bias: vb.get(d, "bias")?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let rows = x.dim(0)?;
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + LN_EPS)?.sqrt()?)?;
+        (normed * spread(&self.weight, rows)?)? + spread(&self.bias, rows)?
+    }
+}
+
+/// `[steps, steps]` of 0 on and below the diagonal and -inf above it, in
+/// `like`'s dtype and device.
+fn causal_mask(steps: usize, like: &Tensor) -> candle_core::Result<Tensor> {
+    let values: Vec<f32> = (0..steps)
+        .flat_map(|i| (0..steps).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(values, (steps, steps), like.device())?.to_dtype(like.dtype())
+}
+
+/// GELU, tanh approximation: `0.5 x (1 + tanh(u)) = x sigmoid(2u)` with
+/// `u = sqrt(2 / pi) (x + 0.044715 x^3)`, the values of candle's `gelu`.
+/// Written with `sigmoid` (an `exp`) because candle's own `gelu` spends
+/// most of a training step in `tanh` and `powf` (its backward recomputes
+/// both); the sigmoid's backward reuses its output.
+fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
+    let c = 2.0 * (2.0 / std::f64::consts::PI).sqrt();
+    x * candle_nn::ops::sigmoid(&(x * x.sqr()?.affine(0.044715 * c, c)?)?)?
+}
+
+/// Softmax over the last dimension, differentiable (the subtracted maximum
+/// is a constant for the gradient).
+fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::VarBuilder;
+
+    use super::*;
+    use crate::general::tests::{assert_gradients_match, random_varmap};
+    use crate::spec::ModelSpec;
+
+    fn spec(input: SequenceInput) -> TransformerSpec {
+        TransformerSpec {
+            input,
+            context: 6,
+            d_model: 8,
+            heads: 2,
+            layers: 2,
+            d_ff: 12,
+            outputs: 5,
+        }
+    }
+
+    fn build(s: &TransformerSpec, seed: u64, dtype: DType) -> (candle_nn::VarMap, Transformer) {
+        let vm = random_varmap(&ModelSpec::Transformer(s.clone()), seed, dtype);
+        let t = Transformer::new(s, VarBuilder::from_varmap(&vm, dtype, &Device::Cpu)).unwrap();
+        (vm, t)
+    }
+
+    #[test]
+    fn outputs_a_readout_at_every_position() {
+        let dev = Device::Cpu;
+        let (_, by_tokens) = build(&spec(SequenceInput::Tokens { vocab: 7 }), 1, DType::F32);
+        let tokens = Tensor::new(&[[0u32, 6, 2, 2], [5, 1, 3, 0], [4, 4, 4, 4]], &dev).unwrap();
+        let y = by_tokens.forward(&Input::Tokens(tokens)).unwrap();
+        assert_eq!(y.dims(), &[3, 4, 5]);
+
+        let (_, by_dense) = build(&spec(SequenceInput::Dense { dim: 3 }), 1, DType::F32);
+        let x = Tensor::ones((2, 6, 3), DType::F32, &dev).unwrap();
+        assert_eq!(
+            by_dense.forward(&Input::Sequence(x)).unwrap().dims(),
+            &[2, 6, 5]
+        );
+
+        let long = Tensor::zeros((1, 7), DType::U32, &dev).unwrap();
+        let err = by_tokens
+            .forward(&Input::Tokens(long))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("1 to 6 positions") && err.contains("has 7"),
+            "{err}"
+        );
+        let wrong = Input::Sequence(Tensor::ones((1, 2, 7), DType::F32, &dev).unwrap());
+        let err = by_tokens.forward(&wrong).unwrap_err().to_string();
+        assert!(err.contains("reads token sequences"), "{err}");
+    }
+
+    #[test]
+    fn heads_must_divide_the_width() {
+        let mut s = spec(SequenceInput::Tokens { vocab: 7 });
+        let vm = random_varmap(&ModelSpec::Transformer(s.clone()), 1, DType::F32);
+        s.heads = 3;
+        let err = Transformer::new(&s, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("3 heads do not divide its width 8"), "{err}");
+    }
+
+    #[test]
+    fn a_later_token_does_not_change_earlier_outputs() {
+        let dev = Device::Cpu;
+        let (_, model) = build(&spec(SequenceInput::Tokens { vocab: 7 }), 2, DType::F32);
+        let run = |tokens: &[[u32; 5]; 2]| -> Vec<Vec<Vec<f32>>> {
+            let t = Tensor::new(tokens, &dev).unwrap();
+            model.forward(&Input::Tokens(t)).unwrap().to_vec3().unwrap()
+        };
+        let before = run(&[[1, 2, 3, 4, 5], [6, 0, 1, 2, 3]]);
+        let after = run(&[[1, 2, 3, 0, 5], [6, 0, 1, 5, 3]]);
+        for (b, a) in before.iter().zip(&after) {
+            for pos in 0..3 {
+                for (x, y) in b[pos].iter().zip(&a[pos]) {
+                    assert!((x - y).abs() < 1e-6, "position {pos} changed: {x} vs {y}");
+                }
+            }
+            assert_ne!(b[3], a[3], "the changed position's output must change");
+        }
+        // Attention does reach back: changing the first token moves the last output.
+        let first = run(&[[0, 2, 3, 4, 5], [6, 0, 1, 2, 3]]);
+        assert_ne!(before[0][4], first[0][4]);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let dev = Device::Cpu;
+        let (vm, model) = build(&spec(SequenceInput::Tokens { vocab: 7 }), 3, DType::F64);
+        let tokens = Tensor::new(&[[1u32, 4, 4, 0], [6, 2, 5, 3]], &dev).unwrap();
+        let x = Input::Tokens(tokens);
+        assert_gradients_match(
+            &vm,
+            || model.forward(&x),
+            &[
+                "tok",
+                "pos",
+                "layers.0.ln1.weight",
+                "layers.0.attn.qkv",
+                "layers.0.attn.out",
+                "layers.1.ln2.bias",
+                "layers.1.mlp.fc",
+                "layers.1.mlp.proj_bias",
+                "ln_f.weight",
+                "head",
+            ],
+        );
+
+        let (vm, model) = build(&spec(SequenceInput::Dense { dim: 2 }), 4, DType::F64);
+        let x = Tensor::new(&[[[0.5f64, -1.], [1., 0.2], [-0.3, 0.8]]], &dev).unwrap();
+        let x = Input::Sequence(x);
+        assert_gradients_match(
+            &vm,
+            || model.forward(&x),
+            &["w_in", "b_in", "layers.1.attn.qkv"],
+        );
     }
 }

@@ -1,0 +1,372 @@
+//! Develop and Learn sets, lifetime fitness, and what offspring inherit.
+//!
+//! - [`develop_newborns`] (Develop): newborns get birth weights and masks
+//!   from their genome, or from what they inherited;
+//! - [`learn_lifetimes`] (Learn): every organism whose fitness is pending
+//!   lives its lifetime: data from the environment, training from its birth
+//!   weights, a learning curve;
+//! - [`score_lifetimes`] (Evaluate): lifetime fitness functions read the
+//!   curve;
+//! - [`capture_inheritance`] and [`attach_inheritance`] (Reproduce): under
+//!   Lamarckian and pruning inheritance, a child receives its first
+//!   parent's learned weights and masks before the parent's entity is
+//!   recycled.
+//!
+//! All of them do nothing in a scenario without `[lifetime]`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+use candle_core::{Device, Tensor};
+use lineage_evo::rng::{Purpose, stream};
+use lineage_learn::data::{Examples, minibatch_indices};
+use lineage_learn::{Job, Status};
+use lineage_scenario::{FitnessSpec, Inheritance, LifetimeConfig, LifetimeMetric};
+use rayon::prelude::*;
+
+use crate::components::{Fitness, Genome, Inherited, LearningCurve, Lineage, OrganismId, Weights};
+use crate::develop;
+use crate::error::EngineError;
+use crate::resources::{
+    Brood, EnvironmentState, Failure, Generation, RandomStreams, ScenarioRes, Threads,
+};
+
+/// The lifetime settings in force in the current phase.
+fn config<'a>(
+    scenario: &'a ScenarioRes,
+    env: &EnvironmentState,
+) -> Option<&'a Arc<LifetimeConfig>> {
+    scenario
+        .0
+        .phases
+        .get(env.phase)?
+        .pressures
+        .lifetime
+        .as_ref()
+}
+
+/// Named CPU tensors from flat values in parameter order.
+pub fn to_tensors(cfg: &LifetimeConfig, values: &[Vec<f32>]) -> BTreeMap<String, Tensor> {
+    cfg.model
+        .params()
+        .iter()
+        .zip(values)
+        .map(|(p, v)| {
+            let t = Tensor::from_slice(v, p.shape.as_slice(), &Device::Cpu)
+                .expect("values have their parameter's shape");
+            (p.name.clone(), t)
+        })
+        .collect()
+}
+
+/// Flat values in parameter order from named tensors (`None` where a name
+/// is missing).
+pub fn from_tensors(
+    cfg: &LifetimeConfig,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Vec<Option<Vec<f32>>> {
+    cfg.model
+        .params()
+        .iter()
+        .map(|p| {
+            tensors
+                .get(&p.name)
+                .and_then(|t| t.flatten_all().ok()?.to_vec1::<f32>().ok())
+        })
+        .collect()
+}
+
+/// Gives newborns (pending organisms without weights) their birth weights.
+pub fn develop_newborns(
+    mut commands: Commands,
+    scenario: Res<ScenarioRes>,
+    env: Res<EnvironmentState>,
+    generation: Res<Generation>,
+    streams: Res<RandomStreams>,
+    threads: Res<Threads>,
+    mut failure: ResMut<Failure>,
+    newborns: Query<(Entity, &Lineage, &Genome, &Fitness, Option<&Inherited>), Without<Weights>>,
+) {
+    let Some(cfg) = config(&scenario, &env) else {
+        return;
+    };
+    let mut todo: Vec<_> = newborns
+        .iter()
+        .filter(|(_, _, _, f, _)| f.is_pending())
+        .collect();
+    if todo.is_empty() {
+        return;
+    }
+    todo.sort_by_key(|(_, l, _, _, _)| l.id);
+    let g = generation.0;
+    let developed: Vec<Result<develop::Birth, String>> = threads.0.install(|| {
+        todo.par_iter()
+            .map(|(_, lineage, genome, _, inherited)| {
+                let mut rng = stream(streams.seed, g, lineage.id, Purpose::Develop);
+                let inherited = inherited.map(|i| (i.learned.as_slice(), i.masks.as_slice()));
+                develop::develop(cfg, &genome.0, inherited, &mut rng)
+            })
+            .collect()
+    });
+    for ((entity, lineage, _, _, _), birth) in todo.into_iter().zip(developed) {
+        match birth {
+            Ok((weights, masks)) => {
+                let masks: BTreeMap<String, Tensor> = cfg
+                    .model
+                    .params()
+                    .iter()
+                    .zip(&masks)
+                    .filter_map(|(p, m)| {
+                        let m = m.as_ref()?;
+                        Some((
+                            p.name.clone(),
+                            Tensor::from_slice(m, p.shape.as_slice(), &Device::Cpu).ok()?,
+                        ))
+                    })
+                    .collect();
+                commands.entity(entity).remove::<Inherited>().insert((
+                    Weights {
+                        birth: to_tensors(cfg, &weights),
+                        learned: BTreeMap::new(),
+                        masks,
+                    },
+                    LearningCurve::default(),
+                ));
+            }
+            Err(message) => {
+                failure.0 = Some(EngineError::Learning {
+                    generation: g,
+                    message: format!("organism {}: development failed: {message}", lineage.id),
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// Runs the lifetime of every organism whose fitness is pending.
+pub fn learn_lifetimes(
+    scenario: Res<ScenarioRes>,
+    env: Res<EnvironmentState>,
+    generation: Res<Generation>,
+    streams: Res<RandomStreams>,
+    threads: Res<Threads>,
+    mut failure: ResMut<Failure>,
+    mut organisms: Query<(
+        &Lineage,
+        &Genome,
+        &Fitness,
+        &mut Weights,
+        &mut LearningCurve,
+    )>,
+) {
+    let Some(cfg) = config(&scenario, &env) else {
+        return;
+    };
+    let mut todo: Vec<_> = organisms
+        .iter_mut()
+        .filter(|(_, _, f, _, _)| f.is_pending())
+        .collect();
+    if todo.is_empty() {
+        return;
+    }
+    todo.sort_by_key(|(l, _, _, _, _)| l.id);
+    let g = generation.0;
+    let fail = |message: String| EngineError::Learning {
+        generation: g,
+        message,
+    };
+    let device = match cfg.device.device() {
+        Ok(d) => d,
+        Err(e) => {
+            failure.0 = Some(fail(e.to_string()));
+            return;
+        }
+    };
+    // Each organism's data and minibatch order, from its learning stream.
+    let lives: Vec<(lineage_env::Lifetime, Vec<u32>, lineage_learn::Hyper)> =
+        threads.0.install(|| {
+            todo.par_iter()
+                .map(|(lineage, genome, _, _, _)| {
+                    lifetime_data(cfg, streams.seed, g, lineage.id, &genome.0)
+                })
+                .collect()
+        });
+    let mut jobs = Vec::with_capacity(todo.len());
+    for ((lineage, _, _, weights, _), (life, indices, hyper)) in todo.iter().zip(&lives) {
+        let birth: Option<Vec<Vec<f32>>> = from_tensors(cfg, &weights.birth).into_iter().collect();
+        let Some(params) = birth else {
+            failure.0 = Some(fail(format!(
+                "organism {} has no birth weights",
+                lineage.id
+            )));
+            return;
+        };
+        if Examples::of(&life.train, &cfg.model).is_none() {
+            failure.0 = Some(fail(format!(
+                "organism {}: the lifetime's data hold no example this model can learn from",
+                lineage.id
+            )));
+            return;
+        }
+        jobs.push(Job {
+            params,
+            masks: from_tensors(cfg, &weights.masks),
+            hyper: *hyper,
+            train: &life.train,
+            heldout: &life.heldout,
+            indices: indices.clone(),
+        });
+    }
+    let outcomes = match lineage_learn::train_population(
+        &cfg.model, &cfg.task, &cfg.life, &device, None, jobs, &threads.0,
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            failure.0 = Some(fail(e.to_string()));
+            return;
+        }
+    };
+    for ((_, _, _, weights, curve), outcome) in todo.iter_mut().zip(outcomes) {
+        weights.learned = to_tensors(cfg, &outcome.params);
+        curve.points = outcome.curve;
+        curve.status = Some(outcome.status);
+    }
+}
+
+/// An organism's lifetime data, minibatch order and hyper-parameters: a
+/// pure function of the seed, generation, id and genome (what `lineage
+/// export` regenerates).
+pub fn lifetime_data(
+    cfg: &LifetimeConfig,
+    seed: u64,
+    generation: u32,
+    id: OrganismId,
+    genome: &lineage_evo::Genome,
+) -> (lineage_env::Lifetime, Vec<u32>, lineage_learn::Hyper) {
+    let hyper = develop::hyper(cfg, genome);
+    let mut rng = stream(seed, generation, id, Purpose::Learn);
+    let life = cfg.environment.env.lifetime(&mut rng, cfg.budget);
+    let examples = Examples::of(&life.train, &cfg.model).map_or(0, |e| e.count());
+    let indices = if examples == 0 {
+        Vec::new()
+    } else {
+        minibatch_indices(examples, cfg.life.batch, hyper.steps, &mut rng)
+    };
+    (life, indices, hyper)
+}
+
+/// The value of a lifetime fitness function (NaN where the lifetime
+/// diverged: invalid, never selected).
+pub fn lifetime_metric(metric: LifetimeMetric, curve: &LearningCurve) -> f64 {
+    let completed = curve.status == Some(Status::Completed);
+    let (Some(first), Some(last)) = (curve.points.first(), curve.points.last()) else {
+        return f64::NAN;
+    };
+    if !completed {
+        return f64::NAN;
+    }
+    let v = match metric {
+        LifetimeMetric::HeldoutLoss => last.heldout,
+        LifetimeMetric::BirthLoss => first.heldout,
+        LifetimeMetric::Improvement => first.heldout - last.heldout,
+        LifetimeMetric::HeldoutAuc => {
+            if last.step == 0 {
+                last.heldout
+            } else {
+                let area: f32 = curve
+                    .points
+                    .windows(2)
+                    .map(|w| 0.5 * (w[0].heldout + w[1].heldout) * (w[1].step - w[0].step) as f32)
+                    .sum();
+                area / last.step as f32
+            }
+        }
+    };
+    f64::from(v)
+}
+
+/// Scores pending organisms with a lifetime fitness function.
+pub fn score_lifetimes(
+    scenario: Res<ScenarioRes>,
+    env: Res<EnvironmentState>,
+    generation: Res<Generation>,
+    mut organisms: Query<(&LearningCurve, &mut Fitness)>,
+) {
+    let FitnessSpec::Lifetime(metric) = scenario.0.phases[env.phase].pressures.fitness else {
+        return;
+    };
+    for (curve, mut fitness) in &mut organisms {
+        if fitness.is_pending() {
+            fitness.values[0] = lifetime_metric(metric, curve);
+            fitness.evaluated_at = Some(generation.0);
+        }
+    }
+}
+
+/// Children waiting for what their first parent passes on, by child id.
+#[derive(Resource, Default)]
+pub struct PendingInheritance(pub HashMap<OrganismId, Inherited>);
+
+/// Under Lamarckian or pruning inheritance, copies each newborn's first
+/// parent's learned weights and masks before parents' entities are
+/// recycled.
+pub fn capture_inheritance(
+    scenario: Res<ScenarioRes>,
+    env: Res<EnvironmentState>,
+    brood: Res<Brood>,
+    mut pending: ResMut<PendingInheritance>,
+    parents: Query<(&Lineage, &Weights)>,
+) {
+    pending.0.clear();
+    let Some(cfg) = config(&scenario, &env) else {
+        return;
+    };
+    if cfg.inheritance == Inheritance::Darwinian || cfg.genes.weights.is_some() {
+        return;
+    }
+    let wanted: HashMap<OrganismId, ()> = brood
+        .lineages
+        .iter()
+        .filter_map(|l| l.parents[0])
+        .map(|p| (p, ()))
+        .collect();
+    let mut shared: HashMap<OrganismId, Inherited> = HashMap::new();
+    for (lineage, weights) in &parents {
+        if !wanted.contains_key(&lineage.id) || weights.learned.is_empty() {
+            continue;
+        }
+        let learned: Option<Vec<Vec<f32>>> =
+            from_tensors(cfg, &weights.learned).into_iter().collect();
+        let Some(learned) = learned else { continue };
+        shared.insert(
+            lineage.id,
+            Inherited {
+                learned: Arc::new(learned),
+                masks: Arc::new(from_tensors(cfg, &weights.masks)),
+            },
+        );
+    }
+    for child in &brood.lineages {
+        if let Some(inherited) = child.parents[0].and_then(|p| shared.get(&p)) {
+            pending.0.insert(child.id, inherited.clone());
+        }
+    }
+}
+
+/// Hands the captured inheritance to the newborns.
+pub fn attach_inheritance(
+    mut commands: Commands,
+    mut pending: ResMut<PendingInheritance>,
+    newborns: Query<(Entity, &Lineage)>,
+) {
+    if pending.0.is_empty() {
+        return;
+    }
+    for (entity, lineage) in &newborns {
+        if let Some(inherited) = pending.0.remove(&lineage.id) {
+            commands.entity(entity).insert(inherited);
+        }
+    }
+}

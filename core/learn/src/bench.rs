@@ -1,0 +1,379 @@
+//! `lineage bench learn`: how fast a population trains, so users can size
+//! their runs, and the workloads the peer comparison in
+//! `benches/learn_vs_peers.sh` runs.
+//!
+//! Model strings:
+//! - `mlp:64-128-10` (ReLU, biases; add `:gelu`, `:tanh` or `:linear`, and
+//!   `:nobias`);
+//! - `rnn:3-64-3:t8` (ReLU RNN, 3 inputs, 64 units, 3 classes, 8 steps);
+//! - `gru:3-64-3:t8`;
+//! - `transformer:49-48-32:l2:h4:ff96:t17` (dense 49-wide inputs, d_model
+//!   48, 32 classes, 2 layers, 4 heads, MLP width 96, 17 positions).
+//!
+//! Sequence models are scored at every step. Data are Gaussian inputs with
+//! uniform random labels; weights start at std `1/sqrt(fan_in)`.
+//!
+//! FLOPs per organism-step count `2 m n k` for every matrix product of the
+//! forward pass, times 3 for forward and backward (the convention the peer
+//! scripts use too), whatever shortcuts an implementation takes.
+
+use std::time::Instant;
+
+use lineage_env::{Batch, Task};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::spec::{
+    Activation, GruSpec, MlpSpec, ModelSpec, RnnSpec, Role, SequenceInput, TransformerSpec,
+};
+use crate::{Hyper, Job, LearnError, LifetimeSpec, Method, OptimizerSpec, Path, Schedule};
+
+/// A benchmark workload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    /// The model.
+    pub model: ModelSpec,
+    /// Its task.
+    pub task: Task,
+    /// Steps per sequence (1 for an MLP).
+    pub seq: usize,
+}
+
+/// Parses a model string (see the module docs).
+pub fn parse_model(text: &str) -> Result<Workload, String> {
+    let bad = |why: &str| format!("model `{text}`: {why}");
+    let mut parts = text.split(':');
+    let kind = parts.next().unwrap_or("");
+    let widths: Vec<usize> = parts
+        .next()
+        .ok_or_else(|| bad("expected KIND:WIDTHS, e.g. mlp:64-128-10"))?
+        .split('-')
+        .map(|w| w.parse::<usize>().ok().filter(|&w| w > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| bad("widths must be positive integers separated by '-'"))?;
+    let (mut activation, mut bias) = (Activation::Relu, true);
+    let (mut t, mut layers, mut heads, mut ff) = (None, 2, 4, None);
+    for opt in parts {
+        let num = |prefix: &str| {
+            opt.strip_prefix(prefix)
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n > 0)
+        };
+        if let Some(a) = Activation::parse(opt) {
+            activation = a;
+        } else if opt == "nobias" {
+            bias = false;
+        } else if let Some(n) = num("t") {
+            t = Some(n);
+        } else if let Some(n) = num("l") {
+            layers = n;
+        } else if let Some(n) = num("h") {
+            heads = n;
+        } else if let Some(n) = num("ff") {
+            ff = Some(n);
+        } else {
+            return Err(bad(&format!("unknown option `{opt}`")));
+        }
+    }
+    let three = |w: &[usize]| -> Result<(usize, usize, usize), String> {
+        match *w {
+            [a, b, c] => Ok((a, b, c)),
+            _ => Err(bad("expected IN-HIDDEN-OUT")),
+        }
+    };
+    let steps = t.unwrap_or(8);
+    Ok(match kind {
+        "mlp" => {
+            if widths.len() < 2 {
+                return Err(bad("an MLP needs at least an input and an output width"));
+            }
+            Workload {
+                task: Task::Classification {
+                    inputs: widths[0],
+                    classes: *widths.last().unwrap_or(&1),
+                },
+                model: ModelSpec::Mlp(MlpSpec {
+                    embedding: None,
+                    widths,
+                    activation,
+                    bias,
+                }),
+                seq: 1,
+            }
+        }
+        "rnn" | "gru" => {
+            let (i, h, o) = three(&widths)?;
+            let input = SequenceInput::Dense { dim: i };
+            Workload {
+                model: if kind == "rnn" {
+                    ModelSpec::Rnn(RnnSpec {
+                        input,
+                        hidden: h,
+                        outputs: o,
+                        alpha: 1.0,
+                        activation,
+                        bias,
+                    })
+                } else {
+                    ModelSpec::Gru(GruSpec {
+                        input,
+                        hidden: h,
+                        outputs: o,
+                    })
+                },
+                task: Task::SequenceClassification {
+                    inputs: i,
+                    classes: o,
+                    steps,
+                },
+                seq: steps,
+            }
+        }
+        "transformer" => {
+            let (i, d, o) = three(&widths)?;
+            if d % heads != 0 {
+                return Err(bad(&format!("{heads} heads do not divide d_model {d}")));
+            }
+            Workload {
+                model: ModelSpec::Transformer(TransformerSpec {
+                    input: SequenceInput::Dense { dim: i },
+                    context: steps,
+                    d_model: d,
+                    heads,
+                    layers,
+                    d_ff: ff.unwrap_or(2 * d),
+                    outputs: o,
+                }),
+                task: Task::SequenceClassification {
+                    inputs: i,
+                    classes: o,
+                    steps,
+                },
+                seq: steps,
+            }
+        }
+        _ => return Err(bad("the kind must be mlp, rnn, gru or transformer")),
+    })
+}
+
+impl Workload {
+    /// Forward-and-backward FLOPs of one organism-step at `batch`.
+    pub fn flops_per_step(&self, batch: usize) -> f64 {
+        let b = batch as f64;
+        let forward = match &self.model {
+            ModelSpec::Mlp(m) => m
+                .widths
+                .windows(2)
+                .map(|w| 2.0 * b * (w[0] * w[1]) as f64)
+                .sum(),
+            ModelSpec::Rnn(r) => {
+                let (i, h, o) = (r.input.width() as f64, r.hidden as f64, r.outputs as f64);
+                self.seq as f64 * 2.0 * b * (i * h + h * h + h * o)
+            }
+            ModelSpec::Gru(g) => {
+                let (i, h, o) = (g.input.width() as f64, g.hidden as f64, g.outputs as f64);
+                self.seq as f64 * 2.0 * b * (3.0 * i * h + 3.0 * h * h + h * o)
+            }
+            ModelSpec::Transformer(t) => {
+                let (i, d, f, o, s) = (
+                    t.input.width() as f64,
+                    t.d_model as f64,
+                    t.d_ff as f64,
+                    t.outputs as f64,
+                    self.seq as f64,
+                );
+                let per_layer = 3.0 * d * d + d * d + 2.0 * d * f + 2.0 * s * d;
+                2.0 * b * s * (i * d + t.layers as f64 * per_layer + d * o)
+            }
+        };
+        3.0 * forward
+    }
+
+    /// `n` random examples for this workload.
+    pub fn data(&self, n: usize, rng: &mut impl Rng) -> Batch {
+        let normal = |rng: &mut dyn rand::RngCore, k: usize| -> Vec<f32> {
+            (0..k).map(|_| StandardNormal.sample(rng)).collect()
+        };
+        match self.task {
+            Task::Classification { inputs, classes } => Batch::Labeled {
+                n,
+                x: normal(rng, n * inputs),
+                labels: (0..n)
+                    .map(|_| rng.random_range(0..classes as u32))
+                    .collect(),
+            },
+            Task::SequenceClassification {
+                inputs,
+                classes,
+                steps,
+            } => Batch::Sequences {
+                n,
+                steps,
+                x: normal(rng, n * steps * inputs),
+                labels: (0..n * steps)
+                    .map(|_| rng.random_range(0..classes as u32))
+                    .collect(),
+            },
+            _ => unreachable!("bench workloads are classification tasks"),
+        }
+    }
+
+    /// Birth weights: std `1/sqrt(fan_in)` for matrices, N(0, 1) for
+    /// embeddings, zero biases, unit gains.
+    pub fn init(&self, rng: &mut impl Rng) -> Vec<Vec<f32>> {
+        self.model
+            .params()
+            .iter()
+            .map(|p| {
+                let scale = match p.role {
+                    Role::Matrix { fan_in } => 1.0 / (fan_in as f32).sqrt(),
+                    Role::Embedding => 1.0,
+                    Role::Bias => return vec![0.0; p.len()],
+                    Role::Gain => return vec![1.0; p.len()],
+                };
+                (0..p.len())
+                    .map(|_| {
+                        let x: f32 = StandardNormal.sample(rng);
+                        scale * x
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// What a benchmark measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    /// Which path trained the population.
+    pub path: Path,
+    /// Wall-clock seconds of the timed lifetimes.
+    pub seconds: f64,
+    /// Population x steps / seconds.
+    pub organism_steps_per_s: f64,
+    /// Arithmetic rate by the FLOP convention of the module docs.
+    pub gflops: f64,
+    /// Mean final training loss (a sanity check that learning happened).
+    pub final_train_loss: f64,
+}
+
+/// Trains `population` organisms for `steps` steps at `batch` on `threads`
+/// threads, after an untimed warm-up, and measures the rate.
+pub fn run(
+    work: &Workload,
+    method: Method,
+    batch: usize,
+    population: usize,
+    steps: u32,
+    threads: usize,
+    device: &candle_core::Device,
+) -> Result<Measurement, LearnError> {
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(0x6c69_6e65);
+    let data: Vec<Batch> = (0..population)
+        .map(|_| work.data(batch * 4, &mut rng))
+        .collect();
+    let heldout = work.data(batch, &mut rng);
+    let births: Vec<Vec<Vec<f32>>> = (0..population).map(|_| work.init(&mut rng)).collect();
+    let (lr, momentum, weight_decay) = match method {
+        Method::Sgd => (0.01, 0.9, 0.0),
+        Method::Adam | Method::AdamW => (1e-3, 0.9, 0.01),
+    };
+    let life = LifetimeSpec {
+        batch,
+        eval_every: 0,
+        curve_heldout: batch,
+        optimizer: OptimizerSpec {
+            method,
+            beta2: 0.999,
+            eps: 1e-8,
+            clip: None,
+            schedule: Schedule::Constant,
+        },
+    };
+    let masks = vec![None; work.model.params().len()];
+    let jobs = |steps: u32| -> Vec<Job<'_>> {
+        births
+            .iter()
+            .zip(&data)
+            .map(|(birth, train)| Job {
+                params: birth.clone(),
+                masks: masks.clone(),
+                hyper: Hyper {
+                    lr,
+                    momentum,
+                    weight_decay,
+                    steps,
+                },
+                train,
+                heldout: &heldout,
+                indices: (0..steps as usize * batch)
+                    .map(|i| (i % (batch * 4)) as u32)
+                    .collect(),
+            })
+            .collect()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| LearnError::Device(format!("cannot start {threads} threads: {e}")))?;
+    let path = crate::path_for(&work.model, device);
+    crate::train_population(
+        &work.model,
+        &work.task,
+        &life,
+        device,
+        None,
+        jobs(steps.min(5)),
+        &pool,
+    )?;
+    let start = Instant::now();
+    let outcomes = crate::train_population(
+        &work.model,
+        &work.task,
+        &life,
+        device,
+        None,
+        jobs(steps),
+        &pool,
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    let organism_steps = population as f64 * f64::from(steps);
+    let final_train_loss = outcomes
+        .iter()
+        .map(|o| f64::from(o.curve.last().map_or(f32::NAN, |p| p.train)))
+        .sum::<f64>()
+        / population as f64;
+    Ok(Measurement {
+        path,
+        seconds,
+        organism_steps_per_s: organism_steps / seconds,
+        gflops: organism_steps * work.flops_per_step(batch) / seconds / 1e9,
+        final_train_loss,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_strings_parse_and_count_flops() {
+        let w = parse_model("mlp:64-128-10").unwrap();
+        // 3 x 2 x 64 x (64 x 128 + 128 x 10): the 3.6 MFLOP of peers.md.
+        assert_eq!(w.flops_per_step(64), 3.0 * 2.0 * 64.0 * 9472.0);
+        let t = parse_model("transformer:49-48-32:l2:h4:ff96:t17").unwrap();
+        let params = t.model.parameter_count();
+        assert!((38_000..46_000).contains(&params), "{params}");
+        assert!(parse_model("rnn:3-64-3:t8").is_ok());
+        for bad in [
+            "mlp",
+            "mlp:64-x",
+            "rnn:3-64",
+            "transformer:49-50-32:h4",
+            "cnn:3-3",
+            "mlp:3-3:wat",
+        ] {
+            assert!(parse_model(bad).is_err(), "{bad}");
+        }
+    }
+}

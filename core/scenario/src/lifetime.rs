@@ -1,0 +1,1097 @@
+//! The `[lifetime]` table: what each organism learns during its life, from
+//! what data, with which model, optimiser, development rules and
+//! inheritance mode.
+//!
+//! Raw structures (serde, `deny_unknown_fields`) live here beside their
+//! validation, which builds the environment (so a missing data file or a
+//! bad parameter is caught by `lineage validate`) and checks that the model
+//! fits the environment's task and that every development rule names a
+//! weight matrix that exists, with a rank it can have.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lineage_develop::InitLaw;
+use lineage_env::{
+    Environment, GaussianClusters, Sinusoids, Task, TeacherNetwork, Text, Vocabulary,
+};
+use lineage_evo::GenomeSpec;
+use lineage_learn::spec::{
+    Activation, Embedding, GruSpec, MlpSpec, ModelSpec, ParamInfo, RnnSpec, Role, SequenceInput,
+    TransformerSpec,
+};
+use lineage_learn::{DeviceChoice, Hyper, LifetimeSpec, Method, OptimizerSpec, Schedule};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLifetime {
+    pub environment: RawEnvironment,
+    pub model: RawModel,
+    pub budget: usize,
+    pub steps: u32,
+    pub batch: usize,
+    #[serde(default)]
+    pub eval_every: u32,
+    pub curve_heldout: Option<usize>,
+    #[serde(default = "cpu")]
+    pub device: String,
+    #[serde(default = "darwinian")]
+    pub inheritance: String,
+    #[serde(default)]
+    pub lamarckian_noise: f64,
+    #[serde(default)]
+    pub prune: RawPrune,
+    #[serde(default)]
+    pub optimizer: RawOptimizer,
+    #[serde(default)]
+    pub develop: RawDevelop,
+}
+
+fn cpu() -> String {
+    "cpu".into()
+}
+
+fn darwinian() -> String {
+    "darwinian".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawEnvironment {
+    GaussianClusters {
+        classes: usize,
+        dim: usize,
+        spread: f32,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: u64,
+    },
+    Teacher {
+        inputs: usize,
+        hidden: usize,
+        outputs: usize,
+        #[serde(default)]
+        noise: f32,
+        #[serde(default)]
+        classify: bool,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: u64,
+    },
+    Sinusoids {
+        #[serde(default = "hundred")]
+        heldout: usize,
+    },
+    Text {
+        path: String,
+        #[serde(default = "characters")]
+        vocabulary: String,
+        context: usize,
+        #[serde(default = "tenth")]
+        validation: f64,
+        #[serde(default = "thousand")]
+        heldout: usize,
+    },
+}
+
+fn thousand() -> usize {
+    1000
+}
+
+fn hundred() -> usize {
+    100
+}
+
+fn characters() -> String {
+    "characters".into()
+}
+
+fn tenth() -> f64 {
+    0.1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawModel {
+    Mlp {
+        #[serde(default)]
+        hidden: Vec<usize>,
+        #[serde(default = "relu")]
+        activation: String,
+        #[serde(default = "yes")]
+        bias: bool,
+        embedding: Option<usize>,
+        context: Option<usize>,
+    },
+    Linear2 {
+        hidden: usize,
+    },
+    Rnn {
+        hidden: usize,
+        #[serde(default = "unit")]
+        alpha: f32,
+        #[serde(default = "relu")]
+        activation: String,
+        #[serde(default)]
+        bias: bool,
+    },
+    Gru {
+        hidden: usize,
+    },
+    Transformer {
+        d_model: usize,
+        heads: usize,
+        layers: usize,
+        d_ff: Option<usize>,
+    },
+}
+
+fn relu() -> String {
+    "relu".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn unit() -> f32 {
+    1.0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrune {
+    #[serde(default = "fifth")]
+    pub fraction: f64,
+    pub reset: Option<f32>,
+}
+
+fn fifth() -> f64 {
+    0.2
+}
+
+impl Default for RawPrune {
+    fn default() -> Self {
+        RawPrune {
+            fraction: fifth(),
+            reset: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOptimizer {
+    #[serde(default = "adamw")]
+    pub method: String,
+    #[serde(default = "lr")]
+    pub lr: f32,
+    #[serde(default = "momentum")]
+    pub momentum: f32,
+    #[serde(default)]
+    pub weight_decay: f32,
+    #[serde(default = "beta2")]
+    pub beta2: f32,
+    #[serde(default = "eps")]
+    pub eps: f32,
+    pub clip: Option<f32>,
+    #[serde(default = "constant")]
+    pub schedule: String,
+    #[serde(default)]
+    pub warmup: u32,
+    #[serde(default)]
+    pub cooldown: u32,
+}
+
+fn adamw() -> String {
+    "adamw".into()
+}
+fn lr() -> f32 {
+    1e-3
+}
+fn momentum() -> f32 {
+    0.9
+}
+fn beta2() -> f32 {
+    0.999
+}
+fn eps() -> f32 {
+    1e-8
+}
+fn constant() -> String {
+    "constant".into()
+}
+
+impl Default for RawOptimizer {
+    fn default() -> Self {
+        RawOptimizer {
+            method: adamw(),
+            lr: lr(),
+            momentum: momentum(),
+            weight_decay: 0.0,
+            beta2: beta2(),
+            eps: eps(),
+            clip: None,
+            schedule: constant(),
+            warmup: 0,
+            cooldown: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDevelop {
+    pub init: Option<String>,
+    pub gain: Option<f32>,
+    pub density: Option<f64>,
+    pub rank: Option<usize>,
+    pub connectome: Option<bool>,
+    pub scale: Option<f32>,
+    #[serde(default)]
+    pub matrix: Vec<RawMatrixRule>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawRule {
+    pub init: Option<String>,
+    pub gain: Option<f32>,
+    pub density: Option<f64>,
+    pub rank: Option<usize>,
+    pub connectome: Option<bool>,
+    pub scale: Option<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatrixRule {
+    pub name: String,
+    pub init: Option<String>,
+    pub gain: Option<f32>,
+    pub density: Option<f64>,
+    pub rank: Option<usize>,
+    pub connectome: Option<bool>,
+    pub scale: Option<f32>,
+}
+
+/// A built environment, compared by the configuration it came from.
+#[derive(Clone)]
+pub struct EnvHandle {
+    /// The environment.
+    pub env: Arc<dyn Environment>,
+    /// What built it (for equality and display).
+    pub description: String,
+}
+
+impl std::fmt::Debug for EnvHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl PartialEq for EnvHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.description == other.description
+    }
+}
+
+/// How a child's birth weights relate to its parents'.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Inheritance {
+    /// The genome only; weights develop afresh (the Baldwin effect).
+    Darwinian,
+    /// The first parent's learned weights, plus Gaussian noise of this
+    /// standard deviation on every unmasked weight.
+    Lamarckian {
+        /// Noise standard deviation.
+        noise: f32,
+    },
+    /// The first parent's learned weights pruned by magnitude: in every
+    /// maskable matrix, `fraction` of the surviving weights with the
+    /// smallest magnitude are removed, and the survivors reset to
+    /// `sign x reset` (`None`: the matrix's init standard deviation).
+    Prune {
+        /// Fraction of surviving weights removed per generation.
+        fraction: f64,
+        /// Reset magnitude.
+        reset: Option<f32>,
+    },
+}
+
+/// How one weight matrix develops from the genome.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatrixRule {
+    /// Init law.
+    pub init: InitLaw,
+    /// Gain of the law (times the `gain` gene, where declared).
+    pub gain: f32,
+    /// Density of a random mask (`density` gene overrides).
+    pub density: Option<f64>,
+    /// Rank of the initial matrix (`rank` gene overrides).
+    pub rank: Option<usize>,
+    /// Mask and signs come from the genome's bits.
+    pub connectome: bool,
+    /// Magnitude of connectome weights (`None`: the init standard deviation).
+    pub scale: Option<f32>,
+}
+
+/// Where a connectome matrix's bits sit in the genome: `len` mask bits from
+/// `mask`, then `len` sign bits from `signs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectomeBits {
+    /// Parameter index (in [`ModelSpec::params`] order).
+    pub param: usize,
+    /// First mask bit.
+    pub mask: usize,
+    /// First sign bit.
+    pub signs: usize,
+    /// Weights in the matrix.
+    pub len: usize,
+}
+
+/// Genome genes with a meaning for learning or development, by index into
+/// the genome's real genes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LearningGenes {
+    /// `lr`: learning rate.
+    pub lr: Option<usize>,
+    /// `momentum`: SGD momentum or Adam's beta1.
+    pub momentum: Option<usize>,
+    /// `weight_decay`.
+    pub weight_decay: Option<usize>,
+    /// `steps`: lifetime steps (rounded).
+    pub steps: Option<usize>,
+    /// `gain`: multiplies every matrix's init gain.
+    pub gain: Option<usize>,
+    /// `rank`: initial rank of every matrix with a rank rule (rounded).
+    pub rank: Option<usize>,
+    /// `density`: density of every matrix with a density rule.
+    pub density: Option<usize>,
+    /// `weights`: the birth weights themselves, one gene per parameter.
+    pub weights: Option<usize>,
+}
+
+impl LearningGenes {
+    /// Gene names with a meaning for learning.
+    pub const NAMES: &[&str] = &[
+        "lr",
+        "momentum",
+        "weight_decay",
+        "steps",
+        "gain",
+        "rank",
+        "density",
+        "weights",
+    ];
+}
+
+/// A validated `[lifetime]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LifetimeConfig {
+    /// Where lifetimes' data come from.
+    pub environment: EnvHandle,
+    /// What the model must learn.
+    pub task: Task,
+    /// The model.
+    pub model: ModelSpec,
+    /// Examples (token environments: tokens) of training data per lifetime.
+    pub budget: usize,
+    /// Minibatch size, curve cadence and optimiser.
+    pub life: LifetimeSpec,
+    /// Learning hyper-parameters where no gene sets them.
+    pub hyper: Hyper,
+    /// Genes with a meaning for learning.
+    pub genes: LearningGenes,
+    /// One development rule per parameter ([`ModelSpec::params`] order;
+    /// `None` for biases and gains).
+    pub rules: Vec<Option<MatrixRule>>,
+    /// Connectome matrices' bits in the genome.
+    pub connectome: Vec<ConnectomeBits>,
+    /// Inheritance mode.
+    pub inheritance: Inheritance,
+    /// Where the general path runs.
+    pub device: DeviceChoice,
+}
+
+/// The `[lifetime]` checks, reporting through `at(field, message)`.
+pub(crate) struct Check<'a, E> {
+    pub at: &'a dyn Fn(&str, String) -> E,
+    /// Folder a relative data path in `field` resolves against.
+    pub dir_of: &'a dyn Fn(&str) -> Option<PathBuf>,
+}
+
+impl<E> Check<'_, E> {
+    fn err<T>(&self, field: &str, message: impl Into<String>) -> Result<T, E> {
+        Err((self.at)(&format!("lifetime.{field}"), message.into()))
+    }
+
+    pub(crate) fn lifetime(
+        &self,
+        raw: &RawLifetime,
+        genome: &GenomeSpec,
+    ) -> Result<LifetimeConfig, E> {
+        let (environment, task) = self.environment(&raw.environment)?;
+        let model = self.model(&raw.model, &task)?;
+        if let Err(m) = model.check_task(&task) {
+            return self.err("model", m);
+        }
+        if raw.budget == 0 {
+            return self.err(
+                "budget",
+                "expected a data budget of at least 1 example, found 0",
+            );
+        }
+        if raw.batch == 0 {
+            return self.err(
+                "batch",
+                "expected a minibatch of at least 1 example, found 0",
+            );
+        }
+        if let Task::NextToken { context, .. } = task
+            && raw.budget < context
+        {
+            return self.err(
+                "budget",
+                format!("a budget of {} tokens does not fill one window of the environment's context ({context})", raw.budget),
+            );
+        }
+        let optimizer = self.optimizer(&raw.optimizer)?;
+        let params = model.params();
+        let rules = self.rules(&raw.develop, &params)?;
+        let genes = self.genes(genome, &model)?;
+        let connectome = connectome_bits(&params, &rules);
+        let needed: usize = connectome.iter().map(|c| 2 * c.len).sum();
+        if needed > 0 && genome.bits != needed {
+            return Err((self.at)(
+                "genome.bits",
+                format!(
+                    "the connectome needs {needed} bits (a mask bit and a sign bit for each of {} weights), found {}",
+                    needed / 2,
+                    genome.bits
+                ),
+            ));
+        }
+        let inheritance = match raw.inheritance.as_str() {
+            "darwinian" => Inheritance::Darwinian,
+            "lamarckian" => {
+                if !(raw.lamarckian_noise >= 0.0 && raw.lamarckian_noise.is_finite()) {
+                    return self.err(
+                        "lamarckian_noise",
+                        format!(
+                            "expected a finite noise >= 0, found {}",
+                            raw.lamarckian_noise
+                        ),
+                    );
+                }
+                Inheritance::Lamarckian {
+                    noise: raw.lamarckian_noise as f32,
+                }
+            }
+            "prune" => {
+                let p = &raw.prune;
+                if !(0.0..1.0).contains(&p.fraction) {
+                    return self.err(
+                        "prune.fraction",
+                        format!("expected a fraction in [0, 1), found {}", p.fraction),
+                    );
+                }
+                if let Some(r) = p.reset
+                    && !(r > 0.0 && r.is_finite())
+                {
+                    return self.err(
+                        "prune.reset",
+                        format!("expected a positive reset magnitude, found {r}"),
+                    );
+                }
+                if genes.weights.is_some() || !connectome.is_empty() {
+                    return self.err(
+                        "inheritance",
+                        "`prune` inherits the connectome through weights; it cannot be combined with a connectome or `weights` genome",
+                    );
+                }
+                Inheritance::Prune {
+                    fraction: p.fraction,
+                    reset: p.reset,
+                }
+            }
+            other => {
+                return self.err(
+                    "inheritance",
+                    format!("unknown inheritance `{other}` (expected one of: darwinian, lamarckian, prune)"),
+                );
+            }
+        };
+        let device = DeviceChoice::parse(&raw.device).ok_or_else(|| {
+            (self.at)(
+                "lifetime.device",
+                format!(
+                    "unknown device `{}` (expected one of: cpu, cuda, auto)",
+                    raw.device
+                ),
+            )
+        })?;
+        let curve_heldout = raw.curve_heldout.unwrap_or(usize::MAX);
+        if curve_heldout == 0 {
+            return self.err(
+                "curve_heldout",
+                "expected at least 1 held-out example per curve point, found 0",
+            );
+        }
+        Ok(LifetimeConfig {
+            environment,
+            task,
+            budget: raw.budget,
+            life: LifetimeSpec {
+                batch: raw.batch,
+                eval_every: raw.eval_every,
+                curve_heldout,
+                optimizer,
+            },
+            hyper: Hyper {
+                lr: raw.optimizer.lr,
+                momentum: raw.optimizer.momentum,
+                weight_decay: raw.optimizer.weight_decay,
+                steps: raw.steps,
+            },
+            genes,
+            rules,
+            connectome,
+            inheritance,
+            device,
+            model,
+        })
+    }
+
+    fn environment(&self, raw: &RawEnvironment) -> Result<(EnvHandle, Task), E> {
+        let built: Result<Arc<dyn Environment>, lineage_env::EnvError> = match raw {
+            RawEnvironment::GaussianClusters {
+                classes,
+                dim,
+                spread,
+                heldout,
+                seed,
+            } => GaussianClusters::new(*classes, *dim, *spread, *heldout, *seed)
+                .map(|e| Arc::new(e) as _),
+            RawEnvironment::Teacher {
+                inputs,
+                hidden,
+                outputs,
+                noise,
+                classify,
+                heldout,
+                seed,
+            } => TeacherNetwork::new(
+                *inputs, *hidden, *outputs, *noise, *classify, *heldout, *seed,
+            )
+            .map(|e| Arc::new(e) as _),
+            RawEnvironment::Sinusoids { heldout } => {
+                Sinusoids::new(*heldout).map(|e| Arc::new(e) as _)
+            }
+            RawEnvironment::Text {
+                path,
+                vocabulary,
+                context,
+                validation,
+                heldout,
+            } => {
+                let vocabulary = match vocabulary.as_str() {
+                    "bytes" => Vocabulary::Bytes,
+                    "characters" => Vocabulary::Characters,
+                    other => {
+                        return self.err(
+                            "environment.vocabulary",
+                            format!(
+                                "unknown vocabulary `{other}` (expected one of: bytes, characters)"
+                            ),
+                        );
+                    }
+                };
+                let file = self.data_path("lifetime.environment.path", path);
+                if !file.is_file() {
+                    return self.err(
+                        "environment.path",
+                        format!("cannot read the text `{}`: no such file", file.display()),
+                    );
+                }
+                Text::from_file(&file, vocabulary, *context, *validation, *heldout)
+                    .map(|e| Arc::new(e) as _)
+            }
+        };
+        let env = built.or_else(|e| self.err("environment", e.to_string()))?;
+        let task = env.task();
+        Ok((
+            EnvHandle {
+                env,
+                description: format!("{raw:?}"),
+            },
+            task,
+        ))
+    }
+
+    /// `path` resolved against the folder of the file that wrote it.
+    pub(crate) fn data_path(&self, field: &str, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            return p.to_owned();
+        }
+        match (self.dir_of)(field) {
+            Some(dir) => dir.join(p),
+            None => p.to_owned(),
+        }
+    }
+
+    fn model(&self, raw: &RawModel, task: &Task) -> Result<ModelSpec, E> {
+        let (inputs, outputs) = match *task {
+            Task::Regression { inputs, outputs } => (inputs, outputs),
+            Task::Classification { inputs, classes } => (inputs, classes),
+            Task::SequenceClassification {
+                inputs, classes, ..
+            } => (inputs, classes),
+            Task::NextToken { vocab, .. } => (vocab, vocab),
+        };
+        let tokens = matches!(task, Task::NextToken { .. });
+        let activation = |name: &str| {
+            Activation::parse(name).ok_or_else(|| {
+                (self.at)(
+                    "lifetime.model.activation",
+                    format!(
+                        "unknown activation `{name}` (expected one of: {})",
+                        Activation::NAMES.join(", ")
+                    ),
+                )
+            })
+        };
+        let positive = |field: &str, v: usize| {
+            if v == 0 {
+                self.err(
+                    &format!("model.{field}"),
+                    format!("expected `{field}` of at least 1, found 0"),
+                )
+            } else {
+                Ok(v)
+            }
+        };
+        let seq_input = if tokens {
+            SequenceInput::Tokens { vocab: inputs }
+        } else {
+            SequenceInput::Dense { dim: inputs }
+        };
+        Ok(match raw {
+            RawModel::Mlp {
+                hidden,
+                activation: a,
+                bias,
+                embedding,
+                context,
+            } => {
+                if let Some(i) = hidden.iter().position(|&h| h == 0) {
+                    return self.err(
+                        &format!("model.hidden[{i}]"),
+                        "expected a layer width of at least 1, found 0",
+                    );
+                }
+                let embedding = match (tokens, embedding, context) {
+                    (true, Some(dim), Some(context)) => Some(Embedding {
+                        vocab: inputs,
+                        dim: positive("embedding", *dim)?,
+                        context: positive("context", *context)?,
+                    }),
+                    (true, _, _) => {
+                        return self.err("model", "an MLP language model needs `embedding` (width per token) and `context` (tokens read)");
+                    }
+                    (false, None, None) => None,
+                    (false, _, _) => {
+                        return self.err(
+                            "model",
+                            "`embedding` and `context` apply to token environments only",
+                        );
+                    }
+                };
+                let first = embedding.map_or(inputs, |e| e.dim * e.context);
+                let mut widths = vec![first];
+                widths.extend(hidden);
+                widths.push(outputs);
+                ModelSpec::Mlp(MlpSpec {
+                    embedding,
+                    widths,
+                    activation: activation(a)?,
+                    bias: *bias,
+                })
+            }
+            RawModel::Linear2 { hidden } => {
+                if tokens {
+                    return self.err(
+                        "model",
+                        "a two-layer linear network reads real inputs, not tokens",
+                    );
+                }
+                ModelSpec::Mlp(MlpSpec {
+                    embedding: None,
+                    widths: vec![inputs, positive("hidden", *hidden)?, outputs],
+                    activation: Activation::Linear,
+                    bias: false,
+                })
+            }
+            RawModel::Rnn {
+                hidden,
+                alpha,
+                activation: a,
+                bias,
+            } => {
+                if !(*alpha > 0.0 && *alpha <= 1.0) {
+                    return self.err(
+                        "model.alpha",
+                        format!("expected a leak in (0, 1], found {alpha}"),
+                    );
+                }
+                ModelSpec::Rnn(RnnSpec {
+                    input: seq_input,
+                    hidden: positive("hidden", *hidden)?,
+                    outputs,
+                    alpha: *alpha,
+                    activation: activation(a)?,
+                    bias: *bias,
+                })
+            }
+            RawModel::Gru { hidden } => ModelSpec::Gru(GruSpec {
+                input: seq_input,
+                hidden: positive("hidden", *hidden)?,
+                outputs,
+            }),
+            RawModel::Transformer {
+                d_model,
+                heads,
+                layers,
+                d_ff,
+            } => {
+                let d = positive("d_model", *d_model)?;
+                let h = positive("heads", *heads)?;
+                if d % h != 0 {
+                    return self.err(
+                        "model.heads",
+                        format!("{h} heads do not divide d_model = {d}"),
+                    );
+                }
+                let context =
+                    match *task {
+                        Task::NextToken { context, .. } => context,
+                        Task::SequenceClassification { steps, .. } => steps,
+                        _ => return self.err(
+                            "model",
+                            "a transformer reads sequences; this environment gives single examples",
+                        ),
+                    };
+                ModelSpec::Transformer(TransformerSpec {
+                    input: seq_input,
+                    context,
+                    d_model: d,
+                    heads: h,
+                    layers: positive("layers", *layers)?,
+                    d_ff: positive("d_ff", d_ff.unwrap_or(4 * d))?,
+                    outputs,
+                })
+            }
+        })
+    }
+
+    fn optimizer(&self, raw: &RawOptimizer) -> Result<OptimizerSpec, E> {
+        let method = Method::parse(&raw.method).ok_or_else(|| {
+            (self.at)(
+                "lifetime.optimizer.method",
+                format!(
+                    "unknown optimiser `{}` (expected one of: {})",
+                    raw.method,
+                    Method::NAMES.join(", ")
+                ),
+            )
+        })?;
+        for (field, v, ok) in [
+            ("lr", raw.lr, raw.lr > 0.0),
+            ("momentum", raw.momentum, (0.0..1.0).contains(&raw.momentum)),
+            ("weight_decay", raw.weight_decay, raw.weight_decay >= 0.0),
+            ("beta2", raw.beta2, (0.0..1.0).contains(&raw.beta2)),
+            ("eps", raw.eps, raw.eps > 0.0),
+        ] {
+            if !(ok && v.is_finite()) {
+                return self.err(
+                    &format!("optimizer.{field}"),
+                    format!("`{field}` = {v} is out of range"),
+                );
+            }
+        }
+        if let Some(c) = raw.clip
+            && !(c > 0.0 && c.is_finite())
+        {
+            return self.err(
+                "optimizer.clip",
+                format!("expected a positive gradient norm, found {c}"),
+            );
+        }
+        let schedule = match raw.schedule.as_str() {
+            "constant" => Schedule::Constant,
+            "warmup-hold-cooldown" => Schedule::WarmupHoldCooldown {
+                warmup: raw.warmup,
+                cooldown: raw.cooldown,
+            },
+            "inverse-sqrt" => Schedule::InverseSqrt { warmup: raw.warmup },
+            other => {
+                return self.err(
+                    "optimizer.schedule",
+                    format!("unknown schedule `{other}` (expected one of: constant, warmup-hold-cooldown, inverse-sqrt)"),
+                );
+            }
+        };
+        Ok(OptimizerSpec {
+            method,
+            beta2: raw.beta2,
+            eps: raw.eps,
+            clip: raw.clip,
+            schedule,
+        })
+    }
+
+    fn rules(&self, raw: &RawDevelop, params: &[ParamInfo]) -> Result<Vec<Option<MatrixRule>>, E> {
+        let all = RawRule {
+            init: raw.init.clone(),
+            gain: raw.gain,
+            density: raw.density,
+            rank: raw.rank,
+            connectome: raw.connectome,
+            scale: raw.scale,
+        };
+        let base = self.rule("develop", &all, None, None)?;
+        let mut rules: Vec<Option<MatrixRule>> = params
+            .iter()
+            .map(|p| p.role.maskable().then_some(base))
+            .collect();
+        for (i, m) in raw.matrix.iter().enumerate() {
+            let field = format!("develop.matrix[{i}]");
+            let Some(k) = params.iter().position(|p| p.name == m.name) else {
+                let names: Vec<&str> = params
+                    .iter()
+                    .filter(|p| p.role.maskable())
+                    .map(|p| p.name.as_str())
+                    .collect();
+                return self.err(
+                    &format!("{field}.name"),
+                    format!(
+                        "the model has no weight matrix `{}` (its matrices: {})",
+                        m.name,
+                        names.join(", ")
+                    ),
+                );
+            };
+            if !params[k].role.maskable() {
+                return self.err(
+                    &format!("{field}.name"),
+                    format!("`{}` is a bias or gain, not a weight matrix", m.name),
+                );
+            }
+            let own = RawRule {
+                init: m.init.clone(),
+                gain: m.gain,
+                density: m.density,
+                rank: m.rank,
+                connectome: m.connectome,
+                scale: m.scale,
+            };
+            rules[k] = Some(self.rule(&field, &own, Some(base), Some(&params[k]))?);
+        }
+        // The base rule's rank must fit every matrix it applies to.
+        if let Some(r) = base.rank {
+            for (p, rule) in params.iter().zip(&rules) {
+                if rule.is_some_and(|x| x.rank == Some(r)) {
+                    self.rank_fits("develop.rank", r, p)?;
+                }
+            }
+        }
+        Ok(rules)
+    }
+
+    fn rule(
+        &self,
+        field: &str,
+        raw: &RawRule,
+        base: Option<MatrixRule>,
+        param: Option<&ParamInfo>,
+    ) -> Result<MatrixRule, E> {
+        let base = base.unwrap_or(MatrixRule {
+            init: InitLaw::Gaussian,
+            gain: 1.0,
+            density: None,
+            rank: None,
+            connectome: false,
+            scale: None,
+        });
+        let init = match raw.init.as_deref() {
+            None => base.init,
+            Some("gaussian") => InitLaw::Gaussian,
+            Some("uniform") => InitLaw::Uniform,
+            Some("kaiming") => InitLaw::Kaiming,
+            Some(other) => {
+                return self.err(
+                    &format!("{field}.init"),
+                    format!(
+                        "unknown init law `{other}` (expected one of: gaussian, uniform, kaiming)"
+                    ),
+                );
+            }
+        };
+        let gain = raw.gain.unwrap_or(base.gain);
+        if !(gain >= 0.0 && gain.is_finite()) {
+            return self.err(
+                &format!("{field}.gain"),
+                format!("expected a finite gain >= 0, found {gain}"),
+            );
+        }
+        let density = raw.density.or(base.density);
+        if let Some(d) = raw.density
+            && !(d > 0.0 && d <= 1.0)
+        {
+            return self.err(
+                &format!("{field}.density"),
+                format!("expected a density in (0, 1], found {d}"),
+            );
+        }
+        let rank = raw.rank.or(base.rank);
+        if let Some(r) = raw.rank {
+            match param {
+                Some(p) => self.rank_fits(&format!("{field}.rank"), r, p)?,
+                None if r == 0 => {
+                    return self.err(
+                        &format!("{field}.rank"),
+                        "expected a rank of at least 1, found 0",
+                    );
+                }
+                None => {}
+            }
+        }
+        let scale = raw.scale.or(base.scale);
+        if let Some(s) = raw.scale
+            && !(s > 0.0 && s.is_finite())
+        {
+            return self.err(
+                &format!("{field}.scale"),
+                format!("expected a positive scale, found {s}"),
+            );
+        }
+        let connectome = raw.connectome.unwrap_or(base.connectome);
+        if connectome && (density.is_some() || rank.is_some()) {
+            return self.err(
+                &format!("{field}.connectome"),
+                "a connectome matrix takes its mask and signs from the genome: it cannot also have `density` or `rank`",
+            );
+        }
+        Ok(MatrixRule {
+            init,
+            gain,
+            density,
+            rank,
+            connectome,
+            scale,
+        })
+    }
+
+    fn rank_fits(&self, field: &str, rank: usize, p: &ParamInfo) -> Result<(), E> {
+        let max = p.shape.iter().copied().min().unwrap_or(0);
+        if rank == 0 || rank > max {
+            return Err((self.at)(
+                &format!("lifetime.{field}"),
+                format!(
+                    "rank {rank} does not fit `{}`, a {}x{} matrix (rank 1 to {max})",
+                    p.name, p.shape[0], p.shape[1]
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn genes(&self, genome: &GenomeSpec, model: &ModelSpec) -> Result<LearningGenes, E> {
+        let find = |name: &str| genome.genes.iter().position(|g| g.name == name);
+        let weights = genome
+            .genes
+            .iter()
+            .position(|g| g.name == "weights0" || g.name == "weights");
+        if let Some(first) = weights {
+            let count = genome.genes[first..]
+                .iter()
+                .take_while(|g| g.name.starts_with("weights"))
+                .count();
+            let needed = model.parameter_count();
+            if count != needed {
+                return Err((self.at)(
+                    "genome.genes",
+                    format!(
+                        "a `weights` gene must have one value per parameter: the model has {needed}, the gene has {count}"
+                    ),
+                ));
+            }
+        }
+        let genes = LearningGenes {
+            lr: find("lr"),
+            momentum: find("momentum"),
+            weight_decay: find("weight_decay"),
+            steps: find("steps"),
+            gain: find("gain"),
+            rank: find("rank"),
+            density: find("density"),
+            weights,
+        };
+        if let Some(i) = genes.lr
+            && genome.genes[i].min <= 0.0
+        {
+            return Err((self.at)(
+                "genome.genes",
+                "the `lr` gene must stay positive (min > 0)".into(),
+            ));
+        }
+        if let Some(i) = genes.rank {
+            let g = &genome.genes[i];
+            let max = model
+                .params()
+                .iter()
+                .filter(|p| p.role == Role::Embedding || matches!(p.role, Role::Matrix { .. }))
+                .map(|p| p.shape.iter().copied().min().unwrap_or(0))
+                .min()
+                .unwrap_or(0);
+            if g.min < 1.0 || g.max.round() as usize > max {
+                return Err((self.at)(
+                    "genome.genes",
+                    format!(
+                        "the `rank` gene ranges over [{}, {}] but ranks must lie in 1..={max} for every matrix",
+                        g.min, g.max
+                    ),
+                ));
+            }
+        }
+        Ok(genes)
+    }
+}
+
+fn connectome_bits(params: &[ParamInfo], rules: &[Option<MatrixRule>]) -> Vec<ConnectomeBits> {
+    let chosen: Vec<usize> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_some_and(|r| r.connectome))
+        .map(|(i, _)| i)
+        .collect();
+    let total: usize = chosen.iter().map(|&i| params[i].len()).sum();
+    let mut at = 0;
+    chosen
+        .into_iter()
+        .map(|param| {
+            let len = params[param].len();
+            let c = ConnectomeBits {
+                param,
+                mask: at,
+                signs: total + at,
+                len,
+            };
+            at += len;
+            c
+        })
+        .collect()
+}
