@@ -83,6 +83,18 @@ enum Command {
         /// Run directory.
         run_dir: PathBuf,
     },
+    /// Write one organism's birth and final weights, masks and lifetime data
+    /// (safetensors and JSON) for use in another framework.
+    Export {
+        /// Run directory.
+        run_dir: PathBuf,
+        /// The organism's id (see organisms.csv).
+        #[arg(long)]
+        organism: u64,
+        /// Output folder (default: RUN_DIR/export/organism-ID).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Measure how fast this machine runs Lineage's workloads.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -173,6 +185,18 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Bench(BenchCommand::Learn(args)) => bench::learn(&args),
+        Command::Export {
+            run_dir,
+            organism,
+            out,
+        } => {
+            let out =
+                out.unwrap_or_else(|| run_dir.join("export").join(format!("organism-{organism}")));
+            for path in lineage_engine::export::export(&run_dir, organism, &out)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
         Command::Report { run_dir } => {
             print!("{}", table::summary(&run_dir).map_err(Failure::bad_input)?);
             for path in report::plots(&run_dir).map_err(|m| Failure {

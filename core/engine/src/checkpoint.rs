@@ -9,7 +9,7 @@
 //! stored. A checkpoint is written into a temporary directory, synced, and
 //! renamed into place, so a crash never leaves a half-written one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::components::{Fitness, Genome, Lineage};
+use crate::components::{Fitness, Genome, Inherited, LearningCurve, Lineage, OrganismId, Weights};
 use crate::error::EngineError;
 use crate::recorder::TableLengths;
 use crate::resources::Progress;
@@ -28,6 +28,7 @@ pub const CHECKPOINT_FORMAT: u32 = 1;
 
 const STATE: &str = "state.json";
 const POPULATION: &str = "population.safetensors";
+const WEIGHTS: &str = "weights.safetensors";
 const NO_PARENT: u64 = u64::MAX;
 
 /// Everything but the population.
@@ -67,22 +68,27 @@ pub fn dir_for(run_dir: &Path, generation: u32) -> PathBuf {
 
 /// The latest checkpoint in a run directory.
 pub fn latest(run_dir: &Path) -> Result<PathBuf, EngineError> {
+    all(run_dir)?.pop().ok_or_else(|| EngineError::BadRunDir {
+        path: run_dir.join("checkpoints"),
+        message: "holds no checkpoint".into(),
+    })
+}
+
+/// Every checkpoint in a run directory, oldest first.
+pub fn all(run_dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
     let root = run_dir.join("checkpoints");
     let entries =
         fs::read_dir(&root).map_err(EngineError::io("cannot list checkpoints in", &root))?;
-    entries
+    let mut found: Vec<(u32, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let n: u32 = name.strip_prefix("gen-")?.parse().ok()?;
             Some((n, e.path()))
         })
-        .max_by_key(|(n, _)| *n)
-        .map(|(_, p)| p)
-        .ok_or_else(|| EngineError::BadRunDir {
-            path: root,
-            message: "holds no checkpoint".into(),
-        })
+        .collect();
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
 /// Writes a checkpoint atomically. `organisms` must be sorted by id.
@@ -90,6 +96,8 @@ pub fn save(
     run_dir: &Path,
     state: &CheckpointState,
     organisms: &[(&Genome, &Lineage, &Fitness)],
+    learned: &[(OrganismId, &Weights, &LearningCurve)],
+    inherited: &[(OrganismId, &Inherited)],
 ) -> Result<PathBuf, EngineError> {
     let target = dir_for(run_dir, state.generation);
     let tmp = target.with_extension("tmp");
@@ -141,6 +149,12 @@ pub fn save(
     let bytes = safetensors::serialize(views, None::<HashMap<String, String>>)
         .map_err(|e| bad(&tmp, format!("cannot serialise the population: {e}")))?;
     write_synced(&tmp.join(POPULATION), &bytes)?;
+    if !learned.is_empty() || !inherited.is_empty() {
+        write_synced(
+            &tmp.join(WEIGHTS),
+            &weights_bytes(&tmp, learned, inherited)?,
+        )?;
+    }
     let json = serde_json::to_vec_pretty(state).map_err(|e| bad(&tmp, e.to_string()))?;
     write_synced(&tmp.join(STATE), &json)?;
 
@@ -154,6 +168,209 @@ pub fn save(
         let _ = d.sync_all();
     }
     Ok(target)
+}
+
+/// `weights.safetensors`: for organism `ID`, `ID/birth/NAME`,
+/// `ID/learned/NAME` and `ID/mask/NAME` (f32, the parameter's shape),
+/// `ID/curve` (f32 `[points, 3]`: step, train loss, held-out loss) and
+/// `ID/status` (i64 `[2]`: 0 none, 1 completed, 2 diverged; the step).
+///
+/// A newborn that inherits weights (Lamarckian, prune) and has not yet
+/// developed has `ID/inherited/K` and `ID/inherited_mask/K` instead: the
+/// parent's learned weights and masks of parameter `K`, flat.
+fn weights_bytes(
+    tmp: &Path,
+    learned: &[(OrganismId, &Weights, &LearningCurve)],
+    inherited: &[(OrganismId, &Inherited)],
+) -> Result<Vec<u8>, EngineError> {
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    for (id, inh) in inherited {
+        for (k, w) in inh.learned.iter().enumerate() {
+            tensors.push((
+                format!("{id}/inherited/{k}"),
+                Dtype::F32,
+                vec![w.len()],
+                f32_bytes(w),
+            ));
+        }
+        for (k, m) in inh.masks.iter().enumerate() {
+            if let Some(m) = m {
+                tensors.push((
+                    format!("{id}/inherited_mask/{k}"),
+                    Dtype::F32,
+                    vec![m.len()],
+                    f32_bytes(m),
+                ));
+            }
+        }
+    }
+    for (id, weights, curve) in learned {
+        for (kind, map) in [
+            ("birth", &weights.birth),
+            ("learned", &weights.learned),
+            ("mask", &weights.masks),
+        ] {
+            for (name, t) in map {
+                let values = t
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(|e| {
+                        bad(
+                            tmp,
+                            format!("cannot read weights `{name}` of organism {id}: {e}"),
+                        )
+                    })?;
+                tensors.push((
+                    format!("{id}/{kind}/{name}"),
+                    Dtype::F32,
+                    t.dims().to_vec(),
+                    f32_bytes(&values),
+                ));
+            }
+        }
+        let points: Vec<f32> = curve
+            .points
+            .iter()
+            .flat_map(|p| [p.step as f32, p.train, p.heldout])
+            .collect();
+        tensors.push((
+            format!("{id}/curve"),
+            Dtype::F32,
+            vec![curve.points.len(), 3],
+            f32_bytes(&points),
+        ));
+        let status: [i64; 2] = match curve.status {
+            None => [0, 0],
+            Some(lineage_learn::Status::Completed) => [1, 0],
+            Some(lineage_learn::Status::Diverged { step }) => [2, i64::from(step)],
+        };
+        tensors.push((
+            format!("{id}/status"),
+            Dtype::I64,
+            vec![2],
+            status.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ));
+    }
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            TensorView::new(*dtype, shape.clone(), data).map(|v| (name.clone(), v))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(tmp, format!("cannot lay out the weights: {e}")))?;
+    safetensors::serialize(views, None::<HashMap<String, String>>)
+        .map_err(|e| bad(tmp, format!("cannot serialise the weights: {e}")))
+}
+
+/// What a checkpoint holds beyond the genome for one organism.
+#[derive(Default)]
+pub struct LearnedState {
+    /// Weights and curve, once developed.
+    pub weights: Option<(Weights, LearningCurve)>,
+    /// What it inherited, while not yet developed.
+    pub inherited: Option<Inherited>,
+}
+
+/// Reads a checkpoint's `weights.safetensors` (none: an empty map).
+pub fn load_weights(dir: &Path) -> Result<HashMap<OrganismId, LearnedState>, EngineError> {
+    let path = dir.join(WEIGHTS);
+    let mut out: HashMap<OrganismId, (Weights, LearningCurve)> = HashMap::new();
+    let mut inherited: HashMap<OrganismId, (BTreeMap<usize, Vec<f32>>, BTreeMap<usize, Vec<f32>>)> =
+        HashMap::new();
+    let mut states: HashMap<OrganismId, LearnedState> = HashMap::new();
+    if !path.exists() {
+        return Ok(states);
+    }
+    let bytes = fs::read(&path).map_err(EngineError::io("cannot read", &path))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(&path, format!("is not a safetensors file: {e}")))?;
+    for (name, view) in st.tensors() {
+        let malformed = || bad(&path, format!("holds a malformed tensor `{name}`"));
+        let mut parts = name.splitn(3, '/');
+        let id: OrganismId = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(malformed)?;
+        let kind = parts.next().ok_or_else(malformed)?;
+        if kind == "inherited" || kind == "inherited_mask" {
+            let k: usize = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(malformed)?;
+            if view.dtype() != Dtype::F32 {
+                return Err(malformed());
+            }
+            let v: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            let e = inherited.entry(id).or_default();
+            if kind == "inherited" {
+                e.0.insert(k, v)
+            } else {
+                e.1.insert(k, v)
+            };
+            continue;
+        }
+        let entry = out.entry(id).or_default();
+        let data = view.data();
+        match (kind, view.dtype()) {
+            ("status", Dtype::I64) => {
+                let v: Vec<i64> = data
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                entry.1.status = match v.as_slice() {
+                    [0, _] => None,
+                    [1, _] => Some(lineage_learn::Status::Completed),
+                    [2, step] => Some(lineage_learn::Status::Diverged { step: *step as u32 }),
+                    _ => return Err(malformed()),
+                };
+            }
+            (kind, Dtype::F32) => {
+                let v: Vec<f32> = data
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                if kind == "curve" {
+                    entry.1.points = v
+                        .chunks_exact(3)
+                        .map(|p| lineage_learn::CurvePoint {
+                            step: p[0] as u32,
+                            train: p[1],
+                            heldout: p[2],
+                        })
+                        .collect();
+                    continue;
+                }
+                let param = parts.next().ok_or_else(malformed)?.to_owned();
+                let t = candle_core::Tensor::from_vec(v, view.shape(), &candle_core::Device::Cpu)
+                    .map_err(|_| malformed())?;
+                let map = match kind {
+                    "birth" => &mut entry.0.birth,
+                    "learned" => &mut entry.0.learned,
+                    "mask" => &mut entry.0.masks,
+                    _ => return Err(malformed()),
+                };
+                map.insert(param, t);
+            }
+            _ => return Err(malformed()),
+        }
+    }
+    for (id, w) in out {
+        states.entry(id).or_default().weights = Some(w);
+    }
+    for (id, (learned, masks)) in inherited {
+        let n = learned.len();
+        let inh = Inherited {
+            learned: std::sync::Arc::new(learned.into_values().collect()),
+            masks: std::sync::Arc::new((0..n).map(|k| masks.get(&k).cloned()).collect()),
+        };
+        states.entry(id).or_default().inherited = Some(inh);
+    }
+    Ok(states)
 }
 
 /// Writes `bytes` to `path` and syncs it to disk.

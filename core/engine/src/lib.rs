@@ -24,6 +24,7 @@ pub mod checkpoint;
 pub mod components;
 pub mod develop;
 mod error;
+pub mod export;
 pub mod manifest;
 pub mod recorder;
 pub mod resources;

@@ -123,6 +123,7 @@ impl Recorder {
         dir: &Path,
         objectives: &[Objective],
         organisms: bool,
+        lifetimes: bool,
     ) -> Result<Recorder, EngineError> {
         let mut header = String::from("generation,population,evaluated,invalid");
         for o in objectives {
@@ -137,6 +138,9 @@ impl Recorder {
             for o in objectives {
                 header.push(',');
                 header.push_str(&o.name);
+            }
+            if lifetimes {
+                header.push_str(",lifetime,birth_heldout,final_heldout");
             }
             header.push_str(",genome");
             Some(Table::create(dir.join(files::ORGANISMS), &header)?)

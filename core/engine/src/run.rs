@@ -11,7 +11,7 @@ use lineage_scenario::{FitnessSpec, Scenario};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointState};
-use crate::components::{Fitness, Genome, Lineage};
+use crate::components::{Fitness, Genome, Inherited, LearningCurve, Lineage, Weights};
 use crate::error::EngineError;
 use crate::manifest::{self, Manifest, Session};
 use crate::recorder::Recorder;
@@ -104,7 +104,16 @@ impl Run {
         manifest.write(&dir)?;
 
         let scenario = Arc::new(scenario);
-        let recorder = Recorder::create(&dir, &scenario.objectives, scenario.record.organisms)?;
+        let lifetimes = scenario
+            .phases
+            .iter()
+            .any(|p| p.pressures.lifetime.is_some());
+        let recorder = Recorder::create(
+            &dir,
+            &scenario.objectives,
+            scenario.record.organisms,
+            lifetimes,
+        )?;
         let mut world = base_world(&scenario, threads, recorder)?;
         let m = scenario.objectives.len();
         let founders = scenario.pressures_at(0).population;
@@ -195,7 +204,19 @@ impl Run {
         let scenario = Arc::new(scenario);
         let recorder = Recorder::reopen(dir, &state.tables, scenario.record.organisms)?;
         let mut world = base_world(&scenario, threads, recorder)?;
-        world.spawn_batch(organisms);
+        let mut learned = checkpoint::load_weights(&checkpoint_dir)?;
+        for organism in organisms {
+            let id = organism.1.id;
+            let mut entity = world.spawn(organism);
+            if let Some(state) = learned.remove(&id) {
+                if let Some(w) = state.weights {
+                    entity.insert(w);
+                }
+                if let Some(i) = state.inherited {
+                    entity.insert(i);
+                }
+            }
+        }
         world.insert_resource(Generation(state.generation));
         world.insert_resource(NextOrganismId(state.next_organism_id));
         world.insert_resource(EnvironmentState {
@@ -319,13 +340,25 @@ impl Run {
             organisms: 0,
         };
         let mut query = self.world.query::<(&Genome, &Lineage, &Fitness)>();
+        let mut learned = self.world.query::<(&Lineage, &Weights, &LearningCurve)>();
+        let mut inherited = self.world.query::<(&Lineage, &Inherited)>();
         let mut organisms: Vec<_> = query.iter(&self.world).collect();
         organisms.sort_by_key(|(_, l, _)| l.id);
         let state = CheckpointState {
             organisms: organisms.len(),
             ..state
         };
-        let path = checkpoint::save(&self.dir, &state, &organisms)?;
+        let mut learned: Vec<_> = learned
+            .iter(&self.world)
+            .map(|(l, w, c)| (l.id, w, c))
+            .collect();
+        learned.sort_by_key(|(id, _, _)| *id);
+        let mut inherited: Vec<_> = inherited
+            .iter(&self.world)
+            .map(|(l, i)| (l.id, i))
+            .collect();
+        inherited.sort_by_key(|(id, _)| *id);
+        let path = checkpoint::save(&self.dir, &state, &organisms, &learned, &inherited)?;
         self.last_checkpoint = Some(generation);
         Ok(path)
     }

@@ -443,11 +443,10 @@ fn genome(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<GenomeSpec> {
 
 fn pressures(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<Pressures> {
     let population = raw.population;
-    if population < 2 {
-        return Err(ctx.at(
-            "population",
-            format!("expected a population of at least 2, found {population}"),
-        ));
+    // A population of one is a single lineage: the Model Connectomes outer
+    // loop (`inheritance = "prune"`).
+    if population < 1 {
+        return Err(ctx.at("population", "expected a population of at least 1, found 0"));
     }
     if population > MAX_POPULATION {
         return Err(ctx.at(

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use bevy_ecs::prelude::*;
 use lineage_evo::stats::{self, Summary};
 
-use crate::components::{Fitness, Genome, Lineage};
+use crate::components::{Fitness, Genome, LearningCurve, Lineage};
 use crate::recorder::Recorder;
 use crate::resources::{
     EnvironmentState, Failure, Generation, GenerationStats, Objectives, Progress, ScenarioRes,
@@ -83,19 +83,25 @@ pub fn write_organism_rows(
     generation: Res<Generation>,
     mut recorder: ResMut<Recorder>,
     mut failure: ResMut<Failure>,
-    organisms: Query<(&Lineage, &Genome, &Fitness)>,
+    scenario: Res<ScenarioRes>,
+    organisms: Query<(&Lineage, &Genome, &Fitness, Option<&LearningCurve>)>,
 ) {
     if !recorder.records_organisms() {
         return;
     }
+    let lifetimes = scenario
+        .0
+        .phases
+        .iter()
+        .any(|p| p.pressures.lifetime.is_some());
     let mut fresh: Vec<_> = organisms
         .iter()
-        .filter(|(_, _, f)| f.evaluated_at == Some(generation.0))
+        .filter(|(_, _, f, _)| f.evaluated_at == Some(generation.0))
         .collect();
-    fresh.sort_by_key(|(lineage, _, _)| lineage.id);
+    fresh.sort_by_key(|(lineage, _, _, _)| lineage.id);
     let mut rows = String::with_capacity(fresh.len() * 64);
     let parent = |p: Option<u64>| p.map_or(String::new(), |id| id.to_string());
-    for (lineage, genome, fitness) in fresh {
+    for (lineage, genome, fitness, curve) in fresh {
         let _ = write!(
             rows,
             "{},{},{},{},{}",
@@ -107,6 +113,24 @@ pub fn write_organism_rows(
         );
         for v in fitness.values.iter() {
             let _ = write!(rows, ",{v}");
+        }
+        if lifetimes {
+            // How the lifetime ended, and held-out loss at birth and at the end.
+            let (status, birth, last) = match curve {
+                Some(c) => (
+                    match c.status {
+                        Some(lineage_learn::Status::Completed) => "completed".to_owned(),
+                        Some(lineage_learn::Status::Diverged { step }) => {
+                            format!("diverged at step {step}")
+                        }
+                        None => String::new(),
+                    },
+                    c.points.first().map_or(f32::NAN, |p| p.heldout),
+                    c.points.last().map_or(f32::NAN, |p| p.heldout),
+                ),
+                None => (String::new(), f32::NAN, f32::NAN),
+            };
+            let _ = write!(rows, ",{status},{birth},{last}");
         }
         let _ = writeln!(rows, ",{}", genome.0.summary());
     }

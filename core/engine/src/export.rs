@@ -1,0 +1,344 @@
+//! `lineage export`: one organism's lifetime, in files another framework
+//! can read.
+//!
+//! Written into the output folder:
+//! - `birth.safetensors`, `final.safetensors`: the weights at birth and at
+//!   the end of the lifetime, f32, one tensor per parameter under the names
+//!   of `lineage_learn::ModelSpec::params` (`layers.0.weight` is
+//!   `[out, in]`, applied as `x W^T + b`);
+//! - `masks.safetensors`: the 0/1 masks of masked matrices (same names);
+//! - `lifetime.safetensors`: the lifetime's data, regenerated from the
+//!   run's seed: `train.x`, `train.labels`, `train.y` or `train.tokens`
+//!   (whichever the task has), the same for `heldout.*`, and `indices`
+//!   (u32 `[steps, batch]`, the example each minibatch row holds);
+//! - `lifetime.json`: the model, task, optimiser, schedule,
+//!   hyper-parameters, status and learning curve.
+//!
+//! The organism must be in a checkpoint (the latest one holding it is used).
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use lineage_env::Batch;
+use lineage_learn::{ModelSpec, Schedule};
+use safetensors::{Dtype, tensor::TensorView};
+
+use crate::checkpoint;
+use crate::components::{LearningCurve, OrganismId};
+use crate::error::EngineError;
+use crate::systems::{from_tensors, lifetime_data, to_tensors};
+
+/// Exports organism `id` of the run in `run_dir` into `out`; returns the
+/// files written.
+pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>, EngineError> {
+    let bad = |message: String| EngineError::BadRunDir {
+        path: run_dir.to_owned(),
+        message,
+    };
+    let scenario =
+        lineage_scenario::load(&run_dir.join(crate::SCENARIO_FILE), &Default::default())?;
+    let mut dirs = checkpoint::all(run_dir)?;
+    dirs.reverse();
+    let mut found = None;
+    for dir in &dirs {
+        let (state, organisms) =
+            checkpoint::load(dir, scenario.genome.bits, scenario.genome.genes.len())?;
+        if let Some(o) = organisms.into_iter().find(|o| o.1.id == id) {
+            let mut learned = checkpoint::load_weights(dir)?;
+            found = Some((o, learned.remove(&id).unwrap_or_default(), state.generation));
+            break;
+        }
+    }
+    let Some(((genome, _, fitness), stored, checkpoint_generation)) = found else {
+        return Err(bad(format!(
+            "no checkpoint holds organism {id} (a checkpoint holds the organisms alive when it was written)"
+        )));
+    };
+    // A newborn lives its lifetime in the generation the checkpoint starts.
+    let generation = fitness.evaluated_at.unwrap_or(checkpoint_generation);
+    let Some(cfg) = scenario.pressures_at(generation).lifetime.clone() else {
+        return Err(bad(format!(
+            "organism {id} does not learn: generation {generation} has no `[lifetime]`"
+        )));
+    };
+    let (life, indices, hyper) = lifetime_data(&cfg, scenario.seed, generation, id, &genome.0);
+    let (weights, curve) = match stored.weights {
+        Some((w, c)) if !w.learned.is_empty() => (w, c),
+        _ => live(
+            &cfg,
+            scenario.seed,
+            generation,
+            id,
+            &genome.0,
+            stored.inherited.as_ref(),
+            &life,
+            &indices,
+            hyper,
+        )?,
+    };
+    fs::create_dir_all(out).map_err(EngineError::io("cannot create", out))?;
+    let mut written = Vec::new();
+    let mut write = |name: &str, bytes: Vec<u8>| -> Result<(), EngineError> {
+        let path = out.join(name);
+        fs::write(&path, bytes).map_err(EngineError::io("cannot write", &path))?;
+        written.push(path);
+        Ok(())
+    };
+    let names: Vec<String> = cfg.model.params().into_iter().map(|p| p.name).collect();
+    for (file, map) in [
+        ("birth.safetensors", &weights.birth),
+        ("final.safetensors", &weights.learned),
+        ("masks.safetensors", &weights.masks),
+    ] {
+        write(file, named_f32(&cfg, map, &names)?)?;
+    }
+    let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    batch_tensors("train", &life.train, &mut data);
+    batch_tensors("heldout", &life.heldout, &mut data);
+    let batch = cfg.life.batch;
+    data.push((
+        "indices".into(),
+        Dtype::U32,
+        vec![indices.len() / batch.max(1), batch],
+        indices.iter().flat_map(|i| i.to_le_bytes()).collect(),
+    ));
+    write("lifetime.safetensors", serialize(&data)?)?;
+    let json = serde_json::json!({
+        "organism": id,
+        "generation": generation,
+        "seed": scenario.seed,
+        "model": model_json(&cfg.model),
+        "task": format!("{:?}", cfg.task),
+        "loss": format!("{:?}", lineage_learn::Loss::of(&cfg.task)),
+        "batch": batch,
+        "optimizer": {
+            "method": format!("{:?}", cfg.life.optimizer.method).to_lowercase(),
+            "lr": hyper.lr,
+            "momentum": hyper.momentum,
+            "weight_decay": hyper.weight_decay,
+            "beta2": cfg.life.optimizer.beta2,
+            "eps": cfg.life.optimizer.eps,
+            "clip": cfg.life.optimizer.clip,
+            "schedule": schedule_json(cfg.life.optimizer.schedule),
+        },
+        "steps": hyper.steps,
+        "parameters": names,
+        "status": format!("{:?}", curve.status),
+        "curve": curve_json(&curve),
+    });
+    write(
+        "lifetime.json",
+        serde_json::to_vec_pretty(&json).map_err(|e| bad(e.to_string()))?,
+    )?;
+    Ok(written)
+}
+
+/// Develops and trains a newborn exactly as the run does.
+fn live(
+    cfg: &lineage_scenario::LifetimeConfig,
+    seed: u64,
+    generation: u32,
+    id: OrganismId,
+    genome: &lineage_evo::Genome,
+    inherited: Option<&crate::components::Inherited>,
+    life: &lineage_env::Lifetime,
+    indices: &[u32],
+    hyper: lineage_learn::Hyper,
+) -> Result<(crate::components::Weights, LearningCurve), EngineError> {
+    let fail = |message: String| EngineError::Learning {
+        generation,
+        message,
+    };
+    let mut rng =
+        lineage_evo::rng::stream(seed, generation, id, lineage_evo::rng::Purpose::Develop);
+    let inherited = inherited.map(|i| (i.learned.as_slice(), i.masks.as_slice()));
+    let (birth, masks) = crate::develop::develop(cfg, genome, inherited, &mut rng).map_err(fail)?;
+    let device = cfg.device.device().map_err(|e| fail(e.to_string()))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let job = lineage_learn::Job {
+        params: birth.clone(),
+        masks: masks.clone(),
+        hyper,
+        train: &life.train,
+        heldout: &life.heldout,
+        indices: indices.to_vec(),
+    };
+    let outcome = lineage_learn::train_population(
+        &cfg.model,
+        &cfg.task,
+        &cfg.life,
+        &device,
+        None,
+        vec![job],
+        &pool,
+    )
+    .map_err(|e| fail(e.to_string()))?
+    .remove(0);
+    let mask_map = cfg
+        .model
+        .params()
+        .iter()
+        .zip(&masks)
+        .filter_map(|(p, m)| {
+            let m = m.as_ref()?;
+            Some((
+                p.name.clone(),
+                candle_core::Tensor::from_slice(m, p.shape.as_slice(), &candle_core::Device::Cpu)
+                    .ok()?,
+            ))
+        })
+        .collect();
+    Ok((
+        crate::components::Weights {
+            birth: to_tensors(cfg, &birth),
+            learned: to_tensors(cfg, &outcome.params),
+            masks: mask_map,
+        },
+        LearningCurve {
+            points: outcome.curve,
+            status: Some(outcome.status),
+        },
+    ))
+}
+
+fn named_f32(
+    cfg: &lineage_scenario::LifetimeConfig,
+    map: &std::collections::BTreeMap<String, candle_core::Tensor>,
+    names: &[String],
+) -> Result<Vec<u8>, EngineError> {
+    let values = from_tensors(cfg, map);
+    let params = cfg.model.params();
+    let mut data = Vec::new();
+    for ((name, v), p) in names.iter().zip(values).zip(&params) {
+        if let Some(v) = v {
+            data.push((
+                name.clone(),
+                Dtype::F32,
+                p.shape.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ));
+        }
+    }
+    serialize(&data)
+}
+
+fn batch_tensors(prefix: &str, batch: &Batch, out: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>) {
+    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let u32s = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    match batch {
+        Batch::Dense { n, x, y } => {
+            out.push((
+                format!("{prefix}.x"),
+                Dtype::F32,
+                vec![*n, x.len() / n.max(&1)],
+                f32s(x),
+            ));
+            out.push((
+                format!("{prefix}.y"),
+                Dtype::F32,
+                vec![*n, y.len() / n.max(&1)],
+                f32s(y),
+            ));
+        }
+        Batch::Labeled { n, x, labels } => {
+            out.push((
+                format!("{prefix}.x"),
+                Dtype::F32,
+                vec![*n, x.len() / n.max(&1)],
+                f32s(x),
+            ));
+            out.push((
+                format!("{prefix}.labels"),
+                Dtype::U32,
+                vec![*n],
+                u32s(labels),
+            ));
+        }
+        Batch::Sequences {
+            n,
+            steps,
+            x,
+            labels,
+        } => {
+            let dim = x.len() / (n * steps).max(1);
+            out.push((
+                format!("{prefix}.x"),
+                Dtype::F32,
+                vec![*n, *steps, dim],
+                f32s(x),
+            ));
+            out.push((
+                format!("{prefix}.labels"),
+                Dtype::U32,
+                vec![*n, *steps],
+                u32s(labels),
+            ));
+        }
+        Batch::Tokens { n, len, tokens } => {
+            out.push((
+                format!("{prefix}.tokens"),
+                Dtype::U32,
+                vec![*n, *len],
+                u32s(tokens),
+            ));
+        }
+    }
+}
+
+fn serialize(data: &[(String, Dtype, Vec<usize>, Vec<u8>)]) -> Result<Vec<u8>, EngineError> {
+    let views: Vec<(String, TensorView<'_>)> = data
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.clone(), v))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| EngineError::Learning {
+            generation: 0,
+            message: format!("cannot lay out the export: {e}"),
+        })?;
+    safetensors::serialize(views, None::<HashMap<String, String>>).map_err(|e| {
+        EngineError::Learning {
+            generation: 0,
+            message: format!("cannot serialise the export: {e}"),
+        }
+    })
+}
+
+fn model_json(model: &ModelSpec) -> serde_json::Value {
+    match model {
+        ModelSpec::Mlp(m) => serde_json::json!({
+            "kind": "mlp",
+            "widths": m.widths,
+            "activation": format!("{:?}", m.activation).to_lowercase(),
+            "bias": m.bias,
+            "embedding": m.embedding.map(|e| serde_json::json!({"vocab": e.vocab, "dim": e.dim, "context": e.context})),
+        }),
+        other => serde_json::json!({ "kind": format!("{other:?}") }),
+    }
+}
+
+fn schedule_json(s: Schedule) -> serde_json::Value {
+    match s {
+        Schedule::Constant => serde_json::json!({"kind": "constant"}),
+        Schedule::WarmupHoldCooldown { warmup, cooldown } => {
+            serde_json::json!({"kind": "warmup-hold-cooldown", "warmup": warmup, "cooldown": cooldown})
+        }
+        Schedule::InverseSqrt { warmup } => {
+            serde_json::json!({"kind": "inverse-sqrt", "warmup": warmup})
+        }
+    }
+}
+
+fn curve_json(curve: &LearningCurve) -> serde_json::Value {
+    serde_json::Value::Array(
+        curve
+            .points
+            .iter()
+            .map(|p| serde_json::json!({"step": p.step, "train": p.train, "heldout": p.heldout}))
+            .collect(),
+    )
+}
