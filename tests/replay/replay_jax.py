@@ -1,0 +1,174 @@
+"""Replays one exported Lineage lifetime in JAX and compares final weights.
+
+Usage: python replay_jax.py EXPORT_DIR
+Reads birth.safetensors, masks.safetensors, lifetime.safetensors and
+lifetime.json written by `lineage export`, trains the same MLP with the
+same minibatches, optimiser and schedule in JAX (float32, CPU), and prints
+one JSON line: {"max_rel_diff": ..., "max_abs_diff": ..., "params": n}.
+Relative differences are |jax - lineage| / max(|lineage|, 1e-2 * max|w|)
+per weight (the same measure as Lineage's own fast-vs-candle test).
+Needs: numpy, jax (pip install "jax[cpu]" numpy).
+"""
+import json
+import struct
+import sys
+
+import numpy as np
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError:  # pragma: no cover - reported to the Rust test
+    sys.stderr.write("replay_jax.py needs JAX: pip install 'jax[cpu]' numpy\n")
+    sys.exit(3)
+
+DTYPES = {"F32": np.float32, "U32": np.uint32, "I64": np.int64, "F64": np.float64, "U64": np.uint64}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    body = data[8 + n :]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        arr = np.frombuffer(body[start:end], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
+        out[name] = arr
+    return out
+
+
+def gelu(x):
+    return jax.nn.gelu(x, approximate=True)
+
+
+ACT = {"relu": jax.nn.relu, "gelu": gelu, "tanh": jnp.tanh, "linear": lambda x: x}
+
+
+def main(folder):
+    meta = json.load(open(f"{folder}/lifetime.json"))
+    birth = read_safetensors(f"{folder}/birth.safetensors")
+    final = read_safetensors(f"{folder}/final.safetensors")
+    masks = read_safetensors(f"{folder}/masks.safetensors")
+    data = read_safetensors(f"{folder}/lifetime.safetensors")
+    model = meta["model"]
+    assert model["kind"] == "mlp", "this replay covers MLPs"
+    names = meta["parameters"]
+    act = ACT[model["activation"]]
+    layers = len(model["widths"]) - 1
+    embed = model["embedding"]
+
+    def forward(params, x):
+        if embed is not None:
+            e = params["embed"][x]  # [B, context, dim]
+            x = e.reshape(x.shape[0], -1)
+        for i in range(layers):
+            x = x @ params[f"layers.{i}.weight"].T
+            if f"layers.{i}.bias" in params:
+                x = x + params[f"layers.{i}.bias"]
+            if i < layers - 1:
+                x = act(x)
+        return x
+
+    loss_kind = meta["loss"]
+
+    def loss_fn(params, x, y):
+        out = forward(params, x)
+        if loss_kind == "CrossEntropy":
+            logp = jax.nn.log_softmax(out, axis=-1)
+            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=-1))
+        return jnp.mean((out - y) ** 2)
+
+    grad_fn = jax.jit(jax.value_and_grad(loss_fn))
+
+    # Examples: rows of x (and labels or y), or MLP-LM positions of token windows.
+    if "train.tokens" in data:
+        tokens = data["train.tokens"].astype(np.int32)
+        n, length = tokens.shape
+        c = embed["context"]
+        per = length - c
+        def example(ids):
+            w, p = ids // per, ids % per
+            ctx = np.stack([tokens[w, p + k] for k in range(c)], axis=1)
+            return ctx, tokens[w, p + c]
+    else:
+        xs = data["train.x"]
+        ys = data["train.labels"].astype(np.int32) if "train.labels" in data else data["train.y"]
+        def example(ids):
+            return xs[ids], ys[ids]
+
+    opt = meta["optimizer"]
+    method, lr0, mu, wd = opt["method"], opt["lr"], opt["momentum"], opt["weight_decay"]
+    b2, eps, clip, sched = opt["beta2"], opt["eps"], opt["clip"], opt["schedule"]
+    steps = meta["steps"]
+
+    def factor(s):
+        kind = sched["kind"]
+        if kind == "constant":
+            return 1.0
+        if kind == "warmup-hold-cooldown":
+            up = (s + 1) / sched["warmup"] if s < sched["warmup"] else 1.0
+            left = steps - s
+            cd = sched["cooldown"]
+            down = left / cd if cd > 0 and left <= cd else 1.0
+            return min(up, down)
+        w = sched["warmup"]
+        return (s + 1) / w if s < w else (max(w, 1) / (s + 1)) ** 0.5
+
+    params = {k: jnp.asarray(birth[k]) for k in names}
+    mask = {k: jnp.asarray(masks[k]) for k in names if k in masks}
+    m = {k: jnp.zeros_like(v) for k, v in params.items()}
+    v = {k: jnp.zeros_like(p) for k, p in params.items()}
+    indices = data["indices"].astype(np.int64)
+    f32 = np.float32
+    for s in range(steps):
+        x, y = example(indices[s])
+        _, g = grad_fn(params, jnp.asarray(x), jnp.asarray(y))
+        g = {k: g[k] * mask[k] if k in mask else g[k] for k in names}
+        if clip is not None:
+            norm = float(np.sqrt(sum(float(jnp.sum(g[k].astype(jnp.float64) ** 2)) for k in names)))
+            scale = min(clip / (norm + 1e-6), 1.0)
+            if scale < 1.0:
+                g = {k: g[k] * f32(scale) for k in names}
+        lr = f32(lr0 * factor(s))
+        t = s + 1
+        for k in names:
+            p = params[k]
+            if method == "sgd":
+                d = g[k] + f32(wd) * p
+                if mu == 0:
+                    p = p - lr * d
+                else:
+                    m[k] = f32(mu) * m[k] + d
+                    p = p - lr * m[k]
+            else:
+                if method == "adamw":
+                    p = p - lr * f32(wd) * p
+                    d = g[k]
+                else:
+                    d = g[k] + f32(wd) * p
+                m[k] = f32(mu) * m[k] + f32(1 - mu) * d
+                v[k] = f32(b2) * v[k] + f32(1 - b2) * d * d
+                bc1 = f32(1 - f32(mu) ** t)
+                bc2 = f32(1 - f32(b2) ** t)
+                p = p - lr * (m[k] / bc1) / (jnp.sqrt(v[k] / bc2) + f32(eps))
+            if k in mask:
+                p = p * mask[k]
+            params[k] = p
+    ours = np.concatenate([np.asarray(params[k]).ravel() for k in names])
+    theirs = np.concatenate([final[k].ravel() for k in names])
+    floor = 1e-2 * np.max(np.abs(theirs))
+    rel = np.abs(ours - theirs) / np.maximum(np.abs(theirs), floor)
+    print(json.dumps({
+        "max_rel_diff": float(rel.max()),
+        "max_abs_diff": float(np.abs(ours - theirs).max()),
+        "params": int(ours.size),
+        "jax": jax.__version__,
+    }))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
