@@ -50,6 +50,9 @@ enum Command {
         /// Override the number of generations.
         #[arg(long)]
         generations: Option<u32>,
+        /// Where lifetime learning runs: cpu, cuda or auto (overrides the scenario).
+        #[arg(long)]
+        device: Option<String>,
         /// No progress bar and no summary.
         #[arg(long)]
         quiet: bool,
@@ -158,9 +161,14 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             out,
             threads,
             generations,
+            device,
             quiet,
         } => {
-            let overrides = Overrides { seed, generations };
+            let overrides = Overrides {
+                seed,
+                generations,
+                device,
+            };
             let scenario = load_scenario(scenario.as_deref(), &overrides)?;
             let run = Run::start(scenario, &RunOptions { out, threads })?;
             drive(run, quiet)

@@ -227,12 +227,14 @@ pub struct Record {
 }
 
 /// Values from the command line that override the file.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Overrides {
     /// `--seed`.
     pub seed: Option<u64>,
     /// `--generations`.
     pub generations: Option<u32>,
+    /// `--device` (applies to `[lifetime]`).
+    pub device: Option<String>,
 }
 
 /// Loads and validates the scenario at `path`.

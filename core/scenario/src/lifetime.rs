@@ -533,6 +533,9 @@ impl<E> Check<'_, E> {
                 ),
             )
         })?;
+        if let Err(e) = device.device() {
+            return self.err("device", e.to_string());
+        }
         let curve_heldout = raw.curve_heldout.unwrap_or(usize::MAX);
         if curve_heldout == 0 {
             return self.err(

@@ -174,6 +174,14 @@ pub(crate) fn scenario(
             .provenance
             .insert("generations".into(), Origin::CommandLine("--generations"));
     }
+    if let Some(device) = &overrides.device
+        && let Some(toml::Value::Table(lifetime)) = resolved.table.get_mut("lifetime")
+    {
+        lifetime.insert("device".into(), toml::Value::String(device.clone()));
+        resolved
+            .provenance
+            .insert("lifetime.device".into(), Origin::CommandLine("--device"));
+    }
     check(sources, &resolved).map_err(ScenarioError::Invalid)
 }
 

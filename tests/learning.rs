@@ -1,0 +1,322 @@
+//! Lifetime learning end to end from scenario files: determinism across
+//! thread counts, exact resume under every inheritance mode, the pruning
+//! lineage's density, divergence, and the bad-input rules of `[lifetime]`.
+
+mod common;
+
+use std::path::Path;
+
+use common::{lineage, lineage_ok, read, s, write_scenario};
+
+fn scenario(inheritance: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "learn"
+seed = 8
+generations = 4
+population = 6
+checkpoint_every = 2
+[genome]
+genes = [
+    {{ name = "lr", min = 0.01, max = 0.3, log = true }},
+    {{ name = "gain", min = 0.5, max = 2.0 }},
+]
+[fitness]
+function = "heldout_auc"
+[selection]
+method = "tournament"
+tournament_size = 2
+[mutation]
+sigma = 0.1
+gene_rate = 1.0
+[lifetime]
+budget = 48
+steps = 24
+batch = 8
+eval_every = 8
+inheritance = "{inheritance}"
+lamarckian_noise = 0.01
+environment = {{ kind = "gaussian_clusters", classes = 3, dim = 5, spread = 1.0, heldout = 60, seed = 1 }}
+model = {{ kind = "mlp", hidden = [12], activation = "relu" }}
+optimizer = {{ method = "sgd", momentum = 0.9 }}
+{extra}
+"#
+    )
+}
+
+fn run(dir: &Path, name: &str, text: &str, extra: &[&str]) -> std::path::PathBuf {
+    let file = write_scenario(dir, &format!("{name}.toml"), text);
+    let out = dir.join(name);
+    let mut args = vec!["run", s(&file), "--out", s(&out), "--quiet"];
+    args.extend_from_slice(extra);
+    lineage_ok(&args);
+    out
+}
+
+#[test]
+fn learning_runs_are_identical_across_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario("darwinian", "");
+    let one = run(dir.path(), "one", &text, &["--threads", "1"]);
+    let two = run(dir.path(), "two", &text, &["--threads", "2"]);
+    for table in ["generations.csv", "organisms.csv"] {
+        assert_eq!(
+            read(&one.join(table)),
+            read(&two.join(table)),
+            "{table} differs"
+        );
+    }
+    let rows = String::from_utf8(read(&one.join("organisms.csv"))).unwrap();
+    assert!(
+        rows.lines()
+            .next()
+            .unwrap()
+            .contains("lifetime,birth_heldout,final_heldout")
+    );
+    assert!(
+        rows.lines().skip(1).all(|l| l.contains(",completed,")),
+        "{rows}"
+    );
+}
+
+#[test]
+fn resume_is_exact_under_every_inheritance_mode() {
+    for mode in ["darwinian", "lamarckian", "prune"] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = scenario(mode, "");
+        let whole = run(dir.path(), "whole", &text, &[]);
+        let part = run(dir.path(), "part", &text, &["--generations", "2"]);
+        lineage_ok(&["resume", s(&part), "--generations", "4", "--quiet"]);
+        for table in ["generations.csv", "organisms.csv"] {
+            assert_eq!(
+                read(&whole.join(table)),
+                read(&part.join(table)),
+                "{mode}: {table} differs after resume"
+            );
+        }
+    }
+}
+
+/// Reads a safetensors file's f32 tensors.
+fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = read(path);
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let body = &bytes[8 + n..];
+    let mut out = Vec::new();
+    for (name, info) in header.as_object().unwrap() {
+        if name == "__metadata__" {
+            continue;
+        }
+        let off = info["data_offsets"].as_array().unwrap();
+        let (a, b) = (
+            off[0].as_u64().unwrap() as usize,
+            off[1].as_u64().unwrap() as usize,
+        );
+        let v = body[a..b]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        out.push((name.clone(), v));
+    }
+    out
+}
+
+#[test]
+fn a_pruning_lineage_loses_a_fifth_of_each_matrix_per_generation_and_keeps_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+name = "prune"
+seed = 3
+generations = 3
+population = 1
+checkpoint_every = 1
+[genome]
+genes = [{ name = "unused", min = 0.0, max = 1.0 }]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+tournament_size = 1
+[lifetime]
+budget = 400
+steps = 30
+batch = 16
+inheritance = "prune"
+prune = { fraction = 0.2, reset = 0.05 }
+environment = { kind = "gaussian_clusters", classes = 3, dim = 6, spread = 1.0, heldout = 30, seed = 1 }
+model = { kind = "mlp", hidden = [20], activation = "relu", bias = false }
+optimizer = { method = "adam", lr = 0.01 }
+"#;
+    let out = run(dir.path(), "prune", text, &[]);
+    // Organism g is born in generation g with density 0.8^g.
+    for g in 1..=3u32 {
+        let export = dir.path().join(format!("export-{g}"));
+        lineage_ok(&[
+            "export",
+            s(&out),
+            "--organism",
+            &g.to_string(),
+            "--out",
+            s(&export),
+        ]);
+        let birth = tensors(&export.join("birth.safetensors"));
+        let finals = tensors(&export.join("final.safetensors"));
+        let masks = tensors(&export.join("masks.safetensors"));
+        assert_eq!(masks.len(), 2, "both matrices are masked");
+        for (name, mask) in &masks {
+            let alive = mask.iter().filter(|&&m| m == 1.0).count() as f64;
+            let expected = 0.8f64.powi(g as i32) * mask.len() as f64;
+            // Each round removes round(20% of survivors): within a weight per round.
+            assert!(
+                (alive - expected).abs() <= f64::from(g),
+                "{name}: {alive} alive, expected about {expected}"
+            );
+            let (_, w) = birth.iter().find(|(n, _)| n == name).unwrap();
+            let (_, f) = finals.iter().find(|(n, _)| n == name).unwrap();
+            for ((&m, &b), &x) in mask.iter().zip(w).zip(f) {
+                if m == 0.0 {
+                    assert_eq!((b, x), (0.0, 0.0), "pruned weights stay exactly zero");
+                } else {
+                    assert_eq!(b.abs(), 0.05, "survivors reset to sign x 0.05");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_diverging_lifetime_is_invalid_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario("darwinian", "").replace(
+        "min = 0.01, max = 0.3, log = true",
+        "min = 1e30, max = 1e31, log = true",
+    );
+    let out = run(dir.path(), "nan", &text, &[]);
+    let generations = String::from_utf8(read(&out.join("generations.csv"))).unwrap();
+    let invalid: Vec<&str> = generations
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(3).unwrap())
+        .collect();
+    assert!(
+        invalid.iter().all(|&n| n != "0"),
+        "every generation counts invalid organisms: {generations}"
+    );
+    let organisms = String::from_utf8(read(&out.join("organisms.csv"))).unwrap();
+    assert!(organisms.contains("diverged at step"), "{organisms}");
+}
+
+fn rejected(extra_or_replace: (&str, &str), needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = extra_or_replace;
+    let text = scenario("darwinian", "").replace(from, to);
+    let file = write_scenario(dir.path(), "bad.toml", &text);
+    let out = lineage(&["validate", s(&file)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` missing from: {err}");
+    }
+}
+
+#[test]
+fn bad_lifetimes_are_rejected_with_the_field_named() {
+    // A mask for a matrix that does not exist.
+    rejected(
+        (
+            "[lifetime]",
+            "[lifetime]\ndevelop = { matrix = [{ name = \"layers.7.weight\", density = 0.5 }] }",
+        ),
+        &[
+            "bad.toml:",
+            "lifetime.develop.matrix[0].name",
+            "no weight matrix `layers.7.weight`",
+            "layers.0.weight",
+        ],
+    );
+    // A rank above the matrix's dimension.
+    rejected(
+        (
+            "[lifetime]",
+            "[lifetime]\ndevelop = { matrix = [{ name = \"layers.0.weight\", rank = 9 }] }",
+        ),
+        &[
+            "lifetime.develop.matrix[0].rank",
+            "rank 9 does not fit `layers.0.weight`, a 12x5 matrix",
+        ],
+    );
+    // A model context longer than the environment's windows.
+    let corpus = common::root().join("scenarios/data/shakespeare.txt");
+    let text = scenario("darwinian", "")
+        .replace(
+            "kind = \"gaussian_clusters\", classes = 3, dim = 5, spread = 1.0, heldout = 60, seed = 1",
+            &format!("kind = \"text\", path = \"{}\", context = 4", corpus.display()),
+        )
+        .replace(
+            "kind = \"mlp\", hidden = [12], activation = \"relu\"",
+            "kind = \"mlp\", embedding = 4, context = 9, hidden = [8]",
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), "context.toml", &text);
+    let out = lineage(&["validate", s(&file)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for n in [
+        "context.toml:",
+        "lifetime.model",
+        "context of 9 tokens",
+        "windows hold 4",
+    ] {
+        assert!(err.contains(n), "`{n}` missing from: {err}");
+    }
+    // A missing data file.
+    rejected(
+        (
+            "kind = \"gaussian_clusters\", classes = 3, dim = 5, spread = 1.0, heldout = 60, seed = 1",
+            "kind = \"text\", path = \"nowhere.txt\", context = 4",
+        ),
+        &["lifetime.environment.path", "nowhere.txt", "no such file"],
+    );
+    // Unknown optimiser, with a suggestion of the valid ones.
+    rejected(
+        ("method = \"sgd\"", "method = \"sgdm\""),
+        &[
+            "lifetime.optimizer.method",
+            "unknown optimiser `sgdm`",
+            "adamw",
+        ],
+    );
+    // Lifetime fitness without a lifetime.
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario("darwinian", "");
+    let cut = &text[..text.find("[lifetime]").unwrap()];
+    let file = write_scenario(dir.path(), "nolife.toml", cut);
+    let out = lineage(&["validate", s(&file)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no `[lifetime]` table"));
+}
+
+#[test]
+fn asking_for_cuda_from_a_cpu_build_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), "cuda.toml", &scenario("darwinian", ""));
+    let out = lineage(&[
+        "run",
+        s(&file),
+        "--device",
+        "cuda",
+        "--out",
+        s(&dir.path().join("r")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--device") && err.contains("no CUDA support"),
+        "{err}"
+    );
+}
