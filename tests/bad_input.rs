@@ -82,7 +82,7 @@ fn cases() -> Vec<Case> {
             BASE.replace("population = 20", "population = 0"),
             3,
             "population",
-            "at least 2, found 0",
+            "at least 1, found 0",
         ),
         case(
             "rate-above-one",
@@ -332,7 +332,7 @@ fn an_error_in_an_extended_file_points_into_that_file() {
     write_scenario(
         tmp.path(),
         "base.toml",
-        &BASE.replace("population = 20", "population = 1"),
+        &BASE.replace("population = 20", "population = 0"),
     );
     let child = write_scenario(
         tmp.path(),

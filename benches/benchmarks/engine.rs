@@ -19,6 +19,7 @@ fn one_generation(c: &mut Criterion) {
     let overrides = lineage_scenario::Overrides {
         seed: None,
         generations: Some(1_000_000),
+        ..Default::default()
     };
     let scenario = lineage_scenario::load(&path, &overrides).expect("the bench scenario is valid");
     let tmp = tempfile::tempdir().expect("a temporary directory");

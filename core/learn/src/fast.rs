@@ -150,16 +150,11 @@ struct Layout {
 
 impl Layout {
     fn of(spec: &MlpSpec) -> Layout {
-        let mut i = usize::from(spec.embedding.is_some());
-        let (mut weight, mut bias) = (Vec::new(), Vec::new());
-        for _ in 1..spec.widths.len() {
-            weight.push(i);
-            i += 1;
-            bias.push(spec.bias.then(|| {
-                i += 1;
-                i - 1
-            }));
-        }
+        let per_layer = 1 + usize::from(spec.bias);
+        let first = usize::from(spec.embedding.is_some());
+        let layers = spec.widths.len().saturating_sub(1);
+        let weight: Vec<usize> = (0..layers).map(|l| first + l * per_layer).collect();
+        let bias = weight.iter().map(|&w| spec.bias.then_some(w + 1)).collect();
         Layout {
             embed: spec.embedding.is_some().then_some(0),
             weight,
@@ -499,7 +494,7 @@ pub(crate) fn train(spec: &MlpSpec, loss: Loss, life: &LifetimeSpec, job: Job) -
             &masks,
         );
         let done = step + 1;
-        if done == steps || (life.eval_every > 0 && done % life.eval_every == 0) {
+        if done == steps || (life.eval_every > 0 && done.is_multiple_of(life.eval_every)) {
             let limit = if done == steps {
                 usize::MAX
             } else {

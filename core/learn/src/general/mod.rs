@@ -140,7 +140,7 @@ pub fn gather(
             let dim = x.len() / (rows * steps).max(1);
             let xs = pick_rows(x, steps * dim, ids);
             let ls = pick_rows(labels, *steps, ids);
-            let scored = (ls.iter().any(|&l| l == IGNORE)).then(|| {
+            let scored = ls.contains(&IGNORE).then(|| {
                 ls.iter()
                     .enumerate()
                     .filter(|&(_, &l)| l != IGNORE)
@@ -304,7 +304,7 @@ pub(crate) fn train(
         let grads = l.backward()?;
         update(life, &job.hyper, step, &mut state, &grads)?;
         let done = step + 1;
-        if done == steps || (life.eval_every > 0 && done % life.eval_every == 0) {
+        if done == steps || (life.eval_every > 0 && done.is_multiple_of(life.eval_every)) {
             let limit = if done == steps {
                 usize::MAX
             } else {
