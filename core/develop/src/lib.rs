@@ -18,6 +18,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod rewire;
+
 use lineage_evo::BitString;
 use rand::Rng;
 use rand_distr::StandardNormal;

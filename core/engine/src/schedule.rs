@@ -123,6 +123,7 @@ pub fn generation_schedule() -> Schedule {
             systems::breed_offspring,
             systems::capture_inheritance,
             systems::place_offspring,
+            systems::rewire_connectomes,
             systems::attach_inheritance,
             systems::advance_generation,
         )

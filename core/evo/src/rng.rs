@@ -45,6 +45,9 @@ pub enum Purpose {
     /// Draws that belong to the whole population rather than one organism
     /// (organism id [`POPULATION`]).
     Population = 6,
+    /// Structural mutation of a newborn's connectome (rewiring, sign flips,
+    /// density changes).
+    Rewire = 7,
 }
 
 /// Organism id used for population-level streams.

@@ -25,7 +25,7 @@ use crate::{CurvePoint, Job, LifetimeSpec, Outcome, Status};
 
 /// A row-major or transposed view of a matrix for [`matmul`].
 #[derive(Clone, Copy)]
-struct View<'a> {
+pub(crate) struct View<'a> {
     data: &'a [f32],
     rows: usize,
     cols: usize,
@@ -37,7 +37,7 @@ struct View<'a> {
 
 impl<'a> View<'a> {
     /// `data` as a row-major `rows x cols` matrix.
-    fn rows(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+    pub(crate) fn rows(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
         View {
             data,
             rows,
@@ -48,7 +48,7 @@ impl<'a> View<'a> {
     }
 
     /// The transpose of the row-major `rows x cols` matrix in `data`.
-    fn transposed(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+    pub(crate) fn transposed(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
         View {
             data,
             rows: cols,
@@ -67,7 +67,7 @@ impl<'a> View<'a> {
 
 /// `dst = a b` (or `dst += a b` with `accumulate`), `dst` row-major
 /// `a.rows x b.cols`, on the calling thread.
-fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool) {
+pub(crate) fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && a.fits() && b.fits() && dst.len() >= m * n);
     if m == 0 || n == 0 {
@@ -110,7 +110,28 @@ fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool) {
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044_715;
 
-fn activate(act: Activation, z: &[f32], a: &mut [f32]) {
+/// Runs `f` compiled for AVX2 where the CPU has it (the same IEEE
+/// operations in the same order, so the same results, only wider).
+#[inline(always)]
+fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { avx2(f) };
+    }
+    f()
+}
+
+pub(crate) fn activate(act: Activation, z: &[f32], a: &mut [f32]) {
+    wide(|| activate_portable(act, z, a));
+}
+
+#[inline(always)]
+fn activate_portable(act: Activation, z: &[f32], a: &mut [f32]) {
     match act {
         Activation::Relu => a.iter_mut().zip(z).for_each(|(a, &z)| *a = z.max(0.0)),
         Activation::Tanh => a.iter_mut().zip(z).for_each(|(a, &z)| *a = z.tanh()),
@@ -123,7 +144,12 @@ fn activate(act: Activation, z: &[f32], a: &mut [f32]) {
 }
 
 /// `d *= act'(z)` given the pre-activation `z` and activation `a`.
-fn activate_backward(act: Activation, z: &[f32], a: &[f32], d: &mut [f32]) {
+pub(crate) fn activate_backward(act: Activation, z: &[f32], a: &[f32], d: &mut [f32]) {
+    wide(|| activate_backward_portable(act, z, a, d));
+}
+
+#[inline(always)]
+fn activate_backward_portable(act: Activation, z: &[f32], a: &[f32], d: &mut [f32]) {
     match act {
         // Branch-free so that it vectorises.
         Activation::Relu => d

@@ -22,6 +22,7 @@
 pub mod bench;
 pub mod data;
 mod fast;
+mod fast_rnn;
 pub mod general;
 pub mod optim;
 pub mod spec;
@@ -175,10 +176,11 @@ pub enum Path {
     General,
 }
 
-/// The path a model takes on a device: MLPs on the CPU take the fast path.
+/// The path a model takes on a device: MLPs and leaky RNNs on the CPU take
+/// the fast path.
 pub fn path_for(model: &ModelSpec, device: &candle_core::Device) -> Path {
     match (model, device) {
-        (ModelSpec::Mlp(_), candle_core::Device::Cpu) => Path::Fast,
+        (ModelSpec::Mlp(_) | ModelSpec::Rnn(_), candle_core::Device::Cpu) => Path::Fast,
         _ => Path::General,
     }
 }
@@ -202,6 +204,11 @@ pub fn train_population(
             .into_par_iter()
             .with_max_len(1)
             .map(|job| fast::train(spec, loss, life, job))
+            .collect()),
+        (Path::Fast, ModelSpec::Rnn(spec)) => Ok(jobs
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|job| fast_rnn::train(spec, life, job))
             .collect()),
         _ => {
             if device.is_cpu() {

@@ -47,7 +47,7 @@ use lineage_evo::{GenomeSpec, Objective};
 
 pub use error::{Diagnostic, ScenarioError};
 pub use lifetime::{
-    ConnectomeBits, EnvHandle, Inheritance, LearningGenes, LifetimeConfig, MatrixRule,
+    ConnectomeBits, EnvHandle, Inheritance, LearningGenes, LifetimeConfig, MatrixRule, Rewire,
 };
 
 /// A validated scenario.

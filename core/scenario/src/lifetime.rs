@@ -46,6 +46,32 @@ pub(crate) struct RawLifetime {
     pub optimizer: RawOptimizer,
     #[serde(default)]
     pub develop: RawDevelop,
+    #[serde(default)]
+    pub rewire: RawRewire,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRewire {
+    #[serde(default)]
+    pub edges: usize,
+    #[serde(default)]
+    pub flips: usize,
+    #[serde(default)]
+    pub density_sigma: f64,
+}
+
+/// Structural mutation of connectome genomes, applied to every newborn and
+/// every connectome matrix.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rewire {
+    /// Edges moved to new positions (density kept).
+    pub edges: usize,
+    /// Edges whose sign flips.
+    pub flips: usize,
+    /// Standard deviation of the log-normal factor on each matrix's edge
+    /// count (0: density unchanged).
+    pub density_sigma: f64,
 }
 
 fn cpu() -> String {
@@ -414,6 +440,8 @@ pub struct LifetimeConfig {
     pub inheritance: Inheritance,
     /// Where the general path runs.
     pub device: DeviceChoice,
+    /// Connectome mutation.
+    pub rewire: Rewire,
 }
 
 /// The `[lifetime]` checks, reporting through `at(field, message)`.
@@ -543,7 +571,26 @@ impl<E> Check<'_, E> {
                 "expected at least 1 held-out example per curve point, found 0",
             );
         }
+        let rw = &raw.rewire;
+        if !(rw.density_sigma >= 0.0 && rw.density_sigma.is_finite()) {
+            return self.err(
+                "rewire.density_sigma",
+                format!("expected a finite sigma >= 0, found {}", rw.density_sigma),
+            );
+        }
+        if (rw.edges > 0 || rw.flips > 0 || rw.density_sigma > 0.0) && connectome.is_empty() {
+            return self.err(
+                "rewire",
+                "connectome mutation needs a connectome genome: set `develop.connectome = true` (or on a matrix)",
+            );
+        }
+        let rewire = Rewire {
+            edges: rw.edges,
+            flips: rw.flips,
+            density_sigma: rw.density_sigma,
+        };
         Ok(LifetimeConfig {
+            rewire,
             environment,
             task,
             budget: raw.budget,

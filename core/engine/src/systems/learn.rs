@@ -23,6 +23,7 @@ use lineage_evo::rng::{Purpose, stream};
 use lineage_learn::data::{Examples, minibatch_indices};
 use lineage_learn::{Job, Status};
 use lineage_scenario::{FitnessSpec, Inheritance, LifetimeConfig, LifetimeMetric};
+use rand::Rng as _;
 use rayon::prelude::*;
 
 use crate::components::{Fitness, Genome, Inherited, LearningCurve, Lineage, OrganismId, Weights};
@@ -303,6 +304,48 @@ pub fn score_lifetimes(
             fitness.evaluated_at = Some(generation.0);
         }
     }
+}
+
+/// Mutates newborns' connectome genomes: rewiring, sign flips and density
+/// changes, per connectome matrix, from each newborn's rewiring stream.
+pub fn rewire_connectomes(
+    scenario: Res<ScenarioRes>,
+    env: Res<EnvironmentState>,
+    generation: Res<Generation>,
+    streams: Res<RandomStreams>,
+    mut organisms: Query<(&Lineage, &mut Genome)>,
+) {
+    let Some(cfg) = config(&scenario, &env) else {
+        return;
+    };
+    let rw = cfg.rewire;
+    if rw.edges == 0 && rw.flips == 0 && rw.density_sigma == 0.0 {
+        return;
+    }
+    let born = generation.0 + 1;
+    organisms.par_iter_mut().for_each(|(lineage, mut genome)| {
+        if lineage.birth != born || lineage.parents[0].is_none() {
+            return;
+        }
+        let mut rng = stream(streams.seed, generation.0, lineage.id, Purpose::Rewire);
+        let bits = genome.0.bits_mut();
+        for c in &cfg.connectome {
+            let region = lineage_develop::rewire::Region {
+                mask: c.mask,
+                signs: c.signs,
+                len: c.len,
+            };
+            if rw.density_sigma > 0.0 {
+                let edges = (0..c.len).filter(|&k| bits.get(c.mask + k)).count();
+                let factor =
+                    (rw.density_sigma * rng.sample::<f64, _>(rand_distr::StandardNormal)).exp();
+                let target = (edges as f64 * factor).round().max(1.0) as usize;
+                lineage_develop::rewire::change_density(bits, region, target, &mut rng);
+            }
+            lineage_develop::rewire::rewire(bits, region, rw.edges, &mut rng);
+            lineage_develop::rewire::flip_signs(bits, region, rw.flips, &mut rng);
+        }
+    });
 }
 
 /// Children waiting for what their first parent passes on, by child id.

@@ -1,0 +1,659 @@
+//! The population-batched path for the leaky RNN: forward through time and
+//! back-propagation through time on `gemm`, in buffers allocated once per
+//! lifetime (see [`crate::fast`] for why).
+//!
+//! Activations are stored time-major (`[T, B, H]`), so the products that
+//! do not depend on the recurrence (readout, its gradient, and the weight
+//! gradients) are one large `gemm` over all `T x B` rows; only
+//! `h W_rec^T` forward and `du W_rec` backward go step by step.
+
+use lineage_env::{Batch, IGNORE};
+
+use crate::fast::{View, activate, activate_backward, matmul, step_all};
+use crate::optim::Hyper;
+use crate::spec::{RnnSpec, SequenceInput};
+use crate::{CurvePoint, Job, LifetimeSpec, Outcome, Status};
+
+/// Parameter positions (see `ModelSpec::params`).
+struct Layout {
+    w_in: usize,
+    w_rec: usize,
+    b: Option<usize>,
+    w_out: usize,
+    b_out: Option<usize>,
+}
+
+impl Layout {
+    fn of(spec: &RnnSpec) -> Layout {
+        if spec.bias {
+            Layout {
+                w_in: 0,
+                w_rec: 1,
+                b: Some(2),
+                w_out: 3,
+                b_out: Some(4),
+            }
+        } else {
+            Layout {
+                w_in: 0,
+                w_rec: 1,
+                b: None,
+                w_out: 2,
+                b_out: None,
+            }
+        }
+    }
+}
+
+/// Buffers for `rows` sequences of `steps` steps.
+struct Workspace {
+    rows: usize,
+    steps: usize,
+    /// Dense inputs, time-major `[T, B, I]`.
+    x: Vec<f32>,
+    /// Input tokens, time-major `[T, B]`.
+    tokens: Vec<u32>,
+    /// Labels, time-major `[T, B]`.
+    labels: Vec<u32>,
+    /// `h_0 .. h_T`, `[(T + 1), B, H]` (`h_0 = 0`).
+    h: Vec<f32>,
+    /// Pre-activations `[T, B, H]`.
+    pre: Vec<f32>,
+    /// Outputs, then their gradient, `[T, B, O]`.
+    y: Vec<f32>,
+    /// Gradient reaching each `h_{t+1}` from the readout, `[T, B, H]`.
+    dh: Vec<f32>,
+    /// Gradient of `W_in x + W_rec h + b` at each step, `[T, B, H]`.
+    du: Vec<f32>,
+    /// Running gradient of the hidden state, `[B, H]`.
+    g: Vec<f32>,
+    /// `W_in^T` for token inputs, `[V, H]`.
+    w_in_t: Vec<f32>,
+}
+
+impl Workspace {
+    fn new(spec: &RnnSpec, rows: usize, steps: usize) -> Workspace {
+        let (i, h, o) = (spec.input.width(), spec.hidden, spec.outputs);
+        let dense = matches!(spec.input, SequenceInput::Dense { .. });
+        Workspace {
+            rows,
+            steps,
+            x: if dense {
+                vec![0.0; steps * rows * i]
+            } else {
+                Vec::new()
+            },
+            tokens: vec![0; steps * rows],
+            labels: vec![0; steps * rows],
+            h: vec![0.0; (steps + 1) * rows * h],
+            pre: vec![0.0; steps * rows * h],
+            y: vec![0.0; steps * rows * o],
+            dh: vec![0.0; steps * rows * h],
+            du: vec![0.0; steps * rows * h],
+            g: vec![0.0; rows * h],
+            w_in_t: if dense { Vec::new() } else { vec![0.0; i * h] },
+        }
+    }
+}
+
+/// Steps per sequence of a batch this path trains on.
+pub(crate) fn steps_of(batch: &Batch) -> usize {
+    match batch {
+        Batch::Sequences { steps, .. } => *steps,
+        Batch::Tokens { len, .. } => len.saturating_sub(1),
+        _ => 0,
+    }
+}
+
+struct Rnn<'a> {
+    spec: &'a RnnSpec,
+    layout: Layout,
+}
+
+impl Rnn<'_> {
+    /// Loads sequences `ids` of `batch`, time-major.
+    fn load(&self, ws: &mut Workspace, batch: &Batch, ids: &[u32]) {
+        let b = ids.len();
+        match batch {
+            Batch::Sequences {
+                x, labels, steps, ..
+            } => {
+                let i = self.spec.input.width();
+                for (r, &id) in ids.iter().enumerate() {
+                    let id = id as usize;
+                    for t in 0..*steps {
+                        let src = &x[(id * steps + t) * i..(id * steps + t + 1) * i];
+                        ws.x[(t * b + r) * i..(t * b + r + 1) * i].copy_from_slice(src);
+                        ws.labels[t * b + r] = labels[id * steps + t];
+                    }
+                }
+            }
+            Batch::Tokens { tokens, len, .. } => {
+                for (r, &id) in ids.iter().enumerate() {
+                    let w = &tokens[id as usize * len..(id as usize + 1) * len];
+                    for t in 0..len - 1 {
+                        ws.tokens[t * b + r] = w[t];
+                        ws.labels[t * b + r] = w[t + 1];
+                    }
+                }
+            }
+            _ => unreachable!("the RNN path trains on sequences"),
+        }
+    }
+
+    /// Forward over the loaded `b` sequences; returns the mean loss and,
+    /// with `grad`, leaves d(loss)/d(y) in `ws.y`.
+    fn forward(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize, grad: bool) -> f32 {
+        let (i, h, o) = (self.spec.input.width(), self.spec.hidden, self.spec.outputs);
+        let t_max = ws.steps;
+        let a = self.spec.alpha;
+        let l = &self.layout;
+        let tokens = matches!(self.spec.input, SequenceInput::Tokens { .. });
+        if tokens {
+            // W_in^T once, so that a token's column is a contiguous row.
+            let w = &params[l.w_in];
+            for r in 0..h {
+                for c in 0..i {
+                    ws.w_in_t[c * h + r] = w[r * i + c];
+                }
+            }
+        }
+        ws.h[..b * h].fill(0.0);
+        for t in 0..t_max {
+            let (done, rest) = ws.h.split_at_mut((t + 1) * b * h);
+            let h_t = &done[t * b * h..];
+            let u = &mut ws.pre[t * b * h..(t + 1) * b * h];
+            // u = W_in x_t (+ b), then += W_rec h_t.
+            if tokens {
+                for r in 0..b {
+                    let tok = ws.tokens[t * b + r] as usize;
+                    u[r * h..(r + 1) * h].copy_from_slice(&ws.w_in_t[tok * h..(tok + 1) * h]);
+                }
+            } else {
+                let x = View::rows(&ws.x[t * b * i..(t + 1) * b * i], b, i);
+                matmul(u, x, View::transposed(&params[l.w_in], h, i), false);
+            }
+            if let Some(bias) = l.b {
+                for row in u.chunks_exact_mut(h) {
+                    row.iter_mut()
+                        .zip(&params[bias])
+                        .for_each(|(u, &b)| *u += b);
+                }
+            }
+            matmul(
+                u,
+                View::rows(h_t, b, h),
+                View::transposed(&params[l.w_rec], h, h),
+                true,
+            );
+            // pre = (1 - a) h_t + a u.
+            if a != 1.0 {
+                u.iter_mut()
+                    .zip(h_t)
+                    .for_each(|(u, &hp)| *u = (1.0 - a) * hp + a * *u);
+            }
+            activate(self.spec.activation, u, &mut rest[..b * h]);
+        }
+        // Readout at every step, one product over all T x B rows.
+        let rows = t_max * b;
+        let hs = View::rows(&ws.h[b * h..(t_max + 1) * b * h], rows, h);
+        let y = &mut ws.y[..rows * o];
+        let accumulate = if let Some(bo) = l.b_out {
+            y.chunks_exact_mut(o)
+                .for_each(|row| row.copy_from_slice(&params[bo]));
+            true
+        } else {
+            false
+        };
+        matmul(y, hs, View::transposed(&params[l.w_out], o, h), accumulate);
+        let scored = ws.labels[..rows].iter().filter(|&&l| l != IGNORE).count();
+        if scored == 0 {
+            y.fill(0.0);
+            return 0.0;
+        }
+        let scale = 1.0 / scored as f32;
+        let mut total = 0.0f64;
+        for (row, &label) in y.chunks_exact_mut(o).zip(&ws.labels[..rows]) {
+            if label == IGNORE {
+                row.fill(0.0);
+                continue;
+            }
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let z = row[label as usize];
+            let mut sum = 0.0f32;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            total += f64::from(max + sum.ln() - z);
+            if grad {
+                let inv = scale / sum;
+                row.iter_mut().for_each(|v| *v *= inv);
+                row[label as usize] -= scale;
+            }
+        }
+        (total / scored as f64) as f32
+    }
+
+    /// Back-propagation through time after [`Rnn::forward`].
+    fn backward(&self, ws: &mut Workspace, params: &[Vec<f32>], grads: &mut [Vec<f32>], b: usize) {
+        let (i, h, o) = (self.spec.input.width(), self.spec.hidden, self.spec.outputs);
+        let t_max = ws.steps;
+        let rows = t_max * b;
+        let a = self.spec.alpha;
+        let l = &self.layout;
+        let dy = View::rows(&ws.y[..rows * o], rows, o);
+        let hs = View::rows(&ws.h[b * h..(t_max + 1) * b * h], rows, h);
+        matmul(
+            &mut grads[l.w_out],
+            View::transposed(&ws.y[..rows * o], rows, o),
+            hs,
+            false,
+        );
+        if let Some(bo) = l.b_out {
+            column_sums(&ws.y[..rows * o], o, &mut grads[bo]);
+        }
+        matmul(
+            &mut ws.dh[..rows * h],
+            dy,
+            View::rows(&params[l.w_out], o, h),
+            false,
+        );
+        ws.g[..b * h].fill(0.0);
+        for t in (0..t_max).rev() {
+            let span = t * b * h..(t + 1) * b * h;
+            let g = &mut ws.g[..b * h];
+            g.iter_mut()
+                .zip(&ws.dh[span.clone()])
+                .for_each(|(g, &d)| *g += d);
+            // dpre = g act'(pre); du = a dpre; g = (1 - a) dpre + du W_rec.
+            activate_backward(
+                self.spec.activation,
+                &ws.pre[span.clone()],
+                &ws.h[(t + 1) * b * h..(t + 2) * b * h],
+                g,
+            );
+            let du = &mut ws.du[span];
+            du.iter_mut().zip(g.iter()).for_each(|(u, &d)| *u = a * d);
+            if a != 1.0 {
+                g.iter_mut().for_each(|d| *d *= 1.0 - a);
+                matmul(
+                    g,
+                    View::rows(du, b, h),
+                    View::rows(&params[l.w_rec], h, h),
+                    true,
+                );
+            } else {
+                matmul(
+                    g,
+                    View::rows(du, b, h),
+                    View::rows(&params[l.w_rec], h, h),
+                    false,
+                );
+            }
+        }
+        let du_t = View::transposed(&ws.du[..rows * h], rows, h);
+        matmul(
+            &mut grads[l.w_rec],
+            du_t,
+            View::rows(&ws.h[..rows * h], rows, h),
+            false,
+        );
+        if let Some(bias) = l.b {
+            column_sums(&ws.du[..rows * h], h, &mut grads[bias]);
+        }
+        match self.spec.input {
+            SequenceInput::Dense { .. } => {
+                matmul(
+                    &mut grads[l.w_in],
+                    du_t,
+                    View::rows(&ws.x[..rows * i], rows, i),
+                    false,
+                );
+            }
+            SequenceInput::Tokens { .. } => {
+                let gw = &mut grads[l.w_in];
+                gw.fill(0.0);
+                for (r, &tok) in ws.tokens[..rows].iter().enumerate() {
+                    let tok = tok as usize;
+                    for (k, &d) in ws.du[r * h..(r + 1) * h].iter().enumerate() {
+                        gw[k * i + tok] += d;
+                    }
+                }
+            }
+        }
+    }
+
+    fn evaluate(
+        &self,
+        ws: &mut Workspace,
+        params: &[Vec<f32>],
+        batch: &Batch,
+        limit: usize,
+    ) -> f32 {
+        let n = batch.len().min(limit);
+        if n == 0 || steps_of(batch) != ws.steps {
+            return f32::NAN;
+        }
+        let ids: Vec<u32> = (0..n as u32).collect();
+        let (mut total, mut count) = (0.0f64, 0usize);
+        for chunk in ids.chunks(ws.rows) {
+            self.load(ws, batch, chunk);
+            let scored = ws.labels[..ws.steps * chunk.len()]
+                .iter()
+                .filter(|&&l| l != IGNORE)
+                .count();
+            total += f64::from(self.forward(ws, params, chunk.len(), false)) * scored as f64;
+            count += scored;
+        }
+        (total / count.max(1) as f64) as f32
+    }
+}
+
+fn column_sums(rows: &[f32], width: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for row in rows.chunks_exact(width) {
+        out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+    }
+}
+
+/// Runs one organism's lifetime on the fast RNN path.
+pub(crate) fn train(spec: &RnnSpec, life: &LifetimeSpec, job: Job) -> Outcome {
+    let rnn = Rnn {
+        spec,
+        layout: Layout::of(spec),
+    };
+    let Job {
+        mut params,
+        masks,
+        hyper,
+        train,
+        heldout,
+        indices,
+    } = job;
+    let steps_t = steps_of(train);
+    let mut ws = Workspace::new(spec, life.batch.max(EVAL_ROWS), steps_t);
+    let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let (mut m, mut v) = (grads.clone(), grads.clone());
+    let mut curve = Vec::new();
+    let mut status = Status::Completed;
+    let Hyper { steps, .. } = hyper;
+    let mut since = (0.0f64, 0u32);
+    for (step, ids) in indices
+        .chunks_exact(life.batch)
+        .take(steps as usize)
+        .enumerate()
+    {
+        let step = step as u32;
+        let birth =
+            (step == 0).then(|| rnn.evaluate(&mut ws, &params, heldout, life.curve_heldout));
+        rnn.load(&mut ws, train, ids);
+        let loss = rnn.forward(&mut ws, &params, ids.len(), true);
+        if !loss.is_finite() {
+            status = Status::Diverged { step };
+            break;
+        }
+        if let Some(heldout) = birth {
+            curve.push(CurvePoint {
+                step: 0,
+                train: loss,
+                heldout,
+            });
+        }
+        since = (since.0 + f64::from(loss), since.1 + 1);
+        rnn.backward(&mut ws, &params, &mut grads, ids.len());
+        step_all(
+            life,
+            &hyper,
+            step,
+            &mut params,
+            &mut grads,
+            &mut m,
+            &mut v,
+            &masks,
+        );
+        let done = step + 1;
+        if done == steps || (life.eval_every > 0 && done.is_multiple_of(life.eval_every)) {
+            let limit = if done == steps {
+                usize::MAX
+            } else {
+                life.curve_heldout
+            };
+            curve.push(CurvePoint {
+                step: done,
+                train: (since.0 / f64::from(since.1)) as f32,
+                heldout: rnn.evaluate(&mut ws, &params, heldout, limit),
+            });
+            since = (0.0, 0);
+        }
+    }
+    if steps == 0 {
+        let heldout = rnn.evaluate(&mut ws, &params, heldout, usize::MAX);
+        curve.push(CurvePoint {
+            step: 0,
+            train: f32::NAN,
+            heldout,
+        });
+    }
+    if status == Status::Completed && !curve.last().is_some_and(|p| p.heldout.is_finite()) {
+        status = Status::Diverged { step: steps };
+    }
+    Outcome {
+        params,
+        curve,
+        status,
+    }
+}
+
+/// Sequences per chunk when scoring held-out data.
+const EVAL_ROWS: usize = 128;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Activation, ModelSpec};
+    use crate::{Method, OptimizerSpec, Path, Schedule, train_population};
+    use lineage_env::Task;
+    use rand::{Rng, SeedableRng};
+
+    /// Relative tolerance on final weights: the recurrence and Adam's
+    /// normalisation of near-zero gradients amplify f32 summation-order
+    /// differences a little beyond the MLP's 1e-5.
+    const TOLERANCE: f32 = 5e-5;
+
+    fn compare(
+        spec: RnnSpec,
+        task: Task,
+        train: &Batch,
+        heldout: &Batch,
+        method: Method,
+    ) -> Outcome {
+        let model = ModelSpec::Rnn(spec);
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let params: Vec<Vec<f32>> = model
+            .params()
+            .iter()
+            .map(|p| {
+                (0..p.len())
+                    .map(|_| (rng.random::<f32>() - 0.5) * 0.6)
+                    .collect()
+            })
+            .collect();
+        let masks: Vec<Option<Vec<f32>>> = model
+            .params()
+            .iter()
+            .map(|p| {
+                p.role.maskable().then(|| {
+                    (0..p.len())
+                        .map(|_| f32::from(u8::from(rng.random_bool(0.7))))
+                        .collect()
+                })
+            })
+            .collect();
+        let params: Vec<Vec<f32>> = params
+            .into_iter()
+            .zip(&masks)
+            .map(|(p, m)| match m {
+                Some(m) => p.iter().zip(m).map(|(a, b)| a * b).collect(),
+                None => p,
+            })
+            .collect();
+        let life = LifetimeSpec {
+            batch: 4,
+            eval_every: 5,
+            curve_heldout: 8,
+            optimizer: OptimizerSpec {
+                method,
+                beta2: 0.99,
+                eps: 1e-8,
+                clip: Some(2.0),
+                schedule: Schedule::InverseSqrt { warmup: 3 },
+            },
+        };
+        let steps = 15;
+        let indices = crate::data::minibatch_indices(train.len(), 4, steps, &mut rng);
+        let hyper = Hyper {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 0.01,
+            steps,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let run = |path| {
+            let job = Job {
+                params: params.clone(),
+                masks: masks.clone(),
+                hyper,
+                train,
+                heldout,
+                indices: indices.clone(),
+            };
+            train_population(
+                &model,
+                &task,
+                &life,
+                &candle_core::Device::Cpu,
+                Some(path),
+                vec![job],
+                &pool,
+            )
+            .unwrap()
+            .remove(0)
+        };
+        let (fast, general) = (run(Path::Fast), run(Path::General));
+        assert_eq!(
+            (fast.status, general.status),
+            (Status::Completed, Status::Completed)
+        );
+        let scale = general
+            .params
+            .iter()
+            .flatten()
+            .fold(0.0f32, |m, &x| m.max(x.abs()));
+        let gap = fast
+            .params
+            .iter()
+            .flatten()
+            .zip(general.params.iter().flatten())
+            .map(|(&a, &b)| (a - b).abs() / b.abs().max(1e-2 * scale))
+            .fold(0.0f32, f32::max);
+        assert!(
+            gap < TOLERANCE,
+            "{method:?}: final weights differ by {gap} (relative)"
+        );
+        for (f, g) in fast.curve.iter().zip(&general.curve) {
+            assert!(
+                (f.heldout - g.heldout).abs() < 1e-5 * g.heldout.abs().max(1.0),
+                "{f:?} vs {g:?}"
+            );
+        }
+        fast
+    }
+
+    #[test]
+    fn fast_rnn_matches_candle_on_dense_sequences_with_unscored_steps() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(6);
+        let sequences = |n: usize, rng: &mut rand_xoshiro::Xoshiro256PlusPlus| {
+            let steps = 5;
+            let x: Vec<f32> = (0..n * steps * 3)
+                .map(|_| rng.random::<f32>() - 0.5)
+                .collect();
+            // Fixation (ignored) until the last step, whose label is the sign of the summed input.
+            let labels = (0..n)
+                .flat_map(|s| {
+                    let total: f32 = x[s * steps * 3..(s + 1) * steps * 3].iter().sum();
+                    (0..steps).map(move |t| {
+                        if t + 1 < steps {
+                            IGNORE
+                        } else {
+                            u32::from(total > 0.0)
+                        }
+                    })
+                })
+                .collect();
+            Batch::Sequences {
+                n,
+                steps,
+                x,
+                labels,
+            }
+        };
+        let (train, heldout) = (sequences(24, &mut rng), sequences(10, &mut rng));
+        let spec = RnnSpec {
+            input: SequenceInput::Dense { dim: 3 },
+            hidden: 7,
+            outputs: 2,
+            alpha: 0.5,
+            activation: Activation::Tanh,
+            bias: true,
+        };
+        let task = Task::SequenceClassification {
+            inputs: 3,
+            classes: 2,
+            steps: 5,
+        };
+        for method in [Method::Sgd, Method::AdamW] {
+            compare(spec.clone(), task.clone(), &train, &heldout, method);
+        }
+    }
+
+    #[test]
+    fn fast_rnn_matches_candle_on_tokens() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let windows = |n: usize, rng: &mut rand_xoshiro::Xoshiro256PlusPlus| {
+            let mut tokens = Vec::new();
+            for _ in 0..n {
+                let s = rng.random_range(0..6u32);
+                tokens.extend((0..6).map(|i| (s + i) % 6));
+            }
+            Batch::Tokens { n, len: 6, tokens }
+        };
+        let (train, heldout) = (windows(20, &mut rng), windows(8, &mut rng));
+        let spec = RnnSpec {
+            input: SequenceInput::Tokens { vocab: 6 },
+            hidden: 9,
+            outputs: 6,
+            alpha: 1.0,
+            activation: Activation::Relu,
+            bias: false,
+        };
+        let fast = compare(
+            spec,
+            Task::NextToken {
+                vocab: 6,
+                context: 5,
+            },
+            &train,
+            &heldout,
+            Method::Adam,
+        );
+        assert!(
+            fast.final_heldout() < 0.75 * fast.curve[0].heldout,
+            "{:?}",
+            fast.curve
+        );
+    }
+}
