@@ -79,6 +79,28 @@ pub(crate) fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool) {
         }
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    // The kernel beats the `gemm` crate on these sizes only where `B` is
+    // row-major and at least two 16-column strips wide (measured; see
+    // `kernel`).
+    if b.cs == 1 && b.rs == n && n >= 32 && crate::kernel::available() {
+        // SAFETY: the CPU has AVX2 and FMA; `fits` bounds `a`, `b` is a
+        // row-major k x n view inside its slice, `dst` holds m * n values.
+        unsafe {
+            crate::kernel::gemm(
+                m,
+                n,
+                k,
+                a.data.as_ptr(),
+                a.rs,
+                a.cs,
+                b.data.as_ptr(),
+                dst.as_mut_ptr(),
+                accumulate,
+            )
+        };
+        return;
+    }
     // SAFETY: `fits` bounds every element the views address inside their
     // slices, `dst` holds `m * n` values, and `dst` (a unique borrow)
     // cannot alias `a` or `b`.

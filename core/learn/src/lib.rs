@@ -24,6 +24,8 @@ pub mod data;
 mod fast;
 mod fast_rnn;
 pub mod general;
+#[cfg(target_arch = "x86_64")]
+mod kernel;
 pub mod optim;
 pub mod spec;
 
