@@ -320,3 +320,42 @@ fn asking_for_cuda_from_a_cpu_build_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn connectome_genomes_develop_into_masked_signed_weights_and_rewiring_keeps_density() {
+    let dir = tempfile::tempdir().unwrap();
+    // Matrices 12x5 and 3x12: 96 weights, so 192 bits (mask, then signs).
+    let text = scenario(
+        "darwinian",
+        "develop = { connectome = true, scale = 0.1 }\nrewire = { edges = 3, flips = 2 }",
+    )
+    .replace("[genome]\n", "[genome]\nbits = 192\nbit_density = 0.5\n")
+    .replace("gene_rate = 1.0", "gene_rate = 1.0\nbit_rate = 0.0");
+    let out = run(dir.path(), "connectome", &text, &[]);
+    // The last checkpoint holds generation 4's newborns: children of
+    // rewiring, ids 24..30.
+    for id in ["24", "29"] {
+        let export = dir.path().join(format!("export-{id}"));
+        lineage_ok(&["export", s(&out), "--organism", id, "--out", s(&export)]);
+        let birth = tensors(&export.join("birth.safetensors"));
+        let masks = tensors(&export.join("masks.safetensors"));
+        for (name, mask) in &masks {
+            let (_, w) = birth.iter().find(|(n, _)| n == name).unwrap();
+            for (&m, &x) in mask.iter().zip(w) {
+                assert!(
+                    if m == 1.0 { x.abs() == 0.1 } else { x == 0.0 },
+                    "{name}: mask {m}, weight {x}"
+                );
+            }
+        }
+    }
+    let bad = validate_with(&text.replace("bits = 192", "bits = 190"));
+    assert!(bad.contains("the connectome needs 192 bits"), "{bad}");
+}
+
+fn validate_with(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), "v.toml", text);
+    let out = lineage(&["validate", s(&file)]);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

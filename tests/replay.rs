@@ -17,8 +17,17 @@ use common::{lineage_ok, s, write_scenario};
 /// about 1e-4 over a few hundred steps.
 const TOLERANCE: f64 = 1e-3;
 
+/// `LINEAGE_PYTHON`, else the virtual environment `.ci/run` makes, else
+/// `python3`.
 fn python() -> String {
-    std::env::var("LINEAGE_PYTHON").unwrap_or_else(|_| "python3".into())
+    if let Ok(p) = std::env::var("LINEAGE_PYTHON") {
+        return p;
+    }
+    let venv = common::root().join(".ci/.venv/bin/python");
+    if venv.exists() {
+        return venv.display().to_string();
+    }
+    "python3".into()
 }
 
 fn replay(dir: &std::path::Path, scenario: &str, organism: &str) -> f64 {
