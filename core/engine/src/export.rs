@@ -27,7 +27,7 @@ use safetensors::{Dtype, tensor::TensorView};
 use crate::checkpoint;
 use crate::components::{LearningCurve, OrganismId};
 use crate::error::EngineError;
-use crate::systems::{from_tensors, lifetime_data, to_tensors};
+use crate::systems::{from_tensors, lifetime_data, masks_to_tensors, to_tensors};
 
 /// Exports organism `id` of the run in `run_dir` into `out`; returns the
 /// files written.
@@ -178,20 +178,7 @@ fn live(
     )
     .map_err(|e| fail(e.to_string()))?
     .remove(0);
-    let mask_map = cfg
-        .model
-        .params()
-        .iter()
-        .zip(&masks)
-        .filter_map(|(p, m)| {
-            let m = m.as_ref()?;
-            Some((
-                p.name.clone(),
-                candle_core::Tensor::from_slice(m, p.shape.as_slice(), &candle_core::Device::Cpu)
-                    .ok()?,
-            ))
-        })
-        .collect();
+    let mask_map = masks_to_tensors(cfg, &masks);
     Ok((
         crate::components::Weights {
             birth: to_tensors(cfg, &birth),

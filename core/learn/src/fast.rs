@@ -21,7 +21,7 @@ use lineage_env::Batch;
 use crate::data::Examples;
 use crate::optim::{self, Hyper};
 use crate::spec::{Activation, Loss, MlpSpec};
-use crate::{CurvePoint, Job, LifetimeSpec, Outcome, Status};
+use crate::{Job, LifetimeSpec, Outcome};
 
 /// A row-major or transposed view of a matrix for [`matmul`].
 #[derive(Clone, Copy)]
@@ -486,92 +486,110 @@ impl<'a> Mlp<'a> {
     }
 }
 
-/// Runs one organism's lifetime on the fast path.
-pub(crate) fn train(spec: &MlpSpec, loss: Loss, life: &LifetimeSpec, job: Job) -> Outcome {
-    let mlp = Mlp::new(spec, loss);
-    let Job {
-        mut params,
-        masks,
-        hyper,
-        train,
-        heldout,
-        indices,
-    } = job;
-    let model = crate::ModelSpec::Mlp(spec.clone());
-    let ex = Examples::of(train, &model).expect("the lifetime was checked to hold examples");
-    let mut ws = Workspace::new(spec, life.batch.max(EVAL_ROWS));
-    let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-    let mut m: Vec<Vec<f32>> = grads.clone();
-    let mut v: Vec<Vec<f32>> = grads.clone();
-    let mut curve = Vec::new();
-    let mut status = Status::Completed;
-    let steps = hyper.steps;
-    let mut since = (0.0f64, 0u32);
-    for (step, ids) in indices
-        .chunks_exact(life.batch)
-        .take(steps as usize)
-        .enumerate()
-    {
-        let step = step as u32;
-        // Scored before the minibatch is loaded: scoring reuses the workspace.
-        let birth =
-            (step == 0).then(|| mlp.evaluate(&mut ws, &params, heldout, life.curve_heldout));
-        mlp.load(&mut ws, &params, train, ex, ids);
-        let loss = mlp.forward(&mut ws, &params, ids.len(), true);
-        if !loss.is_finite() {
-            status = Status::Diverged { step };
-            break;
+/// One organism's MLP lifetime on the fast path.
+struct MlpLearner<'a> {
+    mlp: Mlp<'a>,
+    life: &'a LifetimeSpec,
+    ws: Workspace,
+    params: Vec<Vec<f32>>,
+    masks: Vec<Option<Vec<f32>>>,
+    hyper: Hyper,
+    train: &'a Batch,
+    ex: Examples,
+    state: OptimizerState,
+}
+
+/// Gradients and optimiser moments, shaped like the parameters.
+pub(crate) struct OptimizerState {
+    pub(crate) grads: Vec<Vec<f32>>,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+impl OptimizerState {
+    pub(crate) fn new(params: &[Vec<f32>]) -> OptimizerState {
+        let zeros: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+        OptimizerState {
+            grads: zeros.clone(),
+            m: zeros.clone(),
+            v: zeros,
         }
-        if let Some(heldout) = birth {
-            curve.push(CurvePoint {
-                step: 0,
-                train: loss,
-                heldout,
-            });
-        }
-        since = (since.0 + f64::from(loss), since.1 + 1);
-        mlp.backward(&mut ws, &params, &mut grads, train, ex, ids);
+    }
+
+    /// Masks, clips and applies optimiser step `step`.
+    pub(crate) fn step(
+        &mut self,
+        life: &LifetimeSpec,
+        hyper: &Hyper,
+        step: u32,
+        params: &mut [Vec<f32>],
+        masks: &[Option<Vec<f32>>],
+    ) {
         step_all(
             life,
-            &hyper,
+            hyper,
             step,
-            &mut params,
-            &mut grads,
-            &mut m,
-            &mut v,
-            &masks,
+            params,
+            &mut self.grads,
+            &mut self.m,
+            &mut self.v,
+            masks,
         );
-        let done = step + 1;
-        if done == steps || (life.eval_every > 0 && done.is_multiple_of(life.eval_every)) {
-            let limit = if done == steps {
-                usize::MAX
-            } else {
-                life.curve_heldout
-            };
-            curve.push(CurvePoint {
-                step: done,
-                train: (since.0 / f64::from(since.1)) as f32,
-                heldout: mlp.evaluate(&mut ws, &params, heldout, limit),
-            });
-            since = (0.0, 0);
+    }
+}
+
+impl crate::lifetime::Learner for MlpLearner<'_> {
+    fn evaluate(&mut self, batch: &Batch, limit: usize) -> Result<f32, crate::LearnError> {
+        Ok(self.mlp.evaluate(&mut self.ws, &self.params, batch, limit))
+    }
+
+    fn loss_and_grads(&mut self, ids: &[u32]) -> Result<f32, crate::LearnError> {
+        self.mlp
+            .load(&mut self.ws, &self.params, self.train, self.ex, ids);
+        let loss = self
+            .mlp
+            .forward(&mut self.ws, &self.params, ids.len(), true);
+        if loss.is_finite() {
+            self.mlp.backward(
+                &mut self.ws,
+                &self.params,
+                &mut self.state.grads,
+                self.train,
+                self.ex,
+                ids,
+            );
         }
+        Ok(loss)
     }
-    if steps == 0 {
-        let heldout = mlp.evaluate(&mut ws, &params, heldout, usize::MAX);
-        curve.push(CurvePoint {
-            step: 0,
-            train: f32::NAN,
-            heldout,
-        });
+
+    fn update(&mut self, step: u32) -> Result<(), crate::LearnError> {
+        self.state
+            .step(self.life, &self.hyper, step, &mut self.params, &self.masks);
+        Ok(())
     }
-    if status == Status::Completed && !curve.last().is_some_and(|p| p.heldout.is_finite()) {
-        status = Status::Diverged { step: steps };
+
+    fn params(self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
+        Ok(self.params)
     }
-    Outcome {
-        params,
-        curve,
-        status,
-    }
+}
+
+/// Runs one organism's lifetime on the fast path.
+pub(crate) fn train(spec: &MlpSpec, loss: Loss, life: &LifetimeSpec, job: Job) -> Outcome {
+    let model = crate::ModelSpec::Mlp(spec.clone());
+    let ex = Examples::of(job.train, &model).expect("the lifetime was checked to hold examples");
+    let learner = MlpLearner {
+        mlp: Mlp::new(spec, loss),
+        life,
+        ws: Workspace::new(spec, life.batch.max(EVAL_ROWS)),
+        state: OptimizerState::new(&job.params),
+        params: job.params,
+        masks: job.masks,
+        hyper: job.hyper,
+        train: job.train,
+        ex,
+    };
+    crate::lifetime::live(learner, life, job.hyper.steps, job.heldout, &job.indices)
+        .expect("the fast path does not fail")
 }
 
 /// Rows per chunk when scoring held-out data.
@@ -627,6 +645,7 @@ pub(crate) fn step_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Status;
     use crate::bench::parse_model;
     use crate::spec::{Embedding, ModelSpec};
     use crate::{OptimizerSpec, Path, Schedule, train_population};

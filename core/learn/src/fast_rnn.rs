@@ -9,10 +9,10 @@
 
 use lineage_env::{Batch, IGNORE};
 
-use crate::fast::{View, activate, activate_backward, matmul, step_all};
+use crate::fast::{OptimizerState, View, activate, activate_backward, matmul};
 use crate::optim::Hyper;
 use crate::spec::{RnnSpec, SequenceInput};
-use crate::{CurvePoint, Job, LifetimeSpec, Outcome, Status};
+use crate::{Job, LifetimeSpec, Outcome};
 
 /// Parameter positions (see `ModelSpec::params`).
 struct Layout {
@@ -357,92 +357,63 @@ fn column_sums(rows: &[f32], width: usize, out: &mut [f32]) {
     }
 }
 
+/// One organism's RNN lifetime on the fast path.
+struct RnnLearner<'a> {
+    rnn: Rnn<'a>,
+    life: &'a LifetimeSpec,
+    ws: Workspace,
+    params: Vec<Vec<f32>>,
+    masks: Vec<Option<Vec<f32>>>,
+    hyper: Hyper,
+    train: &'a Batch,
+    state: OptimizerState,
+}
+
+impl crate::lifetime::Learner for RnnLearner<'_> {
+    fn evaluate(&mut self, batch: &Batch, limit: usize) -> Result<f32, crate::LearnError> {
+        Ok(self.rnn.evaluate(&mut self.ws, &self.params, batch, limit))
+    }
+
+    fn loss_and_grads(&mut self, ids: &[u32]) -> Result<f32, crate::LearnError> {
+        self.rnn.load(&mut self.ws, self.train, ids);
+        let loss = self
+            .rnn
+            .forward(&mut self.ws, &self.params, ids.len(), true);
+        if loss.is_finite() {
+            self.rnn
+                .backward(&mut self.ws, &self.params, &mut self.state.grads, ids.len());
+        }
+        Ok(loss)
+    }
+
+    fn update(&mut self, step: u32) -> Result<(), crate::LearnError> {
+        self.state
+            .step(self.life, &self.hyper, step, &mut self.params, &self.masks);
+        Ok(())
+    }
+
+    fn params(self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
+        Ok(self.params)
+    }
+}
+
 /// Runs one organism's lifetime on the fast RNN path.
 pub(crate) fn train(spec: &RnnSpec, life: &LifetimeSpec, job: Job) -> Outcome {
-    let rnn = Rnn {
-        spec,
-        layout: Layout::of(spec),
+    let learner = RnnLearner {
+        rnn: Rnn {
+            spec,
+            layout: Layout::of(spec),
+        },
+        life,
+        ws: Workspace::new(spec, life.batch.max(EVAL_ROWS), steps_of(job.train)),
+        state: OptimizerState::new(&job.params),
+        params: job.params,
+        masks: job.masks,
+        hyper: job.hyper,
+        train: job.train,
     };
-    let Job {
-        mut params,
-        masks,
-        hyper,
-        train,
-        heldout,
-        indices,
-    } = job;
-    let steps_t = steps_of(train);
-    let mut ws = Workspace::new(spec, life.batch.max(EVAL_ROWS), steps_t);
-    let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-    let (mut m, mut v) = (grads.clone(), grads.clone());
-    let mut curve = Vec::new();
-    let mut status = Status::Completed;
-    let Hyper { steps, .. } = hyper;
-    let mut since = (0.0f64, 0u32);
-    for (step, ids) in indices
-        .chunks_exact(life.batch)
-        .take(steps as usize)
-        .enumerate()
-    {
-        let step = step as u32;
-        let birth =
-            (step == 0).then(|| rnn.evaluate(&mut ws, &params, heldout, life.curve_heldout));
-        rnn.load(&mut ws, train, ids);
-        let loss = rnn.forward(&mut ws, &params, ids.len(), true);
-        if !loss.is_finite() {
-            status = Status::Diverged { step };
-            break;
-        }
-        if let Some(heldout) = birth {
-            curve.push(CurvePoint {
-                step: 0,
-                train: loss,
-                heldout,
-            });
-        }
-        since = (since.0 + f64::from(loss), since.1 + 1);
-        rnn.backward(&mut ws, &params, &mut grads, ids.len());
-        step_all(
-            life,
-            &hyper,
-            step,
-            &mut params,
-            &mut grads,
-            &mut m,
-            &mut v,
-            &masks,
-        );
-        let done = step + 1;
-        if done == steps || (life.eval_every > 0 && done.is_multiple_of(life.eval_every)) {
-            let limit = if done == steps {
-                usize::MAX
-            } else {
-                life.curve_heldout
-            };
-            curve.push(CurvePoint {
-                step: done,
-                train: (since.0 / f64::from(since.1)) as f32,
-                heldout: rnn.evaluate(&mut ws, &params, heldout, limit),
-            });
-            since = (0.0, 0);
-        }
-    }
-    if steps == 0 {
-        let heldout = rnn.evaluate(&mut ws, &params, heldout, usize::MAX);
-        curve.push(CurvePoint {
-            step: 0,
-            train: f32::NAN,
-            heldout,
-        });
-    }
-    if status == Status::Completed && !curve.last().is_some_and(|p| p.heldout.is_finite()) {
-        status = Status::Diverged { step: steps };
-    }
-    Outcome {
-        params,
-        curve,
-        status,
-    }
+    crate::lifetime::live(learner, life, job.hyper.steps, job.heldout, &job.indices)
+        .expect("the fast path does not fail")
 }
 
 /// Sequences per chunk when scoring held-out data.
@@ -451,6 +422,7 @@ const EVAL_ROWS: usize = 128;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Status;
     use crate::spec::{Activation, ModelSpec};
     use crate::{Method, OptimizerSpec, Path, Schedule, train_population};
     use lineage_env::Task;

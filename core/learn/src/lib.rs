@@ -26,6 +26,7 @@ mod fast_rnn;
 pub mod general;
 #[cfg(target_arch = "x86_64")]
 mod kernel;
+mod lifetime;
 pub mod optim;
 pub mod spec;
 

@@ -61,6 +61,25 @@ pub fn to_tensors(cfg: &LifetimeConfig, values: &[Vec<f32>]) -> BTreeMap<String,
         .collect()
 }
 
+/// Named 0/1 CPU tensors of the masked parameters.
+pub fn masks_to_tensors(
+    cfg: &LifetimeConfig,
+    masks: &[Option<Vec<f32>>],
+) -> BTreeMap<String, Tensor> {
+    cfg.model
+        .params()
+        .iter()
+        .zip(masks)
+        .filter_map(|(p, m)| {
+            let t = Tensor::from_slice(m.as_ref()?, p.shape.as_slice(), &Device::Cpu);
+            Some((
+                p.name.clone(),
+                t.expect("masks have their parameter's shape"),
+            ))
+        })
+        .collect()
+}
+
 /// Flat values in parameter order from named tensors (`None` where a name
 /// is missing).
 pub fn from_tensors(
@@ -113,19 +132,7 @@ pub fn develop_newborns(
     for ((entity, lineage, _, _, _), birth) in todo.into_iter().zip(developed) {
         match birth {
             Ok((weights, masks)) => {
-                let masks: BTreeMap<String, Tensor> = cfg
-                    .model
-                    .params()
-                    .iter()
-                    .zip(&masks)
-                    .filter_map(|(p, m)| {
-                        let m = m.as_ref()?;
-                        Some((
-                            p.name.clone(),
-                            Tensor::from_slice(m, p.shape.as_slice(), &Device::Cpu).ok()?,
-                        ))
-                    })
-                    .collect();
+                let masks = masks_to_tensors(cfg, &masks);
                 commands.entity(entity).remove::<Inherited>().insert((
                     Weights {
                         birth: to_tensors(cfg, &weights),

@@ -24,7 +24,7 @@ pub use transformer::Transformer;
 use crate::data::Examples;
 use crate::optim::{Method, clip_scale};
 use crate::spec::{Loss, ModelSpec};
-use crate::{CurvePoint, Job, LearnError, LifetimeSpec, Outcome, Status};
+use crate::{Job, LearnError, LifetimeSpec, Outcome};
 
 /// What a model reads for a set of examples.
 #[derive(Clone, Debug)]
@@ -267,77 +267,74 @@ pub(crate) fn train(
     }
     let net = Network::new(model, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     let ex = Examples::of(job.train, model).expect("the lifetime was checked to hold examples");
-    let steps = job.hyper.steps;
-    let mut curve = Vec::new();
-    let mut status = Status::Completed;
-    let mut since = (0.0f64, 0u32);
-    for (step, ids) in job
-        .indices
-        .chunks_exact(life.batch)
-        .take(steps as usize)
-        .enumerate()
-    {
-        let step = step as u32;
-        let (input, target) = gather(job.train, ex, ids, device)?;
-        let l = loss(loss_kind, &net.forward(&input)?, &target)?;
+    let learner = CandleLearner {
+        net,
+        model,
+        loss_kind,
+        life,
+        device,
+        hyper: job.hyper,
+        train: job.train,
+        ex,
+        state,
+        grads: None,
+    };
+    crate::lifetime::live(learner, life, job.hyper.steps, job.heldout, &job.indices)
+}
+
+/// One organism's lifetime on candle.
+struct CandleLearner<'a> {
+    net: Network,
+    model: &'a ModelSpec,
+    loss_kind: Loss,
+    life: &'a LifetimeSpec,
+    device: &'a Device,
+    hyper: crate::Hyper,
+    train: &'a Batch,
+    ex: Examples,
+    state: Vars,
+    grads: Option<candle_core::backprop::GradStore>,
+}
+
+impl crate::lifetime::Learner for CandleLearner<'_> {
+    fn evaluate(&mut self, batch: &Batch, limit: usize) -> Result<f32, LearnError> {
+        Ok(evaluate(
+            &self.net,
+            self.model,
+            self.loss_kind,
+            batch,
+            limit,
+            self.device,
+        )?)
+    }
+
+    fn loss_and_grads(&mut self, ids: &[u32]) -> Result<f32, LearnError> {
+        let (input, target) = gather(self.train, self.ex, ids, self.device)?;
+        let l = loss(self.loss_kind, &self.net.forward(&input)?, &target)?;
         let value = l.to_scalar::<f32>()?;
-        if !value.is_finite() {
-            status = Status::Diverged { step };
-            break;
-        }
-        if step == 0 {
-            let heldout = evaluate(
-                &net,
-                model,
-                loss_kind,
-                job.heldout,
-                life.curve_heldout,
-                device,
-            )?;
-            curve.push(CurvePoint {
-                step: 0,
-                train: value,
-                heldout,
-            });
-        }
-        since = (since.0 + f64::from(value), since.1 + 1);
-        let grads = l.backward()?;
-        update(life, &job.hyper, step, &mut state, &grads)?;
-        let done = step + 1;
-        if done == steps || (life.eval_every > 0 && done.is_multiple_of(life.eval_every)) {
-            let limit = if done == steps {
-                usize::MAX
-            } else {
-                life.curve_heldout
-            };
-            curve.push(CurvePoint {
-                step: done,
-                train: (since.0 / f64::from(since.1)) as f32,
-                heldout: evaluate(&net, model, loss_kind, job.heldout, limit, device)?,
-            });
-            since = (0.0, 0);
-        }
+        self.grads = if value.is_finite() {
+            Some(l.backward()?)
+        } else {
+            None
+        };
+        Ok(value)
     }
-    if steps == 0 {
-        curve.push(CurvePoint {
-            step: 0,
-            train: f32::NAN,
-            heldout: evaluate(&net, model, loss_kind, job.heldout, usize::MAX, device)?,
-        });
+
+    fn update(&mut self, step: u32) -> Result<(), LearnError> {
+        if let Some(grads) = self.grads.take() {
+            update(self.life, &self.hyper, step, &mut self.state, &grads)?;
+        }
+        Ok(())
     }
-    if status == Status::Completed && !curve.last().is_some_and(|p| p.heldout.is_finite()) {
-        status = Status::Diverged { step: steps };
+
+    fn params(self) -> Result<Vec<Vec<f32>>, LearnError> {
+        Ok(self
+            .state
+            .vars
+            .iter()
+            .map(|v| v.as_tensor().flatten_all()?.to_vec1::<f32>())
+            .collect::<candle_core::Result<_>>()?)
     }
-    let params = state
-        .vars
-        .iter()
-        .map(|v| v.as_tensor().flatten_all()?.to_vec1::<f32>())
-        .collect::<candle_core::Result<_>>()?;
-    Ok(Outcome {
-        params,
-        curve,
-        status,
-    })
 }
 
 /// Mean loss over (up to `limit` examples of) `batch`, in chunks.
@@ -452,6 +449,7 @@ mod tests {
     use rand_xoshiro::Xoshiro256PlusPlus;
 
     use super::*;
+    use crate::Status;
     use crate::data::minibatch_indices;
     use crate::optim::{Hyper, Method, OptimizerSpec};
     use crate::spec::{Activation, GruSpec, RnnSpec, Role, SequenceInput, TransformerSpec};
