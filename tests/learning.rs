@@ -59,7 +59,7 @@ fn learning_runs_are_identical_across_thread_counts() {
     let text = scenario("darwinian", "");
     let one = run(dir.path(), "one", &text, &["--threads", "1"]);
     let two = run(dir.path(), "two", &text, &["--threads", "2"]);
-    for table in ["generations.csv", "organisms.csv"] {
+    for table in ["generations.csv", "organisms.csv", "curves.csv"] {
         assert_eq!(
             read(&one.join(table)),
             read(&two.join(table)),
@@ -87,7 +87,7 @@ fn resume_is_exact_under_every_inheritance_mode() {
         let whole = run(dir.path(), "whole", &text, &[]);
         let part = run(dir.path(), "part", &text, &["--generations", "2"]);
         lineage_ok(&["resume", s(&part), "--generations", "4", "--quiet"]);
-        for table in ["generations.csv", "organisms.csv"] {
+        for table in ["generations.csv", "organisms.csv", "curves.csv"] {
             assert_eq!(
                 read(&whole.join(table)),
                 read(&part.join(table)),

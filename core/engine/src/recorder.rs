@@ -24,6 +24,8 @@ pub mod files {
     pub const ORGANISMS: &str = "organisms.csv";
     /// Wall time of each system set per generation.
     pub const TIMINGS: &str = "timings.csv";
+    /// Learning curves (with `[lifetime]` and `record.organisms`).
+    pub const CURVES: &str = "curves.csv";
 }
 
 /// An append-only CSV file that knows its length.
@@ -107,6 +109,9 @@ pub struct TableLengths {
     pub organisms: u64,
     /// `timings.csv`.
     pub timings: u64,
+    /// `curves.csv` (0 when not recorded).
+    #[serde(default)]
+    pub curves: u64,
 }
 
 /// Writes the run's tables.
@@ -115,6 +120,7 @@ pub struct Recorder {
     generations: Table,
     organisms: Option<Table>,
     timings: Table,
+    curves: Option<Table>,
 }
 
 impl Recorder {
@@ -147,6 +153,14 @@ impl Recorder {
         } else {
             None
         };
+        let curves = if organisms.is_some() && lifetimes {
+            Some(Table::create(
+                dir.join(files::CURVES),
+                "id,generation,step,train_loss,heldout_loss",
+            )?)
+        } else {
+            None
+        };
         let mut header = String::from("generation");
         for set in LineageSystems::ALL {
             header.push_str(&format!(",{}_ms", set.name()));
@@ -157,6 +171,7 @@ impl Recorder {
             generations,
             organisms,
             timings,
+            curves,
         })
     }
 
@@ -177,6 +192,11 @@ impl Recorder {
                 None
             },
             timings: Table::reopen(dir.join(files::TIMINGS), lengths.timings)?,
+            curves: if organisms && dir.join(files::CURVES).exists() {
+                Some(Table::reopen(dir.join(files::CURVES), lengths.curves)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -188,6 +208,20 @@ impl Recorder {
     /// Appends rows to `organisms.csv`, if it is recorded.
     pub fn organism_rows(&mut self, rows: &str) -> Result<(), EngineError> {
         match &mut self.organisms {
+            Some(t) => {
+                t.writer
+                    .write_all(rows.as_bytes())
+                    .map_err(EngineError::io("cannot write", &t.path))?;
+                t.len += rows.len() as u64;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Appends rows to `curves.csv`, if it is recorded.
+    pub fn curve_rows(&mut self, rows: &str) -> Result<(), EngineError> {
+        match &mut self.curves {
             Some(t) => {
                 t.writer
                     .write_all(rows.as_bytes())
@@ -216,10 +250,14 @@ impl Recorder {
         if let Some(t) = &mut self.organisms {
             t.flush()?;
         }
+        if let Some(t) = &mut self.curves {
+            t.flush()?;
+        }
         Ok(TableLengths {
             generations: self.generations.len,
             organisms: self.organisms.as_ref().map_or(0, |t| t.len),
             timings: self.timings.len,
+            curves: self.curves.as_ref().map_or(0, |t| t.len),
         })
     }
 }

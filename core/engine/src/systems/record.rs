@@ -100,6 +100,7 @@ pub fn write_organism_rows(
         .collect();
     fresh.sort_by_key(|(lineage, _, _, _)| lineage.id);
     let mut rows = String::with_capacity(fresh.len() * 64);
+    let mut curves = String::new();
     let parent = |p: Option<u64>| p.map_or(String::new(), |id| id.to_string());
     for (lineage, genome, fitness, curve) in fresh {
         let _ = write!(
@@ -131,10 +132,20 @@ pub fn write_organism_rows(
                 None => (String::new(), f32::NAN, f32::NAN),
             };
             let _ = write!(rows, ",{status},{birth},{last}");
+            for p in curve.map_or(&[][..], |c| c.points.as_slice()) {
+                let _ = writeln!(
+                    curves,
+                    "{},{},{},{},{}",
+                    lineage.id, generation.0, p.step, p.train, p.heldout
+                );
+            }
         }
         let _ = writeln!(rows, ",{}", genome.0.summary());
     }
-    if let Err(e) = recorder.organism_rows(&rows) {
+    if let Err(e) = recorder
+        .organism_rows(&rows)
+        .and_then(|()| recorder.curve_rows(&curves))
+    {
         failure.0 = Some(e);
     }
 }
