@@ -359,3 +359,48 @@ fn validate_with(text: &str) -> String {
     let out = lineage(&["validate", s(&file)]);
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+#[test]
+fn weights_genes_are_the_birth_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    // MLP 5 -> 4 -> 3 with biases: 20 + 4 + 12 + 3 = 39 parameters.
+    let text = scenario("darwinian", "")
+        .replace(
+            "{ name = \"gain\", min = 0.5, max = 2.0 },",
+            "{ name = \"weights\", count = 39, min = -0.5, max = 0.5 },",
+        )
+        .replace("hidden = [12]", "hidden = [4]");
+    let out = run(dir.path(), "genes", &text, &[]);
+    let export = dir.path().join("export");
+    lineage_ok(&["export", s(&out), "--organism", "24", "--out", s(&export)]);
+    let birth = tensors(&export.join("birth.safetensors"));
+    let (_, w0) = birth.iter().find(|(n, _)| n == "layers.0.weight").unwrap();
+    // The checkpoint's genes: column 0 is `lr`, then the 39 weights in
+    // parameter order.
+    let state = read(&out.join("checkpoints/gen-000004/population.safetensors"));
+    let n = u64::from_le_bytes(state[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&state[8..8 + n]).unwrap();
+    let reals = &header["reals"];
+    let ids = &header["ids"];
+    let body = &state[8 + n..];
+    let off = |t: &serde_json::Value| {
+        let o = t["data_offsets"].as_array().unwrap();
+        (
+            o[0].as_u64().unwrap() as usize,
+            o[1].as_u64().unwrap() as usize,
+        )
+    };
+    let (ia, ib) = off(ids);
+    let row = body[ia..ib]
+        .chunks_exact(8)
+        .position(|c| u64::from_le_bytes(c.try_into().unwrap()) == 24)
+        .expect("organism 24 is in the last checkpoint");
+    let (ra, _) = off(reals);
+    let genes: Vec<f64> = body[ra + row * 40 * 8..ra + (row + 1) * 40 * 8]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    for (k, &w) in w0.iter().enumerate() {
+        assert_eq!(w, genes[1 + k] as f32, "weight {k}");
+    }
+}
