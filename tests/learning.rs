@@ -404,3 +404,52 @@ fn weights_genes_are_the_birth_weights() {
         assert_eq!(w, genes[1 + k] as f32, "weight {k}");
     }
 }
+
+#[test]
+fn every_model_learns_text_end_to_end_from_a_scenario() {
+    let corpus = common::root().join("scenarios/data/shakespeare.txt");
+    for model in [
+        "kind = \"mlp\", embedding = 8, context = 8, hidden = [32], activation = \"gelu\", bias = false",
+        "kind = \"rnn\", hidden = 16, alpha = 0.5, activation = \"tanh\", bias = true",
+        "kind = \"gru\", hidden = 16",
+        "kind = \"transformer\", d_model = 16, heads = 2, layers = 1",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"
+name = "text"
+seed = 2
+generations = 1
+population = 2
+[genome]
+genes = [{{ name = "lr", min = 0.005, max = 0.01, log = true }}]
+[fitness]
+function = "improvement"
+[lifetime]
+budget = 800
+steps = 30
+batch = 8
+eval_every = 10
+curve_heldout = 40
+optimizer = {{ method = "adam" }}
+environment = {{ kind = "text", path = "{}", context = 16, heldout = 60 }}
+model = {{ {model} }}
+"#,
+            corpus.display()
+        );
+        let out = run(dir.path(), "text", &text, &[]);
+        let rows = String::from_utf8(read(&out.join("organisms.csv"))).unwrap();
+        for row in rows.lines().skip(1) {
+            let cols: Vec<&str> = row.split(',').collect();
+            let improvement: f64 = cols[5].parse().unwrap();
+            assert_eq!(cols[6], "completed", "{model}: {row}");
+            assert!(
+                improvement > 0.2,
+                "{model}: learning lowers held-out loss: {row}"
+            );
+        }
+        let curves = String::from_utf8(read(&out.join("curves.csv"))).unwrap();
+        // Birth, steps 10, 20 and 30, for each of 2 organisms.
+        assert_eq!(curves.lines().count(), 1 + 2 * 4, "{model}: {curves}");
+    }
+}
