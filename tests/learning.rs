@@ -247,6 +247,25 @@ fn bad_lifetimes_are_rejected_with_the_field_named() {
             "rank 9 does not fit `layers.0.weight`, a 12x5 matrix",
         ],
     );
+    // An alignment direction of the wrong length, and one without a rank.
+    rejected(
+        (
+            "[lifetime]",
+            "[lifetime]\ndevelop = { matrix = [{ name = \"layers.0.weight\", rank = 1, align = [1.0, 0.0] }] }",
+        ),
+        &[
+            "lifetime.develop.matrix[0].align",
+            "reads 5 inputs",
+            "needs 5 finite values",
+        ],
+    );
+    rejected(
+        (
+            "[lifetime]",
+            "[lifetime]\ndevelop = { matrix = [{ name = \"layers.0.weight\", align = [1.0, 0.0, 0.0, 0.0, 1.0] }] }",
+        ),
+        &["lifetime.develop.matrix[0].align", "give `rank` too"],
+    );
     // A model context longer than the environment's windows.
     let corpus = common::root().join("scenarios/data/shakespeare.txt");
     let text = scenario("darwinian", "")
@@ -451,5 +470,29 @@ model = {{ {model} }}
         let curves = String::from_utf8(read(&out.join("curves.csv"))).unwrap();
         // Birth, steps 10, 20 and 30, for each of 2 organisms.
         assert_eq!(curves.lines().count(), 1 + 2 * 4, "{model}: {curves}");
+    }
+}
+
+#[test]
+fn an_aligned_rank_one_matrix_reads_its_input_along_the_direction() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(
+        "darwinian",
+        "develop = { matrix = [{ name = \"layers.0.weight\", rank = 1, align = [1.0, 2.0, 0.0, -1.0, 0.5] }] }",
+    );
+    let out = run(dir.path(), "aligned", &text, &[]);
+    let export = dir.path().join("export");
+    lineage_ok(&["export", s(&out), "--organism", "24", "--out", s(&export)]);
+    let birth = tensors(&export.join("birth.safetensors"));
+    let (_, w) = birth.iter().find(|(n, _)| n == "layers.0.weight").unwrap();
+    let d = [1.0f32, 2.0, 0.0, -1.0, 0.5];
+    let nd = d.iter().map(|x| x * x).sum::<f32>().sqrt();
+    for row in w.chunks(5) {
+        let nr = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cos = row.iter().zip(&d).map(|(x, y)| x * y).sum::<f32>() / (nr * nd);
+        assert!(
+            cos.abs() > 0.9999,
+            "row {row:?} is not along the direction ({cos})"
+        );
     }
 }

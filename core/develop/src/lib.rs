@@ -83,6 +83,18 @@ pub enum DevelopError {
         /// Columns.
         cols: usize,
     },
+    /// An alignment direction of the wrong length, or zero.
+    #[error(
+        "an alignment direction for a {rows}x{cols} matrix needs {cols} values, not all zero; found {found}"
+    )]
+    Direction {
+        /// Values given.
+        found: usize,
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
     /// A spectral measure of a matrix that is not square.
     #[error("a {rows}x{cols} matrix has no eigenvalues: it is not square")]
     NotSquare {
@@ -214,6 +226,83 @@ fn to_dmatrix(m: &Matrix) -> nalgebra::DMatrix<f64> {
     nalgebra::DMatrix::from_row_iterator(m.rows, m.cols, m.data.iter().map(|&x| x as f64))
 }
 
+/// Rank-`rank` truncation as [`truncate_rank`], with the leading right
+/// singular vector replaced by `direction` (so the matrix reads its input
+/// mostly along it) and the next `rank - 1` made orthogonal to it by
+/// Gram-Schmidt; the singular values and left vectors are kept, and the
+/// result is rescaled to the Frobenius norm of `m`. Rank 1 gives
+/// `s_1 u_1 d^T / |d|` at the norm of the draw: the "aligned low-rank"
+/// initialisation of the rich/lazy experiment.
+pub fn truncate_rank_aligned(
+    m: &Matrix,
+    rank: usize,
+    direction: &[f32],
+) -> Result<Matrix, DevelopError> {
+    let max = m.rows.min(m.cols);
+    if rank == 0 || rank > max {
+        return Err(DevelopError::Rank {
+            rank,
+            max,
+            rows: m.rows,
+            cols: m.cols,
+        });
+    }
+    let norm_d = direction
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if direction.len() != m.cols || norm_d == 0.0 || !norm_d.is_finite() {
+        return Err(DevelopError::Direction {
+            found: direction.len(),
+            rows: m.rows,
+            cols: m.cols,
+        });
+    }
+    let svd = to_dmatrix(m).svd(true, true);
+    let (Some(u), Some(v_t)) = (svd.u, svd.v_t) else {
+        unreachable!("both singular vector sets were requested")
+    };
+    let s = &svd.singular_values;
+    let mut basis: Vec<nalgebra::DVector<f64>> = vec![nalgebra::DVector::from_iterator(
+        m.cols,
+        direction.iter().map(|&x| f64::from(x) / norm_d),
+    )];
+    let mut j = 0;
+    while basis.len() < rank && j < v_t.nrows() {
+        let mut v: nalgebra::DVector<f64> = v_t.row(j).transpose();
+        for b in &basis {
+            v -= b * b.dot(&v);
+        }
+        let n = v.norm();
+        if n > 1e-9 {
+            basis.push(v / n);
+        }
+        j += 1;
+    }
+    let mut low = nalgebra::DMatrix::<f64>::zeros(m.rows, m.cols);
+    for (k, v) in basis.iter().enumerate() {
+        low += u.column(k) * v.transpose() * s[k];
+    }
+    let norm = low.norm();
+    let scale = if norm > 0.0 {
+        m.frobenius() as f64 / norm
+    } else {
+        0.0
+    };
+    let mut data = Vec::with_capacity(m.rows * m.cols);
+    for r in 0..m.rows {
+        for c in 0..m.cols {
+            data.push((low[(r, c)] * scale) as f32);
+        }
+    }
+    Ok(Matrix {
+        rows: m.rows,
+        cols: m.cols,
+        data,
+    })
+}
+
 /// Singular values, largest first.
 pub fn singular_values(m: &Matrix) -> Vec<f64> {
     let mut s: Vec<f64> = to_dmatrix(m).singular_values().iter().copied().collect();
@@ -292,6 +381,30 @@ mod tests {
             .map(|&x| (x as f64 - mean).powi(2))
             .sum::<f64>()
             / n
+    }
+
+    #[test]
+    fn aligned_rank_one_reads_along_the_direction_at_the_draws_norm() {
+        let mut rng = <rand_xoshiro::Xoshiro256PlusPlus as rand::SeedableRng>::seed_from_u64(11);
+        let m = draw(InitLaw::Gaussian, 1.25, 12, 8, &mut rng);
+        let d: Vec<f32> = (0..8).map(|i| if i < 4 { 1.0 } else { -0.5 }).collect();
+        for rank in [1, 3] {
+            let a = truncate_rank_aligned(&m, rank, &d).unwrap();
+            assert!((a.frobenius() - m.frobenius()).abs() < 1e-4 * m.frobenius());
+            let s = singular_values(&a);
+            assert!(s[rank] < 1e-4 * s[0], "rank {rank}: {s:?}");
+            if rank == 1 {
+                // Every row is a multiple of d.
+                let nd = d.iter().map(|x| x * x).sum::<f32>().sqrt();
+                for row in a.data.chunks(8) {
+                    let nr = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    let cos = row.iter().zip(&d).map(|(x, y)| x * y).sum::<f32>() / (nr * nd);
+                    assert!(cos.abs() > 0.9999, "{cos}");
+                }
+            }
+        }
+        assert!(truncate_rank_aligned(&m, 1, &d[..7]).is_err());
+        assert!(truncate_rank_aligned(&m, 1, &[0.0; 8]).is_err());
     }
 
     #[test]

@@ -98,7 +98,7 @@ fn fresh(
     let mut birth = Vec::with_capacity(params.len());
     let mut masks = Vec::with_capacity(params.len());
     for (i, p) in params.iter().enumerate() {
-        let Some(rule) = cfg.rules[i] else {
+        let Some(rule) = &cfg.rules[i] else {
             birth.push(fixed(p));
             masks.push(None);
             continue;
@@ -106,7 +106,7 @@ fn fresh(
         let (rows, cols) = shape2(p);
         let gain = rule.gain * gain_gene;
         if let Some(bits) = cfg.connectome.iter().find(|c| c.param == i) {
-            let scale = rule.scale.unwrap_or_else(|| init_std(&rule, gain, cols));
+            let scale = rule.scale.unwrap_or_else(|| init_std(rule, gain, cols));
             let b = genome.bits();
             let mut w = vec![0.0; p.len()];
             let mut mask = vec![0.0; p.len()];
@@ -122,8 +122,12 @@ fn fresh(
         }
         let mut m = lineage_develop::draw(rule.init, gain, rows, cols, rng);
         if let Some(r) = rank_gene.filter(|_| rule.rank.is_some()).or(rule.rank) {
-            m = lineage_develop::truncate_rank(&m, r.min(rows.min(cols)))
-                .map_err(|e| format!("`{}`: {e}", p.name))?;
+            let r = r.min(rows.min(cols));
+            m = match &rule.align {
+                Some(d) => lineage_develop::truncate_rank_aligned(&m, r, d),
+                None => lineage_develop::truncate_rank(&m, r),
+            }
+            .map_err(|e| format!("`{}`: {e}", p.name))?;
         }
         let mask = match density_gene
             .filter(|_| rule.density.is_some())
@@ -196,7 +200,7 @@ fn prune(
     let mut birth = Vec::with_capacity(params.len());
     let mut out_masks = Vec::with_capacity(params.len());
     for (i, p) in params.iter().enumerate() {
-        let Some(rule) = cfg.rules[i] else {
+        let Some(rule) = &cfg.rules[i] else {
             birth.push(fixed(p));
             out_masks.push(None);
             continue;
@@ -213,7 +217,7 @@ fn prune(
                 mask[k] = 0.0;
             }
         }
-        let scale = reset.unwrap_or_else(|| init_std(&rule, rule.gain * gain_gene, shape2(p).1));
+        let scale = reset.unwrap_or_else(|| init_std(rule, rule.gain * gain_gene, shape2(p).1));
         birth.push(
             w.iter()
                 .zip(&mask)

@@ -277,6 +277,7 @@ pub(crate) struct RawDevelop {
     pub rank: Option<usize>,
     pub connectome: Option<bool>,
     pub scale: Option<f32>,
+    pub align: Option<Vec<f32>>,
     #[serde(default)]
     pub matrix: Vec<RawMatrixRule>,
 }
@@ -289,6 +290,7 @@ pub(crate) struct RawRule {
     pub rank: Option<usize>,
     pub connectome: Option<bool>,
     pub scale: Option<f32>,
+    pub align: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,6 +303,7 @@ pub(crate) struct RawMatrixRule {
     pub rank: Option<usize>,
     pub connectome: Option<bool>,
     pub scale: Option<f32>,
+    pub align: Option<Vec<f32>>,
 }
 
 /// A built environment, compared by the configuration it came from.
@@ -348,7 +351,7 @@ pub enum Inheritance {
 }
 
 /// How one weight matrix develops from the genome.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MatrixRule {
     /// Init law.
     pub init: InitLaw,
@@ -362,6 +365,9 @@ pub struct MatrixRule {
     pub connectome: bool,
     /// Magnitude of connectome weights (`None`: the init standard deviation).
     pub scale: Option<f32>,
+    /// Direction the rank-`rank` matrix's leading right singular vector is
+    /// set to (one value per input).
+    pub align: Option<Arc<[f32]>>,
 }
 
 /// Where a connectome matrix's bits sit in the genome: `len` mask bits from
@@ -911,11 +917,12 @@ impl<E> Check<'_, E> {
             rank: raw.rank,
             connectome: raw.connectome,
             scale: raw.scale,
+            align: raw.align.clone(),
         };
         let base = self.rule("develop", &all, None, None)?;
         let mut rules: Vec<Option<MatrixRule>> = params
             .iter()
-            .map(|p| p.role.maskable().then_some(base))
+            .map(|p| p.role.maskable().then(|| base.clone()))
             .collect();
         for (i, m) in raw.matrix.iter().enumerate() {
             let field = format!("develop.matrix[{i}]");
@@ -947,15 +954,23 @@ impl<E> Check<'_, E> {
                 rank: m.rank,
                 connectome: m.connectome,
                 scale: m.scale,
+                align: m.align.clone(),
             };
-            rules[k] = Some(self.rule(&field, &own, Some(base), Some(&params[k]))?);
+            rules[k] = Some(self.rule(&field, &own, Some(base.clone()), Some(&params[k]))?);
         }
-        // The base rule's rank must fit every matrix it applies to.
-        if let Some(r) = base.rank {
-            for (p, rule) in params.iter().zip(&rules) {
-                if rule.is_some_and(|x| x.rank == Some(r)) {
-                    self.rank_fits("develop.rank", r, p)?;
-                }
+        // The base rule's rank and direction must fit every matrix they
+        // apply to.
+        for (p, rule) in params.iter().zip(&rules) {
+            let Some(rule) = rule else { continue };
+            if let Some(r) = base.rank
+                && rule.rank == Some(r)
+            {
+                self.rank_fits("develop.rank", r, p)?;
+            }
+            if let (Some(a), Some(b)) = (&base.align, &rule.align)
+                && Arc::ptr_eq(a, b)
+            {
+                self.align_fits("develop.align", a, p)?;
             }
         }
         Ok(rules)
@@ -975,6 +990,7 @@ impl<E> Check<'_, E> {
             rank: None,
             connectome: false,
             scale: None,
+            align: None,
         });
         let init = match raw.init.as_deref() {
             None => base.init,
@@ -1028,6 +1044,21 @@ impl<E> Check<'_, E> {
                 format!("expected a positive scale, found {s}"),
             );
         }
+        let align: Option<Arc<[f32]>> = match &raw.align {
+            Some(a) => {
+                if let Some(p) = param {
+                    self.align_fits(&format!("{field}.align"), a, p)?;
+                }
+                if rank.is_none() {
+                    return self.err(
+                        &format!("{field}.align"),
+                        "`align` sets the leading direction of a low-rank matrix: give `rank` too",
+                    );
+                }
+                Some(a.as_slice().into())
+            }
+            None => base.align.clone(),
+        };
         let connectome = raw.connectome.unwrap_or(base.connectome);
         if connectome && (density.is_some() || rank.is_some()) {
             return self.err(
@@ -1042,7 +1073,26 @@ impl<E> Check<'_, E> {
             rank,
             connectome,
             scale,
+            align,
         })
+    }
+
+    fn align_fits(&self, field: &str, align: &[f32], p: &ParamInfo) -> Result<(), E> {
+        let cols = p.shape.get(1).copied().unwrap_or(1);
+        if align.len() != cols
+            || align.iter().all(|&x| x == 0.0)
+            || !align.iter().all(|x| x.is_finite())
+        {
+            return Err((self.at)(
+                &format!("lifetime.{field}"),
+                format!(
+                    "`{}` reads {cols} inputs: its alignment direction needs {cols} finite values, not all zero (found {})",
+                    p.name,
+                    align.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn rank_fits(&self, field: &str, rank: usize, p: &ParamInfo) -> Result<(), E> {
@@ -1125,7 +1175,7 @@ fn connectome_bits(params: &[ParamInfo], rules: &[Option<MatrixRule>]) -> Vec<Co
     let chosen: Vec<usize> = rules
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.is_some_and(|r| r.connectome))
+        .filter(|(_, r)| r.as_ref().is_some_and(|r| r.connectome))
         .map(|(i, _)| i)
         .collect();
     let total: usize = chosen.iter().map(|&i| params[i].len()).sum();
