@@ -147,15 +147,7 @@ pub fn draw(law: InitLaw, gain: f32, rows: usize, cols: usize, rng: &mut impl Rn
 /// The best rank-`rank` approximation of `m` (truncated SVD), rescaled to
 /// `m`'s Frobenius norm.
 pub fn truncate_rank(m: &Matrix, rank: usize) -> Result<Matrix, DevelopError> {
-    let max = m.rows.min(m.cols);
-    if rank == 0 || rank > max {
-        return Err(DevelopError::Rank {
-            rank,
-            max,
-            rows: m.rows,
-            cols: m.cols,
-        });
-    }
+    check_rank(m, rank)?;
     let svd = to_dmatrix(m).svd(true, true);
     let (Some(u), Some(v_t)) = (svd.u, svd.v_t) else {
         unreachable!("both singular vector sets were requested")
@@ -166,23 +158,41 @@ pub fn truncate_rank(m: &Matrix, rank: usize) -> Result<Matrix, DevelopError> {
         s[k] = 0.0;
     }
     let low = &u * nalgebra::DMatrix::from_diagonal(&s) * &v_t;
+    Ok(rescaled(&low, m))
+}
+
+fn check_rank(m: &Matrix, rank: usize) -> Result<(), DevelopError> {
+    let max = m.rows.min(m.cols);
+    if rank == 0 || rank > max {
+        return Err(DevelopError::Rank {
+            rank,
+            max,
+            rows: m.rows,
+            cols: m.cols,
+        });
+    }
+    Ok(())
+}
+
+/// `low` as a [`Matrix`] rescaled to the Frobenius norm of `like`.
+fn rescaled(low: &nalgebra::DMatrix<f64>, like: &Matrix) -> Matrix {
     let norm = low.norm();
     let scale = if norm > 0.0 {
-        m.frobenius() as f64 / norm
+        like.frobenius() as f64 / norm
     } else {
         0.0
     };
-    let mut data = Vec::with_capacity(m.rows * m.cols);
-    for r in 0..m.rows {
-        for c in 0..m.cols {
+    let mut data = Vec::with_capacity(like.rows * like.cols);
+    for r in 0..like.rows {
+        for c in 0..like.cols {
             data.push((low[(r, c)] * scale) as f32);
         }
     }
-    Ok(Matrix {
-        rows: m.rows,
-        cols: m.cols,
+    Matrix {
+        rows: like.rows,
+        cols: like.cols,
         data,
-    })
+    }
 }
 
 /// A mask in which each connection is present with probability `density`.
@@ -238,15 +248,7 @@ pub fn truncate_rank_aligned(
     rank: usize,
     direction: &[f32],
 ) -> Result<Matrix, DevelopError> {
-    let max = m.rows.min(m.cols);
-    if rank == 0 || rank > max {
-        return Err(DevelopError::Rank {
-            rank,
-            max,
-            rows: m.rows,
-            cols: m.cols,
-        });
-    }
+    check_rank(m, rank)?;
     let norm_d = direction
         .iter()
         .map(|&x| f64::from(x) * f64::from(x))
@@ -284,23 +286,7 @@ pub fn truncate_rank_aligned(
     for (k, v) in basis.iter().enumerate() {
         low += u.column(k) * v.transpose() * s[k];
     }
-    let norm = low.norm();
-    let scale = if norm > 0.0 {
-        m.frobenius() as f64 / norm
-    } else {
-        0.0
-    };
-    let mut data = Vec::with_capacity(m.rows * m.cols);
-    for r in 0..m.rows {
-        for c in 0..m.cols {
-            data.push((low[(r, c)] * scale) as f32);
-        }
-    }
-    Ok(Matrix {
-        rows: m.rows,
-        cols: m.cols,
-        data,
-    })
+    Ok(rescaled(&low, m))
 }
 
 /// Singular values, largest first.
