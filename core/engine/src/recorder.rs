@@ -78,6 +78,15 @@ impl Table {
         })
     }
 
+    /// Appends `rows`, each already ending in a newline.
+    fn append(&mut self, rows: &str) -> Result<(), EngineError> {
+        self.writer
+            .write_all(rows.as_bytes())
+            .map_err(EngineError::io("cannot write", &self.path))?;
+        self.len += rows.len() as u64;
+        Ok(())
+    }
+
     fn row(&mut self, line: &str) -> Result<(), EngineError> {
         self.writer
             .write_all(line.as_bytes())
@@ -208,13 +217,7 @@ impl Recorder {
     /// Appends rows to `organisms.csv`, if it is recorded.
     pub fn organism_rows(&mut self, rows: &str) -> Result<(), EngineError> {
         match &mut self.organisms {
-            Some(t) => {
-                t.writer
-                    .write_all(rows.as_bytes())
-                    .map_err(EngineError::io("cannot write", &t.path))?;
-                t.len += rows.len() as u64;
-                Ok(())
-            }
+            Some(t) => t.append(rows),
             None => Ok(()),
         }
     }
@@ -222,13 +225,7 @@ impl Recorder {
     /// Appends rows to `curves.csv`, if it is recorded.
     pub fn curve_rows(&mut self, rows: &str) -> Result<(), EngineError> {
         match &mut self.curves {
-            Some(t) => {
-                t.writer
-                    .write_all(rows.as_bytes())
-                    .map_err(EngineError::io("cannot write", &t.path))?;
-                t.len += rows.len() as u64;
-                Ok(())
-            }
+            Some(t) => t.append(rows),
             None => Ok(()),
         }
     }
