@@ -1,0 +1,411 @@
+/*
+ * lineage_plugin.h - the C ABI of Lineage plugins, version 1.
+ *
+ * A plugin is a shared library that exports one symbol,
+ * LINEAGE_PLUGIN_ENTRY ("lineage_plugin_entry"), returning a descriptor
+ * (LnPlugin) of the fitness functions and evaluation suites it offers. This
+ * header mirrors plugins/sdk/src/abi.rs, the authoritative definition, item
+ * for item; a test of the SDK compiles a C program against it and compares
+ * every size, field offset and constant with the Rust side. Change one,
+ * change the other, and bump LINEAGE_PLUGIN_ABI_VERSION when the layout or
+ * the meaning of anything here changes.
+ *
+ * Only fixed-width integers, size_t, float/double, raw pointers,
+ * NUL-terminated UTF-8 strings and C function pointers cross the boundary.
+ *
+ * The contract
+ * ------------
+ * Loading. The host calls lineage_plugin_entry() and reads abi_version
+ *   first; when it differs from its own it refuses the library and reads
+ *   nothing else. The descriptor and everything it points to must stay valid
+ *   and unchanged for as long as the library is loaded: the host never
+ *   unloads it.
+ *
+ * Instances. create() makes an instance of one offering (an index into
+ *   offerings) from the scenario's [plugins.NAME.config]. The LnConfig and
+ *   all its strings are valid only during create(): copy what you keep.
+ *   destroy() frees an instance when the run ends (it may be NULL when
+ *   instances own nothing); it is not called after a failed create(). The
+ *   host creates every instance before generation 0, one at a time. Config
+ *   values are TOML literals as the host writes them: strings in basic
+ *   quotes ("text"), numbers, true/false, inline arrays.
+ *
+ * Threading. evaluate() is called once per generation per instance, never
+ *   concurrently for one instance, but possibly from different threads
+ *   across calls. The host services in LnCall.host may be called from any
+ *   thread during an evaluate() call (the plugin may use threads of its own).
+ *
+ * Ownership and lifetimes. The host owns every buffer that crosses the
+ *   boundary. Every pointer a host service hands out (genomes, tensors,
+ *   curves, data) stays valid until the evaluate() call it was obtained in
+ *   returns; never keep one beyond it.
+ *
+ * Batches. LnCall.n_organisms equals LnScores.n_organisms; organisms are
+ *   addressed by their index in the batch, ids ascending. An organism whose
+ *   lifetime diverged is invalid and is never in a batch. Without a
+ *   [lifetime], curve() succeeds with status LN_LIFE_NONE and no points,
+ *   while weights(), heldout() and run() fail. A curve's first point is
+ *   birth (step 0), its last the end of the lifetime.
+ *
+ * Scores. LnScores.values holds n_organisms x n_metrics doubles, row-major
+ *   (organism, then metric in the offering's order), prefilled with NaN. The
+ *   plugin writes every value and sets LnScores.written to how many it wrote
+ *   (all of them: n_organisms * n_metrics). The host checks the count, and
+ *   treats a value left NaN, or set to NaN or +-infinity, as an error that it
+ *   reports with the plugin's name and the organism.
+ *
+ * Errors. A call that fails returns LN_ERROR after writing a NUL-terminated
+ *   UTF-8 message into the host-owned LnError.message, at most
+ *   LnError.capacity bytes including the NUL (snprintf does this). Host
+ *   services fail the same way: they return LN_ERROR and write why into
+ *   their error argument, which may be NULL.
+ *
+ * Evolution. LnHost and LnCall carry no size field: adding a service or a
+ *   field is a new ABI version, and the host refuses plugins built against
+ *   another one with both numbers in its message.
+ */
+#ifndef LINEAGE_PLUGIN_H
+#define LINEAGE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The ABI version this header speaks: the value of LnPlugin.abi_version. */
+#define LINEAGE_PLUGIN_ABI_VERSION 1
+
+/* The symbol every plugin library exports. */
+#define LINEAGE_PLUGIN_ENTRY "lineage_plugin_entry"
+
+/* Marks the entry symbol as exported from the shared library (also when the
+ * library is built with -fvisibility=hidden). Define it before including this
+ * header to override. */
+#ifndef LINEAGE_PLUGIN_EXPORT
+#if defined(_WIN32) || defined(__CYGWIN__)
+#define LINEAGE_PLUGIN_EXPORT __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define LINEAGE_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define LINEAGE_PLUGIN_EXPORT
+#endif
+#endif
+
+/* ---- Constants ---------------------------------------------------------- */
+
+/* Status of a call: LN_OK or LN_ERROR. */
+typedef int32_t LnStatus;
+/* The call succeeded. */
+#define LN_OK ((LnStatus)0)
+/* The call failed; the error buffer holds why. */
+#define LN_ERROR ((LnStatus)1)
+
+/* LnOffering.kind: an offering that scores organisms for selection. */
+#define LN_FITNESS ((uint32_t)1)
+/* LnOffering.kind: an offering whose metrics are recorded per organism, and
+ * used for selection only when the scenario says so. */
+#define LN_SUITE ((uint32_t)2)
+
+/* LnMetric.direction: larger values of the metric are better. */
+#define LN_MAXIMIZE ((uint32_t)1)
+/* LnMetric.direction: smaller values of the metric are better. */
+#define LN_MINIMIZE ((uint32_t)2)
+
+/* Stage of the weights: at birth (after development, before learning). */
+#define LN_BIRTH ((uint32_t)1)
+/* Stage of the weights: at the end of the lifetime. */
+#define LN_LEARNED ((uint32_t)2)
+
+/* LnCurve.status: the organism did not learn (no [lifetime]). */
+#define LN_LIFE_NONE ((uint32_t)0)
+/* LnCurve.status: every step ran and the final held-out loss is finite. */
+#define LN_LIFE_COMPLETED ((uint32_t)1)
+/* LnCurve.status: the loss became NaN or infinite; learning stopped at
+ * diverged_at. */
+#define LN_LIFE_DIVERGED ((uint32_t)2)
+
+/* LnData.kind: regression data: x [n, inputs], y [n, outputs]. */
+#define LN_DATA_DENSE ((uint32_t)1)
+/* LnData.kind: classification data: x [n, inputs], one label per example. */
+#define LN_DATA_LABELED ((uint32_t)2)
+/* LnData.kind: labelled sequences: x [n, steps, inputs], labels [n, steps]
+ * (LN_IGNORE where a step is not scored). */
+#define LN_DATA_SEQUENCES ((uint32_t)3)
+/* LnData.kind: token windows: tokens [n, len]; a model reads the first
+ * len - 1 tokens of a window and predicts each next one. */
+#define LN_DATA_TOKENS ((uint32_t)4)
+/* A label that is not scored. */
+#define LN_IGNORE ((uint32_t)0xFFFFFFFFu)
+
+/* LnRun.what: run the model and return its outputs. */
+#define LN_RUN_OUTPUTS ((uint32_t)1)
+/* LnRun.what: run the model and return the activations of the layer name. */
+#define LN_RUN_HIDDEN ((uint32_t)2)
+/* LnRun.what: per-example gradients of the outputs (weighted by cotangent)
+ * with respect to the weight matrix name. */
+#define LN_RUN_GRADIENT ((uint32_t)3)
+
+/* Largest tensor rank an LnTensor describes. */
+#define LN_MAX_RANK ((size_t)4)
+
+/* ---- Types -------------------------------------------------------------- */
+
+typedef struct LnPlugin LnPlugin;
+typedef struct LnOffering LnOffering;
+typedef struct LnMetric LnMetric;
+typedef struct LnConfig LnConfig;
+typedef struct LnConfigEntry LnConfigEntry;
+typedef struct LnError LnError;
+typedef struct LnScores LnScores;
+typedef struct LnCall LnCall;
+typedef struct LnTensor LnTensor;
+typedef struct LnGenome LnGenome;
+typedef struct LnCurvePoint LnCurvePoint;
+typedef struct LnCurve LnCurve;
+typedef struct LnData LnData;
+typedef struct LnRun LnRun;
+typedef struct LnHost LnHost;
+
+/* What a library's entry symbol returns. The host reads abi_version first
+ * and nothing else when it differs from its own. The descriptor and
+ * everything it points to must stay valid and unchanged for as long as the
+ * library is loaded (the host never unloads it). */
+struct LnPlugin {
+    /* LINEAGE_PLUGIN_ABI_VERSION of the header the plugin was built with. */
+    uint32_t abi_version;
+    /* sizeof(LnPlugin) as the plugin saw it. */
+    uint32_t struct_size;
+    /* The plugin's name (short, lower-case). */
+    const char *name;
+    /* The plugin's own version (free text, e.g. "1.2.0"). */
+    const char *version;
+    /* One line on what it offers. */
+    const char *description;
+    /* n_offerings offerings. */
+    const LnOffering *offerings;
+    /* Number of offerings. */
+    size_t n_offerings;
+    /* Creates an instance of offering `offering` (an index) configured by
+     * `config`, stored in *instance. The config and its strings are valid
+     * only during the call. */
+    LnStatus (*create)(size_t offering, const LnConfig *config, void **instance,
+                       LnError *error);
+    /* Scores one batch of organisms: writes scores->values and sets
+     * scores->written. Called once per generation per instance, never
+     * concurrently for one instance, possibly from different threads. */
+    LnStatus (*evaluate)(void *instance, const LnCall *call, LnScores *scores,
+                         LnError *error);
+    /* Frees an instance (may be NULL when instances own nothing). */
+    void (*destroy)(void *instance);
+};
+
+/* A fitness function or an evaluation suite. */
+struct LnOffering {
+    /* Name, unique in the plugin ([a-z0-9_]+). */
+    const char *name;
+    /* LN_FITNESS or LN_SUITE. */
+    uint32_t kind;
+    /* n_metrics metrics, in the order scores are written. */
+    const LnMetric *metrics;
+    /* Number of metrics (at least one). */
+    size_t n_metrics;
+    /* One line on what it measures. */
+    const char *description;
+};
+
+/* One named value an offering writes per organism. */
+struct LnMetric {
+    /* Name ([a-z0-9_]+), the column name in the run's records. */
+    const char *name;
+    /* LN_MAXIMIZE or LN_MINIMIZE. */
+    uint32_t direction;
+};
+
+/* The plugin's configuration from the scenario, [plugins.NAME.config].
+ * Valid only during create(). */
+struct LnConfig {
+    /* The whole table as TOML text. */
+    const char *toml;
+    /* The same table flattened: dotted keys and TOML-literal values
+     * (0.5, "text", true, [1, 2]). */
+    const LnConfigEntry *entries;
+    /* Number of entries. */
+    size_t n_entries;
+};
+
+/* One key = value of a configuration. */
+struct LnConfigEntry {
+    /* Dotted key, e.g. top_k or probe.layer. */
+    const char *key;
+    /* The value as a TOML literal: strings keep their quotes. */
+    const char *value;
+};
+
+/* A host-owned buffer for an error message. */
+struct LnError {
+    /* capacity bytes; write a NUL-terminated UTF-8 message. */
+    char *message;
+    /* Size of the buffer in bytes, the NUL included. */
+    size_t capacity;
+};
+
+/* Where scores go: n_organisms x n_metrics values, row-major (organism, then
+ * metric), prefilled with NaN. */
+struct LnScores {
+    /* The host's buffer. */
+    double *values;
+    /* Organisms in the batch. */
+    size_t n_organisms;
+    /* Metrics per organism. */
+    size_t n_metrics;
+    /* Set by the plugin: how many values it wrote (all of them:
+     * n_organisms * n_metrics). */
+    size_t written;
+};
+
+/* One batch: the organisms to score and the host's services. */
+struct LnCall {
+    /* The generation being evaluated. */
+    uint32_t generation;
+    /* Organisms in the batch. */
+    size_t n_organisms;
+    /* Their ids, ascending. */
+    const uint64_t *ids;
+    /* Services, valid during the call. */
+    const LnHost *host;
+};
+
+/* A host-owned tensor: shape[0..rank), row-major float. */
+struct LnTensor {
+    /* The values (NULL when empty). */
+    const float *data;
+    /* Number of dimensions used in shape. */
+    size_t rank;
+    /* Extents; unused dimensions are 0. */
+    size_t shape[LN_MAX_RANK];
+};
+
+/* An organism's genome. */
+struct LnGenome {
+    /* Bits packed in 64-bit words, bit i in word i / 64 at position i % 64;
+     * bits past n_bits are zero. */
+    const uint64_t *bits;
+    /* Number of bits. */
+    size_t n_bits;
+    /* Real-valued genes. */
+    const double *genes;
+    /* Number of real genes. */
+    size_t n_genes;
+};
+
+/* One point of a learning curve. */
+struct LnCurvePoint {
+    /* Optimiser steps taken. */
+    uint32_t step;
+    /* Mean minibatch loss since the previous point. */
+    float train;
+    /* Held-out loss after step steps. */
+    float heldout;
+};
+
+/* An organism's learning curve. */
+struct LnCurve {
+    /* Points, by step. */
+    const LnCurvePoint *points;
+    /* Number of points. */
+    size_t n_points;
+    /* LN_LIFE_NONE, LN_LIFE_COMPLETED or LN_LIFE_DIVERGED. */
+    uint32_t status;
+    /* The step where the loss diverged (when it did). */
+    uint32_t diverged_at;
+};
+
+/* Held-out data: what an organism's lifetime was scored on. */
+struct LnData {
+    /* LN_DATA_DENSE, LN_DATA_LABELED, LN_DATA_SEQUENCES or LN_DATA_TOKENS. */
+    uint32_t kind;
+    /* Examples (windows for tokens). */
+    size_t n;
+    /* Real inputs (empty for tokens). */
+    LnTensor x;
+    /* Regression targets (dense data only). */
+    LnTensor y;
+    /* Labels: one per example, or [n, steps] for sequences. */
+    const uint32_t *labels;
+    /* Number of labels. */
+    size_t n_labels;
+    /* Token windows [n, len]. */
+    const uint32_t *tokens;
+    /* Tokens per window. */
+    size_t len;
+};
+
+/* A request to run an organism's model on inputs the plugin supplies. */
+struct LnRun {
+    /* LN_RUN_OUTPUTS, LN_RUN_HIDDEN or LN_RUN_GRADIENT. */
+    uint32_t what;
+    /* LN_BIRTH or LN_LEARNED weights. */
+    uint32_t stage;
+    /* The layer (hidden) or weight matrix (gradient); NULL for outputs. */
+    const char *name;
+    /* Examples. */
+    size_t n;
+    /* Values per example: inputs, or steps x inputs, or tokens. */
+    size_t len;
+    /* Real inputs [n, len], or NULL when tokens is given. */
+    const float *x;
+    /* Token inputs [n, len], or NULL when x is given. */
+    const uint32_t *tokens;
+    /* Gradient only: weights of the outputs, the outputs' shape; NULL weighs
+     * every output by one. */
+    const float *cotangent;
+};
+
+/* The host's services, valid during one evaluate() call and callable from
+ * any thread during it. Every pointer they hand out stays valid until that
+ * call returns. `organism` is an index into the batch (0..n_organisms). On
+ * failure they return LN_ERROR and write why into `error` (which may be
+ * NULL). The host sets every function pointer. */
+struct LnHost {
+    /* The host's context, passed back as the first argument of every
+     * service. */
+    const void *ctx;
+    /* The organism's genome. */
+    LnStatus (*genome)(const void *ctx, size_t organism, LnGenome *out, LnError *error);
+    /* Where the genes named `name` start in the real genes, and how many. */
+    LnStatus (*gene)(const void *ctx, const char *name, size_t *offset, size_t *count,
+                     LnError *error);
+    /* The organism's weight `name` at `stage` (LN_BIRTH or LN_LEARNED). */
+    LnStatus (*weights)(const void *ctx, size_t organism, const char *name, uint32_t stage,
+                        LnTensor *out, LnError *error);
+    /* The organism's learning curve. */
+    LnStatus (*curve)(const void *ctx, size_t organism, LnCurve *out, LnError *error);
+    /* The held-out data the organism's lifetime was scored on (the same
+       buffers for every organism when the environment holds one held-out
+       set, as most do). */
+    LnStatus (*heldout)(const void *ctx, size_t organism, LnData *out, LnError *error);
+    /* Runs the organism's model. */
+    LnStatus (*run)(const void *ctx, size_t organism, const LnRun *request, LnTensor *out,
+                    LnError *error);
+};
+
+/* The entry symbol's type. */
+typedef const LnPlugin *(*LnEntry)(void);
+
+/* The entry point every plugin library defines, exported under the name
+ * LINEAGE_PLUGIN_ENTRY:
+ *
+ *     LINEAGE_PLUGIN_EXPORT const LnPlugin *lineage_plugin_entry(void)
+ *     {
+ *         return &my_plugin;   // a static, constant descriptor
+ *     }
+ */
+LINEAGE_PLUGIN_EXPORT const LnPlugin *lineage_plugin_entry(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LINEAGE_PLUGIN_H */
