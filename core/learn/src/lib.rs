@@ -28,6 +28,7 @@ pub mod general;
 mod kernel;
 mod lifetime;
 pub mod optim;
+pub mod probe;
 pub mod spec;
 
 use lineage_env::Batch;

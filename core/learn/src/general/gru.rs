@@ -58,6 +58,16 @@ impl Gru {
 
     /// Outputs `[n, steps, outputs]`: the readout after every step.
     pub fn forward(&self, input: &Input) -> candle_core::Result<Tensor> {
+        let states = self.states(input)?;
+        let (n, steps, h) = states.dims3()?;
+        self.readout
+            .forward(&states.reshape((n * steps, h))?)?
+            .reshape((n, steps, ()))
+    }
+
+    /// The state after every step, `h[1..=steps]`, `[n, steps, hidden]`:
+    /// what [`Gru::forward`] reads out.
+    pub(crate) fn states(&self, input: &Input) -> candle_core::Result<Tensor> {
         let h = self.hidden;
         let inputs = StepInputs::new("GRU", self.input, input, self.w_ih.dtype())?;
         let (n, steps) = (inputs.n, inputs.steps);
@@ -95,10 +105,7 @@ impl Gru {
             };
             states.push(next);
         }
-        let states = Tensor::stack(&states, 1)?;
-        self.readout
-            .forward(&states.reshape((n * steps, h))?)?
-            .reshape((n, steps, ()))
+        Tensor::stack(&states, 1)
     }
 }
 

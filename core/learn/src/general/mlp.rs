@@ -41,6 +41,30 @@ impl Mlp {
 
     /// Outputs `[n, outputs]`.
     pub fn forward(&self, input: &Input) -> candle_core::Result<Tensor> {
+        match self.trace(input, None)?.pop() {
+            Some(y) => Ok(y),
+            None => candle_core::bail!("the MLP has no layers"),
+        }
+    }
+
+    /// What every layer reads, then the outputs, `[n, width]` each:
+    /// `trace[i]` is the input of `layers.{i}` (the input rows, or the
+    /// concatenated token embeddings, then each layer's output after the
+    /// activation) and the last is what [`Mlp::forward`] returns.
+    ///
+    /// With `probe = Some((i, p))`, `p` `[n, widths[i + 1]]` is added to the
+    /// output of `layers.{i}` before its activation: with `p` a zero
+    /// variable, the gradient with respect to `p` is the gradient with
+    /// respect to that pre-activation, every example's in one backward
+    /// pass.
+    pub(crate) fn trace(
+        &self,
+        input: &Input,
+        probe: Option<(usize, &Tensor)>,
+    ) -> candle_core::Result<Vec<Tensor>> {
+        if self.layers.is_empty() {
+            candle_core::bail!("the MLP has no layers");
+        }
         let mut x = match (input, &self.embed) {
             (Input::Dense(x), None) => x.clone(),
             (Input::Context(tokens), Some(table)) => {
@@ -52,13 +76,19 @@ impl Mlp {
             _ => candle_core::bail!("the MLP cannot read this input"),
         };
         let last = self.layers.len() - 1;
+        let mut trace = Vec::with_capacity(self.layers.len() + 1);
         for (i, layer) in self.layers.iter().enumerate() {
+            trace.push(x.clone());
             x = layer.forward(&x)?;
+            if let Some((_, p)) = probe.filter(|&(at, _)| at == i) {
+                x = (x + p)?;
+            }
             if i < last {
                 x = activate(self.activation, &x)?;
             }
         }
-        Ok(x)
+        trace.push(x);
+        Ok(trace)
     }
 }
 

@@ -23,7 +23,7 @@ pub use transformer::Transformer;
 
 use crate::data::Examples;
 use crate::optim::{Method, clip_scale};
-use crate::spec::{Loss, ModelSpec};
+use crate::spec::{Loss, ModelSpec, ParamInfo};
 use crate::{Job, LearnError, LifetimeSpec, Outcome};
 
 /// What a model reads for a set of examples.
@@ -231,6 +231,33 @@ struct Vars {
     v: Vec<Tensor>,
 }
 
+/// An organism's weights `params` (in `layout` order) as candle variables
+/// on `device`, in a `VarMap` under the layout's names (what
+/// [`Network::new`] reads through `VarBuilder::from_varmap`) and in layout
+/// order. Stops at the shorter of `layout` and `params`; a parameter whose
+/// length does not match its shape is an error.
+pub(crate) fn variables(
+    layout: &[ParamInfo],
+    params: &[Vec<f32>],
+    device: &Device,
+) -> candle_core::Result<(VarMap, Vec<Var>)> {
+    let varmap = VarMap::new();
+    let mut vars = Vec::with_capacity(layout.len());
+    {
+        let mut data = varmap
+            .data()
+            .lock()
+            .expect("a fresh VarMap is not poisoned");
+        for (info, values) in layout.iter().zip(params) {
+            let t = Tensor::from_slice(values, info.shape.as_slice(), device)?;
+            let var = Var::from_tensor(&t)?;
+            data.insert(info.name.clone(), var.clone());
+            vars.push(var);
+        }
+    }
+    Ok((varmap, vars))
+}
+
 /// Runs one organism's lifetime on the general path.
 pub(crate) fn train(
     model: &ModelSpec,
@@ -240,30 +267,21 @@ pub(crate) fn train(
     job: Job,
 ) -> Result<Outcome, LearnError> {
     let layout = model.params();
-    let varmap = VarMap::new();
+    let (varmap, vars) = variables(&layout, &job.params, device)?;
     let mut state = Vars {
         vars: Vec::new(),
         masks: Vec::new(),
         m: Vec::new(),
         v: Vec::new(),
     };
-    {
-        let mut data = varmap
-            .data()
-            .lock()
-            .expect("a fresh VarMap is not poisoned");
-        for ((info, values), mask) in layout.iter().zip(&job.params).zip(&job.masks) {
-            let t = Tensor::from_slice(values, info.shape.as_slice(), device)?;
-            let var = Var::from_tensor(&t)?;
-            data.insert(info.name.clone(), var.clone());
-            state.m.push(t.zeros_like()?);
-            state.v.push(t.zeros_like()?);
-            state.masks.push(match mask {
-                Some(m) => Some(Tensor::from_slice(m, info.shape.as_slice(), device)?),
-                None => None,
-            });
-            state.vars.push(var);
-        }
+    for ((info, var), mask) in layout.iter().zip(vars).zip(&job.masks) {
+        state.m.push(var.zeros_like()?);
+        state.v.push(var.zeros_like()?);
+        state.masks.push(match mask {
+            Some(m) => Some(Tensor::from_slice(m, info.shape.as_slice(), device)?),
+            None => None,
+        });
+        state.vars.push(var);
     }
     let net = Network::new(model, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     let ex = Examples::of(job.train, model).expect("the lifetime was checked to hold examples");

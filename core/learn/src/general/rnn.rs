@@ -68,9 +68,19 @@ impl Rnn {
 
     /// Outputs `[n, steps, outputs]`: the readout after every step.
     pub fn forward(&self, input: &Input) -> candle_core::Result<Tensor> {
+        let states = self.states(input)?;
+        let (n, steps, hidden) = states.dims3()?;
+        self.readout
+            .forward(&states.reshape((n * steps, hidden))?)?
+            .reshape((n, steps, ()))
+    }
+
+    /// The state after every step, `h[1..=steps]`, `[n, steps, hidden]`:
+    /// what [`Rnn::forward`] reads out.
+    pub(crate) fn states(&self, input: &Input) -> candle_core::Result<Tensor> {
         let a = self.alpha;
         let inputs = StepInputs::new("RNN", self.input, input, self.w_in.dtype())?;
-        let (n, steps) = (inputs.n, inputs.steps);
+        let steps = inputs.steps;
         let hidden = self.w_rec.dim(0)?;
         let (drive, rec) = if a == 1.0 {
             (
@@ -94,10 +104,7 @@ impl Rnn {
             };
             states.push(activate(self.activation, &pre)?);
         }
-        let states = Tensor::stack(&states, 1)?;
-        self.readout
-            .forward(&states.reshape((n * steps, hidden))?)?
-            .reshape((n, steps, ()))
+        Tensor::stack(&states, 1)
     }
 }
 

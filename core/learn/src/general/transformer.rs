@@ -121,6 +121,23 @@ impl Transformer {
     /// Outputs `[n, steps, outputs]`: the readout at every position, each
     /// seeing only the positions up to it.
     pub fn forward(&self, input: &Input) -> candle_core::Result<Tensor> {
+        let (n, steps, stream) = self.residuals(input)?;
+        let Some(x) = stream.last() else {
+            candle_core::bail!("the transformer's residual stream is empty");
+        };
+        self.head
+            .forward(&self.ln_f.forward(x)?)?
+            .reshape((n, steps, ()))
+    }
+
+    /// The residual stream as rows `[n * steps, d]` for `n` sequences of
+    /// `steps` positions: the token (or projected) plus position embedding,
+    /// then the stream after each block; the last is what
+    /// [`Transformer::forward`] reads out.
+    pub(crate) fn residuals(
+        &self,
+        input: &Input,
+    ) -> candle_core::Result<(usize, usize, Vec<Tensor>)> {
         let (n, steps, x) = match (&self.embed, input) {
             (Embed::Table(table), Input::Tokens(tokens)) => {
                 let (n, steps) = tokens.dims2()?;
@@ -156,14 +173,15 @@ impl Transformer {
         let pos = self.pos.narrow(0, 0, steps)?.reshape(steps * d)?;
         let mut x = (x.reshape((n, steps * d))? + spread(&pos, n)?)?.reshape((n * steps, d))?;
         let mask = causal_mask(steps, &x)?;
+        let mut stream = Vec::with_capacity(self.blocks.len() + 1);
         for block in &self.blocks {
+            stream.push(x.clone());
             x = (&x + block.attend(&block.ln1.forward(&x)?, n, steps, self.heads, &mask)?)?;
             let hidden = gelu(&block.fc.forward(&block.ln2.forward(&x)?)?)?;
             x = (&x + block.proj.forward(&hidden)?)?;
         }
-        self.head
-            .forward(&self.ln_f.forward(&x)?)?
-            .reshape((n, steps, ()))
+        stream.push(x);
+        Ok((n, steps, stream))
     }
 }
 
