@@ -1,14 +1,14 @@
-//! Fitness: objectives with directions, the batch [`FitnessFunction`] trait,
-//! and the built-in benchmark functions with known optima.
+//! Fitness: objectives with directions, and the built-in benchmark functions
+//! with known optima (scored per genome; the plugin host calls them in
+//! batches through the same interface as plugins).
 //!
 //! The built-ins exist to test and benchmark the engine against results from
 //! the literature: OneMax and the deceptive trap on bit strings, Sphere and
 //! Rastrigin on real genes, and ZDT1 for two objectives.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{Genome, GenomeSpec};
+use crate::GenomeSpec;
 
 /// Whether larger or smaller values of an objective are better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +55,7 @@ impl Objective {
     }
 }
 
-/// Why a fitness function could not score a batch.
+/// Why a fitness function does not fit a genome.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FitnessError {
@@ -67,30 +67,6 @@ pub enum FitnessError {
         /// What is wrong.
         reason: String,
     },
-    /// The function failed while scoring.
-    #[error("fitness `{function}` failed: {message}")]
-    Failed {
-        /// The function's name.
-        function: String,
-        /// What it reported.
-        message: String,
-    },
-}
-
-/// Scores a batch of genomes.
-///
-/// Called once per generation with every organism that needs a score, so an
-/// implementation can vectorise or parallelise over the batch. `out` holds
-/// `genomes.len() * objectives().len()` values, row-major (organism, then
-/// objective). NaN marks an invalid fitness, ranked below every valid one.
-/// Implementations must be deterministic in their inputs.
-pub trait FitnessFunction: Send + Sync {
-    /// The function's name, as in scenarios.
-    fn name(&self) -> &str;
-    /// The objectives it writes, in order.
-    fn objectives(&self) -> &[Objective];
-    /// Scores `genomes` into `out`.
-    fn evaluate(&self, genomes: &[&Genome], out: &mut [f64]) -> Result<(), FitnessError>;
 }
 
 /// The built-in benchmark functions and their parameters.
@@ -153,71 +129,61 @@ impl Builtin {
         }
     }
 
-    /// Checks that the function fits `spec` and returns it ready to score.
-    pub fn build(&self, spec: &GenomeSpec) -> Result<Box<dyn FitnessFunction>, FitnessError> {
+    /// Checks that the function fits genomes of shape `spec`.
+    pub fn check(&self, spec: &GenomeSpec) -> Result<(), FitnessError> {
         let incompatible = |reason: String| FitnessError::Incompatible {
             function: self.name().to_owned(),
             reason,
         };
         match self {
-            Builtin::OneMax if spec.bits == 0 => {
-                return Err(incompatible(
-                    "it needs a bit string (genome.bits > 0)".into(),
-                ));
-            }
+            Builtin::OneMax if spec.bits == 0 => Err(incompatible(
+                "it needs a bit string (genome.bits > 0)".into(),
+            )),
             Builtin::Trap { k } if *k == 0 || spec.bits == 0 || !spec.bits.is_multiple_of(*k) => {
-                return Err(incompatible(format!(
+                Err(incompatible(format!(
                     "it needs a bit string whose length is a multiple of k = {k}, found {} bits",
                     spec.bits
-                )));
+                )))
             }
             Builtin::Sphere { .. } | Builtin::Rastrigin { .. } if spec.genes.is_empty() => {
-                return Err(incompatible("it needs real genes (genome.genes)".into()));
+                Err(incompatible("it needs real genes (genome.genes)".into()))
             }
-            Builtin::Zdt1 => {
-                if spec.genes.len() < 2 {
-                    return Err(incompatible(format!(
-                        "it needs at least 2 real genes, found {}",
-                        spec.genes.len()
-                    )));
-                }
-                if let Some(g) = spec
-                    .genes
-                    .iter()
-                    .find(|g| g.min < 0.0 || g.max > 1.0 || g.log)
-                {
-                    return Err(incompatible(format!(
-                        "its genes must be linear within [0, 1], gene `{}` is [{}, {}]",
-                        g.name, g.min, g.max
-                    )));
-                }
-            }
-            _ => {}
+            Builtin::Zdt1 if spec.genes.len() < 2 => Err(incompatible(format!(
+                "it needs at least 2 real genes, found {}",
+                spec.genes.len()
+            ))),
+            Builtin::Zdt1 => match spec
+                .genes
+                .iter()
+                .find(|g| g.min < 0.0 || g.max > 1.0 || g.log)
+            {
+                Some(g) => Err(incompatible(format!(
+                    "its genes must be linear within [0, 1], gene `{}` is [{}, {}]",
+                    g.name, g.min, g.max
+                ))),
+                None => Ok(()),
+            },
+            _ => Ok(()),
         }
-        Ok(Box::new(BuiltinFunction {
-            kind: self.clone(),
-            objectives: self.objectives(),
-        }))
     }
 
-    /// Scores one genome into `out` (one value per objective).
-    pub fn score(&self, genome: &Genome, out: &mut [f64]) {
+    /// Scores one genome, given as its packed bit words (`n_bits` bits) and
+    /// real genes, into `out` (one value per objective). The genome must fit
+    /// ([`Builtin::check`]).
+    pub fn score(&self, words: &[u64], n_bits: usize, reals: &[f64], out: &mut [f64]) {
         match *self {
-            Builtin::OneMax => out[0] = genome.bits().count_ones() as f64,
-            Builtin::Trap { k } => out[0] = trap(genome, k) as f64,
+            Builtin::OneMax => {
+                out[0] = words.iter().map(|w| w.count_ones()).sum::<u32>() as f64;
+            }
+            Builtin::Trap { k } => out[0] = trap(words, n_bits, k) as f64,
             Builtin::Sphere { offset } => {
-                out[0] = genome
-                    .reals()
-                    .iter()
-                    .map(|x| (x - offset) * (x - offset))
-                    .sum();
+                out[0] = reals.iter().map(|x| (x - offset) * (x - offset)).sum();
             }
             Builtin::Rastrigin { a, offset } => {
                 let tau = std::f64::consts::TAU;
-                let n = genome.reals().len() as f64;
+                let n = reals.len() as f64;
                 out[0] = a * n
-                    + genome
-                        .reals()
+                    + reals
                         .iter()
                         .map(|x| {
                             let z = x - offset;
@@ -226,7 +192,7 @@ impl Builtin {
                         .sum::<f64>();
             }
             Builtin::Zdt1 => {
-                let x = genome.reals();
+                let x = reals;
                 let f1 = x[0];
                 let g = 1.0 + 9.0 * x[1..].iter().sum::<f64>() / (x.len() - 1) as f64;
                 out[0] = f1;
@@ -236,66 +202,22 @@ impl Builtin {
     }
 }
 
-fn trap(genome: &Genome, k: usize) -> usize {
-    let bits = genome.bits();
+fn trap(words: &[u64], n_bits: usize, k: usize) -> usize {
+    let bit = |i: usize| words[i / 64] >> (i % 64) & 1 == 1;
     let mut total = 0;
     let mut block = 0;
-    while block < bits.len() {
-        let u = (block..block + k).filter(|&i| bits.get(i)).count();
+    while block < n_bits {
+        let u = (block..block + k).filter(|&i| bit(i)).count();
         total += if u == k { k } else { k - 1 - u };
         block += k;
     }
     total
 }
 
-struct BuiltinFunction {
-    kind: Builtin,
-    objectives: Vec<Objective>,
-}
-
-/// Below this many organisms a batch is scored on the calling thread.
-const PARALLEL_MIN: usize = 2048;
-
-impl FitnessFunction for BuiltinFunction {
-    fn name(&self) -> &str {
-        self.kind.name()
-    }
-
-    fn objectives(&self) -> &[Objective] {
-        &self.objectives
-    }
-
-    fn evaluate(&self, genomes: &[&Genome], out: &mut [f64]) -> Result<(), FitnessError> {
-        let m = self.objectives.len();
-        if out.len() != genomes.len() * m {
-            return Err(FitnessError::Failed {
-                function: self.name().to_owned(),
-                message: format!(
-                    "output holds {} values for {} organisms",
-                    out.len(),
-                    genomes.len()
-                ),
-            });
-        }
-        if genomes.len() < PARALLEL_MIN {
-            for (g, o) in genomes.iter().zip(out.chunks_mut(m)) {
-                self.kind.score(g, o);
-            }
-        } else {
-            genomes
-                .par_iter()
-                .zip(out.par_chunks_mut(m))
-                .with_min_len(256)
-                .for_each(|(g, o)| self.kind.score(g, o));
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BitString, GeneSpec};
+    use crate::{BitString, GeneSpec, Genome};
 
     fn reals(xs: &[f64]) -> Genome {
         Genome::new(BitString::zeros(0), xs.to_vec())
@@ -303,7 +225,7 @@ mod tests {
 
     fn one(kind: &Builtin, g: &Genome) -> Vec<f64> {
         let mut out = vec![0.0; kind.objectives().len()];
-        kind.score(g, &mut out);
+        kind.score(g.bits().words(), g.bits().len(), g.reals(), &mut out);
         out
     }
 
@@ -345,9 +267,9 @@ mod tests {
     #[test]
     fn build_checks_genome_shape() {
         let bits = GenomeSpec::bits(10);
-        assert!(Builtin::OneMax.build(&bits).is_ok());
-        assert!(Builtin::Trap { k: 4 }.build(&bits).is_err());
-        assert!(Builtin::Sphere { offset: 0.0 }.build(&bits).is_err());
+        assert!(Builtin::OneMax.check(&bits).is_ok());
+        assert!(Builtin::Trap { k: 4 }.check(&bits).is_err());
+        assert!(Builtin::Sphere { offset: 0.0 }.check(&bits).is_err());
         let wide = GenomeSpec::reals(vec![
             GeneSpec {
                 name: "a".into(),
@@ -357,22 +279,7 @@ mod tests {
             };
             2
         ]);
-        let err = Builtin::Zdt1.build(&wide).err().unwrap().to_string();
+        let err = Builtin::Zdt1.check(&wide).err().unwrap().to_string();
         assert!(err.contains("[0, 1]"), "{err}");
-    }
-
-    #[test]
-    fn batch_matches_single_scores_at_any_size() {
-        let spec = GenomeSpec::bits(100);
-        let f = Builtin::OneMax.build(&spec).unwrap();
-        let mut rng = crate::rng::stream(1, 0, 0, crate::rng::Purpose::Init);
-        let genomes: Vec<Genome> = (0..3000).map(|_| Genome::random(&spec, &mut rng)).collect();
-        let refs: Vec<&Genome> = genomes.iter().collect();
-        let mut out = vec![0.0; refs.len()];
-        f.evaluate(&refs, &mut out).unwrap();
-        for (g, o) in genomes.iter().zip(&out) {
-            assert_eq!(*o, g.bits().count_ones() as f64);
-        }
-        assert!(f.evaluate(&refs, &mut out[1..]).is_err());
     }
 }

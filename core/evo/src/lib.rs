@@ -6,8 +6,8 @@
 //!
 //! The principal types are [`Genome`] (a bit string plus a vector of bounded
 //! real genes, laid out by a [`GenomeSpec`]), [`Objective`] (a named fitness
-//! value with a [`Direction`]), the [`FitnessFunction`] trait that scores a
-//! batch of genomes, and [`Preference`], the total order over a population
+//! value with a [`Direction`]), the built-in benchmark functions in
+//! [`fitness`], and [`Preference`], the total order over a population
 //! that every selection method in [`selection`] reads.
 //!
 //! Randomness comes only from [`rng::stream`]: a ChaCha generator keyed by
@@ -15,14 +15,14 @@
 //! depend on thread count or on the order in which organisms are visited.
 //!
 //! ```
-//! use lineage_evo::{rng, Genome, GenomeSpec, fitness::{Builtin, FitnessFunction}};
+//! use lineage_evo::{rng, Genome, GenomeSpec, fitness::Builtin};
 //!
 //! let spec = GenomeSpec::bits(64);
 //! let mut stream = rng::stream(42, 0, 7, rng::Purpose::Init);
 //! let genome = Genome::random(&spec, &mut stream);
-//! let onemax = Builtin::OneMax.build(&spec).unwrap();
+//! Builtin::OneMax.check(&spec).unwrap();
 //! let mut score = [0.0];
-//! onemax.evaluate(&[&genome], &mut score).unwrap();
+//! Builtin::OneMax.score(genome.bits().words(), genome.bits().len(), genome.reals(), &mut score);
 //! assert_eq!(score[0], genome.bits().count_ones() as f64);
 //! ```
 #![deny(missing_docs)]
@@ -36,6 +36,6 @@ pub mod rng;
 pub mod selection;
 pub mod stats;
 
-pub use fitness::{Direction, FitnessError, FitnessFunction, Objective};
+pub use fitness::{Direction, FitnessError, Objective};
 pub use genome::{BitString, GeneSpec, Genome, GenomeSpec};
 pub use selection::Preference;

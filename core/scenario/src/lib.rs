@@ -50,6 +50,9 @@ pub use lifetime::{
     ConnectomeBits, EnvHandle, Inheritance, LearningGenes, LifetimeConfig, MatrixRule, Rewire,
 };
 
+/// The alias of the built-in plugin: `builtin:onemax` is `onemax`.
+pub const BUILTIN_PLUGIN: &str = "builtin";
+
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
@@ -74,6 +77,10 @@ pub struct Scenario {
     /// The generational pressures, phase by phase; `phases[0]` starts at
     /// generation 0 and each later one at its environment change.
     pub phases: Vec<Phase>,
+    /// Plugins the scenario declares (`[plugins.NAME]`).
+    pub plugins: Vec<PluginRef>,
+    /// Evaluation suites recorded per organism (`[evaluate] suites`).
+    pub suites: Vec<PluginOffering>,
     /// The scenario as resolved TOML (extends merged, overrides applied),
     /// which loads back into the same scenario.
     pub resolved_toml: String,
@@ -127,12 +134,54 @@ pub enum FitnessSpec {
     Genome(Builtin),
     /// A measure of the organism's lifetime (needs `[lifetime]`).
     Lifetime(LifetimeMetric),
+    /// An offering of a plugin; its objectives are known once it is loaded.
+    Plugin(PluginOffering),
+}
+
+/// A plugin a scenario declares as `[plugins.NAME]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginRef {
+    /// The name the scenario calls it by (the table's key).
+    pub alias: String,
+    /// A library path (absolute once validated) or a name to look up.
+    pub library: String,
+    /// The folder of the file that declared it, searched first for names.
+    pub dir: Option<std::path::PathBuf>,
+    /// What an evaluation error does to the run.
+    pub on_error: OnError,
+    /// `[plugins.NAME.config]` as TOML text.
+    pub config_toml: String,
+    /// The same table flattened: dotted keys and TOML-literal values.
+    pub config: Vec<(String, String)>,
+}
+
+/// What a plugin's evaluation error does to the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// Write a checkpoint and stop with exit code 1.
+    Abort,
+    /// The affected organisms get invalid fitness; the error is counted in
+    /// the generation's record and the run goes on.
+    Invalidate,
+}
+
+/// An offering of a declared plugin: `NAME:OFFERING`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginOffering {
+    /// The plugin's alias.
+    pub plugin: String,
+    /// The offering's name.
+    pub offering: String,
+    /// The metrics to use as objectives (empty: all of them).
+    pub metrics: Vec<String>,
 }
 
 impl FitnessSpec {
-    /// The objectives it produces.
+    /// The objectives it produces (none for a plugin: they are known once
+    /// it is loaded).
     pub fn objectives(&self) -> Vec<Objective> {
         match self {
+            FitnessSpec::Plugin(_) => Vec::new(),
             FitnessSpec::Genome(b) => b.objectives(),
             FitnessSpec::Lifetime(m) => vec![Objective {
                 name: m.name().into(),

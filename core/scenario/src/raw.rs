@@ -31,6 +31,31 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub environment: Vec<RawChange>,
     pub lifetime: Option<crate::lifetime::RawLifetime>,
+    #[serde(default)]
+    pub plugins: std::collections::BTreeMap<String, RawPlugin>,
+    #[serde(default)]
+    pub evaluate: RawEvaluate,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlugin {
+    pub library: String,
+    #[serde(default = "abort")]
+    pub on_error: String,
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn abort() -> String {
+    "abort".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEvaluate {
+    #[serde(default)]
+    pub suites: Vec<String>,
 }
 
 fn default_seed() -> u64 {
@@ -79,6 +104,7 @@ pub(crate) struct RawFitness {
     pub k: Option<usize>,
     pub a: Option<f64>,
     pub offset: Option<f64>,
+    pub metrics: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

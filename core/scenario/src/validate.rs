@@ -9,8 +9,8 @@ use crate::error::{Diagnostic, ScenarioError};
 use crate::load::{At, Origin, Resolved, Sources, merge_into};
 use crate::raw::{RawChange, RawScenario};
 use crate::{
-    CrossoverSpec, FitnessSpec, LifetimeMetric, Overrides, Phase, Pressures, Record, Scenario,
-    Selection, Stop,
+    BUILTIN_PLUGIN, CrossoverSpec, FitnessSpec, LifetimeMetric, OnError, Overrides, Phase,
+    PluginOffering, PluginRef, Pressures, Record, Scenario, Selection, Stop,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -211,6 +211,8 @@ fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario> {
         ));
     }
     let genome = genome(&ctx, &raw)?;
+    let plugins = plugins(&ctx, &raw)?;
+    let suites = suites(&ctx, &raw)?;
     let base = pressures(&ctx, &raw, &genome)?;
     let objectives = base.fitness.objectives();
     let stop = stop(&ctx, &raw, &objectives)?;
@@ -249,7 +251,12 @@ fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario> {
         };
         let raw_phase = phase_ctx.deserialize()?;
         let pressures = pressures(&phase_ctx, &raw_phase, &genome)?;
-        if pressures.fitness.objectives() != objectives {
+        let same = match (&pressures.fitness, &phases[0].pressures.fitness) {
+            (FitnessSpec::Plugin(a), FitnessSpec::Plugin(b)) => a == b,
+            (FitnessSpec::Plugin(_), _) | (_, FitnessSpec::Plugin(_)) => false,
+            _ => pressures.fitness.objectives() == objectives,
+        };
+        if !same {
             return Err(phase_ctx.at(
                 "fitness.function",
                 "an environment change may alter the fitness function's parameters but not its objectives",
@@ -278,6 +285,8 @@ fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario> {
             organisms: raw.record.organisms,
         },
         phases,
+        plugins,
+        suites,
         resolved_toml,
     })
 }
@@ -313,6 +322,24 @@ fn absolute_data_paths(sources: &Sources, resolved: &Resolved, table: &mut toml:
         "lifetime.environment.path",
         table.get_mut("lifetime"),
     );
+    if let Some(toml::Value::Table(plugins)) = table.get_mut("plugins") {
+        for (alias, plugin) in plugins.iter_mut() {
+            let Some(library) = plugin.get_mut("library") else {
+                continue;
+            };
+            let Some(text) = library.as_str() else {
+                continue;
+            };
+            if !looks_like_path(text) || Path::new(text).is_absolute() {
+                continue;
+            }
+            if let Some(dir) = sources.dir_of(resolved, &format!("plugins.{alias}.library")) {
+                let full = dir.join(text);
+                let full = full.canonicalize().unwrap_or(full);
+                *library = toml::Value::String(full.display().to_string());
+            }
+        }
+    }
     if let Some(toml::Value::Array(changes)) = table.get_mut("environment") {
         for (i, change) in changes.iter_mut().enumerate() {
             let field = format!("environment[{i}].set.lifetime.environment.path");
@@ -474,37 +501,7 @@ fn pressures(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<P
         }
         None => None,
     };
-    let fitness = match LifetimeMetric::parse(&raw.fitness.function) {
-        Some(metric) => {
-            if lifetime.is_none() {
-                return Err(ctx.at(
-                    "fitness.function",
-                    format!(
-                        "`{}` scores an organism's lifetime, but the scenario has no `[lifetime]` table",
-                        raw.fitness.function
-                    ),
-                ));
-            }
-            if let Some((key, _)) = [
-                ("k", raw.fitness.k.is_some()),
-                ("a", raw.fitness.a.is_some()),
-                ("offset", raw.fitness.offset.is_some()),
-            ]
-            .into_iter()
-            .find(|(_, given)| *given)
-            {
-                return Err(ctx.at_key(
-                    &format!("fitness.{key}"),
-                    format!(
-                        "`{key}` is not a parameter of `{}`, which takes none",
-                        raw.fitness.function
-                    ),
-                ));
-            }
-            FitnessSpec::Lifetime(metric)
-        }
-        None => FitnessSpec::Genome(fitness(ctx, raw, genome)?),
-    };
+    let fitness = fitness_spec(ctx, raw, genome, lifetime.is_some())?;
     let selection = selection(ctx, raw)?;
     let mutation = mutation(ctx, raw, genome)?;
     let crossover = match raw.crossover.method.as_str() {
@@ -536,14 +533,216 @@ fn pressures(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<P
     })
 }
 
-fn fitness(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<Builtin> {
+/// `fitness.function`: a built-in name, `builtin:NAME`, or `PLUGIN:OFFERING`.
+fn fitness_spec(
+    ctx: &Ctx<'_>,
+    raw: &RawScenario,
+    genome: &GenomeSpec,
+    learns: bool,
+) -> Checked<FitnessSpec> {
+    let f = &raw.fitness;
+    let (plugin, name) = match f.function.split_once(':') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, f.function.as_str()),
+    };
+    let plugin = plugin.filter(|p| *p != BUILTIN_PLUGIN);
+    let builtin_params = [
+        ("k", f.k.is_some()),
+        ("a", f.a.is_some()),
+        ("offset", f.offset.is_some()),
+    ];
+    if let Some(alias) = plugin {
+        let offering = plugin_offering(ctx, raw, "fitness.function", alias, name)?;
+        if let Some((key, _)) = builtin_params.into_iter().find(|(_, given)| *given) {
+            return Err(ctx.at_key(
+                &format!("fitness.{key}"),
+                format!(
+                    "`{key}` is a parameter of the built-in functions; a plugin's parameters go in `[plugins.{alias}.config]`"
+                ),
+            ));
+        }
+        let metrics = f.metrics.clone().unwrap_or_default();
+        if let Some(dup) = metrics
+            .iter()
+            .enumerate()
+            .find(|(i, m)| metrics[..*i].contains(m))
+        {
+            return Err(ctx.at(
+                "fitness.metrics",
+                format!("metric `{}` is listed twice", dup.1),
+            ));
+        }
+        return Ok(FitnessSpec::Plugin(PluginOffering {
+            metrics,
+            ..offering
+        }));
+    }
+    if f.metrics.is_some() {
+        return Err(ctx.at_key(
+            "fitness.metrics",
+            format!(
+                "`metrics` picks objectives from a plugin's offering, but `{}` is built in",
+                f.function
+            ),
+        ));
+    }
+    match LifetimeMetric::parse(name) {
+        Some(metric) => {
+            if !learns {
+                return Err(ctx.at(
+                    "fitness.function",
+                    format!(
+                        "`{}` scores an organism's lifetime, but the scenario has no `[lifetime]` table",
+                        f.function
+                    ),
+                ));
+            }
+            if let Some((key, _)) = builtin_params.into_iter().find(|(_, given)| *given) {
+                return Err(ctx.at_key(
+                    &format!("fitness.{key}"),
+                    format!(
+                        "`{key}` is not a parameter of `{}`, which takes none",
+                        f.function
+                    ),
+                ));
+            }
+            Ok(FitnessSpec::Lifetime(metric))
+        }
+        None => Ok(FitnessSpec::Genome(fitness(ctx, raw, name, genome)?)),
+    }
+}
+
+/// `PLUGIN:OFFERING` where PLUGIN is declared in `[plugins]`.
+fn plugin_offering(
+    ctx: &Ctx<'_>,
+    raw: &RawScenario,
+    field: &str,
+    alias: &str,
+    offering: &str,
+) -> Checked<PluginOffering> {
+    if !raw.plugins.contains_key(alias) {
+        let declared: Vec<&str> = raw.plugins.keys().map(String::as_str).collect();
+        let mut msg = format!("no plugin `{alias}`: declare it as a `[plugins.{alias}]` table");
+        if !declared.is_empty() {
+            msg.push_str(&format!(" (declared: {})", declared.join(", ")));
+        }
+        return Err(ctx.at(field, msg));
+    }
+    if offering.is_empty() {
+        return Err(ctx.at(
+            field,
+            format!("expected `{alias}:OFFERING`, found nothing after the colon"),
+        ));
+    }
+    Ok(PluginOffering {
+        plugin: alias.to_owned(),
+        offering: offering.to_owned(),
+        metrics: Vec::new(),
+    })
+}
+
+/// `[plugins.NAME]` tables.
+fn plugins(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<Vec<PluginRef>> {
+    let mut out = Vec::new();
+    for (alias, p) in &raw.plugins {
+        let at = |key: &str| format!("plugins.{alias}.{key}");
+        if alias == BUILTIN_PLUGIN || alias.is_empty() || alias.contains(':') {
+            return Err(ctx.at_key(
+                &format!("plugins.{alias}"),
+                format!("`{alias}` cannot name a plugin (reserved, empty or holding a colon)"),
+            ));
+        }
+        if p.library.trim().is_empty() {
+            return Err(ctx.at(
+                &at("library"),
+                "expected a library name or path, found nothing",
+            ));
+        }
+        let on_error = match p.on_error.as_str() {
+            "abort" => OnError::Abort,
+            "invalidate" => OnError::Invalidate,
+            other => {
+                return Err(ctx.at(
+                    &at("on_error"),
+                    one_of("error policy", other, &["abort", "invalidate"]),
+                ));
+            }
+        };
+        let dir = ctx
+            .sources
+            .dir_of(ctx.resolved, &at("library"))
+            .map(Path::to_owned);
+        let library = if looks_like_path(&p.library) && !Path::new(&p.library).is_absolute() {
+            match &dir {
+                Some(d) => d.join(&p.library).display().to_string(),
+                None => p.library.clone(),
+            }
+        } else {
+            p.library.clone()
+        };
+        let config_toml = toml::to_string(&p.config)
+            .map_err(|e| ctx.at(&at("config"), format!("cannot write the table: {e}")))?;
+        let mut config = Vec::new();
+        flatten("", &p.config, &mut config);
+        out.push(PluginRef {
+            alias: alias.clone(),
+            library,
+            dir,
+            on_error,
+            config_toml,
+            config,
+        });
+    }
+    Ok(out)
+}
+
+/// A library written as a path rather than a name to look up.
+fn looks_like_path(library: &str) -> bool {
+    library.contains('/')
+        || library.contains(std::path::MAIN_SEPARATOR)
+        || library.ends_with(std::env::consts::DLL_SUFFIX)
+}
+
+/// A table as dotted keys and TOML-literal values.
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            v => out.push((key, v.to_string())),
+        }
+    }
+}
+
+/// `[evaluate] suites`.
+fn suites(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<Vec<PluginOffering>> {
+    let mut out: Vec<PluginOffering> = Vec::new();
+    for (i, s) in raw.evaluate.suites.iter().enumerate() {
+        let field = format!("evaluate.suites[{i}]");
+        let Some((alias, offering)) = s.split_once(':') else {
+            return Err(ctx.at(&field, format!("expected `PLUGIN:SUITE`, found `{s}`")));
+        };
+        let suite = plugin_offering(ctx, raw, &field, alias, offering)?;
+        if out.contains(&suite) {
+            return Err(ctx.at(&field, format!("`{s}` is listed twice")));
+        }
+        out.push(suite);
+    }
+    Ok(out)
+}
+
+fn fitness(ctx: &Ctx<'_>, raw: &RawScenario, name: &str, genome: &GenomeSpec) -> Checked<Builtin> {
     let f = &raw.fitness;
     let given = [
         ("k", f.k.is_some()),
         ("a", f.a.is_some()),
         ("offset", f.offset.is_some()),
     ];
-    let (builtin, takes): (Builtin, &[&str]) = match f.function.as_str() {
+    let (builtin, takes): (Builtin, &[&str]) = match name {
         "onemax" => (Builtin::OneMax, &[]),
         "trap" => (
             Builtin::Trap {
@@ -607,7 +806,7 @@ fn fitness(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<Bui
         return Err(ctx.at("fitness.k", "expected a block size of at least 1, found 0"));
     }
     builtin
-        .build(genome)
+        .check(genome)
         .map_err(|e| ctx.at("fitness.function", e.to_string()))?;
     Ok(builtin)
 }
@@ -758,7 +957,8 @@ fn mutation(ctx: &Ctx<'_>, raw: &RawScenario, genome: &GenomeSpec) -> Checked<Mu
 
 fn stop(ctx: &Ctx<'_>, raw: &RawScenario, objectives: &[lineage_evo::Objective]) -> Checked<Stop> {
     if let Some(t) = raw.stop.target_fitness {
-        if objectives.len() != 1 {
+        // A plugin's objectives are known (and counted) when it loads.
+        if !objectives.is_empty() && objectives.len() != 1 {
             return Err(ctx.at(
                 "stop.target_fitness",
                 format!(
