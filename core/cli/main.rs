@@ -6,6 +6,7 @@
 //! 1 a failure while running.
 
 mod bench;
+mod plugins;
 mod report;
 mod table;
 
@@ -101,6 +102,12 @@ enum Command {
     /// Measure how fast this machine runs Lineage's workloads.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Check plugin libraries and list those on the search path.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Create a new plugin project (Rust with the SDK, or C with the header)
+    /// that builds and passes `lineage plugins check`.
+    NewPlugin(plugins::NewPluginArgs),
 }
 
 #[derive(Subcommand)]
@@ -110,7 +117,7 @@ enum BenchCommand {
 }
 
 /// An error with the exit code it deserves.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     message: String,
 }
@@ -134,7 +141,7 @@ impl From<EngineError> for Failure {
 }
 
 impl Failure {
-    fn bad_input(message: impl Into<String>) -> Failure {
+    pub(crate) fn bad_input(message: impl Into<String>) -> Failure {
         Failure {
             code: 2,
             message: message.into(),
@@ -193,6 +200,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Bench(BenchCommand::Learn(args)) => bench::learn(&args),
+        Command::Plugins(command) => plugins::plugins(&command),
+        Command::NewPlugin(args) => plugins::new_plugin(&args),
         Command::Export {
             run_dir,
             organism,
@@ -244,7 +253,20 @@ fn print_scenario(s: &Scenario) {
         s.genome.bits,
         s.genome.genes.len()
     );
-    println!("  objectives:  {}", objectives.join(", "));
+    if objectives.is_empty() {
+        println!("  objectives:  (from the plugin, when it loads)");
+    } else {
+        println!("  objectives:  {}", objectives.join(", "));
+    }
+    for p in &s.plugins {
+        println!(
+            "  plugin {}: {} (on_error {:?})",
+            p.alias, p.library, p.on_error
+        );
+    }
+    for suite in &s.suites {
+        println!("  suite:       {}:{}", suite.plugin, suite.offering);
+    }
     for p in &s.phases {
         let pr = &p.pressures;
         let m = &pr.mutation;
@@ -291,6 +313,14 @@ fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {
     let objective = run.scenario().objectives[0].name.clone();
     while !run.is_done() {
         let report = run.step()?;
+        for e in &report.errors {
+            bar.suspend(|| {
+                eprintln!(
+                    "warning: generation {}: {e} (organisms invalidated, run goes on)",
+                    report.generation
+                )
+            });
+        }
         bar.set_position(report.generation as u64 + 1);
         bar.set_message(format!(
             "{objective} best {} mean {}",

@@ -82,6 +82,18 @@ pub fn summary(dir: &Path) -> Result<String, String> {
             .unwrap_or_default(),
         manifest.host
     );
+    for p in &manifest.plugins {
+        let _ = writeln!(
+            out,
+            "plugin:       {} = {} {} (ABI {}), {} (sha256 {})",
+            p.alias,
+            p.name,
+            p.version,
+            p.abi_version,
+            p.path.display(),
+            p.sha256.get(..12).unwrap_or(&p.sha256)
+        );
+    }
     let _ = writeln!(out, "started:      {}", manifest.started);
     let _ = writeln!(
         out,

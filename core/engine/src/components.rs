@@ -76,6 +76,10 @@ pub struct LearningCurve {
     pub points: Vec<lineage_learn::CurvePoint>,
     /// How the lifetime ended.
     pub status: Option<lineage_learn::Status>,
+    /// The held-out data the lifetime was scored on, for evaluation
+    /// (not checkpointed: only organisms still to be evaluated need it, and
+    /// those learn again on resume).
+    pub heldout: Option<std::sync::Arc<lineage_env::Batch>>,
 }
 
 /// What a newborn inherits beyond its genome (Lamarckian and pruning

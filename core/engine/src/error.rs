@@ -57,6 +57,37 @@ pub enum EngineError {
     /// The generation schedule could not be built (a bug).
     #[error("the generation schedule is invalid: {0}")]
     Schedule(String),
+    /// A plugin could not be found, loaded or configured.
+    #[error("{source}")]
+    Plugin {
+        /// What went wrong.
+        source: lineage_plugin_host::PluginError,
+    },
+    /// The scenario uses a plugin's offering in a way it does not support.
+    #[error("{message}")]
+    PluginUse {
+        /// What is wrong.
+        message: String,
+    },
+    /// A resumed run's plugin library is no longer the one it started with.
+    #[error(
+        "plugin `{alias}`: {} changed since the run started (its SHA-256 differs from the manifest's); restore it, or start a new run",
+        path.display()
+    )]
+    PluginChanged {
+        /// The scenario's name for the plugin.
+        alias: String,
+        /// The library.
+        path: PathBuf,
+    },
+    /// A plugin failed to score a generation under `on_error = "abort"`.
+    #[error("generation {generation}: {source}")]
+    PluginEval {
+        /// The generation.
+        generation: u32,
+        /// What went wrong.
+        source: Box<lineage_plugin_host::EvalError>,
+    },
 }
 
 impl EngineError {
@@ -78,7 +109,12 @@ impl EngineError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            EngineError::Scenario(_) | EngineError::BadRunDir { .. } | EngineError::OutputExists(_)
+            EngineError::Scenario(_)
+                | EngineError::BadRunDir { .. }
+                | EngineError::OutputExists(_)
+                | EngineError::Plugin { .. }
+                | EngineError::PluginUse { .. }
+                | EngineError::PluginChanged { .. }
         )
     }
 }

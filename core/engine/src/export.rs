@@ -188,6 +188,7 @@ fn live(
         LearningCurve {
             points: outcome.curve,
             status: Some(outcome.status),
+            heldout: None,
         },
     ))
 }

@@ -13,6 +13,9 @@
 //! generation at a time, and keeps `generations.csv`, `organisms.csv`,
 //! `timings.csv`, `manifest.json` and `checkpoints/` up to date.
 //!
+//! Fitness functions and evaluation suites, built in or from plugin
+//! libraries, are called through `lineage-plugin-host` ([`plugins`]).
+//!
 //! Determinism: every random draw comes from a stream keyed by (seed,
 //! generation, organism id, purpose), and every system sorts what it gathers
 //! by organism id, so the records are byte-identical whatever the number of
@@ -26,6 +29,7 @@ pub mod develop;
 mod error;
 pub mod export;
 pub mod manifest;
+pub mod plugins;
 pub mod recorder;
 pub mod resources;
 mod run;

@@ -41,6 +41,9 @@ pub struct Manifest {
     pub stop_reason: Option<StopReason>,
     /// Each invocation that worked on the run (the first run, then resumes).
     pub sessions: Vec<Session>,
+    /// The plugin libraries the run loaded: path and SHA-256.
+    #[serde(default)]
+    pub plugins: Vec<crate::plugins::PluginRecord>,
 }
 
 /// One invocation.

@@ -1,4 +1,5 @@
-//! The run's tables: `generations.csv`, `organisms.csv` and `timings.csv`.
+//! The run's tables: `generations.csv`, `organisms.csv`, `timings.csv`,
+//! `curves.csv` and `metrics.csv`.
 //!
 //! Rows are appended as generations complete; each file's length is noted
 //! in every checkpoint so that a resumed run first cuts the files back to
@@ -26,6 +27,8 @@ pub mod files {
     pub const TIMINGS: &str = "timings.csv";
     /// Learning curves (with `[lifetime]` and `record.organisms`).
     pub const CURVES: &str = "curves.csv";
+    /// Evaluation suites' metrics per organism (with `[evaluate] suites`).
+    pub const METRICS: &str = "metrics.csv";
 }
 
 /// An append-only CSV file that knows its length.
@@ -121,6 +124,9 @@ pub struct TableLengths {
     /// `curves.csv` (0 when not recorded).
     #[serde(default)]
     pub curves: u64,
+    /// `metrics.csv` (0 when not recorded).
+    #[serde(default)]
+    pub metrics: u64,
 }
 
 /// Writes the run's tables.
@@ -130,6 +136,7 @@ pub struct Recorder {
     organisms: Option<Table>,
     timings: Table,
     curves: Option<Table>,
+    metrics: Option<Table>,
 }
 
 impl Recorder {
@@ -139,6 +146,7 @@ impl Recorder {
         objectives: &[Objective],
         organisms: bool,
         lifetimes: bool,
+        suites: bool,
     ) -> Result<Recorder, EngineError> {
         let mut header = String::from("generation,population,evaluated,invalid");
         for o in objectives {
@@ -146,7 +154,7 @@ impl Recorder {
                 header.push_str(&format!(",{}_{stat}", o.name));
             }
         }
-        header.push_str(",diversity,phase");
+        header.push_str(",diversity,phase,eval_errors");
         let generations = Table::create(dir.join(files::GENERATIONS), &header)?;
         let organisms = if organisms {
             let mut header = String::from("id,birth,generation,parent1,parent2");
@@ -176,11 +184,20 @@ impl Recorder {
         }
         header.push_str(",checkpoint_ms,total_ms");
         let timings = Table::create(dir.join(files::TIMINGS), &header)?;
+        let metrics = if suites {
+            Some(Table::create(
+                dir.join(files::METRICS),
+                "id,generation,suite,metric,value",
+            )?)
+        } else {
+            None
+        };
         Ok(Recorder {
             generations,
             organisms,
             timings,
             curves,
+            metrics,
         })
     }
 
@@ -203,6 +220,11 @@ impl Recorder {
             timings: Table::reopen(dir.join(files::TIMINGS), lengths.timings)?,
             curves: if organisms && dir.join(files::CURVES).exists() {
                 Some(Table::reopen(dir.join(files::CURVES), lengths.curves)?)
+            } else {
+                None
+            },
+            metrics: if dir.join(files::METRICS).exists() {
+                Some(Table::reopen(dir.join(files::METRICS), lengths.metrics)?)
             } else {
                 None
             },
@@ -230,6 +252,14 @@ impl Recorder {
         }
     }
 
+    /// Appends rows to `metrics.csv`, if it is recorded.
+    pub fn metric_rows(&mut self, rows: &str) -> Result<(), EngineError> {
+        match &mut self.metrics {
+            Some(t) => t.append(rows),
+            None => Ok(()),
+        }
+    }
+
     /// True when `organisms.csv` is recorded.
     pub fn records_organisms(&self) -> bool {
         self.organisms.is_some()
@@ -250,11 +280,15 @@ impl Recorder {
         if let Some(t) = &mut self.curves {
             t.flush()?;
         }
+        if let Some(t) = &mut self.metrics {
+            t.flush()?;
+        }
         Ok(TableLengths {
             generations: self.generations.len,
             organisms: self.organisms.as_ref().map_or(0, |t| t.len),
             timings: self.timings.len,
             curves: self.curves.as_ref().map_or(0, |t| t.len),
+            metrics: self.metrics.as_ref().map_or(0, |t| t.len),
         })
     }
 }

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use bevy_ecs::entity::Entity;
 use bevy_ecs::resource::Resource;
+use lineage_evo::Objective;
 use lineage_evo::selection::Plan;
-use lineage_evo::{FitnessFunction, Objective};
 use lineage_scenario::Scenario;
 
 use crate::components::Lineage;
@@ -48,9 +48,15 @@ pub struct NextOrganismId(pub u64);
 #[derive(Resource, Clone, Debug)]
 pub struct Objectives(pub Vec<Objective>);
 
-/// One fitness function per phase of the environment schedule, built once.
-#[derive(Resource)]
-pub struct Evaluators(pub Vec<Option<Box<dyn FitnessFunction>>>);
+/// Evaluation errors tolerated this generation (`on_error =
+/// "invalidate"`), one message each.
+#[derive(Resource, Clone, Debug, Default, PartialEq)]
+pub struct EvaluationErrors(pub Vec<String>);
+
+/// The evaluation suites' scores this generation: for each organism id,
+/// each suite's values (NaN where a tolerated error left none).
+#[derive(Resource, Clone, Debug, Default, PartialEq)]
+pub struct SuiteScores(pub Vec<(crate::components::OrganismId, Vec<Vec<f64>>)>);
 
 /// The thread pool for data-parallel work inside systems, sized by
 /// `--threads`. Results never depend on its size.
@@ -148,4 +154,7 @@ pub struct GenerationStats {
     pub summaries: Vec<lineage_evo::stats::Summary>,
     /// Genetic diversity in [0, 1].
     pub diversity: f64,
+    /// Evaluation errors tolerated (`on_error = "invalidate"`), one message
+    /// each.
+    pub errors: Vec<String>,
 }

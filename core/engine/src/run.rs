@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use lineage_evo::rng::{self, Purpose};
-use lineage_scenario::{FitnessSpec, Scenario};
+use lineage_scenario::Scenario;
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointState};
 use crate::components::{Fitness, Genome, Inherited, LearningCurve, Lineage, Weights};
 use crate::error::EngineError;
 use crate::manifest::{self, Manifest, Session};
+use crate::plugins::Evaluation;
 use crate::recorder::Recorder;
 use crate::resources::*;
 use crate::schedule::generation_schedule;
@@ -41,6 +42,9 @@ pub struct GenerationReport {
     pub best: Vec<f64>,
     /// Mean value of each objective.
     pub mean: Vec<f64>,
+    /// Evaluation errors tolerated this generation (`on_error =
+    /// "invalidate"`).
+    pub errors: Vec<String>,
 }
 
 /// A run in progress.
@@ -57,7 +61,11 @@ pub struct Run {
 
 impl Run {
     /// Starts a new run of `scenario` in a fresh directory.
-    pub fn start(scenario: Scenario, options: &RunOptions) -> Result<Run, EngineError> {
+    pub fn start(mut scenario: Scenario, options: &RunOptions) -> Result<Run, EngineError> {
+        // Plugins load before anything is written: a bad one stops the run
+        // before generation 0 and leaves no directory behind.
+        let (evaluation, objectives) = Evaluation::prepare(&scenario, &[])?;
+        scenario.objectives = objectives;
         let dir = match &options.out {
             Some(dir) => {
                 // Anything already there (a file, a non-empty directory)
@@ -100,6 +108,7 @@ impl Run {
                 started,
                 finished: None,
             }],
+            plugins: evaluation.records.clone(),
         };
         manifest.write(&dir)?;
 
@@ -113,8 +122,9 @@ impl Run {
             &scenario.objectives,
             scenario.record.organisms,
             lifetimes,
+            !scenario.suites.is_empty(),
         )?;
-        let mut world = base_world(&scenario, threads, recorder)?;
+        let mut world = base_world(&scenario, threads, recorder, evaluation)?;
         let m = scenario.objectives.len();
         let founders = scenario.pressures_at(0).population;
         world.spawn_batch((0..founders as u64).map(|id| {
@@ -166,7 +176,9 @@ impl Run {
                         .into(),
             });
         }
-        let scenario = lineage_scenario::load(&scenario_path, &Default::default())?;
+        let mut scenario = lineage_scenario::load(&scenario_path, &Default::default())?;
+        let (evaluation, objectives) = Evaluation::prepare(&scenario, &manifest.plugins)?;
+        scenario.objectives = objectives;
         let checkpoint_dir = checkpoint::latest(dir)?;
         let (state, organisms) = checkpoint::load(
             &checkpoint_dir,
@@ -203,7 +215,7 @@ impl Run {
 
         let scenario = Arc::new(scenario);
         let recorder = Recorder::reopen(dir, &state.tables, scenario.record.organisms)?;
-        let mut world = base_world(&scenario, threads, recorder)?;
+        let mut world = base_world(&scenario, threads, recorder, evaluation)?;
         let mut learned = checkpoint::load_weights(&checkpoint_dir)?;
         for organism in organisms {
             let id = organism.1.id;
@@ -288,11 +300,21 @@ impl Run {
     pub fn step(&mut self) -> Result<GenerationReport, EngineError> {
         let started = Instant::now();
         let generation = self.generation();
+        let environment = *self.world.resource::<EnvironmentState>();
         self.schedule.run(&mut self.world);
         if let Some(e) = self.world.resource_mut::<Failure>().0.take() {
-            // Keep what the tables already hold; the last checkpoint is the
-            // point to resume from.
-            let _ = self.world.resource_mut::<Recorder>().flush();
+            if matches!(e, EngineError::PluginEval { .. }) {
+                // `on_error = "abort"`: nothing computed is lost. The
+                // checkpoint holds the generation as it started (the
+                // environment as it was, the organisms still to be
+                // scored), so a resumed run redoes it exactly.
+                self.world.insert_resource(environment);
+                self.checkpoint()?;
+            } else {
+                // Keep what the tables already hold; the last checkpoint is
+                // the point to resume from.
+                let _ = self.world.resource_mut::<Recorder>().flush();
+            }
             return Err(e);
         }
         let completed = generation + 1;
@@ -319,6 +341,7 @@ impl Run {
             population: stats.population,
             best: stats.summaries.iter().map(|s| s.best).collect(),
             mean: stats.summaries.iter().map(|s| s.mean).collect(),
+            errors: stats.errors.clone(),
         })
     }
 
@@ -385,19 +408,8 @@ fn base_world(
     scenario: &Arc<Scenario>,
     threads: usize,
     recorder: Recorder,
+    evaluation: Evaluation,
 ) -> Result<World, EngineError> {
-    let evaluators = scenario
-        .phases
-        .iter()
-        .map(|p| match &p.pressures.fitness {
-            FitnessSpec::Genome(b) => b.build(&scenario.genome).map(Some),
-            FitnessSpec::Lifetime(_) => Ok(None),
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| EngineError::Fitness {
-            generation: 0,
-            source,
-        })?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("lineage-worker-{i}"))
@@ -421,7 +433,9 @@ fn base_world(
     });
     world.insert_resource(NextOrganismId(0));
     world.insert_resource(Objectives(scenario.objectives.clone()));
-    world.insert_resource(Evaluators(evaluators));
+    world.insert_resource(evaluation);
+    world.insert_resource(EvaluationErrors::default());
+    world.insert_resource(SuiteScores::default());
     world.insert_resource(Threads(Arc::new(pool)));
     world.insert_resource(SelectionResult::default());
     world.insert_resource(Brood::default());

@@ -103,7 +103,7 @@ pub fn generation_schedule() -> Schedule {
     schedule.add_systems(systems::develop_newborns.in_set(LineageSystems::Develop));
     schedule.add_systems(systems::learn_lifetimes.in_set(LineageSystems::Learn));
     schedule.add_systems(
-        (systems::evaluate_fitness, systems::score_lifetimes)
+        (systems::evaluate_fitness, systems::evaluate_suites)
             .chain()
             .in_set(LineageSystems::Evaluate),
     );
@@ -112,6 +112,7 @@ pub fn generation_schedule() -> Schedule {
             systems::summarize_population,
             systems::write_generation_row,
             systems::write_organism_rows,
+            systems::write_metric_rows,
             systems::track_progress,
         )
             .chain()

@@ -1,50 +1,194 @@
-//! Evaluate set: fitness functions score every organism whose fitness is
-//! pending, as one batch.
+//! Evaluate set: the phase's fitness function scores every organism whose
+//! fitness is pending, as one batch; then the evaluation suites score the
+//! same organisms for the records.
+//!
+//! Built-in functions and plugins are called alike, through
+//! [`lineage_plugin_host::Instance`]. An organism whose lifetime diverged is
+//! invalid and is scored by nobody.
 
 use bevy_ecs::prelude::*;
+use lineage_plugin_host::EvalError;
+use lineage_scenario::OnError;
 
-use crate::components::{Fitness, Genome, Lineage};
+use crate::components::{Fitness, Genome, LearningCurve, Lineage, Weights};
 use crate::error::EngineError;
-use crate::resources::{EnvironmentState, Evaluators, Failure, Generation, Threads};
+use crate::plugins::{BatchServices, Call, Evaluation};
+use crate::resources::{
+    EnvironmentState, EvaluationErrors, Failure, Generation, ScenarioRes, SuiteScores, Threads,
+};
+
+type Scored<'a> = (
+    &'a Lineage,
+    &'a Genome,
+    Mut<'a, Fitness>,
+    Option<&'a Weights>,
+    Option<&'a LearningCurve>,
+);
+
+fn diverged(curve: Option<&LearningCurve>) -> bool {
+    matches!(
+        curve.and_then(|c| c.status),
+        Some(lineage_learn::Status::Diverged { .. })
+    )
+}
 
 /// Scores the pending organisms with the current phase's fitness function.
 pub fn evaluate_fitness(
+    scenario: Res<ScenarioRes>,
     generation: Res<Generation>,
     env: Res<EnvironmentState>,
-    evaluators: Res<Evaluators>,
+    evaluation: Res<Evaluation>,
     threads: Res<Threads>,
     mut failure: ResMut<Failure>,
-    mut organisms: Query<(&Lineage, &Genome, &mut Fitness)>,
+    mut errors: ResMut<EvaluationErrors>,
+    mut organisms: Query<(
+        &Lineage,
+        &Genome,
+        &mut Fitness,
+        Option<&Weights>,
+        Option<&LearningCurve>,
+    )>,
 ) {
-    let mut pending: Vec<_> = organisms
+    errors.0.clear();
+    let g = generation.0;
+    let mut batch: Vec<Scored<'_>> = Vec::new();
+    for (lineage, genome, mut fitness, weights, curve) in &mut organisms {
+        if !fitness.is_pending() {
+            continue;
+        }
+        if diverged(curve) {
+            fitness.values.fill(f64::NAN);
+            fitness.evaluated_at = Some(g);
+            continue;
+        }
+        batch.push((lineage, genome, fitness, weights, curve));
+    }
+    if batch.is_empty() {
+        return;
+    }
+    batch.sort_by_key(|(lineage, ..)| lineage.id);
+    let call = &evaluation.fitness[env.phase];
+    let phase = &scenario.0.phases[env.phase];
+    let (scores, error) = score(call, g, &batch, &scenario, phase, &threads);
+    if !tolerate(call, g, error, &mut failure, &mut errors) {
+        return;
+    }
+    let metrics = call.instance.offering().metrics.len();
+    for (row, (_, _, fitness, _, _)) in batch.iter_mut().enumerate() {
+        for (value, &column) in fitness.values.iter_mut().zip(&call.columns) {
+            *value = scores[row * metrics + column];
+        }
+        fitness.evaluated_at = Some(g);
+    }
+}
+
+/// Scores the organisms evaluated this generation with every evaluation
+/// suite, for `metrics.csv`.
+pub fn evaluate_suites(
+    scenario: Res<ScenarioRes>,
+    generation: Res<Generation>,
+    env: Res<EnvironmentState>,
+    evaluation: Res<Evaluation>,
+    threads: Res<Threads>,
+    mut failure: ResMut<Failure>,
+    mut errors: ResMut<EvaluationErrors>,
+    mut out: ResMut<SuiteScores>,
+    mut organisms: Query<(
+        &Lineage,
+        &Genome,
+        &mut Fitness,
+        Option<&Weights>,
+        Option<&LearningCurve>,
+    )>,
+) {
+    out.0.clear();
+    if evaluation.suites.is_empty() || failure.0.is_some() {
+        return;
+    }
+    let g = generation.0;
+    let mut batch: Vec<Scored<'_>> = organisms
         .iter_mut()
-        .filter(|(_, _, f)| f.is_pending())
+        .filter(|(_, _, f, _, curve)| f.evaluated_at == Some(g) && !diverged(*curve))
         .collect();
-    if pending.is_empty() {
+    if batch.is_empty() {
         return;
     }
-    pending.sort_by_key(|(lineage, _, _)| lineage.id);
-    // Lifetime fitness functions are scored by `score_lifetimes`.
-    let Some(function) = &evaluators.0[env.phase] else {
-        return;
-    };
-    let m = function.objectives().len();
-    let mut scores = vec![f64::NAN; pending.len() * m];
-    let result = {
-        let genomes: Vec<&lineage_evo::Genome> = pending.iter().map(|(_, g, _)| &g.0).collect();
-        threads
-            .0
-            .install(|| function.evaluate(&genomes, &mut scores))
-    };
-    if let Err(source) = result {
-        failure.0 = Some(EngineError::Fitness {
-            generation: generation.0,
-            source,
-        });
-        return;
+    batch.sort_by_key(|(lineage, ..)| lineage.id);
+    let phase = &scenario.0.phases[env.phase];
+    let mut rows: Vec<(u64, Vec<Vec<f64>>)> =
+        batch.iter().map(|(l, ..)| (l.id, Vec::new())).collect();
+    for call in &evaluation.suites {
+        let (scores, error) = score(call, g, &batch, &scenario, phase, &threads);
+        if !tolerate(call, g, error, &mut failure, &mut errors) {
+            return;
+        }
+        let metrics = call.instance.offering().metrics.len();
+        for (row, (_, values)) in rows.iter_mut().enumerate() {
+            values.push(scores[row * metrics..(row + 1) * metrics].to_vec());
+        }
     }
-    for ((_, _, mut fitness), values) in pending.into_iter().zip(scores.chunks_exact(m)) {
-        fitness.values.copy_from_slice(values);
-        fitness.evaluated_at = Some(generation.0);
+    out.0 = rows;
+}
+
+/// Applies `call`'s `on_error` to an evaluation error: false when the run
+/// must abort (the failure is set), true when it goes on (the error is
+/// counted).
+fn tolerate(
+    call: &Call,
+    generation: u32,
+    error: Option<EvalError>,
+    failure: &mut Failure,
+    errors: &mut EvaluationErrors,
+) -> bool {
+    let Some(e) = error else {
+        return true;
+    };
+    match call.on_error {
+        OnError::Abort => {
+            failure.0 = Some(EngineError::PluginEval {
+                generation,
+                source: Box::new(e),
+            });
+            false
+        }
+        OnError::Invalidate => {
+            errors.0.push(e.to_string());
+            true
+        }
+    }
+}
+
+/// Calls `call` on `batch`: the scores (organisms x the offering's
+/// metrics), NaN for organisms an error affected, and the error.
+fn score(
+    call: &Call,
+    generation: u32,
+    batch: &[Scored<'_>],
+    scenario: &ScenarioRes,
+    phase: &lineage_scenario::Phase,
+    threads: &Threads,
+) -> (Vec<f64>, Option<EvalError>) {
+    let services = BatchServices {
+        genomes: batch.iter().map(|(_, g, ..)| &g.0).collect(),
+        weights: batch.iter().map(|(.., w, _)| *w).collect(),
+        curves: batch.iter().map(|(.., c)| *c).collect(),
+        spec: &scenario.0.genome,
+        lifetime: phase.pressures.lifetime.as_deref(),
+    };
+    let ids: Vec<u64> = batch.iter().map(|(l, ..)| l.id).collect();
+    let metrics = call.instance.offering().metrics.len();
+    let mut scores = vec![f64::NAN; ids.len() * metrics];
+    let result = threads.0.install(|| {
+        call.instance
+            .evaluate(generation, &ids, &services, &mut scores)
+    });
+    match result {
+        Ok(()) => (scores, None),
+        Err(e) => {
+            for i in e.affected(ids.len()) {
+                scores[i * metrics..(i + 1) * metrics].fill(f64::NAN);
+            }
+            (scores, Some(e))
+        }
     }
 }

@@ -1,12 +1,10 @@
-//! Develop and Learn sets, lifetime fitness, and what offspring inherit.
+//! Develop and Learn sets, and what offspring inherit.
 //!
 //! - [`develop_newborns`] (Develop): newborns get birth weights and masks
 //!   from their genome, or from what they inherited;
 //! - [`learn_lifetimes`] (Learn): every organism whose fitness is pending
 //!   lives its lifetime: data from the environment, training from its birth
 //!   weights, a learning curve;
-//! - [`score_lifetimes`] (Evaluate): lifetime fitness functions read the
-//!   curve;
 //! - [`capture_inheritance`] and [`attach_inheritance`] (Reproduce): under
 //!   Lamarckian and pruning inheritance, a child receives its first
 //!   parent's learned weights and masks before the parent's entity is
@@ -20,9 +18,9 @@ use std::sync::Arc;
 use bevy_ecs::prelude::*;
 use candle_core::{Device, Tensor};
 use lineage_evo::rng::{Purpose, stream};
+use lineage_learn::Job;
 use lineage_learn::data::{Examples, minibatch_indices};
-use lineage_learn::{Job, Status};
-use lineage_scenario::{FitnessSpec, Inheritance, LifetimeConfig, LifetimeMetric};
+use lineage_scenario::{Inheritance, LifetimeConfig};
 use rand::Rng as _;
 use rayon::prelude::*;
 
@@ -236,10 +234,13 @@ pub fn learn_lifetimes(
             return;
         }
     };
-    for ((_, _, _, weights, curve), outcome) in todo.iter_mut().zip(outcomes) {
+    for (((_, _, _, weights, curve), outcome), (life, _, _)) in
+        todo.iter_mut().zip(outcomes).zip(&lives)
+    {
         weights.learned = to_tensors(cfg, &outcome.params);
         curve.points = outcome.curve;
         curve.status = Some(outcome.status);
+        curve.heldout = Some(life.heldout.clone());
     }
 }
 
@@ -263,54 +264,6 @@ pub fn lifetime_data(
         minibatch_indices(examples, cfg.life.batch, hyper.steps, &mut rng)
     };
     (life, indices, hyper)
-}
-
-/// The value of a lifetime fitness function (NaN where the lifetime
-/// diverged: invalid, never selected).
-pub fn lifetime_metric(metric: LifetimeMetric, curve: &LearningCurve) -> f64 {
-    let completed = curve.status == Some(Status::Completed);
-    let (Some(first), Some(last)) = (curve.points.first(), curve.points.last()) else {
-        return f64::NAN;
-    };
-    if !completed {
-        return f64::NAN;
-    }
-    let v = match metric {
-        LifetimeMetric::HeldoutLoss => last.heldout,
-        LifetimeMetric::BirthLoss => first.heldout,
-        LifetimeMetric::Improvement => first.heldout - last.heldout,
-        LifetimeMetric::HeldoutAuc => {
-            if last.step == 0 {
-                last.heldout
-            } else {
-                let area: f32 = curve
-                    .points
-                    .windows(2)
-                    .map(|w| 0.5 * (w[0].heldout + w[1].heldout) * (w[1].step - w[0].step) as f32)
-                    .sum();
-                area / last.step as f32
-            }
-        }
-    };
-    f64::from(v)
-}
-
-/// Scores pending organisms with a lifetime fitness function.
-pub fn score_lifetimes(
-    scenario: Res<ScenarioRes>,
-    env: Res<EnvironmentState>,
-    generation: Res<Generation>,
-    mut organisms: Query<(&LearningCurve, &mut Fitness)>,
-) {
-    let FitnessSpec::Lifetime(metric) = scenario.0.phases[env.phase].pressures.fitness else {
-        return;
-    };
-    for (curve, mut fitness) in &mut organisms {
-        if fitness.is_pending() {
-            fitness.values[0] = lifetime_metric(metric, curve);
-            fitness.evaluated_at = Some(generation.0);
-        }
-    }
 }
 
 /// Mutates newborns' connectome genomes: rewiring, sign flips and density

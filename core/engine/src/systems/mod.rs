@@ -11,12 +11,14 @@ mod reproduce;
 mod select;
 
 pub use environment::{apply_environment_changes, invalidate_stale_fitness};
-pub use evaluate::evaluate_fitness;
+pub use evaluate::{evaluate_fitness, evaluate_suites};
 pub use learn::{
     PendingInheritance, attach_inheritance, capture_inheritance, develop_newborns, from_tensors,
-    learn_lifetimes, lifetime_data, lifetime_metric, masks_to_tensors, rewire_connectomes,
-    score_lifetimes, to_tensors,
+    learn_lifetimes, lifetime_data, masks_to_tensors, rewire_connectomes, to_tensors,
 };
-pub use record::{summarize_population, track_progress, write_generation_row, write_organism_rows};
+pub use record::{
+    summarize_population, track_progress, write_generation_row, write_metric_rows,
+    write_organism_rows,
+};
 pub use reproduce::{advance_generation, breed_offspring, place_offspring};
 pub use select::select_parents;

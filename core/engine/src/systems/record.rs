@@ -7,10 +7,11 @@ use bevy_ecs::prelude::*;
 use lineage_evo::stats::{self, Summary};
 
 use crate::components::{Fitness, Genome, LearningCurve, Lineage};
+use crate::plugins::Evaluation;
 use crate::recorder::Recorder;
 use crate::resources::{
-    EnvironmentState, Failure, Generation, GenerationStats, Objectives, Progress, ScenarioRes,
-    StopReason, Threads,
+    EnvironmentState, EvaluationErrors, Failure, Generation, GenerationStats, Objectives, Progress,
+    ScenarioRes, StopReason, SuiteScores, Threads,
 };
 
 /// Summarises the evaluated population: each objective's best, mean,
@@ -20,6 +21,7 @@ pub fn summarize_population(
     objectives: Res<Objectives>,
     scenario: Res<ScenarioRes>,
     threads: Res<Threads>,
+    errors: Res<EvaluationErrors>,
     mut out: ResMut<GenerationStats>,
     organisms: Query<(&Lineage, &Genome, &Fitness)>,
 ) {
@@ -52,6 +54,7 @@ pub fn summarize_population(
         invalid,
         summaries,
         diversity,
+        errors: errors.0.clone(),
     };
 }
 
@@ -71,7 +74,7 @@ pub fn write_generation_row(
     for o in &s.summaries {
         let _ = write!(row, ",{},{},{},{}", o.best, o.mean, o.median, o.worst);
     }
-    let _ = write!(row, ",{},{}", s.diversity, env.phase);
+    let _ = write!(row, ",{},{},{}", s.diversity, env.phase, s.errors.len());
     if let Err(e) = recorder.generation_row(&row) {
         failure.0 = Some(e);
     }
@@ -146,6 +149,35 @@ pub fn write_organism_rows(
         .organism_rows(&rows)
         .and_then(|()| recorder.curve_rows(&curves))
     {
+        failure.0 = Some(e);
+    }
+}
+
+/// Appends the evaluation suites' scores to `metrics.csv`: one row per
+/// organism, suite and metric.
+pub fn write_metric_rows(
+    generation: Res<Generation>,
+    evaluation: Res<Evaluation>,
+    scores: Res<SuiteScores>,
+    mut recorder: ResMut<Recorder>,
+    mut failure: ResMut<Failure>,
+) {
+    if scores.0.is_empty() {
+        return;
+    }
+    let mut rows = String::with_capacity(scores.0.len() * 48);
+    for (id, suites) in &scores.0 {
+        for (call, values) in evaluation.suites.iter().zip(suites) {
+            for (metric, v) in call.instance.offering().metrics.iter().zip(values) {
+                let _ = writeln!(
+                    rows,
+                    "{id},{},{},{},{v}",
+                    generation.0, call.label, metric.name
+                );
+            }
+        }
+    }
+    if let Err(e) = recorder.metric_rows(&rows) {
         failure.0 = Some(e);
     }
 }

@@ -1,0 +1,420 @@
+//! The run's plugins: loading the scenario's libraries before generation 0,
+//! creating an instance of every offering the scenario uses (built-in
+//! functions included, through the same interface), and the host services
+//! that answer plugins from the ECS's organisms.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bevy_ecs::resource::Resource;
+use lineage_env::Batch;
+use lineage_evo::{Genome, GenomeSpec, Objective};
+use lineage_learn::probe::{self, ProbeInput};
+use lineage_plugin::abi::{LN_LIFE_COMPLETED, LN_LIFE_DIVERGED, LN_LIFE_NONE, LnCurvePoint};
+use lineage_plugin_host::{
+    Curve, Instance, Kind, Plugin, PluginError, RunInput, RunRequest, RunWhat, SearchPath,
+    Services, Stage, Tensor, builtin,
+};
+use lineage_scenario::{FitnessSpec, LifetimeConfig, OnError, PluginOffering, Scenario};
+use serde::{Deserialize, Serialize};
+
+use crate::components::{LearningCurve, Weights};
+use crate::error::EngineError;
+
+/// A loaded plugin as the manifest records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    /// The scenario's name for it.
+    pub alias: String,
+    /// The plugin's own name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The ABI version it speaks.
+    pub abi_version: u32,
+    /// The library file.
+    pub path: PathBuf,
+    /// SHA-256 of the library file.
+    pub sha256: String,
+}
+
+/// An instance of an offering with what the run does with its scores.
+#[derive(Debug)]
+pub struct Call {
+    /// The instance.
+    pub instance: Arc<Instance>,
+    /// `plugin:offering`, for messages and records.
+    pub label: String,
+    /// Which of the offering's metrics are used, in order.
+    pub columns: Vec<usize>,
+    /// What an evaluation error does.
+    pub on_error: OnError,
+}
+
+/// Every instance the run calls.
+#[derive(Resource, Debug)]
+pub struct Evaluation {
+    /// The fitness call of each phase.
+    pub fitness: Vec<Arc<Call>>,
+    /// The evaluation suites, recorded per organism.
+    pub suites: Vec<Arc<Call>>,
+    /// The loaded libraries, for the manifest.
+    pub records: Vec<PluginRecord>,
+}
+
+impl Evaluation {
+    /// Loads the scenario's plugins and creates every instance it needs.
+    /// `recorded` (on resume) pins each plugin to the library the run
+    /// started with. Returns the objectives the fitness calls produce.
+    pub fn prepare(
+        scenario: &Scenario,
+        recorded: &[PluginRecord],
+    ) -> Result<(Evaluation, Vec<Objective>), EngineError> {
+        let plugin_error = |source: PluginError| EngineError::Plugin { source };
+        let builtin = builtin::plugin().map_err(plugin_error)?;
+        let mut loaded: BTreeMap<&str, Arc<Plugin>> = BTreeMap::new();
+        let mut records = Vec::new();
+        for p in &scenario.plugins {
+            let path = match recorded.iter().find(|r| r.alias == p.alias) {
+                Some(r) => r.path.clone(),
+                None => SearchPath::new(p.dir.as_deref())
+                    .resolve(&p.library)
+                    .map_err(plugin_error)?,
+            };
+            let plugin = Plugin::load(&path).map_err(plugin_error)?;
+            let sha256 = plugin.sha256.clone().unwrap_or_default();
+            if let Some(r) = recorded.iter().find(|r| r.alias == p.alias)
+                && r.sha256 != sha256
+            {
+                return Err(EngineError::PluginChanged {
+                    alias: p.alias.clone(),
+                    path,
+                });
+            }
+            records.push(PluginRecord {
+                alias: p.alias.clone(),
+                name: plugin.name.clone(),
+                version: plugin.version.clone(),
+                abi_version: plugin.abi_version,
+                path: std::path::absolute(&path).unwrap_or(path),
+                sha256,
+            });
+            loaded.insert(&p.alias, plugin);
+        }
+
+        let mut made: Vec<(String, Arc<Call>)> = Vec::new();
+        let mut call = |spec: &FitnessSpec, want: Kind| -> Result<Arc<Call>, EngineError> {
+            let (alias, offering, config, metrics, on_error) = match spec {
+                FitnessSpec::Genome(b) => (
+                    builtin::NAME,
+                    b.name().to_owned(),
+                    builtin::config_of(b),
+                    Vec::new(),
+                    OnError::Abort,
+                ),
+                FitnessSpec::Lifetime(m) => (
+                    builtin::NAME,
+                    m.name().to_owned(),
+                    Vec::new(),
+                    Vec::new(),
+                    OnError::Abort,
+                ),
+                FitnessSpec::Plugin(PluginOffering {
+                    plugin,
+                    offering,
+                    metrics,
+                }) => {
+                    let p = scenario
+                        .plugins
+                        .iter()
+                        .find(|p| &p.alias == plugin)
+                        .expect("validated: every offering's plugin is declared");
+                    (
+                        p.alias.as_str(),
+                        offering.clone(),
+                        p.config.clone(),
+                        metrics.clone(),
+                        p.on_error,
+                    )
+                }
+            };
+            let key = format!("{alias}:{offering}:{}:{config:?}", metrics.join(","));
+            if let Some((_, c)) = made.iter().find(|(k, _)| *k == key) {
+                return Ok(c.clone());
+            }
+            let plugin = if alias == builtin::NAME {
+                &builtin
+            } else {
+                &loaded[alias]
+            };
+            let (_, info) = plugin.offering(&offering).map_err(plugin_error)?;
+            if info.kind != want && want == Kind::Suite {
+                return Err(EngineError::PluginUse {
+                    message: format!(
+                        "`{alias}:{offering}` is a fitness function, not an evaluation suite; use it as `fitness.function`"
+                    ),
+                });
+            }
+            let columns = if metrics.is_empty() {
+                if info.kind == Kind::Suite && want == Kind::Fitness {
+                    return Err(EngineError::PluginUse {
+                        message: format!(
+                            "`{alias}:{offering}` is an evaluation suite; to select on it, list the metrics to use in `fitness.metrics` (it has: {})",
+                            names(&info.metrics)
+                        ),
+                    });
+                }
+                (0..info.metrics.len()).collect()
+            } else {
+                metrics
+                    .iter()
+                    .map(|m| {
+                        info.metrics.iter().position(|o| &o.name == m).ok_or_else(|| {
+                            EngineError::PluginUse {
+                                message: format!(
+                                    "fitness.metrics: `{alias}:{offering}` has no metric `{m}` (it has: {})",
+                                    names(&info.metrics)
+                                ),
+                            }
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            let toml = scenario
+                .plugins
+                .iter()
+                .find(|p| p.alias == alias)
+                .map_or(String::new(), |p| p.config_toml.clone());
+            let instance =
+                Instance::create(plugin, &offering, &toml, &config).map_err(plugin_error)?;
+            let c = Arc::new(Call {
+                instance: Arc::new(instance),
+                label: format!("{alias}:{offering}"),
+                columns,
+                on_error,
+            });
+            made.push((key, c.clone()));
+            Ok(c)
+        };
+        let fitness = scenario
+            .phases
+            .iter()
+            .map(|p| call(&p.pressures.fitness, Kind::Fitness))
+            .collect::<Result<Vec<_>, _>>()?;
+        let suites = scenario
+            .suites
+            .iter()
+            .map(|s| call(&FitnessSpec::Plugin(s.clone()), Kind::Suite))
+            .collect::<Result<Vec<_>, _>>()?;
+        let objectives = objectives_of(&fitness[0]);
+        if let Some(other) = fitness.iter().find(|c| objectives_of(c) != objectives) {
+            return Err(EngineError::PluginUse {
+                message: format!(
+                    "an environment change may alter the fitness function's parameters but not its objectives: `{}` gives {}, `{}` gives {}",
+                    fitness[0].label,
+                    names(&objectives),
+                    other.label,
+                    names(&objectives_of(other))
+                ),
+            });
+        }
+        if scenario.stop.target_fitness.is_some() && objectives.len() != 1 {
+            return Err(EngineError::PluginUse {
+                message: format!(
+                    "stop.target_fitness needs a single objective, but `{}` gives {}: {}",
+                    fitness[0].label,
+                    objectives.len(),
+                    names(&objectives)
+                ),
+            });
+        }
+        Ok((
+            Evaluation {
+                fitness,
+                suites,
+                records,
+            },
+            objectives,
+        ))
+    }
+}
+
+/// The objectives a fitness call produces.
+fn objectives_of(call: &Call) -> Vec<Objective> {
+    let metrics = &call.instance.offering().metrics;
+    call.columns.iter().map(|&i| metrics[i].clone()).collect()
+}
+
+fn names(objectives: &[Objective]) -> String {
+    objectives
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The host's answers about one batch of organisms.
+pub struct BatchServices<'a> {
+    /// Each organism's genome.
+    pub genomes: Vec<&'a Genome>,
+    /// Each organism's weights, when it has a model.
+    pub weights: Vec<Option<&'a Weights>>,
+    /// Each organism's learning curve.
+    pub curves: Vec<Option<&'a LearningCurve>>,
+    /// The genome's layout.
+    pub spec: &'a GenomeSpec,
+    /// The lifetime configuration in force.
+    pub lifetime: Option<&'a LifetimeConfig>,
+}
+
+impl BatchServices<'_> {
+    fn config(&self) -> Result<&LifetimeConfig, String> {
+        self.lifetime.ok_or_else(|| {
+            "organisms in this run have no model: the scenario has no [lifetime]".into()
+        })
+    }
+
+    /// An organism's parameters at a stage, in the model's order.
+    fn params(&self, organism: usize, stage: Stage) -> Result<Vec<Vec<f32>>, String> {
+        let cfg = self.config()?;
+        cfg.model
+            .params()
+            .iter()
+            .map(|p| {
+                self.tensor(organism, &p.name, stage)
+                    .map(|t| t.data.into_owned())
+            })
+            .collect()
+    }
+
+    fn tensor(&self, organism: usize, name: &str, stage: Stage) -> Result<Tensor<'static>, String> {
+        let cfg = self.config()?;
+        let weights = self.weights[organism].ok_or("the organism has no weights")?;
+        let map = match stage {
+            Stage::Birth => &weights.birth,
+            Stage::Learned if weights.learned.is_empty() => {
+                return Err("the organism has not learned yet".into());
+            }
+            Stage::Learned => &weights.learned,
+        };
+        let Some(t) = map.get(name) else {
+            let known: Vec<String> = cfg.model.params().into_iter().map(|p| p.name).collect();
+            return Err(format!(
+                "no weight `{name}` (the model has: {})",
+                known.join(", ")
+            ));
+        };
+        let data = t
+            .flatten_all()
+            .and_then(|f| f.to_vec1::<f32>())
+            .map_err(|e| format!("cannot read weight `{name}`: {e}"))?;
+        Ok(Tensor {
+            data: Cow::Owned(data),
+            shape: t.dims().to_vec(),
+        })
+    }
+}
+
+impl Services for BatchServices<'_> {
+    fn genome(&self, organism: usize) -> Result<&Genome, String> {
+        Ok(self.genomes[organism])
+    }
+
+    fn gene(&self, name: &str) -> Result<(usize, usize), String> {
+        let genes = &self.spec.genes;
+        if let Some(i) = genes.iter().position(|g| g.name == name) {
+            return Ok((i, 1));
+        }
+        let numbered = |k: usize| format!("{name}{k}");
+        match genes.iter().position(|g| g.name == numbered(0)) {
+            Some(start) => {
+                let count = genes[start..]
+                    .iter()
+                    .enumerate()
+                    .take_while(|(k, g)| g.name == numbered(*k))
+                    .count();
+                Ok((start, count))
+            }
+            None => Err(format!(
+                "no gene `{name}` (the genome has: {})",
+                genes
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    fn weights(&self, organism: usize, name: &str, stage: Stage) -> Result<Tensor<'_>, String> {
+        self.tensor(organism, name, stage)
+    }
+
+    fn curve(&self, organism: usize) -> Result<Curve<'_>, String> {
+        let Some(curve) = self.curves[organism] else {
+            return Ok(Curve {
+                points: Cow::Borrowed(&[]),
+                status: LN_LIFE_NONE,
+                diverged_at: 0,
+            });
+        };
+        let (status, diverged_at) = match curve.status {
+            Some(lineage_learn::Status::Completed) => (LN_LIFE_COMPLETED, 0),
+            Some(lineage_learn::Status::Diverged { step }) => (LN_LIFE_DIVERGED, step),
+            None => (LN_LIFE_NONE, 0),
+        };
+        Ok(Curve {
+            points: Cow::Owned(
+                curve
+                    .points
+                    .iter()
+                    .map(|p| LnCurvePoint {
+                        step: p.step,
+                        train: p.train,
+                        heldout: p.heldout,
+                    })
+                    .collect(),
+            ),
+            status,
+            diverged_at,
+        })
+    }
+
+    fn heldout(&self, organism: usize) -> Result<&Batch, String> {
+        self.config()?;
+        self.curves[organism]
+            .and_then(|c| c.heldout.as_deref())
+            .ok_or_else(|| "the organism has not learned yet: no held-out data".into())
+    }
+
+    fn run(&self, organism: usize, request: &RunRequest<'_>) -> Result<Tensor<'static>, String> {
+        let cfg = self.config()?;
+        let params = self.params(organism, request.stage)?;
+        let input = match request.input {
+            RunInput::Real(x) => ProbeInput::Real {
+                x,
+                n: request.n,
+                len: request.len,
+            },
+            RunInput::Tokens(tokens) => ProbeInput::Tokens {
+                tokens,
+                n: request.n,
+                len: request.len,
+            },
+        };
+        let probed = match request.what {
+            RunWhat::Outputs => probe::outputs(&cfg.model, &params, &input),
+            RunWhat::Hidden(layer) => probe::hidden(&cfg.model, &params, &input, layer),
+            RunWhat::Gradient(weight) => {
+                probe::output_gradients(&cfg.model, &params, &input, request.cotangent, weight)
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(Tensor {
+            data: Cow::Owned(probed.values),
+            shape: probed.shape,
+        })
+    }
+}
