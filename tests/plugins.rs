@@ -464,6 +464,10 @@ fn a_missing_file_is_bad_input_before_generation_0() {
         &scenario,
         &["plugin", "nowhere/libnope.so", "no such file"],
     );
+    // `validate` loads plugins as a run would.
+    let out = lineage(&["validate", s(&tmp.path().join("scenario.toml"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no such file"), "{}", stderr(&out));
 }
 
 #[test]

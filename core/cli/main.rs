@@ -181,7 +181,11 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             drive(run, quiet)
         }
         Command::Validate { scenario } => {
-            let s = lineage_scenario::load(&scenario, &Overrides::default())?;
+            let mut s = lineage_scenario::load(&scenario, &Overrides::default())?;
+            // Plugins load and create their instances as a run would, so a
+            // bad library or configuration shows here too.
+            let (_, objectives) = lineage_engine::plugins::Evaluation::prepare(&s, &[])?;
+            s.objectives = objectives;
             println!("{}: valid", scenario.display());
             print_scenario(&s);
             Ok(())
@@ -253,11 +257,7 @@ fn print_scenario(s: &Scenario) {
         s.genome.bits,
         s.genome.genes.len()
     );
-    if objectives.is_empty() {
-        println!("  objectives:  (from the plugin, when it loads)");
-    } else {
-        println!("  objectives:  {}", objectives.join(", "));
-    }
+    println!("  objectives:  {}", objectives.join(", "));
     for p in &s.plugins {
         println!(
             "  plugin {}: {} (on_error {:?})",
