@@ -4,11 +4,14 @@
 //!   of 100,000 organisms with 1,024-bit genomes on OneMax.
 //! - `selection`: ordering a pool and drawing parents.
 //! - `operators`: mutation and crossover of single genomes.
+//! - `plugins`: one plugin call for 64 organisms against the same work
+//!   done directly (group `plugin_call`).
 
 mod benchmarks;
 
 criterion::criterion_main!(
     benchmarks::engine::benches,
     benchmarks::selection::benches,
-    benchmarks::operators::benches
+    benchmarks::operators::benches,
+    benchmarks::plugins::benches
 );

@@ -2,4 +2,5 @@
 
 pub mod engine;
 pub mod operators;
+pub mod plugins;
 pub mod selection;

@@ -24,7 +24,8 @@
  *   "error"       evaluate fails with "faulty failed on purpose"
  *   "bad_config"  create fails (so does any unknown mode)
  *
- * Environment variable FAULTY_FAIL_FROM=G: evaluate fails from generation G
+ * Environment variable FAULTY_FAIL_FROM=G (read when an instance is created):
+ * evaluate fails from generation G
  * on, in any mode (a test aborts a run this way, then resumes it unset).
  *
  * Build: cc -shared -fPIC -std=c11 -Wall -Wextra -Werror
@@ -47,6 +48,8 @@ typedef enum { MODE_OK, MODE_NAN, MODE_INF, MODE_FEW, MODE_ERROR } Mode;
 /* A configured `score`. */
 typedef struct {
     Mode mode;
+    /* Fail from this generation on (FAULTY_FAIL_FROM), or -1. */
+    long fail_from;
 } Instance;
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -111,6 +114,10 @@ create(size_t offering, const LnConfig *config, void **instance, LnError *error)
         return fail(error, "faulty: out of memory");
     }
     self->mode = mode;
+    /* Read once here, not per call: evaluate() stays as cheap as the
+       plugin-call benchmark needs. */
+    const char *from = getenv("FAULTY_FAIL_FROM");
+    self->fail_from = (from != NULL && *from != '\0') ? (long)strtoul(from, NULL, 10) : -1;
     *instance = self;
     return LN_OK;
 }
@@ -161,8 +168,7 @@ evaluate(void *instance, const LnCall *call, LnScores *scores, LnError *error)
     /* FAULTY_FAIL_FROM=G in the environment: fail from generation G on, in
        any mode (lets a test abort a run, then resume it with the variable
        unset). */
-    const char *from = getenv("FAULTY_FAIL_FROM");
-    if (from != NULL && *from != '\0' && call->generation >= (uint32_t)strtoul(from, NULL, 10)) {
+    if (self->fail_from >= 0 && (long)call->generation >= self->fail_from) {
         return fail(error, "faulty failed at generation %u on purpose", (unsigned)call->generation);
     }
     if (scores->n_metrics != 1 || scores->n_organisms != call->n_organisms) {

@@ -276,6 +276,9 @@ impl Instance {
                 expected,
             });
         }
+        if out.iter().all(|v| v.is_finite()) {
+            return Ok(());
+        }
         let bad: Vec<usize> = out
             .chunks_exact(metrics.max(1))
             .enumerate()

@@ -418,12 +418,19 @@ impl<'a> Batch<'a> {
         unsafe { TensorView::from_raw(&out) }
     }
 
-    /// Calls a service with an error buffer and turns its status into a
-    /// `Result`.
+    /// Calls a service and turns its status into a `Result`.
+    ///
+    /// The first call passes no error buffer (the ABI allows a null one),
+    /// so success costs nothing beyond the call; only a failure is asked
+    /// again, with a buffer, for its message (host services are
+    /// deterministic).
     fn service(
         &self,
-        call: impl FnOnce(*const std::ffi::c_void, *mut LnError) -> LnStatus,
+        mut call: impl FnMut(*const std::ffi::c_void, *mut LnError) -> LnStatus,
     ) -> Result<(), Error> {
+        if call(self.host.ctx, std::ptr::null_mut()) == LN_OK {
+            return Ok(());
+        }
         let mut buffer = [0 as c_char; SERVICE_ERROR_CAPACITY];
         let mut error = LnError {
             message: buffer.as_mut_ptr(),
