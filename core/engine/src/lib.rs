@@ -25,6 +25,7 @@
 
 pub mod checkpoint;
 pub mod components;
+pub mod conditions;
 pub mod develop;
 mod error;
 pub mod export;

@@ -61,7 +61,18 @@ pub struct Run {
 
 impl Run {
     /// Starts a new run of `scenario` in a fresh directory.
-    pub fn start(mut scenario: Scenario, options: &RunOptions) -> Result<Run, EngineError> {
+    pub fn start(scenario: Scenario, options: &RunOptions) -> Result<Run, EngineError> {
+        Run::start_with(scenario, options, None)
+    }
+
+    /// Starts a new run whose founders are `founders` (genomes and what
+    /// each inherits; see [`crate::conditions::founders_from`]) instead of
+    /// random genomes.
+    pub fn start_with(
+        mut scenario: Scenario,
+        options: &RunOptions,
+        founders: Option<Vec<(Genome, Option<Inherited>)>>,
+    ) -> Result<Run, EngineError> {
         // Plugins load before anything is written: a bad one stops the run
         // before generation 0 and leaves no directory behind.
         let (evaluation, objectives) = Evaluation::prepare(&scenario, &[])?;
@@ -126,21 +137,38 @@ impl Run {
         )?;
         let mut world = base_world(&scenario, threads, recorder, evaluation)?;
         let m = scenario.objectives.len();
-        let founders = scenario.pressures_at(0).population;
-        world.spawn_batch((0..founders as u64).map(|id| {
-            let mut stream = rng::stream(scenario.seed, 0, id, Purpose::Init);
-            let genome = lineage_evo::Genome::random(&scenario.genome, &mut stream);
-            (
-                Genome(genome),
-                Lineage {
-                    id,
-                    parents: [None, None],
-                    birth: 0,
-                },
-                Fitness::pending(m),
-            )
-        }));
-        world.insert_resource(NextOrganismId(founders as u64));
+        let population = scenario.pressures_at(0).population;
+        if let Some(founders) = founders {
+            for (id, (genome, inherited)) in founders.into_iter().enumerate() {
+                let mut founder = world.spawn((
+                    genome,
+                    Lineage {
+                        id: id as u64,
+                        parents: [None, None],
+                        birth: 0,
+                    },
+                    Fitness::pending(m),
+                ));
+                if let Some(inherited) = inherited {
+                    founder.insert(inherited);
+                }
+            }
+        } else {
+            world.spawn_batch((0..population as u64).map(|id| {
+                let mut stream = rng::stream(scenario.seed, 0, id, Purpose::Init);
+                let genome = lineage_evo::Genome::random(&scenario.genome, &mut stream);
+                (
+                    Genome(genome),
+                    Lineage {
+                        id,
+                        parents: [None, None],
+                        birth: 0,
+                    },
+                    Fitness::pending(m),
+                )
+            }));
+        }
+        world.insert_resource(NextOrganismId(population as u64));
         let target = scenario.generations;
         let mut run = Run {
             world,
@@ -457,7 +485,7 @@ fn resolve_threads(threads: usize) -> usize {
 }
 
 /// `root/<name>-<stamp>`, with a counter if that exists already.
-fn fresh_dir(root: &Path, name: &str) -> PathBuf {
+pub(crate) fn fresh_dir(root: &Path, name: &str) -> PathBuf {
     let base = format!("{name}-{}", manifest::utc_stamp());
     let mut dir = root.join(&base);
     let mut k = 2;

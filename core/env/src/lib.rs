@@ -5,9 +5,10 @@
 //! what) and hands out one [`Lifetime`] at a time: a training set whose
 //! size is the lifetime's data budget, and a held-out set. Environments
 //! whose held-out data is shared by the whole population (Gaussian
-//! clusters, a teacher network, a text's validation split) build it once
-//! and share it by reference; few-shot environments (sinusoids) draw a new
-//! task, with its own held-out points, for every lifetime.
+//! clusters, a teacher network, a text's validation split, a hidden-Markov
+//! language's held-out windows) build it once and share it by reference;
+//! few-shot environments (sinusoids) draw a new task, with its own held-out
+//! points, for every lifetime.
 //!
 //! Data are plain `f32` and `u32` buffers, row-major, so that both the
 //! population-batched training path and candle can read them without
@@ -30,6 +31,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod hmm;
 mod sinusoid;
 mod synthetic;
 mod text;
@@ -38,6 +40,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
+pub use hmm::{EntropyRate, Filtered, HiddenMarkov, Hmm, HmmParams, MAX_STATES, MAX_TOKENS};
 pub use sinusoid::Sinusoids;
 pub use synthetic::{GaussianClusters, TeacherNetwork};
 pub use text::{Text, Vocabulary};

@@ -48,6 +48,9 @@ pub enum Purpose {
     /// Structural mutation of a newborn's connectome (rewiring, sign flips,
     /// density changes).
     Rewire = 7,
+    /// Transforms of an inherited connectome that found a condition
+    /// (shuffled mask, random signs).
+    Transform = 8,
 }
 
 /// Organism id used for population-level streams.

@@ -81,6 +81,9 @@ pub struct Scenario {
     pub plugins: Vec<PluginRef>,
     /// Evaluation suites recorded per organism (`[evaluate] suites`).
     pub suites: Vec<PluginOffering>,
+    /// Conditions (`[[conditions]]`): variants of this scenario run side by
+    /// side, each over its seeds; empty for a plain scenario.
+    pub conditions: Vec<Condition>,
     /// The scenario as resolved TOML (extends merged, overrides applied),
     /// which loads back into the same scenario.
     pub resolved_toml: String,
@@ -136,6 +139,32 @@ pub enum FitnessSpec {
     Lifetime(LifetimeMetric),
     /// An offering of a plugin; its objectives are known once it is loaded.
     Plugin(PluginOffering),
+}
+
+/// One condition of an experiment: the scenario with some fields changed,
+/// run once per seed, optionally starting from another condition's final
+/// population.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    /// Name, unique in the scenario (`[A-Za-z0-9_-]+`): the run's folder.
+    pub name: String,
+    /// The condition whose final population founds this one's, if any.
+    pub from: Option<String>,
+    /// How an inherited connectome is transformed (with `from`).
+    pub connectome: ConnectomeTransform,
+    /// One checked scenario per seed, in seed order (each with its seed).
+    pub runs: Vec<Scenario>,
+}
+
+/// What happens to an inherited connectome's mask and signs, matrix by
+/// matrix, before development (controls and ablations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectomeTransform {
+    /// Move the kept connections to random positions (same count per
+    /// matrix), carrying their weights along.
+    pub shuffle_mask: bool,
+    /// Give every kept connection a random sign.
+    pub random_signs: bool,
 }
 
 /// A plugin a scenario declares as `[plugins.NAME]`.

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use lineage_develop::InitLaw;
 use lineage_env::{
-    Environment, GaussianClusters, Sinusoids, Task, TeacherNetwork, Text, Vocabulary,
+    Environment, GaussianClusters, Hmm, HmmParams, Sinusoids, Task, TeacherNetwork, Text,
+    Vocabulary,
 };
 use lineage_evo::GenomeSpec;
 use lineage_learn::spec::{
@@ -121,6 +122,91 @@ pub(crate) enum RawEnvironment {
         #[serde(default = "thousand")]
         heldout: usize,
     },
+    /// A hidden-Markov language; defaults are [`HmmParams::default`]'s.
+    Hmm {
+        #[serde(default = "hmm_tokens")]
+        tokens: usize,
+        #[serde(default = "hmm_states")]
+        states: usize,
+        #[serde(default = "hmm_successors", deserialize_with = "successors")]
+        successors: RawCount,
+        #[serde(default = "hmm_concentration")]
+        concentration: f64,
+        #[serde(default = "hmm_emissions", deserialize_with = "emissions")]
+        emissions: RawCount,
+        #[serde(default = "hmm_zipf")]
+        zipf: f64,
+        context: usize,
+        #[serde(default = "hmm_corpus")]
+        corpus: usize,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: u64,
+    },
+}
+
+/// A count, or a range `[min, max]` drawn from uniformly.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawCount {
+    One(usize),
+    Between([usize; 2]),
+}
+
+fn count<'de, D: serde::Deserializer<'de>>(d: D, field: &str) -> Result<RawCount, D::Error> {
+    RawCount::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{field}`: expected a count or a range [min, max] of counts"
+        ))
+    })
+}
+
+fn successors<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RawCount, D::Error> {
+    count(d, "successors")
+}
+
+fn emissions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RawCount, D::Error> {
+    count(d, "emissions")
+}
+
+impl RawCount {
+    fn range(&self) -> std::ops::RangeInclusive<usize> {
+        match *self {
+            RawCount::One(n) => n..=n,
+            RawCount::Between([lo, hi]) => lo..=hi,
+        }
+    }
+}
+
+fn hmm_tokens() -> usize {
+    HmmParams::default().tokens
+}
+
+fn hmm_states() -> usize {
+    HmmParams::default().states
+}
+
+fn hmm_successors() -> RawCount {
+    let r = HmmParams::default().successors;
+    RawCount::Between([*r.start(), *r.end()])
+}
+
+fn hmm_concentration() -> f64 {
+    HmmParams::default().concentration
+}
+
+fn hmm_emissions() -> RawCount {
+    let r = HmmParams::default().emissions;
+    RawCount::Between([*r.start(), *r.end()])
+}
+
+fn hmm_zipf() -> f64 {
+    HmmParams::default().zipf
+}
+
+fn hmm_corpus() -> usize {
+    HmmParams::default().corpus
 }
 
 fn thousand() -> usize {
@@ -675,6 +761,30 @@ impl<E> Check<'_, E> {
                 Text::from_file(&file, vocabulary, *context, *validation, *heldout)
                     .map(|e| Arc::new(e) as _)
             }
+            RawEnvironment::Hmm {
+                tokens,
+                states,
+                successors,
+                concentration,
+                emissions,
+                zipf,
+                context,
+                corpus,
+                heldout,
+                seed,
+            } => Hmm::new(&HmmParams {
+                tokens: *tokens,
+                states: *states,
+                successors: successors.range(),
+                concentration: *concentration,
+                emissions: emissions.range(),
+                zipf: *zipf,
+                context: *context,
+                corpus: *corpus,
+                heldout: *heldout,
+                seed: *seed,
+            })
+            .map(|e| Arc::new(e) as _),
         };
         let env = built.or_else(|e| self.err("environment", e.to_string()))?;
         let task = env.task();

@@ -35,6 +35,33 @@ pub(crate) struct RawScenario {
     pub plugins: std::collections::BTreeMap<String, RawPlugin>,
     #[serde(default)]
     pub evaluate: RawEvaluate,
+    #[serde(default)]
+    pub conditions: Vec<RawCondition>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCondition {
+    pub name: String,
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    pub from: Option<String>,
+    pub connectome: Option<RawTransform>,
+    #[serde(default)]
+    pub set: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTransform {
+    #[serde(default = "keep")]
+    pub mask: String,
+    #[serde(default = "keep")]
+    pub signs: String,
+}
+
+fn keep() -> String {
+    "keep".into()
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,403 @@
+//! Conditions: one scenario's variants (controls, ablations, sweeps), each
+//! run once per seed into its own run directory, and founders taken from
+//! another condition's final population.
+//!
+//! A scenario with `[[conditions]]` runs into `RUN/conditions/<name>/seed-<k>/`,
+//! each an ordinary run directory; `RUN/conditions.json` lists them for
+//! `lineage report`. A condition with `from` starts from the source
+//! condition's final checkpoint (the run with the same seed, or its first):
+//! its founders inherit what the source's organisms would pass on (a pending
+//! newborn's inheritance, or an organism's learned weights and masks),
+//! transformed as the condition says (mask shuffled, signs randomised)
+//! before development.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lineage_evo::rng::{Purpose, stream};
+use lineage_scenario::{Condition, ConnectomeTransform, LifetimeConfig, Scenario};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint;
+use crate::components::{Genome, Inherited};
+use crate::error::EngineError;
+use crate::systems::from_tensors;
+
+/// `RUN/conditions.json`.
+pub const INDEX: &str = "conditions.json";
+
+/// The index of a conditions run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The conditions, in run order.
+    pub conditions: Vec<IndexEntry>,
+}
+
+/// One condition in the index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Its name.
+    pub name: String,
+    /// The condition it starts from.
+    pub from: Option<String>,
+    /// Its seeds.
+    pub seeds: Vec<u64>,
+    /// Its run directories, relative to the root, in seed order.
+    pub runs: Vec<String>,
+}
+
+/// The run directory of `condition`'s run with seed `seed`, relative to
+/// the root.
+pub fn run_dir(condition: &str, seed: u64) -> String {
+    format!("conditions/{condition}/seed-{seed}")
+}
+
+impl Index {
+    /// The index of `scenario`'s conditions.
+    pub fn of(scenario: &Scenario) -> Index {
+        Index {
+            scenario: scenario.name.clone(),
+            conditions: scenario
+                .conditions
+                .iter()
+                .map(|c| IndexEntry {
+                    name: c.name.clone(),
+                    from: c.from.clone(),
+                    seeds: c.runs.iter().map(|r| r.seed).collect(),
+                    runs: c.runs.iter().map(|r| run_dir(&c.name, r.seed)).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes `root/conditions.json`.
+    pub fn write(&self, root: &Path) -> Result<(), EngineError> {
+        let json = serde_json::to_vec_pretty(self).expect("an index serialises");
+        checkpoint::write_synced(&root.join(INDEX), &json)
+    }
+}
+
+/// The run a condition with `from` starts from, for its run with `seed`:
+/// the source's run with the same seed, or its first.
+pub fn source_dir(
+    root: &Path,
+    scenario: &Scenario,
+    condition: &Condition,
+    seed: u64,
+) -> Option<PathBuf> {
+    let from = condition.from.as_deref()?;
+    let source = scenario.conditions.iter().find(|c| c.name == from)?;
+    let seed = if source.runs.iter().any(|r| r.seed == seed) {
+        seed
+    } else {
+        source.runs.first()?.seed
+    };
+    Some(root.join(run_dir(from, seed)))
+}
+
+/// Founders from `source`'s final checkpoint: `population` genomes and what
+/// each inherits, cycling through the source's organisms in id order, with
+/// the transform applied from each founder's stream.
+pub fn founders_from(
+    source: &Path,
+    scenario: &Scenario,
+    transform: ConnectomeTransform,
+) -> Result<Vec<(Genome, Option<Inherited>)>, EngineError> {
+    let bad = |message: String| EngineError::BadRunDir {
+        path: source.to_path_buf(),
+        message,
+    };
+    let checkpoint_dir = checkpoint::latest(source)?;
+    let (_, organisms) = checkpoint::load(
+        &checkpoint_dir,
+        scenario.genome.bits,
+        scenario.genome.genes.len(),
+    )
+    .map_err(|e| match e {
+        EngineError::BadRunDir { message, .. } => bad(format!(
+            "cannot found this condition's population: {message} (do the two conditions share a genome?)"
+        )),
+        other => other,
+    })?;
+    let learned = checkpoint::load_weights(&checkpoint_dir)?;
+    let cfg: &LifetimeConfig = scenario.phases[0]
+        .pressures
+        .lifetime
+        .as_deref()
+        .ok_or_else(|| bad("a condition that starts from another needs [lifetime]".into()))?;
+    let layout = cfg.model.params();
+    // Best first: evaluated organisms by the first objective, then the
+    // rest (pending newborns), ties by id; so a condition of one organism
+    // starts from the source's best.
+    let direction = scenario.objectives.first().map(|o| o.direction);
+    let mut organisms = organisms;
+    organisms.sort_by(|(_, a, fa), (_, b, fb)| {
+        let utility = |f: &crate::components::Fitness| match (direction, f.is_pending()) {
+            (Some(d), false) => d.utility(f.values[0]),
+            _ => f64::NEG_INFINITY,
+        };
+        utility(fb).total_cmp(&utility(fa)).then(a.id.cmp(&b.id))
+    });
+    let mut pool: Vec<(Genome, Option<Inherited>)> = Vec::new();
+    for (genome, lineage, _) in organisms {
+        let state = learned.get(&lineage.id);
+        let inherited = match state {
+            Some(s) if s.inherited.is_some() => s.inherited.clone(),
+            Some(s) => s.weights.as_ref().map(|(w, _)| {
+                let values = if w.learned.is_empty() {
+                    &w.birth
+                } else {
+                    &w.learned
+                };
+                Inherited {
+                    learned: Arc::new(from_tensors(cfg, values).into_iter().flatten().collect()),
+                    masks: Arc::new(from_tensors(cfg, &w.masks)),
+                }
+            }),
+            None => None,
+        };
+        let Some(inherited) = inherited else {
+            // A genome-only organism (a connectome developed from its bits):
+            // it passes on its genome alone.
+            pool.push((genome, None));
+            continue;
+        };
+        let fits = inherited.learned.len() == layout.len()
+            && inherited
+                .learned
+                .iter()
+                .zip(&layout)
+                .all(|(w, p)| w.len() == p.len());
+        if !fits {
+            return Err(bad(
+                "its weights do not fit this condition's model: conditions that start from another must share its model".into(),
+            ));
+        }
+        pool.push((genome, Some(inherited)));
+    }
+    if pool.is_empty() {
+        return Err(bad("its final checkpoint holds no organism".into()));
+    }
+    let population = scenario.pressures_at(0).population;
+    Ok((0..population)
+        .map(|j| {
+            let (genome, inherited) = &pool[j % pool.len()];
+            let mut rng = stream(scenario.seed, 0, j as u64, Purpose::Transform);
+            let inherited = inherited
+                .as_ref()
+                .map(|i| transformed(i, transform, &mut rng));
+            (genome.clone(), inherited)
+        })
+        .collect())
+}
+
+/// `inherited` with every masked matrix's connections moved to random
+/// positions (carrying their weights) and/or given random signs.
+pub fn transformed(
+    inherited: &Inherited,
+    transform: ConnectomeTransform,
+    rng: &mut impl Rng,
+) -> Inherited {
+    if transform == ConnectomeTransform::default() {
+        return inherited.clone();
+    }
+    let mut learned: Vec<Vec<f32>> = inherited.learned.as_ref().clone();
+    let mut masks: Vec<Option<Vec<f32>>> = inherited.masks.as_ref().clone();
+    for (w, mask) in learned.iter_mut().zip(masks.iter_mut()) {
+        let Some(mask) = mask else { continue };
+        if transform.shuffle_mask {
+            // Fisher-Yates: connection i moves to position perm[i].
+            let mut perm: Vec<usize> = (0..mask.len()).collect();
+            for i in (1..perm.len()).rev() {
+                perm.swap(i, rng.random_range(0..=i));
+            }
+            let (old_w, old_m) = (w.clone(), mask.clone());
+            for (i, &to) in perm.iter().enumerate() {
+                w[to] = old_w[i];
+                mask[to] = old_m[i];
+            }
+        }
+        if transform.random_signs {
+            for (x, &m) in w.iter_mut().zip(mask.iter()) {
+                if m != 0.0 {
+                    let sign = if rng.random::<bool>() { 1.0 } else { -1.0 };
+                    *x = x.abs() * sign;
+                }
+            }
+        }
+    }
+    Inherited {
+        learned: Arc::new(learned),
+        masks: Arc::new(masks),
+    }
+}
+
+/// Creates the root directory of a conditions run (`out`, which must not
+/// exist or be empty, or `runs/<name>-<UTC timestamp>`) and writes the
+/// resolved scenario and the index into it.
+pub fn create_root(scenario: &Scenario, out: Option<&Path>) -> Result<PathBuf, EngineError> {
+    let root = match out {
+        Some(dir) => {
+            let occupied = dir.exists()
+                && std::fs::read_dir(dir)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true);
+            if occupied {
+                return Err(EngineError::OutputExists(dir.to_path_buf()));
+            }
+            dir.to_path_buf()
+        }
+        None => crate::run::fresh_dir(Path::new("runs"), &scenario.name),
+    };
+    std::fs::create_dir_all(root.join("conditions"))
+        .map_err(EngineError::io("cannot create", &root))?;
+    checkpoint::write_synced(
+        &root.join(crate::SCENARIO_FILE),
+        scenario.resolved_toml.as_bytes(),
+    )?;
+    Index::of(scenario).write(&root)?;
+    Ok(root)
+}
+
+/// What [`run_all`] reports as it goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A run starts (or, on resume, continues).
+    Started {
+        /// The condition.
+        condition: String,
+        /// The seed.
+        seed: u64,
+        /// Its run directory.
+        dir: PathBuf,
+    },
+    /// A run was already complete and is skipped.
+    Skipped {
+        /// The condition.
+        condition: String,
+        /// The seed.
+        seed: u64,
+    },
+    /// A run finished.
+    Finished {
+        /// The condition.
+        condition: String,
+        /// The seed.
+        seed: u64,
+        /// The last generation's best value of the first objective.
+        best: f64,
+    },
+}
+
+/// Runs every condition's runs in order into `root` (which exists and
+/// holds the index), starting runs that are missing, resuming unfinished
+/// ones and skipping finished ones: so the same call both runs and resumes
+/// an experiment.
+pub fn run_all(
+    scenario: &Scenario,
+    root: &Path,
+    threads: usize,
+    mut on_event: impl FnMut(Event),
+) -> Result<(), EngineError> {
+    for condition in &scenario.conditions {
+        for run in &condition.runs {
+            let dir = root.join(run_dir(&condition.name, run.seed));
+            let (name, seed) = (condition.name.clone(), run.seed);
+            let mut active = if dir.join(crate::manifest::MANIFEST).exists() {
+                let manifest = crate::manifest::Manifest::read(&dir)?;
+                if manifest.finished.is_some() {
+                    on_event(Event::Skipped {
+                        condition: name,
+                        seed,
+                    });
+                    continue;
+                }
+                crate::Run::resume(&dir, None, threads)?
+            } else {
+                let founders = match source_dir(root, scenario, condition, seed) {
+                    Some(source) => Some(founders_from(&source, run, condition.connectome)?),
+                    None => None,
+                };
+                let options = crate::RunOptions {
+                    out: Some(dir.clone()),
+                    threads,
+                };
+                crate::Run::start_with(run.clone(), &options, founders)?
+            };
+            on_event(Event::Started {
+                condition: name.clone(),
+                seed,
+                dir: dir.clone(),
+            });
+            let mut best = f64::NAN;
+            while !active.is_done() {
+                best = active.step()?.best.first().copied().unwrap_or(f64::NAN);
+            }
+            active.finish()?;
+            on_event(Event::Finished {
+                condition: name,
+                seed,
+                best,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connectome() -> Inherited {
+        Inherited {
+            learned: Arc::new(vec![vec![0.5, -0.25, 0.0, 2.0, 0.0, -1.0], vec![3.0]]),
+            masks: Arc::new(vec![Some(vec![1.0, 1.0, 0.0, 1.0, 0.0, 1.0]), None]),
+        }
+    }
+
+    #[test]
+    fn shuffling_keeps_each_matrix_density_and_its_weights() {
+        let mut rng = stream(1, 0, 0, Purpose::Transform);
+        let t = ConnectomeTransform {
+            shuffle_mask: true,
+            random_signs: false,
+        };
+        let out = transformed(&connectome(), t, &mut rng);
+        let mask = out.masks[0].as_ref().unwrap();
+        assert_eq!(mask.iter().sum::<f32>(), 4.0);
+        let mut kept: Vec<f32> = out.learned[0]
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| **m != 0.0)
+            .map(|(w, _)| *w)
+            .collect();
+        kept.sort_by(f32::total_cmp);
+        assert_eq!(kept, [-1.0, -0.25, 0.5, 2.0]);
+        // Unmasked matrices are left alone.
+        assert_eq!(out.learned[1], [3.0]);
+        assert!(out.masks[1].is_none());
+    }
+
+    #[test]
+    fn random_signs_keep_the_mask_and_magnitudes_and_flip_some() {
+        let t = ConnectomeTransform {
+            shuffle_mask: false,
+            random_signs: true,
+        };
+        let mut flipped = 0;
+        for seed in 0..20 {
+            let mut rng = stream(seed, 0, 0, Purpose::Transform);
+            let out = transformed(&connectome(), t, &mut rng);
+            assert_eq!(out.masks, connectome().masks);
+            for (a, b) in out.learned[0].iter().zip(connectome().learned[0].iter()) {
+                assert_eq!(a.abs(), b.abs());
+                flipped += usize::from(a != b);
+            }
+        }
+        // 4 connections x 20 draws, each flipped with probability 1/2.
+        assert!((20..60).contains(&flipped), "{flipped} flips");
+    }
+}
