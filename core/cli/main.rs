@@ -6,6 +6,7 @@
 //! 1 a failure while running.
 
 mod bench;
+mod conditions;
 mod plugins;
 mod report;
 mod table;
@@ -82,10 +83,16 @@ enum Command {
         /// Run directory.
         run_dir: PathBuf,
     },
-    /// Print a run's summary and draw each objective over generations (SVG).
+    /// Print a run's summary and draw each objective over generations (SVG);
+    /// for an experiment with conditions, compare them over seeds (tables,
+    /// report.json, report.csv, plots).
     Report {
         /// Run directory.
         run_dir: PathBuf,
+        /// Conditions: compare every condition with this one (default: the
+        /// first).
+        #[arg(long)]
+        baseline: Option<String>,
     },
     /// Write one organism's birth and final weights, masks and lifetime data
     /// (safetensors and JSON) for use in another framework.
@@ -177,6 +184,10 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 device,
             };
             let scenario = load_scenario(scenario.as_deref(), &overrides)?;
+            if !scenario.conditions.is_empty() {
+                let root = lineage_engine::conditions::create_root(&scenario, out.as_deref())?;
+                return drive_conditions(&scenario, &root, threads, quiet);
+            }
             let run = Run::start(scenario, &RunOptions { out, threads })?;
             drive(run, quiet)
         }
@@ -196,6 +207,16 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             threads,
             quiet,
         } => {
+            if run_dir.join(lineage_engine::conditions::INDEX).exists() {
+                if generations.is_some() {
+                    return Err(Failure::bad_input(
+                        "--generations applies to one run; a conditions run resumes each condition to its own generations",
+                    ));
+                }
+                let path = run_dir.join(lineage_engine::SCENARIO_FILE);
+                let scenario = lineage_scenario::load(&path, &Overrides::default())?;
+                return drive_conditions(&scenario, &run_dir, threads, quiet);
+            }
             let run = Run::resume(&run_dir, generations, threads)?;
             drive(run, quiet)
         }
@@ -218,7 +239,15 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Report { run_dir } => {
+        Command::Report { run_dir, baseline } => {
+            if conditions::is_conditions_run(&run_dir) {
+                return conditions::report(&run_dir, baseline.as_deref());
+            }
+            if baseline.is_some() {
+                return Err(Failure::bad_input(
+                    "--baseline compares conditions, but this run has none",
+                ));
+            }
             print!("{}", table::summary(&run_dir).map_err(Failure::bad_input)?);
             for path in report::plots(&run_dir).map_err(|m| Failure {
                 code: 1,
@@ -285,6 +314,53 @@ fn print_scenario(s: &Scenario) {
         );
         println!("    fitness {:?}", pr.fitness);
     }
+}
+
+/// Runs (or resumes) every condition of a scenario, one line per run.
+fn drive_conditions(
+    scenario: &Scenario,
+    root: &Path,
+    threads: usize,
+    quiet: bool,
+) -> Result<(), Failure> {
+    use lineage_engine::conditions::Event;
+    let total: usize = scenario.conditions.iter().map(|c| c.runs.len()).sum();
+    let mut done = 0;
+    lineage_engine::conditions::run_all(scenario, root, threads, |event| {
+        if quiet {
+            return;
+        }
+        match event {
+            Event::Started {
+                condition, seed, ..
+            } => {
+                eprintln!("[{}/{total}] {condition} seed {seed} ...", done + 1)
+            }
+            Event::Skipped { condition, seed } => {
+                done += 1;
+                eprintln!("[{done}/{total}] {condition} seed {seed}: already done")
+            }
+            Event::Finished {
+                condition,
+                seed,
+                best,
+            } => {
+                done += 1;
+                eprintln!(
+                    "[{done}/{total}] {condition} seed {seed}: best {}",
+                    table::number(best)
+                )
+            }
+        }
+    })?;
+    if !quiet {
+        println!(
+            "wrote {}; `lineage report {}` compares the conditions",
+            root.display(),
+            root.display()
+        );
+    }
+    Ok(())
 }
 
 /// Steps a run to its end with a progress bar.

@@ -35,15 +35,10 @@ fn draw(g: &Generations, objective: &str, path: &Path) -> Result<(), Box<dyn std
             })
             .collect();
     let all = series.iter().flat_map(|(_, _, p)| p.iter());
-    let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, y)| {
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, y)| {
         (lo.min(y), hi.max(y))
     });
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    if hi - lo < 1e-12 {
-        (lo, hi) = (lo - 0.5, hi + 0.5);
-    }
+    let (lo, hi) = span(lo, hi);
     let last = g.rows.last().map_or(1.0, |r| r[0].max(1.0));
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -53,9 +48,7 @@ fn draw(g: &Generations, objective: &str, path: &Path) -> Result<(), Box<dyn std
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70);
-    // Values spanning orders of magnitude (a converging error) read better
-    // on a log axis; anything touching zero or below stays linear.
-    if lo > 0.0 && hi / lo > 1e3 {
+    if wants_log(lo, hi) {
         let mut chart = builder.build_cartesian_2d(0f64..last, (lo / 2.0..hi * 2.0).log_scale())?;
         chart
             .configure_mesh()
@@ -80,8 +73,27 @@ fn draw(g: &Generations, objective: &str, path: &Path) -> Result<(), Box<dyn std
     Ok(())
 }
 
+/// The range of values to draw: `(0, 1)` when there are none, widened by
+/// 0.5 each way when it is a single value.
+pub(crate) fn span(lo: f64, hi: f64) -> (f64, f64) {
+    if !lo.is_finite() || !hi.is_finite() {
+        (0.0, 1.0)
+    } else if hi - lo < 1e-12 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    }
+}
+
+/// Whether values from `lo` to `hi` read better on a log axis: they span
+/// orders of magnitude (a converging error); anything touching zero or
+/// below stays linear.
+pub(crate) fn wants_log(lo: f64, hi: f64) -> bool {
+    lo > 0.0 && hi / lo > 1e3
+}
+
 /// Draws the lines and their legend.
-fn draw_series<'a, X, Y>(
+pub(crate) fn draw_series<'a, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
     series: Vec<(&str, RGBColor, Vec<(f64, f64)>)>,
 ) -> Result<(), String>

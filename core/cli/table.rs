@@ -169,3 +169,32 @@ pub fn number(x: f64) -> String {
         format!("{x:.4}")
     }
 }
+
+/// `x` with `digits` significant digits: fixed notation for magnitudes from
+/// 1e-4 up to 1e6, scientific (`1.235e7`) beyond; `-` for NaN.
+pub fn significant(x: f64, digits: usize) -> String {
+    if x.is_nan() {
+        return "-".into();
+    }
+    let digits = digits.max(1);
+    if x.is_infinite() {
+        return format!("{x}");
+    }
+    if x == 0.0 {
+        return format!("{:.*}", digits - 1, 0.0);
+    }
+    // Rounding may carry into the next power of ten (9.9996 → 1.000e1), so
+    // the exponent is read from the rounded number.
+    let sci = format!("{:.*e}", digits - 1, x);
+    let exponent: i32 = sci
+        .rsplit('e')
+        .next()
+        .and_then(|e| e.parse().ok())
+        .expect("a formatted exponent");
+    if (-4..6).contains(&exponent) {
+        let decimals = (digits as i32 - 1 - exponent).max(0) as usize;
+        format!("{x:.decimals$}")
+    } else {
+        sci
+    }
+}

@@ -1,0 +1,224 @@
+//! Conditions: one scenario, several variants run over several seeds into
+//! their own run directories, founders taken from another condition's final
+//! population (with the connectome kept, shuffled or given random signs),
+//! and a conditions run that resumes by skipping what is done.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{lineage, lineage_ok, read, s, write_scenario};
+
+/// A pruning lineage on Gaussian clusters, then three conditions that
+/// start from its connectome (kept, shuffled with random signs) or dense.
+const SCENARIO: &str = r#"
+name = "conditions-test"
+seed = 4
+generations = 3
+population = 1
+
+[genome]
+genes = [{ name = "unused", min = 0.0, max = 1.0 }]
+
+[fitness]
+function = "heldout_loss"
+
+[selection]
+method = "tournament"
+tournament_size = 1
+
+[lifetime]
+budget = 64
+steps = 20
+batch = 16
+inheritance = "prune"
+prune = { fraction = 0.5 }
+environment = { kind = "gaussian_clusters", classes = 3, dim = 6, spread = 1.0, heldout = 100, seed = 2 }
+model = { kind = "mlp", hidden = [12], activation = "relu" }
+optimizer = { method = "sgd", lr = 0.1 }
+
+[[conditions]]
+name = "outer"
+
+[[conditions]]
+name = "Connectome"
+from = "outer"
+seeds = [1, 2]
+set = { generations = 1, lifetime = { budget = 32 } }
+
+[[conditions]]
+name = "RandomConnectome"
+from = "outer"
+connectome = { mask = "shuffle", signs = "random" }
+seeds = [1, 2]
+set = { generations = 1, lifetime = { budget = 32 } }
+
+[[conditions]]
+name = "NoConnectome"
+seeds = [1, 2]
+set = { generations = 1, lifetime = { budget = 32, inheritance = "darwinian" } }
+"#;
+
+/// The masks a run's last organism passed on: `weights.safetensors` of its
+/// final checkpoint holds the pending newborn's inherited masks, by
+/// parameter index.
+fn passed_on_masks(run: &Path) -> BTreeMap<String, Vec<f32>> {
+    let checkpoints = run.join("checkpoints");
+    let last = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .max()
+        .unwrap();
+    let file = last.join("weights.safetensors");
+    if !file.exists() {
+        // Nothing to pass on (a dense, Darwinian lineage).
+        return BTreeMap::new();
+    }
+    let bytes = read(&file);
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    tensors
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name.contains("/inherited_mask/"))
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (name.rsplit('/').next().unwrap().to_owned(), values)
+        })
+        .collect()
+}
+
+fn density(mask: &[f32]) -> f64 {
+    mask.iter().filter(|&&m| m != 0.0).count() as f64 / mask.len() as f64
+}
+
+#[test]
+fn conditions_run_apart_and_start_from_the_connectome() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_scenario(tmp.path(), "c.toml", SCENARIO);
+    let root = tmp.path().join("run");
+    lineage_ok(&["run", s(&path), "--out", s(&root), "--quiet"]);
+
+    let index: serde_json::Value =
+        serde_json::from_slice(&read(&root.join("conditions.json"))).unwrap();
+    let names: Vec<&str> = index["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["outer", "Connectome", "RandomConnectome", "NoConnectome"]
+    );
+    assert_eq!(index["conditions"][1]["from"], "outer");
+    for c in index["conditions"].as_array().unwrap() {
+        for run in c["runs"].as_array().unwrap() {
+            let dir = root.join(run.as_str().unwrap());
+            assert!(
+                dir.join("generations.csv").is_file(),
+                "{} has no records",
+                dir.display()
+            );
+        }
+    }
+
+    // The lineage pruned half of each matrix per generation: after three
+    // generations (two prunings), the connectome it passes on keeps 1/8 of
+    // each matrix after the condition's own pruning.
+    let connectome = passed_on_masks(&root.join("conditions/Connectome/seed-1"));
+    let random = passed_on_masks(&root.join("conditions/RandomConnectome/seed-1"));
+    assert!(!connectome.is_empty(), "the Connectome condition has masks");
+    assert_eq!(
+        connectome.keys().collect::<Vec<_>>(),
+        random.keys().collect::<Vec<_>>()
+    );
+    for (k, mask) in &connectome {
+        let d = density(mask);
+        assert!((d - 0.125).abs() < 0.02, "matrix {k}: density {d}");
+        // Same density per matrix, other positions.
+        assert_eq!(density(&random[k]), d, "matrix {k}");
+        assert_ne!(
+            &random[k], mask,
+            "matrix {k}: a shuffled mask moved nothing"
+        );
+    }
+    // Both seeds of Connectome start from the same connectome (the
+    // lineage's), so their masks agree; the dense control has none.
+    assert_eq!(
+        passed_on_masks(&root.join("conditions/Connectome/seed-2")),
+        connectome
+    );
+    assert!(passed_on_masks(&root.join("conditions/NoConnectome/seed-1")).is_empty());
+
+    // Resuming a finished experiment runs nothing again.
+    let before = read(&root.join("conditions/Connectome/seed-1/generations.csv"));
+    let out = lineage_ok(&["resume", s(&root)]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(text.matches("already done").count(), 7, "{text}");
+    assert_eq!(
+        read(&root.join("conditions/Connectome/seed-1/generations.csv")),
+        before
+    );
+}
+
+#[test]
+fn bad_conditions_are_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            SCENARIO.replace("from = \"outer\"\nseeds = [1, 2]\nset", "from = \"later\"\nseeds = [1, 2]\nset"),
+            "`later` is not an earlier condition",
+        ),
+        (
+            SCENARIO.replace(
+                "name = \"NoConnectome\"\n",
+                "name = \"NoConnectome\"\nconnectome = { mask = \"shuffle\" }\n",
+            ),
+            "`connectome` transforms an inherited connectome and needs `from`",
+        ),
+        (
+            SCENARIO.replace("mask = \"shuffle\"", "mask = \"scramble\""),
+            "conditions[2].connectome.mask",
+        ),
+        (
+            SCENARIO.replace("name = \"NoConnectome\"", "name = \"Connectome\""),
+            "two conditions are named `Connectome`",
+        ),
+        (
+            SCENARIO.replace(
+                "set = { generations = 1, lifetime = { budget = 32 } }\n\n[[conditions]]\nname = \"RandomConnectome\"",
+                "set = { generations = 1, lifetime = { budget = 32, inheritance = \"darwinian\" } }\n\n[[conditions]]\nname = \"RandomConnectome\"",
+            ),
+            "neither its inheritance nor its genome passes anything on",
+        ),
+        (
+            SCENARIO.replace("seeds = [1, 2]\nset = { generations = 1, lifetime = { budget = 32 } }", "seeds = [1, 1]\nset = { generations = 1, lifetime = { budget = 32 } }"),
+            "seed 1 is listed twice",
+        ),
+        (
+            SCENARIO.replace("set = { generations = 1, lifetime = { budget = 32, inheritance", "set = { name = \"x\", lifetime = { budget = 32, inheritance"),
+            "`name` cannot be set by a condition",
+        ),
+        (
+            SCENARIO.replace("lifetime = { budget = 32 } }\n\n[[conditions]]\nname = \"NoConnectome\"", "lifetime = { budget = 0 } }\n\n[[conditions]]\nname = \"NoConnectome\""),
+            "conditions[2].set.lifetime.budget",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        assert_ne!(text, SCENARIO, "case {i} changed nothing");
+        let path = write_scenario(tmp.path(), &format!("bad{i}.toml"), text);
+        let out = lineage(&["validate", s(&path)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        assert!(
+            err.contains(expected),
+            "case {i}: expected {expected:?} in:\n{err}"
+        );
+    }
+}
