@@ -1519,7 +1519,7 @@ mod tests {
     fn aggregates_match_hand_computation() {
         let tmp = tempfile::tempdir().unwrap();
         write_example(tmp.path());
-        let r = Report::read(tmp.path()).unwrap();
+        let r = Report::read(tmp.path(), None).unwrap();
         assert_eq!(
             r.metrics,
             [
@@ -1583,10 +1583,24 @@ mod tests {
     }
 
     #[test]
+    fn a_baseline_leads_and_effects_are_against_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_example(tmp.path());
+        let r = Report::read(tmp.path(), Some("Shuffled")).unwrap();
+        assert_eq!(r.conditions[0].name, "Shuffled");
+        assert_eq!(r.conditions[1].name, "Connectome");
+        let fitness = r.metrics.iter().position(|m| m == "fitness").unwrap();
+        let effect = r.effects[0][fitness].as_ref().unwrap();
+        assert!(close(effect.difference, -4.0), "{effect:?}");
+        let e = Report::read(tmp.path(), Some("Nope")).unwrap_err();
+        assert!(e.contains("no condition `Nope`"), "{e}");
+    }
+
+    #[test]
     fn writes_the_report_files_and_plots() {
         let tmp = tempfile::tempdir().unwrap();
         write_example(tmp.path());
-        let r = Report::read(tmp.path()).unwrap();
+        let r = Report::read(tmp.path(), None).unwrap();
         let text = r.text(tmp.path());
         println!("{text}");
         assert!(
@@ -1694,7 +1708,7 @@ mod tests {
                 {"name": "B", "from": null, "seeds": [1, 2], "runs": ["b/1", "b/2"]}]}"#,
         )
         .unwrap();
-        let r = Report::read(dir).unwrap();
+        let r = Report::read(dir, None).unwrap();
         let b = &r.conditions[1];
         assert_eq!(b.finished(), 0);
         assert_eq!(b.runs[0].outcome, Outcome::NotFinished);
@@ -1738,7 +1752,7 @@ mod tests {
             ),
         ] {
             std::fs::write(&path, json).unwrap();
-            let e = Report::read(dir).unwrap_err();
+            let e = Report::read(dir, None).unwrap_err();
             assert!(
                 e.starts_with(&path.display().to_string()) && e.contains(expected),
                 "{json}: {e}"
@@ -1760,14 +1774,14 @@ mod tests {
         .unwrap();
         let metrics = dir.join("a").join(files::METRICS);
         std::fs::write(&metrics, "id,generation,suite,metric,value\n7,2,s,m,oops\n").unwrap();
-        let e = Report::read(dir).unwrap_err();
+        let e = Report::read(dir, None).unwrap_err();
         assert!(
             e.starts_with(&format!("{}:2: column `value`", metrics.display()))
                 && e.contains("oops"),
             "{e}"
         );
         std::fs::write(&metrics, "id,generation,suite,metric,value\n7,2,s\n").unwrap();
-        let e = Report::read(dir).unwrap_err();
+        let e = Report::read(dir, None).unwrap_err();
         assert!(e.contains("3 fields, the header has 5"), "{e}");
     }
 
