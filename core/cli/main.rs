@@ -185,6 +185,11 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             };
             let scenario = load_scenario(scenario.as_deref(), &overrides)?;
             if !scenario.conditions.is_empty() {
+                // Every condition's plugins load before anything is
+                // written, as for a single run.
+                for run in scenario.conditions.iter().filter_map(|c| c.runs.first()) {
+                    lineage_engine::plugins::Evaluation::prepare(run, &[])?;
+                }
                 let root = lineage_engine::conditions::create_root(&scenario, out.as_deref())?;
                 return drive_conditions(&scenario, &root, threads, quiet);
             }
