@@ -65,101 +65,40 @@ pub fn report(dir: &Path, baseline: Option<&str>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `conditions.json`.
-#[derive(Clone, Debug, PartialEq)]
-struct Conditions {
-    scenario: String,
-    conditions: Vec<Condition>,
+/// `conditions.json`, as the engine writes it.
+type Conditions = lineage_engine::conditions::Index;
+
+/// Reads and checks `dir/conditions.json`.
+fn read_conditions(dir: &Path) -> Result<Conditions, String> {
+    let path = dir.join(CONDITIONS_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_conditions(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// One condition of `conditions.json`.
-#[derive(Clone, Debug, PartialEq)]
-struct Condition {
-    name: String,
-    from: Option<String>,
-    seeds: Vec<u64>,
-    /// Run directories relative to the run directory, one per seed.
-    runs: Vec<String>,
-}
-
-impl Conditions {
-    /// Reads and checks `dir/conditions.json`.
-    fn read(dir: &Path) -> Result<Conditions, String> {
-        let path = dir.join(CONDITIONS_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Conditions::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+fn parse_conditions(text: &str) -> Result<Conditions, String> {
+    let index: Conditions =
+        serde_json::from_str(text).map_err(|e| format!("is not a conditions index: {e}"))?;
+    if index.conditions.is_empty() {
+        return Err("`conditions` is empty".into());
     }
-
-    fn parse(text: &str) -> Result<Conditions, String> {
-        let root: Value = serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))?;
-        let scenario = match root.get("scenario") {
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err("`scenario` is not a string".into()),
-            None => return Err("missing field `scenario`".into()),
-        };
-        let list = match root.get("conditions") {
-            Some(Value::Array(list)) => list,
-            Some(_) => return Err("`conditions` is not an array".into()),
-            None => return Err("missing field `conditions`".into()),
-        };
-        if list.is_empty() {
-            return Err("`conditions` is empty".into());
+    for (i, c) in index.conditions.iter().enumerate() {
+        if c.runs.len() != c.seeds.len() {
+            return Err(format!(
+                "conditions[{i}] (`{}`): {} runs for {} seeds (one run per seed expected)",
+                c.name,
+                c.runs.len(),
+                c.seeds.len()
+            ));
         }
-        let mut conditions = Vec::with_capacity(list.len());
-        for (i, c) in list.iter().enumerate() {
-            let at = format!("conditions[{i}]");
-            let name = match c.get("name") {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(_) => return Err(format!("{at}.name is not a non-empty string")),
-                None => return Err(format!("{at}: missing field `name`")),
-            };
-            let at = format!("{at} (`{name}`)");
-            let from = match c.get("from") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(_) => return Err(format!("{at}.from is neither a string nor null")),
-            };
-            let seeds = match c.get("seeds") {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|s| s.as_u64())
-                    .collect::<Option<Vec<u64>>>()
-                    .ok_or_else(|| format!("{at}.seeds holds something other than seeds"))?,
-                Some(_) => return Err(format!("{at}.seeds is not an array")),
-                None => return Err(format!("{at}: missing field `seeds`")),
-            };
-            let runs = match c.get("runs") {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|s| s.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<String>>>()
-                    .ok_or_else(|| format!("{at}.runs holds something other than paths"))?,
-                Some(_) => return Err(format!("{at}.runs is not an array")),
-                None => return Err(format!("{at}: missing field `runs`")),
-            };
-            if runs.len() != seeds.len() {
-                return Err(format!(
-                    "{at}: {} runs for {} seeds (one run per seed expected)",
-                    runs.len(),
-                    seeds.len()
-                ));
-            }
-            if conditions.iter().any(|c: &Condition| c.name == name) {
-                return Err(format!("{at}: the name appears twice"));
-            }
-            conditions.push(Condition {
-                name,
-                from,
-                seeds,
-                runs,
-            });
+        if index.conditions[..i].iter().any(|o| o.name == c.name) {
+            return Err(format!(
+                "conditions[{i}] (`{}`): the name appears twice",
+                c.name
+            ));
         }
-        Ok(Conditions {
-            scenario,
-            conditions,
-        })
     }
+    Ok(index)
 }
 
 /// What one seed's run contributed.
@@ -498,7 +437,7 @@ struct Report {
 impl Report {
     /// Reads `conditions.json` and every run it names.
     fn read(dir: &Path, baseline: Option<&str>) -> Result<Report, String> {
-        let mut spec = Conditions::read(dir)?;
+        let mut spec = read_conditions(dir)?;
         if let Some(name) = baseline {
             // The baseline leads: every effect is against the first.
             let Some(at) = spec.conditions.iter().position(|c| c.name == name) else {
@@ -1739,12 +1678,16 @@ mod tests {
         let dir = tmp.path();
         let path = dir.join(CONDITIONS_FILE);
         for (json, expected) in [
-            ("{", "is not JSON"),
+            ("{", "is not a conditions index"),
             (r#"{"conditions": []}"#, "missing field `scenario`"),
             (r#"{"scenario": "s"}"#, "missing field `conditions`"),
             (
-                r#"{"scenario": "s", "conditions": [{"name": "A", "seeds": [1]}]}"#,
-                "conditions[0] (`A`): missing field `runs`",
+                r#"{"scenario": "s", "conditions": []}"#,
+                "`conditions` is empty",
+            ),
+            (
+                r#"{"scenario": "s", "conditions": [{"name": "A", "from": null, "seeds": [1]}]}"#,
+                "missing field `runs`",
             ),
             (
                 r#"{"scenario": "s", "conditions": [{"name": "A", "seeds": [1], "runs": []}]}"#,
