@@ -1226,12 +1226,25 @@ fn plot_bars(report: &Report, m: usize, path: &Path) -> Result<(), Box<dyn std::
         if lo < 0.0 { lo - pad } else { lo },
         if hi > 0.0 { hi + pad } else { hi },
     );
-    let labels: Vec<String> = report
+    // Name on one line, the seed count under it; bars wide enough for the
+    // longest name (about 8.5 px a character at 15 px).
+    let labels: Vec<(String, String)> = report
         .conditions
         .iter()
-        .map(|c| format!("{} (n={})", c.name, c.stats[m].map_or(0, |s| s.n)))
+        .map(|c| {
+            (
+                c.name.clone(),
+                format!("n={}", c.stats[m].map_or(0, |s| s.n)),
+            )
+        })
         .collect();
-    let width = (160 + 140 * k as u32).max(560);
+    let longest = labels
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    let per_bar = (longest as u32 * 17 / 2 + 16).max(140);
+    let width = (160 + per_bar * k as u32).max(560);
     let root = SVGBackend::new(path, (width, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -1240,7 +1253,7 @@ fn plot_bars(report: &Report, m: usize, path: &Path) -> Result<(), Box<dyn std::
             ("sans-serif", 20),
         )
         .margin(12)
-        .x_label_area_size(40)
+        .x_label_area_size(56)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..k as f64, lo..hi)?;
     chart
@@ -1253,9 +1266,10 @@ fn plot_bars(report: &Report, m: usize, path: &Path) -> Result<(), Box<dyn std::
     // round numbers, not at the bars).
     let style =
         TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
-    for (i, label) in labels.iter().enumerate() {
+    for (i, (name, n)) in labels.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, lo));
-        root.draw(&Text::new(label.as_str(), (x, y + 10), style.clone()))?;
+        root.draw(&Text::new(name.as_str(), (x, y + 10), style.clone()))?;
+        root.draw(&Text::new(n.as_str(), (x, y + 30), style.clone()))?;
     }
     chart.draw_series(std::iter::once(PathElement::new(
         vec![(0.0, 0.0), (k as f64, 0.0)],
