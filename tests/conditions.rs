@@ -156,6 +156,11 @@ fn conditions_run_apart_and_start_from_the_connectome() {
     );
     assert!(passed_on_masks(&root.join("conditions/NoConnectome/seed-1")).is_empty());
 
+    // `inspect` points at `report` and at the runs.
+    let out = lineage(&["inspect", s(&root)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lineage report"));
+
     // Resuming a finished experiment runs nothing again.
     let before = read(&root.join("conditions/Connectome/seed-1/generations.csv"));
     let out = lineage_ok(&["resume", s(&root)]);

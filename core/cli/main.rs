@@ -226,6 +226,14 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             drive(run, quiet)
         }
         Command::Inspect { run_dir } => {
+            if conditions::is_conditions_run(&run_dir) {
+                return Err(Failure::bad_input(format!(
+                    "{} is an experiment with conditions: `lineage report {}` compares them; `lineage inspect {}/conditions/<name>/seed-<k>` shows one run",
+                    run_dir.display(),
+                    run_dir.display(),
+                    run_dir.display()
+                )));
+            }
             print!("{}", table::summary(&run_dir).map_err(Failure::bad_input)?);
             Ok(())
         }
