@@ -9,13 +9,16 @@
 //! its founders inherit what the source's organisms would pass on (a pending
 //! newborn's inheritance, or an organism's learned weights and masks),
 //! transformed as the condition says (mask shuffled, signs randomised)
-//! before development.
+//! before development. When the condition's genome differs from the
+//! source's (a lineage founding a population of connectome genomes), the
+//! founders' other genes are drawn afresh and the inherited connectome is
+//! written into their connectome genes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lineage_evo::rng::{Purpose, stream};
-use lineage_scenario::{Condition, ConnectomeTransform, LifetimeConfig, Scenario};
+use lineage_scenario::{Condition, ConnectomeBits, ConnectomeTransform, LifetimeConfig, Scenario};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -111,17 +114,19 @@ pub fn founders_from(
         message,
     };
     let checkpoint_dir = checkpoint::latest(source)?;
+    // The source's genome may differ from this condition's (a lineage
+    // without connectome genes founding a population with them): read its
+    // checkpoint with its own scenario's genome.
+    let source_scenario = lineage_scenario::load(
+        &source.join(crate::SCENARIO_FILE),
+        &lineage_scenario::Overrides::default(),
+    )?;
+    let same_genome = source_scenario.genome == scenario.genome;
     let (_, organisms) = checkpoint::load(
         &checkpoint_dir,
-        scenario.genome.bits,
-        scenario.genome.genes.len(),
-    )
-    .map_err(|e| match e {
-        EngineError::BadRunDir { message, .. } => bad(format!(
-            "cannot found this condition's population: {message} (do the two conditions share a genome?)"
-        )),
-        other => other,
-    })?;
+        source_scenario.genome.bits,
+        source_scenario.genome.genes.len(),
+    )?;
     let learned = checkpoint::load_weights(&checkpoint_dir)?;
     let cfg: &LifetimeConfig = scenario.phases[0]
         .pressures
@@ -189,9 +194,39 @@ pub fn founders_from(
             let inherited = inherited
                 .as_ref()
                 .map(|i| transformed(i, transform, &mut rng));
-            (genome.clone(), inherited)
+            let mut genome = if same_genome {
+                genome.clone()
+            } else {
+                // Other genes: drawn as a founder's would be.
+                let mut init = stream(scenario.seed, 0, j as u64, Purpose::Init);
+                Genome(lineage_evo::Genome::random(&scenario.genome, &mut init))
+            };
+            // A genome like the source's carries its own connectome genes;
+            // a new one gets the inherited connectome written into them.
+            if let (false, Some(i)) = (same_genome, &inherited) {
+                write_connectome(&cfg.connectome, i, &mut genome);
+            }
+            (genome, inherited)
         })
         .collect())
+}
+
+/// Writes an inherited connectome into a genome's connectome genes (a
+/// matrix without a mask is fully connected; a weight's sign is its sign
+/// bit), so a condition that develops connectomes from the genome starts
+/// from it.
+pub fn write_connectome(regions: &[ConnectomeBits], inherited: &Inherited, genome: &mut Genome) {
+    let bits = genome.0.bits_mut();
+    for c in regions {
+        let (Some(w), mask) = (inherited.learned.get(c.param), inherited.masks.get(c.param)) else {
+            continue;
+        };
+        for k in 0..c.len.min(w.len()) {
+            let kept = mask.and_then(|m| m.as_ref()).is_none_or(|m| m[k] != 0.0);
+            bits.set(c.mask + k, kept);
+            bits.set(c.signs + k, w[k] >= 0.0);
+        }
+    }
 }
 
 /// `inherited` with every masked matrix's connections moved to random
@@ -356,6 +391,37 @@ mod tests {
             learned: Arc::new(vec![vec![0.5, -0.25, 0.0, 2.0, 0.0, -1.0], vec![3.0]]),
             masks: Arc::new(vec![Some(vec![1.0, 1.0, 0.0, 1.0, 0.0, 1.0]), None]),
         }
+    }
+
+    #[test]
+    fn an_inherited_connectome_is_written_into_connectome_genes() {
+        // Matrix 0 (6 weights, masked) at bits 0..6 / 6..12; matrix 1 (one
+        // weight, dense) at bits 12 / 13.
+        let regions = [
+            ConnectomeBits {
+                param: 0,
+                mask: 0,
+                signs: 6,
+                len: 6,
+            },
+            ConnectomeBits {
+                param: 1,
+                mask: 12,
+                signs: 13,
+                len: 1,
+            },
+        ];
+        let mut genome = Genome(lineage_evo::Genome::new(
+            lineage_evo::BitString::zeros(14),
+            vec![],
+        ));
+        write_connectome(&regions, &connectome(), &mut genome);
+        let bits: String = (0..14)
+            .map(|i| if genome.0.bits().get(i) { '1' } else { '0' })
+            .collect();
+        // Mask 110101; signs of 0.5, -0.25, 0, 2, 0, -1: 101110 (zero is
+        // positive); the dense matrix: kept, positive.
+        assert_eq!(bits, "110101".to_owned() + "101110" + "11");
     }
 
     #[test]
