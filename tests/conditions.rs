@@ -58,6 +58,11 @@ set = { generations = 1, lifetime = { budget = 32 } }
 name = "NoConnectome"
 seeds = [1, 2]
 set = { generations = 1, lifetime = { budget = 32, inheritance = "darwinian" } }
+
+[[conditions]]
+name = "genes"
+from = "outer"
+set = { generations = 1, population = 2, genome = { bits = 216 }, mutation = { bit_rate = 0.0 }, lifetime = { budget = 32, inheritance = "darwinian", develop = { connectome = true } } }
 "#;
 
 /// The masks a run's last organism passed on: `weights.safetensors` of its
@@ -114,7 +119,13 @@ fn conditions_run_apart_and_start_from_the_connectome() {
         .collect();
     assert_eq!(
         names,
-        ["outer", "Connectome", "RandomConnectome", "NoConnectome"]
+        [
+            "outer",
+            "Connectome",
+            "RandomConnectome",
+            "NoConnectome",
+            "genes"
+        ]
     );
     assert_eq!(index["conditions"][1]["from"], "outer");
     for c in index["conditions"].as_array().unwrap() {
@@ -156,6 +167,28 @@ fn conditions_run_apart_and_start_from_the_connectome() {
     );
     assert!(passed_on_masks(&root.join("conditions/NoConnectome/seed-1")).is_empty());
 
+    // A population with connectome genes founded by the lineage: its
+    // genomes carry the lineage's connectome (6x12 + 12x3 weights: mask
+    // bits, then sign bits), a quarter of each matrix after two prunings.
+    let population =
+        read(&root.join("conditions/genes/seed-4/checkpoints/gen-000001/population.safetensors"));
+    let tensors = safetensors::SafeTensors::deserialize(&population).unwrap();
+    let words: Vec<u64> = tensors
+        .tensor("bits")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let per = words.len() / 2;
+    for organism in words.chunks_exact(per) {
+        let bit = |i: usize| organism[i / 64] >> (i % 64) & 1 == 1;
+        let (m0, m1) = (72, 36);
+        let kept0 = (0..m0).filter(|&i| bit(i)).count();
+        let kept1 = (m0..m0 + m1).filter(|&i| bit(i)).count();
+        assert_eq!((kept0, kept1), (18, 9), "mask bits per matrix");
+    }
+
     // `inspect` points at `report` and at the runs.
     let out = lineage(&["inspect", s(&root)]);
     assert_eq!(out.status.code(), Some(2));
@@ -165,7 +198,7 @@ fn conditions_run_apart_and_start_from_the_connectome() {
     let before = read(&root.join("conditions/Connectome/seed-1/generations.csv"));
     let out = lineage_ok(&["resume", s(&root)]);
     let text = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(text.matches("already done").count(), 7, "{text}");
+    assert_eq!(text.matches("already done").count(), 8, "{text}");
     assert_eq!(
         read(&root.join("conditions/Connectome/seed-1/generations.csv")),
         before
