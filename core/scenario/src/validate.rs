@@ -412,35 +412,14 @@ fn conditions(
                 format!("seed {s} is listed twice"),
             ));
         }
-        for key in c.set.keys() {
-            if !CONDITION_KEYS.contains(&key.as_str()) {
-                let mut msg = format!("`{key}` cannot be set by a condition");
-                if let Some(best) = nearest(key, &CONDITION_KEYS)
-                    && best != *key
-                {
-                    msg.push_str(&format!("; did you mean `{best}`?"));
-                }
-                msg.push_str(&format!(" (settable: {})", CONDITION_KEYS.join(", ")));
-                return Err(ctx.at_key(&format!("{here}.set.{key}"), msg));
-            }
-        }
-        let prefix = format!("{here}.set.");
-        let provenance = resolved
-            .provenance
-            .iter()
-            .filter_map(|(p, o)| {
-                p.strip_prefix(&prefix)
-                    .map(|rest| (rest.to_owned(), o.clone()))
-            })
-            .collect();
-        let mut merged = base.clone();
-        merge_into(
-            &mut merged,
-            Resolved {
-                table: c.set.clone(),
-                provenance,
-            },
-        );
+        let merged = merge_set(
+            &ctx,
+            &here,
+            &c.set,
+            &CONDITION_KEYS,
+            ("cannot be set by a condition", "settable"),
+            base.clone(),
+        )?;
         let mut runs = Vec::with_capacity(seeds.len());
         for seed in seeds {
             let mut one = merged.clone();
@@ -542,7 +521,7 @@ fn apply_change(
     ctx: &Ctx<'_>,
     here: &str,
     change: &RawChange,
-    mut base: Resolved,
+    base: Resolved,
 ) -> Checked<Resolved> {
     if change.set.is_empty() {
         return Err(ctx.at(
@@ -550,15 +529,39 @@ fn apply_change(
             "expected at least one key to change, found an empty table",
         ));
     }
-    for key in change.set.keys() {
-        if !CHANGEABLE.contains(&key.as_str()) {
-            let mut msg = format!("`{key}` cannot be changed by the environment schedule");
-            if let Some(best) = nearest(key, &CHANGEABLE)
+    merge_set(
+        ctx,
+        here,
+        &change.set,
+        &CHANGEABLE,
+        (
+            "cannot be changed by the environment schedule",
+            "changeable",
+        ),
+        base,
+    )
+}
+
+/// Merges `set` (the table at `HERE.set`) over `base`, keeping where each
+/// of its fields was written, after checking every key is in `allowed`
+/// (`wording`: why a key is refused, and what the allowed list is called).
+fn merge_set(
+    ctx: &Ctx<'_>,
+    here: &str,
+    set: &toml::Table,
+    allowed: &[&str],
+    wording: (&str, &str),
+    mut base: Resolved,
+) -> Checked<Resolved> {
+    for key in set.keys() {
+        if !allowed.contains(&key.as_str()) {
+            let mut msg = format!("`{key}` {}", wording.0);
+            if let Some(best) = nearest(key, allowed)
                 && best != *key
             {
                 msg.push_str(&format!("; did you mean `{best}`?"));
             }
-            msg.push_str(&format!(" (changeable: {})", CHANGEABLE.join(", ")));
+            msg.push_str(&format!(" ({}: {})", wording.1, allowed.join(", ")));
             return Err(ctx.at_key(&format!("{here}.set.{key}"), msg));
         }
     }
@@ -575,7 +578,7 @@ fn apply_change(
     merge_into(
         &mut base,
         Resolved {
-            table: change.set.clone(),
+            table: set.clone(),
             provenance,
         },
     );
