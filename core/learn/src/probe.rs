@@ -720,7 +720,7 @@ mod tests {
     use rand_xoshiro::Xoshiro256PlusPlus;
 
     use super::*;
-    use crate::spec::{Activation, Embedding, GruSpec, MlpSpec, RnnSpec, Role, TransformerSpec};
+    use crate::spec::{Activation, Embedding, GruSpec, MlpSpec, RnnSpec, TransformerSpec};
 
     /// Real rows of width 3, layers 3 -> 4 -> 5 -> 2.
     fn mlp() -> ModelSpec {
@@ -777,24 +777,9 @@ mod tests {
         })
     }
 
-    /// Deterministic weights: matrices uniform with variance `1 / fan_in`,
-    /// embeddings in [-1, 1], biases in [-0.1, 0.1], gains in [0.9, 1.1].
+    /// Deterministic weights (the general path's test weights).
     fn weights(spec: &ModelSpec, seed: u64) -> Vec<Vec<f32>> {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        spec.params()
-            .iter()
-            .map(|p| {
-                let (centre, half) = match p.role {
-                    Role::Matrix { fan_in } => (0.0, (3.0 / fan_in as f32).sqrt()),
-                    Role::Embedding => (0.0, 1.0),
-                    Role::Bias => (0.0, 0.1),
-                    Role::Gain => (1.0, 0.1),
-                };
-                (0..p.len())
-                    .map(|_| centre + half * (2.0 * rng.random::<f32>() - 1.0))
-                    .collect()
-            })
-            .collect()
+        crate::general::tests::birth_weights(spec, seed)
     }
 
     fn uniform(count: usize, seed: u64) -> Vec<f32> {

@@ -455,7 +455,7 @@ fn update(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Helpers the model files' tests share (deterministic random weights,
     //! a finite-difference gradient check), and end-to-end lifetimes of the
     //! sequence models.
@@ -476,7 +476,7 @@ mod tests {
     /// order: matrices uniform with variance `1 / fan_in`, embeddings
     /// uniform in [-1, 1], biases in [-0.1, 0.1] and gains in [0.9, 1.1]
     /// (not zero and one, so a gradient check sees every term).
-    pub(super) fn birth_weights(model: &ModelSpec, seed: u64) -> Vec<Vec<f32>> {
+    pub(crate) fn birth_weights(model: &ModelSpec, seed: u64) -> Vec<Vec<f32>> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         model
             .params()
