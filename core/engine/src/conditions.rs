@@ -274,19 +274,7 @@ pub fn transformed(
 /// exist or be empty, or `runs/<name>-<UTC timestamp>`) and writes the
 /// resolved scenario and the index into it.
 pub fn create_root(scenario: &Scenario, out: Option<&Path>) -> Result<PathBuf, EngineError> {
-    let root = match out {
-        Some(dir) => {
-            let occupied = dir.exists()
-                && std::fs::read_dir(dir)
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(true);
-            if occupied {
-                return Err(EngineError::OutputExists(dir.to_path_buf()));
-            }
-            dir.to_path_buf()
-        }
-        None => crate::run::fresh_dir(Path::new("runs"), &scenario.name),
-    };
+    let root = crate::run::output_dir(out, &scenario.name)?;
     std::fs::create_dir_all(root.join("conditions"))
         .map_err(EngineError::io("cannot create", &root))?;
     checkpoint::write_synced(

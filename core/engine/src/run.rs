@@ -77,21 +77,7 @@ impl Run {
         // before generation 0 and leaves no directory behind.
         let (evaluation, objectives) = Evaluation::prepare(&scenario, &[])?;
         scenario.objectives = objectives;
-        let dir = match &options.out {
-            Some(dir) => {
-                // Anything already there (a file, a non-empty directory)
-                // may be earlier results: refuse rather than overwrite.
-                let occupied = dir.exists()
-                    && std::fs::read_dir(dir)
-                        .map(|mut d| d.next().is_some())
-                        .unwrap_or(true);
-                if occupied {
-                    return Err(EngineError::OutputExists(dir.clone()));
-                }
-                dir.clone()
-            }
-            None => fresh_dir(Path::new("runs"), &scenario.name),
-        };
+        let dir = output_dir(options.out.as_deref(), &scenario.name)?;
         std::fs::create_dir_all(dir.join("checkpoints"))
             .map_err(EngineError::io("cannot create", &dir))?;
         let scenario_path = dir.join(SCENARIO_FILE);
@@ -484,8 +470,28 @@ fn resolve_threads(threads: usize) -> usize {
     }
 }
 
+/// Where a new run (or experiment) goes: `out`, which must not exist or be
+/// empty, or `runs/<name>-<UTC timestamp>`.
+pub(crate) fn output_dir(out: Option<&Path>, name: &str) -> Result<PathBuf, EngineError> {
+    match out {
+        Some(dir) => {
+            // Anything already there (a file, a non-empty directory) may be
+            // earlier results: refuse rather than overwrite.
+            let occupied = dir.exists()
+                && std::fs::read_dir(dir)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true);
+            if occupied {
+                return Err(EngineError::OutputExists(dir.to_path_buf()));
+            }
+            Ok(dir.to_path_buf())
+        }
+        None => Ok(fresh_dir(Path::new("runs"), name)),
+    }
+}
+
 /// `root/<name>-<stamp>`, with a counter if that exists already.
-pub(crate) fn fresh_dir(root: &Path, name: &str) -> PathBuf {
+fn fresh_dir(root: &Path, name: &str) -> PathBuf {
     let base = format!("{name}-{}", manifest::utc_stamp());
     let mut dir = root.join(&base);
     let mut k = 2;
