@@ -17,10 +17,10 @@ use crate::resources::{
     EnvironmentState, EvaluationErrors, Failure, Generation, ScenarioRes, SuiteScores, Threads,
 };
 
-type Scored<'a> = (
+/// What a fitness call or suite reads of one organism.
+type Member<'a> = (
     &'a Lineage,
     &'a Genome,
-    Mut<'a, Fitness>,
     Option<&'a Weights>,
     Option<&'a LearningCurve>,
 );
@@ -51,7 +51,7 @@ pub fn evaluate_fitness(
 ) {
     errors.0.clear();
     let g = generation.0;
-    let mut batch: Vec<Scored<'_>> = Vec::new();
+    let mut batch: Vec<(Member<'_>, Mut<'_, Fitness>)> = Vec::new();
     for (lineage, genome, mut fitness, weights, curve) in &mut organisms {
         if !fitness.is_pending() {
             continue;
@@ -61,20 +61,21 @@ pub fn evaluate_fitness(
             fitness.evaluated_at = Some(g);
             continue;
         }
-        batch.push((lineage, genome, fitness, weights, curve));
+        batch.push(((lineage, genome, weights, curve), fitness));
     }
     if batch.is_empty() {
         return;
     }
-    batch.sort_by_key(|(lineage, ..)| lineage.id);
+    batch.sort_by_key(|((lineage, ..), _)| lineage.id);
+    let members: Vec<Member<'_>> = batch.iter().map(|(m, _)| *m).collect();
     let call = &evaluation.fitness[env.phase];
     let phase = &scenario.0.phases[env.phase];
-    let (scores, error) = score(call, g, &batch, &scenario, phase, &threads);
+    let (scores, error) = score(call, g, &members, &scenario, phase, &threads);
     if !tolerate(call, g, error, &mut failure, &mut errors) {
         return;
     }
     let metrics = call.instance.offering().metrics.len();
-    for (row, (_, _, fitness, _, _)) in batch.iter_mut().enumerate() {
+    for (row, (_, fitness)) in batch.iter_mut().enumerate() {
         for (value, &column) in fitness.values.iter_mut().zip(&call.columns) {
             *value = scores[row * metrics + column];
         }
@@ -93,10 +94,10 @@ pub fn evaluate_suites(
     mut failure: ResMut<Failure>,
     mut errors: ResMut<EvaluationErrors>,
     mut out: ResMut<SuiteScores>,
-    mut organisms: Query<(
+    organisms: Query<(
         &Lineage,
         &Genome,
-        &mut Fitness,
+        &Fitness,
         Option<&Weights>,
         Option<&LearningCurve>,
     )>,
@@ -106,9 +107,10 @@ pub fn evaluate_suites(
         return;
     }
     let g = generation.0;
-    let mut batch: Vec<Scored<'_>> = organisms
-        .iter_mut()
+    let mut batch: Vec<Member<'_>> = organisms
+        .iter()
         .filter(|(_, _, f, _, curve)| f.evaluated_at == Some(g) && !diverged(*curve))
+        .map(|(l, genome, _, w, c)| (l, genome, w, c))
         .collect();
     if batch.is_empty() {
         return;
@@ -163,7 +165,7 @@ fn tolerate(
 fn score(
     call: &Call,
     generation: u32,
-    batch: &[Scored<'_>],
+    batch: &[Member<'_>],
     scenario: &ScenarioRes,
     phase: &lineage_scenario::Phase,
     threads: &Threads,
