@@ -41,6 +41,10 @@ pub struct Manifest {
     pub stop_reason: Option<StopReason>,
     /// Each invocation that worked on the run (the first run, then resumes).
     pub sessions: Vec<Session>,
+    /// The CPU features that chose code paths (AVX2/FMA kernels) on the
+    /// machine of the latest session; see [`lineage_learn::cpu_features`].
+    #[serde(default)]
+    pub cpu_features: Vec<String>,
     /// The plugin libraries the run loaded: path and SHA-256.
     #[serde(default)]
     pub plugins: Vec<crate::plugins::PluginRecord>,

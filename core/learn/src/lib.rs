@@ -18,13 +18,21 @@
 //! A lifetime is a pure function of its [`Job`]: birth weights, masks,
 //! hyper-parameters, data and minibatch indices. Nothing in it draws random
 //! numbers, so results do not depend on the thread count.
+//!
+//! `unsafe` lives in two modules only, `kernel` (the AVX2+FMA small-GEMM
+//! kernel) and `cpu` (the calls into `gemm` and the kernel, and running
+//! safe code compiled for AVX2); the crate denies it everywhere else.
+#![deny(unsafe_code)]
 
 pub mod bench;
+#[allow(unsafe_code)]
+mod cpu;
 pub mod data;
 mod fast;
 mod fast_rnn;
 pub mod general;
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod kernel;
 mod lifetime;
 pub mod optim;
@@ -34,6 +42,7 @@ pub mod spec;
 use lineage_env::Batch;
 use rayon::prelude::*;
 
+pub use cpu::features as cpu_features;
 pub use optim::{Hyper, Method, OptimizerSpec, Schedule};
 pub use spec::{Activation, Loss, ModelSpec};
 

@@ -155,29 +155,7 @@ pub fn update(
     v: &mut [f32],
     mask: Option<&[f32]>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        unsafe { update_avx2(spec, hyper, lr, t, p, g, m, v, mask) };
-        return;
-    }
-    update_portable(spec, hyper, lr, t, p, g, m, v, mask);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn update_avx2(
-    spec: &OptimizerSpec,
-    hyper: &Hyper,
-    lr: f32,
-    t: u32,
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    mask: Option<&[f32]>,
-) {
-    update_portable(spec, hyper, lr, t, p, g, m, v, mask);
+    crate::cpu::wide(|| update_portable(spec, hyper, lr, t, p, g, m, v, mask));
 }
 
 #[inline(always)]
