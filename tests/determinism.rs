@@ -111,3 +111,71 @@ fn a_different_seed_gives_a_different_run() {
         read(&b.join("organisms.csv"))
     );
 }
+
+/// The candle models (GRU, transformer) learn with the same records
+/// whatever the thread count, like the GA and the fast MLP path.
+#[test]
+fn thread_count_does_not_change_candle_lifetimes() {
+    let corpus = root().join("scenarios/data/shakespeare.txt");
+    for model in [
+        "kind = \"gru\", hidden = 12",
+        "kind = \"transformer\", d_model = 16, heads = 2, layers = 1",
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"
+name = "candle-determinism"
+seed = 3
+generations = 2
+population = 4
+[genome]
+genes = [{{ name = "lr", min = 0.002, max = 0.02, log = true }}]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+tournament_size = 2
+[mutation]
+sigma = 0.1
+[lifetime]
+budget = 400
+steps = 12
+batch = 8
+eval_every = 4
+curve_heldout = 24
+inheritance = "lamarckian"
+optimizer = {{ method = "adam" }}
+environment = {{ kind = "text", path = "{}", context = 12, heldout = 32 }}
+model = {{ {model} }}
+"#,
+            corpus.display()
+        );
+        let path = write_scenario(tmp.path(), "candle.toml", &text);
+        let mut records = Vec::new();
+        for threads in ["1", "2"] {
+            let out = tmp.path().join(format!("run-{threads}"));
+            lineage_ok(&[
+                "run",
+                s(&path),
+                "--threads",
+                threads,
+                "--out",
+                s(&out),
+                "--quiet",
+            ]);
+            records.push(
+                ["generations.csv", "organisms.csv", "curves.csv"].map(|f| read(&out.join(f))),
+            );
+        }
+        assert!(records[0][2].len() > 200, "{model}: curves were recorded");
+        for (k, f) in ["generations.csv", "organisms.csv", "curves.csv"]
+            .iter()
+            .enumerate()
+        {
+            assert!(
+                records[0][k] == records[1][k],
+                "{model}: {f} differs between 1 and 2 threads"
+            );
+        }
+    }
+}

@@ -282,8 +282,27 @@ mod tests {
         for kind in [Crossover::Uniform, Crossover::OnePoint] {
             let c = crossover(&a, &b, kind, &mut rng);
             assert_eq!(c.bits().len(), 130);
-            assert!(c.bits().count_ones() <= 130);
+            let ones = c.bits().count_ones();
+            // Counted over whole words: equal to the bits read one by one
+            // only if nothing is set past the end.
+            assert_eq!(ones as usize, (0..130).filter(|&i| c.bits().get(i)).count());
+            assert!(0 < ones && ones < 130, "{kind:?} takes from both parents");
             assert!(c.reals().iter().all(|&x| x == 0.0 || x == 1.0));
+        }
+        // Random parents: where they agree, so does the child; elsewhere
+        // it has one of theirs.
+        let words = |rng: &mut _| (0..3).map(|_| rand::Rng::random::<u64>(rng)).collect();
+        let p = Genome::new(BitString::from_words(words(&mut rng), 130), vec![0.25; 5]);
+        let q = Genome::new(BitString::from_words(words(&mut rng), 130), vec![0.75; 5]);
+        for kind in [Crossover::Uniform, Crossover::OnePoint] {
+            for _ in 0..20 {
+                let c = crossover(&p, &q, kind, &mut rng);
+                for i in 0..130 {
+                    let (x, y, z) = (p.bits().get(i), q.bits().get(i), c.bits().get(i));
+                    assert!(z == x || z == y, "{kind:?}: bit {i} from neither parent");
+                }
+                assert!(c.reals().iter().all(|&x| x == 0.25 || x == 0.75));
+            }
         }
         // One point: a prefix of a's zeros, then b's ones, with one cut.
         for _ in 0..50 {
