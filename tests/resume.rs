@@ -54,15 +54,72 @@ fn resume_from_an_earlier_checkpoint_after_a_crash() {
     }
 }
 
+/// A run that did every generation asked for is finished: resuming it
+/// changes nothing, says so and succeeds; asking for more runs on.
 #[test]
-fn resume_with_nothing_left_to_do_is_bad_input() {
+fn resume_with_nothing_left_to_do_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     run_quiet(&scenario("moving-optimum.toml"), 3, &run);
-    let out = lineage(&["resume", s(&run), "--generations", "3"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already has 3 generations"), "{err}");
+    let before: Vec<_> = FILES.iter().map(|f| read(&run.join(f))).collect();
+    for _ in 0..2 {
+        let out = lineage_ok(&["resume", s(&run), "--generations", "3"]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("has finished: all 3 generations are done"),
+            "{said}"
+        );
+        let after: Vec<_> = FILES.iter().map(|f| read(&run.join(f))).collect();
+        assert!(before == after, "a finished run's records changed");
+    }
+    lineage_ok(&["resume", s(&run), "--generations", "4", "--quiet"]);
+    assert_eq!(column(&run.join("generations.csv"), "generation").len(), 4);
+}
+
+/// Issue 10, bug 1: a run stopped by a criterion (target reached) stays
+/// stopped, whatever `--generations` asks; it used to run one more
+/// generation on every resume.
+#[test]
+fn resume_after_a_stop_criterion_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(scenario("onemax.toml"))
+        .unwrap()
+        .replace("bits = 1024", "bits = 64")
+        .replace("target_fitness = 1024", "target_fitness = 64")
+        .replace("population = 500", "population = 40");
+    let path = write_scenario(tmp.path(), "small-onemax.toml", &text);
+    let run = tmp.path().join("run");
+    let out = lineage_ok(&["run", s(&path), "--out", s(&run)]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("(stopped early: target reached)"),
+        "{summary}"
+    );
+    let rows = column(&run.join("generations.csv"), "generation").len();
+    assert!(rows < 300, "the target stopped the run early ({rows} rows)");
+    let before: Vec<_> = FILES.iter().map(|f| read(&run.join(f))).collect();
+    for generations in [None, Some("1000")] {
+        let mut args = vec!["resume", s(&run)];
+        args.extend(
+            generations
+                .map(|g| ["--generations", g])
+                .into_iter()
+                .flatten(),
+        );
+        let out = lineage_ok(&args);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains(&format!(
+                "has finished: it stopped after {rows} generations (target reached), and the criterion still holds"
+            )),
+            "{said}"
+        );
+        let after: Vec<_> = FILES.iter().map(|f| read(&run.join(f))).collect();
+        assert!(
+            before == after,
+            "resuming a stopped run changed its records"
+        );
+    }
 }
 
 #[test]
@@ -99,4 +156,38 @@ fn damaged_run_directories_are_bad_input_not_panics() {
     assert_eq!(read(&state), good_state);
     assert_eq!(read(&population), good_population);
     lineage_ok(&["resume", s(&run), "--generations", "5", "--quiet"]);
+}
+
+/// The manifest records the CPU features that chose code paths; a resume
+/// on a machine with others warns that the last bits may differ.
+#[test]
+fn resume_on_other_cpu_features_warns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    run_quiet(&scenario("moving-optimum.toml"), 2, &run);
+    let path = run.join("manifest.json");
+    let manifest = String::from_utf8(read(&path)).unwrap();
+    assert!(manifest.contains("\"cpu_features\""), "{manifest}");
+    let out = lineage_ok(&["resume", s(&run), "--generations", "3", "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("CPU features"),
+        "same machine, no warning: {err}"
+    );
+    let start = manifest.find("\"cpu_features\"").unwrap();
+    let end = start + manifest[start..].find(']').unwrap() + 1;
+    let other = format!(
+        "{}\"cpu_features\": [\"a-cpu-from-elsewhere\"]{}",
+        &manifest[..start],
+        &manifest[end..]
+    );
+    std::fs::write(&path, other).unwrap();
+    let out = lineage_ok(&["resume", s(&run), "--generations", "4", "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: this machine's CPU features")
+            && err.contains("a-cpu-from-elsewhere")
+            && err.contains("last bits"),
+        "{err}"
+    );
 }

@@ -1341,6 +1341,7 @@ mod tests {
             generations_completed: 3,
             stop_reason: None,
             sessions: Vec::new(),
+            cpu_features: Vec::new(),
             plugins: Vec::new(),
         };
         std::fs::write(

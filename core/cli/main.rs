@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lineage_engine::{EngineError, Run, RunOptions};
+use lineage_engine::{EngineError, Resumed, Run, RunOptions};
 use lineage_scenario::{Overrides, Scenario, ScenarioError};
 
 /// The scenario `lineage run` runs when given none.
@@ -157,14 +157,44 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
-    match dispatch(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
+    // A panic is a bug: the hook has said where; unwinding out of
+    // `dispatch` drops the run, which flushes its records, and the process
+    // exits 1 like any other failure while running.
+    match std::panic::catch_unwind(|| dispatch(cli.command)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(f)) => {
             eprintln!("error: {}", f.message.trim_end());
             ExitCode::from(f.code)
         }
+        Err(_) => ExitCode::from(1),
     }
+}
+
+/// Replaces Rust's panic message with one line naming it an internal error
+/// and where it happened; the backtrace only when `RUST_BACKTRACE` asks.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        let location = info
+            .location()
+            .map_or_else(|| "an unknown place".to_owned(), |l| l.to_string());
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("a worker thread");
+        eprintln!(
+            "internal error: {message} (at {location}, in {thread}); this is a bug in lineage, please report it"
+        );
+        let wanted = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+        if wanted {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+    }));
 }
 
 fn dispatch(command: Command) -> Result<(), Failure> {
@@ -222,8 +252,13 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 let scenario = lineage_scenario::load(&path, &Overrides::default())?;
                 return drive_conditions(&scenario, &run_dir, threads, quiet);
             }
-            let run = Run::resume(&run_dir, generations, threads)?;
-            drive(run, quiet)
+            match Run::resume(&run_dir, generations, threads)? {
+                Resumed::Running(run) => drive(*run, quiet),
+                Resumed::Finished(finished) => {
+                    println!("{finished}; nothing to do");
+                    Ok(())
+                }
+            }
         }
         Command::Inspect { run_dir } => {
             if conditions::is_conditions_run(&run_dir) {
@@ -378,6 +413,9 @@ fn drive_conditions(
 
 /// Steps a run to its end with a progress bar.
 fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {
+    for warning in run.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let total = run.target() as u64;
     let bar = if quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()

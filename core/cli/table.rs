@@ -101,7 +101,7 @@ pub fn summary(dir: &Path) -> Result<String, String> {
         manifest.finished.as_deref().unwrap_or("(not finished)")
     );
     let stopped = match manifest.stop_reason {
-        Some(r) => format!(" (stopped early: {})", format!("{r:?}").to_lowercase()),
+        Some(r) => format!(" (stopped early: {r})"),
         None => String::new(),
     };
     let _ = writeln!(out, "generations:  {}{stopped}", g.rows.len());

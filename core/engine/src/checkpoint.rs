@@ -70,7 +70,7 @@ pub fn dir_for(run_dir: &Path, generation: u32) -> PathBuf {
 pub fn latest(run_dir: &Path) -> Result<PathBuf, EngineError> {
     all(run_dir)?.pop().ok_or_else(|| EngineError::BadRunDir {
         path: run_dir.join("checkpoints"),
-        message: "holds no checkpoint".into(),
+        message: "holds no checkpoint: the run was stopped before its founders were saved, so nothing was computed; start it again".into(),
     })
 }
 
@@ -79,16 +79,24 @@ pub fn all(run_dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
     let root = run_dir.join("checkpoints");
     let entries =
         fs::read_dir(&root).map_err(EngineError::io("cannot list checkpoints in", &root))?;
-    let mut found: Vec<(u32, PathBuf)> = entries
+    let mut found: Vec<(u32, bool, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let n: u32 = name.strip_prefix("gen-")?.parse().ok()?;
-            Some((n, e.path()))
+            let name = name.strip_prefix("gen-")?;
+            // A checkpoint moved aside while being replaced counts until
+            // its replacement is in place (`save`).
+            let (n, aside) = match name.strip_suffix(".old") {
+                Some(n) => (n.parse().ok()?, true),
+                None => (name.parse().ok()?, false),
+            };
+            Some((n, aside, e.path()))
         })
         .collect();
+    // The one in place sorts before one moved aside, and is kept.
     found.sort();
-    Ok(found.into_iter().map(|(_, p)| p).collect())
+    found.dedup_by_key(|(n, _, _)| *n);
+    Ok(found.into_iter().map(|(_, _, p)| p).collect())
 }
 
 /// Writes a checkpoint atomically. `organisms` must be sorted by id.
@@ -155,13 +163,24 @@ pub fn save(
             &weights_bytes(&tmp, learned, inherited)?,
         )?;
     }
+    crate::fault::at(crate::fault::Point::Checkpoint, state.generation);
     let json = serde_json::to_vec_pretty(state).map_err(|e| bad(&tmp, e.to_string()))?;
     write_synced(&tmp.join(STATE), &json)?;
 
+    // Replacing a checkpoint of the same generation (an abort's): the old
+    // one steps aside as `.old` first, so at every moment one of the two
+    // is there for `all` to find.
+    let old = target.with_extension("old");
     if target.exists() {
-        fs::remove_dir_all(&target).map_err(EngineError::io("cannot replace", &target))?;
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(EngineError::io("cannot remove", &old))?;
+        }
+        fs::rename(&target, &old).map_err(EngineError::io("cannot move aside", &target))?;
     }
     fs::rename(&tmp, &target).map_err(EngineError::io("cannot move checkpoint into", &target))?;
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(EngineError::io("cannot remove", &old))?;
+    }
     if let Some(parent) = target.parent()
         && let Ok(d) = File::open(parent)
     {

@@ -329,16 +329,27 @@ pub fn run_all(
         for run in &condition.runs {
             let dir = root.join(run_dir(&condition.name, run.seed));
             let (name, seed) = (condition.name.clone(), run.seed);
-            let mut active = if dir.join(crate::manifest::MANIFEST).exists() {
+            if dir.exists() && !started(&dir) {
+                // Killed while it was being created: nothing was computed.
+                std::fs::remove_dir_all(&dir).map_err(EngineError::io("cannot remove", &dir))?;
+            }
+            let mut active = if dir.exists() {
                 let manifest = crate::manifest::Manifest::read(&dir)?;
+                let skip = || Event::Skipped {
+                    condition: name.clone(),
+                    seed,
+                };
                 if manifest.finished.is_some() {
-                    on_event(Event::Skipped {
-                        condition: name,
-                        seed,
-                    });
+                    on_event(skip());
                     continue;
                 }
-                crate::Run::resume(&dir, None, threads)?
+                match crate::Run::resume(&dir, None, threads)? {
+                    crate::Resumed::Running(run) => *run,
+                    crate::Resumed::Finished(_) => {
+                        on_event(skip());
+                        continue;
+                    }
+                }
             } else {
                 let founders = match source_dir(root, scenario, condition, seed) {
                     Some(source) => Some(founders_from(&source, run, condition.connectome)?),
@@ -368,6 +379,12 @@ pub fn run_all(
         }
     }
     Ok(())
+}
+
+/// True when a run directory got as far as its first checkpoint: before
+/// that, a run killed while being created has computed nothing.
+fn started(dir: &Path) -> bool {
+    dir.join(crate::manifest::MANIFEST).exists() && crate::checkpoint::latest(dir).is_ok()
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod conditions;
 pub mod develop;
 mod error;
 pub mod export;
+pub mod fault;
 pub mod manifest;
 pub mod plugins;
 pub mod recorder;
@@ -38,5 +39,7 @@ pub mod schedule;
 pub mod systems;
 
 pub use error::EngineError;
-pub use run::{GenerationReport, Run, RunOptions, SCENARIO_FILE, sha256_hex};
+pub use run::{
+    Ended, Finished, GenerationReport, Resumed, Run, RunOptions, SCENARIO_FILE, sha256_hex,
+};
 pub use schedule::LineageSystems;

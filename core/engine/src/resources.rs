@@ -101,6 +101,15 @@ pub enum StopReason {
     Stagnation,
 }
 
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::TargetReached => "target reached",
+            StopReason::Stagnation => "stagnation",
+        })
+    }
+}
+
 /// Progress of the search: the best values so far and when they improved.
 #[derive(Resource, Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Progress {

@@ -47,6 +47,55 @@ pub struct GenerationReport {
     pub errors: Vec<String>,
 }
 
+/// What [`Run::resume`] found.
+pub enum Resumed {
+    /// The run goes on.
+    Running(Box<Run>),
+    /// The run had ended; nothing was run and no record changed.
+    Finished(Finished),
+}
+
+/// A run that has ended, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finished {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Generations it holds.
+    pub generations: u32,
+    /// Why it ended.
+    pub ended: Ended,
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Ended {
+    /// A stop criterion fired; it still holds, whatever the generations
+    /// asked for.
+    Stopped(StopReason),
+    /// Every generation asked for is done.
+    AllDone,
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ended {
+            Ended::Stopped(reason) => write!(
+                f,
+                "{} has finished: it stopped after {} generations ({reason}), and the criterion still holds",
+                self.dir.display(),
+                self.generations
+            ),
+            Ended::AllDone => write!(
+                f,
+                "{} has finished: all {} generations are done; ask for more with --generations N (N > {})",
+                self.dir.display(),
+                self.generations,
+                self.generations
+            ),
+        }
+    }
+}
+
 /// A run in progress.
 pub struct Run {
     world: World,
@@ -57,6 +106,7 @@ pub struct Run {
     target: u32,
     manifest: Manifest,
     last_checkpoint: Option<u32>,
+    warnings: Vec<String>,
 }
 
 impl Run {
@@ -105,6 +155,7 @@ impl Run {
                 started,
                 finished: None,
             }],
+            cpu_features: lineage_learn::cpu_features(),
             plugins: evaluation.records.clone(),
         };
         manifest.write(&dir)?;
@@ -165,18 +216,29 @@ impl Run {
             target,
             manifest,
             last_checkpoint: None,
+            warnings: Vec::new(),
         };
         run.initialize_schedule()?;
+        // The founders are a checkpoint too: a run killed in its first
+        // generation resumes like any other.
+        run.checkpoint()?;
         Ok(run)
     }
 
     /// Resumes the run in `dir` from its latest checkpoint and continues
     /// until `generations` in all (default: the scenario's).
+    ///
+    /// A run that has ended (a stop criterion fired, or every generation
+    /// asked for is done) is left exactly as it is and comes back as
+    /// [`Resumed::Finished`]: a stop criterion still holds however many
+    /// generations are asked for. The one thing written then is the
+    /// manifest's closing fields, when the run was killed after its last
+    /// checkpoint but before it could write them.
     pub fn resume(
         dir: &Path,
         generations: Option<u32>,
         threads: usize,
-    ) -> Result<Run, EngineError> {
+    ) -> Result<Resumed, EngineError> {
         let mut manifest = Manifest::read(dir)?;
         let scenario_path = dir.join(SCENARIO_FILE);
         let text = std::fs::read(&scenario_path)
@@ -191,8 +253,6 @@ impl Run {
             });
         }
         let mut scenario = lineage_scenario::load(&scenario_path, &Default::default())?;
-        let (evaluation, objectives) = Evaluation::prepare(&scenario, &manifest.plugins)?;
-        scenario.objectives = objectives;
         let checkpoint_dir = checkpoint::latest(dir)?;
         let (state, organisms) = checkpoint::load(
             &checkpoint_dir,
@@ -206,15 +266,26 @@ impl Run {
             });
         }
         let target = generations.unwrap_or(scenario.generations);
-        if target <= state.generation && state.progress.stop.is_none() {
-            return Err(EngineError::BadRunDir {
-                path: dir.to_owned(),
-                message: format!(
-                    "already has {} generations; ask for more with --generations N (N > {})",
-                    state.generation, state.generation
-                ),
-            });
+        let ended = match state.progress.stop {
+            Some(reason) => Some(Ended::Stopped(reason)),
+            None if target <= state.generation => Some(Ended::AllDone),
+            None => None,
+        };
+        if let Some(ended) = ended {
+            if manifest.finished.is_none() {
+                close_manifest(&mut manifest, state.generation, state.progress.stop);
+                manifest.write(dir)?;
+            }
+            return Ok(Resumed::Finished(Finished {
+                dir: dir.to_owned(),
+                generations: state.generation,
+                ended,
+            }));
         }
+        // Plugins load only for a run that goes on (a finished one needs
+        // none, and may be inspected on a machine without them).
+        let (evaluation, objectives) = Evaluation::prepare(&scenario, &manifest.plugins)?;
+        scenario.objectives = objectives;
         let threads = resolve_threads(threads);
         manifest.sessions.push(Session {
             command: "resume".into(),
@@ -225,6 +296,16 @@ impl Run {
         });
         manifest.threads = threads;
         manifest.finished = None;
+        let mut warnings = Vec::new();
+        let features = lineage_learn::cpu_features();
+        if features != manifest.cpu_features {
+            warnings.push(format!(
+                "this machine's CPU features [{}] differ from those the run was computed with [{}]: learning takes other code paths, so records may differ from an uninterrupted run in the last bits",
+                features.join(", "),
+                manifest.cpu_features.join(", ")
+            ));
+            manifest.cpu_features = features;
+        }
         manifest.write(dir)?;
 
         let scenario = Arc::new(scenario);
@@ -249,12 +330,7 @@ impl Run {
             phase: state.environment_phase,
             changed: state.environment_changed,
         });
-        // A run resumed past a stop criterion continues: the user asked for
-        // more generations.
-        world.insert_resource(Progress {
-            stop: None,
-            ..state.progress
-        });
+        world.insert_resource(state.progress);
         let from = state.generation;
         let mut run = Run {
             world,
@@ -265,9 +341,10 @@ impl Run {
             target,
             manifest,
             last_checkpoint: Some(from),
+            warnings,
         };
         run.initialize_schedule()?;
-        Ok(run)
+        Ok(Resumed::Running(Box::new(run)))
     }
 
     /// Builds the generation schedule for this run's world.
@@ -278,6 +355,12 @@ impl Run {
                 e.to_string(self.schedule.graph(), &self.world),
             )),
         }
+    }
+
+    /// What the caller should tell the user before the run goes on (for
+    /// now: a resume on a machine whose CPU features differ).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The run directory.
@@ -315,6 +398,7 @@ impl Run {
         let started = Instant::now();
         let generation = self.generation();
         let environment = *self.world.resource::<EnvironmentState>();
+        crate::fault::at(crate::fault::Point::Generation, generation);
         self.schedule.run(&mut self.world);
         if let Some(e) = self.world.resource_mut::<Failure>().0.take() {
             if matches!(e, EngineError::PluginEval { .. }) {
@@ -406,15 +490,21 @@ impl Run {
         if self.last_checkpoint != Some(self.generation()) {
             self.checkpoint()?;
         }
-        let now = manifest::utc_now();
-        self.manifest.finished = Some(now.clone());
-        self.manifest.generations_completed = self.generation();
-        self.manifest.stop_reason = self.stop_reason();
-        if let Some(session) = self.manifest.sessions.last_mut() {
-            session.finished = Some(now);
-        }
+        let (generation, stop) = (self.generation(), self.stop_reason());
+        close_manifest(&mut self.manifest, generation, stop);
         self.manifest.write(&self.dir)?;
         Ok(self.dir)
+    }
+}
+
+/// Fills in the manifest's closing fields.
+fn close_manifest(manifest: &mut Manifest, generations: u32, stop: Option<StopReason>) {
+    let now = manifest::utc_now();
+    manifest.finished = Some(now.clone());
+    manifest.generations_completed = generations;
+    manifest.stop_reason = stop;
+    if let Some(session) = manifest.sessions.last_mut() {
+        session.finished = Some(now);
     }
 }
 

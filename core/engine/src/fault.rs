@@ -1,0 +1,98 @@
+//! Fault injection for the crash tests: `LINEAGE_FAULT=ACTION:POINT:GENERATION`
+//! makes the process fail at a named point of a given generation, so a test
+//! can crash a run exactly where a timed `kill -9` would only land by luck.
+//!
+//! `ACTION` is `abort` (the process dies at once, as under SIGKILL: no
+//! unwinding, no buffer flushed) or `panic` (a bug: the binary's panic hook
+//! reports it and the process exits 1). `POINT` is `checkpoint` (half-way
+//! through writing the checkpoint that starts `GENERATION`: the population
+//! is written, the state is not) or `generation` (before `GENERATION` is
+//! simulated). Without the variable every point is a no-op that costs one
+//! cached lookup.
+
+use std::sync::OnceLock;
+
+/// A place where a fault can be injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    /// Inside a checkpoint write, after the population, before the state.
+    Checkpoint,
+    /// Before a generation is simulated.
+    Generation,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Abort,
+    Panic,
+}
+
+fn parse(spec: &str) -> Option<(Action, Point, u32)> {
+    let mut parts = spec.split(':');
+    let action = match parts.next()? {
+        "abort" => Action::Abort,
+        "panic" => Action::Panic,
+        _ => return None,
+    };
+    let point = match parts.next()? {
+        "checkpoint" => Point::Checkpoint,
+        "generation" => Point::Generation,
+        _ => return None,
+    };
+    let generation = parts.next()?.parse().ok()?;
+    parts
+        .next()
+        .is_none()
+        .then_some((action, point, generation))
+}
+
+fn configured() -> Option<(Action, Point, u32)> {
+    static FAULT: OnceLock<Option<(Action, Point, u32)>> = OnceLock::new();
+    *FAULT.get_or_init(|| {
+        std::env::var("LINEAGE_FAULT")
+            .ok()
+            .as_deref()
+            .and_then(parse)
+    })
+}
+
+/// Fails here if `LINEAGE_FAULT` names this point and generation.
+pub fn at(point: Point, generation: u32) {
+    if let Some((action, p, g)) = configured()
+        && p == point
+        && g == generation
+    {
+        match action {
+            Action::Abort => std::process::abort(),
+            Action::Panic => panic!("fault injected by LINEAGE_FAULT at {point:?} {generation}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_bad_ones_are_ignored() {
+        assert_eq!(
+            parse("abort:checkpoint:3"),
+            Some((Action::Abort, Point::Checkpoint, 3))
+        );
+        assert_eq!(
+            parse("panic:generation:0"),
+            Some((Action::Panic, Point::Generation, 0))
+        );
+        for bad in [
+            "",
+            "abort",
+            "abort:checkpoint",
+            "kill:checkpoint:1",
+            "abort:x:1",
+            "abort:checkpoint:-1",
+            "abort:checkpoint:1:2",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+}
