@@ -85,29 +85,33 @@ mod tests {
         assert_eq!(read::METRICS, files::METRICS);
 
         let tmp = tempfile::tempdir().unwrap();
-        let manifest = Manifest {
-            lineage_version: "9.9.9".into(),
-            git_commit: Some("abc".into()),
-            stream_derivation: 1,
-            scenario: "demo".into(),
-            scenario_sha256: "f".repeat(64),
-            seed: u64::MAX,
-            threads: 3,
-            host: "here".into(),
-            started: "2026-01-01T00:00:00Z".into(),
-            finished: None,
-            generations_completed: 7,
-            stop_reason: Some(StopReason::TargetReached),
-            sessions: Vec::new(),
-            plugins: vec![PluginRecord {
+        // Built through the engine's own serde (fields it defaults may be
+        // left out), then written by the engine.
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "lineage_version": "9.9.9",
+            "git_commit": "abc",
+            "stream_derivation": 1,
+            "scenario": "demo",
+            "scenario_sha256": "f".repeat(64),
+            "seed": u64::MAX,
+            "threads": 3,
+            "host": "here",
+            "started": "2026-01-01T00:00:00Z",
+            "finished": null,
+            "generations_completed": 7,
+            "stop_reason": serde_json::to_value(StopReason::TargetReached).unwrap(),
+            "sessions": [],
+            "plugins": [serde_json::to_value(PluginRecord {
                 alias: "mc".into(),
                 name: "suite".into(),
                 version: "1.0".into(),
                 abi_version: 2,
                 path: "lib/x.so".into(),
                 sha256: "0".repeat(64),
-            }],
-        };
+            })
+            .unwrap()],
+        }))
+        .unwrap();
         manifest.write(tmp.path()).unwrap();
         let read = read::Manifest::read(tmp.path()).unwrap();
         assert_eq!(
