@@ -6,10 +6,8 @@
 //! 1 a failure while running.
 
 mod bench;
-mod conditions;
 mod plugins;
 mod report;
-mod table;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -260,18 +258,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 }
             }
         }
-        Command::Inspect { run_dir } => {
-            if conditions::is_conditions_run(&run_dir) {
-                return Err(Failure::bad_input(format!(
-                    "{} is an experiment with conditions: `lineage report {}` compares them; `lineage inspect {}/conditions/<name>/seed-<k>` shows one run",
-                    run_dir.display(),
-                    run_dir.display(),
-                    run_dir.display()
-                )));
-            }
-            print!("{}", table::summary(&run_dir).map_err(Failure::bad_input)?);
-            Ok(())
-        }
+        Command::Inspect { run_dir } => report::inspect(&run_dir),
         Command::Bench(BenchCommand::Learn(args)) => bench::learn(&args),
         Command::Plugins(command) => plugins::plugins(&command),
         Command::NewPlugin(args) => plugins::new_plugin(&args),
@@ -287,24 +274,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Report { run_dir, baseline } => {
-            if conditions::is_conditions_run(&run_dir) {
-                return conditions::report(&run_dir, baseline.as_deref());
-            }
-            if baseline.is_some() {
-                return Err(Failure::bad_input(
-                    "--baseline compares conditions, but this run has none",
-                ));
-            }
-            print!("{}", table::summary(&run_dir).map_err(Failure::bad_input)?);
-            for path in report::plots(&run_dir).map_err(|m| Failure {
-                code: 1,
-                message: m,
-            })? {
-                println!("wrote {}", path.display());
-            }
-            Ok(())
-        }
+        Command::Report { run_dir, baseline } => report::report(&run_dir, baseline.as_deref()),
     }
 }
 
@@ -396,7 +366,7 @@ fn drive_conditions(
                 done += 1;
                 eprintln!(
                     "[{done}/{total}] {condition} seed {seed}: best {}",
-                    table::number(best)
+                    lineage_report::number(best)
                 )
             }
         }
@@ -451,8 +421,8 @@ fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {
         bar.set_position(report.generation as u64 + 1);
         bar.set_message(format!(
             "{objective} best {} mean {}",
-            table::number(report.best[0]),
-            table::number(report.mean[0])
+            lineage_report::number(report.best[0]),
+            lineage_report::number(report.mean[0])
         ));
     }
     bar.finish_and_clear();
@@ -460,9 +430,9 @@ fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {
     if !quiet {
         print!(
             "{}",
-            table::summary(&dir).map_err(|m| Failure {
+            lineage_report::summary(&dir).map_err(|e| Failure {
                 code: 1,
-                message: m
+                message: e.to_string()
             })?
         );
     }

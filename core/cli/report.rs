@@ -1,120 +1,152 @@
-//! `lineage report`: one SVG per objective with its best, mean and median
-//! over generations.
+//! `lineage inspect` and `lineage report`: the command line's side of
+//! `lineage-report`, which reads the records, computes and draws. Here its
+//! errors get their exit codes (2: damaged or missing records, a bad
+//! `--baseline`; 1: a report file that cannot be written) and what it
+//! wrote is listed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use plotters::prelude::*;
+use lineage_report::{Report, ReportError};
 
-use crate::table::Generations;
+use crate::Failure;
 
-/// Draws the plots into the run directory and returns their paths.
-pub fn plots(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let g = Generations::read(dir)?;
-    let mut written = Vec::new();
-    for objective in g.objectives() {
-        let path = dir.join(format!("report-{objective}.svg"));
-        draw(&g, &objective, &path).map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
-        written.push(path);
+impl From<ReportError> for Failure {
+    fn from(e: ReportError) -> Failure {
+        let message = match &e {
+            ReportError::NoSuchCondition { .. } => format!("--baseline: {e}"),
+            _ => e.to_string(),
+        };
+        Failure {
+            code: if e.is_bad_input() { 2 } else { 1 },
+            message,
+        }
     }
-    Ok(written)
 }
 
-fn draw(g: &Generations, objective: &str, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> =
-        [("best", RED), ("mean", BLUE), ("median", GREEN)]
-            .into_iter()
-            .filter_map(|(stat, color)| {
-                let k = g.column(&format!("{objective}_{stat}"))?;
-                let points = g
-                    .rows
-                    .iter()
-                    .filter(|r| r[k].is_finite())
-                    .map(|r| (r[0], r[k]))
-                    .collect();
-                Some((stat, color, points))
+/// `lineage inspect RUN_DIR`: the run's summary table. An experiment with
+/// conditions is pointed at `report` and at its runs.
+pub fn inspect(dir: &Path) -> Result<(), Failure> {
+    if lineage_report::is_conditions_run(dir) {
+        return Err(Failure::bad_input(format!(
+            "{} is an experiment with conditions: `lineage report {}` compares them; `lineage inspect {}/conditions/<name>/seed-<k>` shows one run",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        )));
+    }
+    print!("{}", lineage_report::summary(dir)?);
+    Ok(())
+}
+
+/// `lineage report RUN_DIR [--baseline NAME]`: for one run, its summary
+/// and a plot per objective; for an experiment with conditions, the
+/// comparison over seeds (tables, `report.json`, `report.csv`, plots), with
+/// effects against `baseline` (default: the first condition).
+pub fn report(dir: &Path, baseline: Option<&str>) -> Result<(), Failure> {
+    if lineage_report::is_conditions_run(dir) {
+        let report = Report::read(dir, baseline)?;
+        print!("{}", report.text(dir));
+        for path in report.write(dir)? {
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
+    if baseline.is_some() {
+        return Err(Failure::bad_input(
+            "--baseline compares conditions, but this run has none",
+        ));
+    }
+    print!("{}", lineage_report::summary(dir)?);
+    for path in lineage_report::run_plots(dir)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use lineage_engine::conditions::{Index, IndexEntry};
+    use lineage_engine::manifest::Manifest;
+    use lineage_engine::plugins::PluginRecord;
+    use lineage_engine::recorder::files;
+    use lineage_engine::resources::StopReason;
+    use lineage_report::read;
+
+    /// `lineage-report` reads the records without the engine: its file
+    /// names and its view of `manifest.json` and `conditions.json` must
+    /// match what the engine writes.
+    #[test]
+    fn the_report_reads_what_the_engine_writes() {
+        assert_eq!(read::MANIFEST, lineage_engine::manifest::MANIFEST);
+        assert_eq!(read::CONDITIONS, lineage_engine::conditions::INDEX);
+        assert_eq!(read::GENERATIONS, files::GENERATIONS);
+        assert_eq!(read::ORGANISMS, files::ORGANISMS);
+        assert_eq!(read::CURVES, files::CURVES);
+        assert_eq!(read::METRICS, files::METRICS);
+
+        let tmp = tempfile::tempdir().unwrap();
+        // Built through the engine's own serde (fields it defaults may be
+        // left out), then written by the engine.
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "lineage_version": "9.9.9",
+            "git_commit": "abc",
+            "stream_derivation": 1,
+            "scenario": "demo",
+            "scenario_sha256": "f".repeat(64),
+            "seed": u64::MAX,
+            "threads": 3,
+            "host": "here",
+            "started": "2026-01-01T00:00:00Z",
+            "finished": null,
+            "generations_completed": 7,
+            "stop_reason": serde_json::to_value(StopReason::TargetReached).unwrap(),
+            "sessions": [],
+            "plugins": [serde_json::to_value(PluginRecord {
+                alias: "mc".into(),
+                name: "suite".into(),
+                version: "1.0".into(),
+                abi_version: 2,
+                path: "lib/x.so".into(),
+                sha256: "0".repeat(64),
             })
-            .collect();
-    let all = series.iter().flat_map(|(_, _, p)| p.iter());
-    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, y)| {
-        (lo.min(y), hi.max(y))
-    });
-    let (lo, hi) = span(lo, hi);
-    let last = g.rows.last().map_or(1.0, |r| r[0].max(1.0));
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder
-        .caption(format!("{objective} over generations"), ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70);
-    if wants_log(lo, hi) {
-        let mut chart = builder.build_cartesian_2d(0f64..last, (lo / 2.0..hi * 2.0).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("generation")
-            .y_desc(format!("{objective} (log scale)"))
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.0e}"))
-            .draw()?;
-        draw_series(&mut chart, series).map_err(|e| -> Box<dyn std::error::Error> { e.into() })?;
-    } else {
-        let pad = 0.05 * (hi - lo);
-        let mut chart = builder.build_cartesian_2d(0f64..last, (lo - pad)..(hi + pad))?;
-        chart
-            .configure_mesh()
-            .x_desc("generation")
-            .y_desc(objective)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .draw()?;
-        draw_series(&mut chart, series).map_err(|e| -> Box<dyn std::error::Error> { e.into() })?;
-    }
-    root.present()?;
-    Ok(())
-}
+            .unwrap()],
+        }))
+        .unwrap();
+        manifest.write(tmp.path()).unwrap();
+        let read = read::Manifest::read(tmp.path()).unwrap();
+        assert_eq!(
+            (
+                read.lineage_version.as_str(),
+                read.git_commit.as_deref(),
+                read.scenario.as_str(),
+                read.seed,
+                read.host.as_str(),
+                read.finished.as_deref(),
+            ),
+            ("9.9.9", Some("abc"), "demo", u64::MAX, "here", None)
+        );
+        assert_eq!(read.scenario_sha256, manifest.scenario_sha256);
+        assert_eq!(read.stop_reason().as_deref(), Some("target reached"));
+        assert_eq!(
+            (read.plugins[0].alias.as_str(), read.plugins[0].abi_version),
+            ("mc", 2)
+        );
 
-/// The range of values to draw: `(0, 1)` when there are none, widened by
-/// 0.5 each way when it is a single value.
-pub(crate) fn span(lo: f64, hi: f64) -> (f64, f64) {
-    if !lo.is_finite() || !hi.is_finite() {
-        (0.0, 1.0)
-    } else if hi - lo < 1e-12 {
-        (lo - 0.5, hi + 0.5)
-    } else {
-        (lo, hi)
+        let index = Index {
+            scenario: "demo".into(),
+            conditions: vec![IndexEntry {
+                name: "A".into(),
+                from: Some("outer".into()),
+                seeds: vec![1, 2],
+                runs: vec!["conditions/A/seed-1".into(), "conditions/A/seed-2".into()],
+            }],
+        };
+        let path = tmp.path().join(read::CONDITIONS);
+        std::fs::write(&path, serde_json::to_string(&index).unwrap()).unwrap();
+        let read = read::Index::read(tmp.path()).unwrap();
+        assert_eq!(read.scenario, "demo");
+        assert_eq!(read.conditions[0].from.as_deref(), Some("outer"));
+        assert_eq!(read.conditions[0].runs, index.conditions[0].runs);
+        assert_eq!(read.conditions[0].seeds, [1, 2]);
     }
-}
-
-/// Whether values from `lo` to `hi` read better on a log axis: they span
-/// orders of magnitude (a converging error); anything touching zero or
-/// below stays linear.
-pub(crate) fn wants_log(lo: f64, hi: f64) -> bool {
-    lo > 0.0 && hi / lo > 1e3
-}
-
-/// Draws the lines and their legend.
-pub(crate) fn draw_series<'a, X, Y>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
-    series: Vec<(&str, RGBColor, Vec<(f64, f64)>)>,
-) -> Result<(), String>
-where
-    X: Ranged<ValueType = f64>,
-    Y: Ranged<ValueType = f64>,
-{
-    for (stat, color, points) in series {
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(stat)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(())
 }

@@ -1,0 +1,694 @@
+//! Reports as text and files: a run's summary table (printed by `run`,
+//! `inspect` and `report`), the conditions report's tables, `report.csv`
+//! and `report.json` (serde structures in the order a reader expects).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::ReportError;
+use crate::read::{Generations, Manifest, Outcome};
+use crate::stats::Report;
+
+/// The printed tables stay within this many columns.
+pub const WIDTH: usize = 100;
+/// Significant digits of the printed means, standard errors and differences.
+const DIGITS: usize = 4;
+
+/// A run's summary: manifest facts, a table of generations (at most a
+/// dozen rows, evenly spaced, always the last) and the best values.
+pub fn summary(dir: &Path) -> Result<String, ReportError> {
+    let manifest = Manifest::read(dir)?;
+    let g = Generations::read(dir)?;
+    Ok(summary_text(dir, &manifest, &g))
+}
+
+fn summary_text(dir: &Path, manifest: &Manifest, g: &Generations) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "run:          {}", dir.display());
+    let _ = writeln!(
+        out,
+        "scenario:     {} (seed {}, sha256 {})",
+        manifest.scenario,
+        manifest.seed,
+        manifest
+            .scenario_sha256
+            .get(..12)
+            .unwrap_or(&manifest.scenario_sha256)
+    );
+    let _ = writeln!(
+        out,
+        "lineage:      {}{} on {}",
+        manifest.lineage_version,
+        manifest
+            .git_commit
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default(),
+        manifest.host
+    );
+    for p in &manifest.plugins {
+        let _ = writeln!(
+            out,
+            "plugin:       {} = {} {} (ABI {}), {} (sha256 {})",
+            p.alias,
+            p.name,
+            p.version,
+            p.abi_version,
+            p.path.display(),
+            p.sha256.get(..12).unwrap_or(&p.sha256)
+        );
+    }
+    let _ = writeln!(out, "started:      {}", manifest.started);
+    let _ = writeln!(
+        out,
+        "finished:     {}",
+        manifest.finished.as_deref().unwrap_or("(not finished)")
+    );
+    let stopped = match manifest.stop_reason() {
+        Some(r) => format!(" (stopped early: {r})"),
+        None => String::new(),
+    };
+    let _ = writeln!(out, "generations:  {}{stopped}", g.rows.len());
+    if g.rows.is_empty() {
+        return out;
+    }
+    let objectives = g.objectives();
+    let mut columns = vec!["generation".to_owned(), "population".to_owned()];
+    for o in &objectives {
+        for s in ["best", "mean", "median", "worst"] {
+            columns.push(format!("{o}_{s}"));
+        }
+    }
+    columns.push("diversity".into());
+    // Columns the file lacks are left out, with their titles.
+    let shown: Vec<(&String, usize)> = columns
+        .iter()
+        .filter_map(|c| Some((c, g.column(c)?)))
+        .collect();
+    out.push('\n');
+    for (c, _) in &shown {
+        let w = c.len().max(10);
+        let _ = write!(out, "{c:>w$}  ");
+    }
+    out.push('\n');
+    let n = g.rows.len();
+    let step = n.div_ceil(12).max(1);
+    for i in (0..n).filter(|i| i % step == 0 || *i == n - 1) {
+        for (c, k) in &shown {
+            let w = c.len().max(10);
+            let _ = write!(out, "{:>w$}  ", number(g.rows[i][*k]));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    for o in &objectives {
+        let (Some(k), Some(worst)) = (
+            g.column(&format!("{o}_best")),
+            g.column(&format!("{o}_worst")),
+        ) else {
+            continue;
+        };
+        // The best column is already direction-aware; compare against the
+        // worst column to learn the direction.
+        let maximize = g.rows.iter().any(|r| r[k] > r[worst]);
+        let best = (0..n).filter(|&i| !g.rows[i][k].is_nan()).max_by(|&a, &b| {
+            let (a, b) = (g.rows[a][k], g.rows[b][k]);
+            if maximize {
+                a.total_cmp(&b)
+            } else {
+                b.total_cmp(&a)
+            }
+        });
+        if let Some(i) = best {
+            let _ = writeln!(
+                out,
+                "best {o}: {} (generation {})",
+                number(g.rows[i][k]),
+                g.generation(i)
+            );
+        }
+    }
+    out
+}
+
+/// A number in at most 10 characters.
+pub fn number(x: f64) -> String {
+    if x.is_nan() {
+        "-".into()
+    } else if x == x.trunc() && x.abs() < 1e9 {
+        format!("{x:.0}")
+    } else if x.abs() >= 1e4 || x.abs() < 1e-3 {
+        format!("{x:.3e}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+/// `x` with `digits` significant digits: fixed notation for magnitudes from
+/// 1e-4 up to 1e6, scientific (`1.235e7`) beyond; `-` for NaN.
+pub fn significant(x: f64, digits: usize) -> String {
+    if x.is_nan() {
+        return "-".into();
+    }
+    let digits = digits.max(1);
+    if x.is_infinite() {
+        return format!("{x}");
+    }
+    if x == 0.0 {
+        return format!("{:.*}", digits - 1, 0.0);
+    }
+    // Rounding may carry into the next power of ten (9.9996 → 1.000e1), so
+    // the exponent is read from the rounded number.
+    let sci = format!("{:.*e}", digits - 1, x);
+    let exponent: i32 = sci
+        .rsplit('e')
+        .next()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
+    if (-4..6).contains(&exponent) {
+        let decimals = (digits as i32 - 1 - exponent).max(0) as usize;
+        format!("{x:.decimals$}")
+    } else {
+        sci
+    }
+}
+
+impl Report {
+    /// The printed report: the runs, the table of means and the effects.
+    pub fn text(&self, dir: &Path) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "run:          {}", dir.display());
+        let _ = writeln!(
+            out,
+            "scenario:     {} ({} conditions; each run's last generation)",
+            self.scenario,
+            self.conditions.len()
+        );
+        let name_width = self
+            .conditions
+            .iter()
+            .map(|c| c.label().chars().count())
+            .max()
+            .unwrap_or(0);
+        for c in &self.conditions {
+            let seeds: Vec<u64> = c.runs.iter().map(|r| r.seed).collect();
+            let generations: Vec<u64> = c
+                .runs
+                .iter()
+                .filter_map(|r| match &r.outcome {
+                    Outcome::Finished(v) => Some(v.generation),
+                    _ => None,
+                })
+                .collect();
+            let last = match (generations.iter().min(), generations.iter().max()) {
+                (Some(lo), Some(hi)) if lo == hi => format!(", last generation {lo}"),
+                (Some(lo), Some(hi)) => format!(", last generations {lo} to {hi}"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<name_width$}  seeds {}: {} of {} runs finished{last}",
+                c.label(),
+                seed_list(&seeds),
+                c.finished(),
+                c.runs.len()
+            );
+            for r in &c.runs {
+                let why = match r.outcome {
+                    Outcome::NotRun => "not run",
+                    Outcome::NotFinished => "not finished",
+                    Outcome::Finished(_) => continue,
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<name_width$}    seed {}: {} ({why})",
+                    "", r.seed, r.path
+                );
+            }
+        }
+        if self.metrics.is_empty() {
+            out.push_str("\nno metrics: no finished run\n");
+            return out;
+        }
+        out.push('\n');
+        out.push_str(&self.means_table());
+        out.push('\n');
+        out.push_str(&self.effects_table());
+        out
+    }
+
+    /// Rows: conditions; columns: metrics, as `mean ± se`.
+    fn means_table(&self) -> String {
+        let keys = [
+            Column::left(
+                "condition",
+                self.conditions.iter().map(|c| c.name.clone()).collect(),
+            ),
+            Column::right(
+                "n",
+                self.conditions
+                    .iter()
+                    .map(|c| c.finished().to_string())
+                    .collect(),
+            ),
+        ];
+        let data: Vec<Column> = self
+            .metrics
+            .iter()
+            .enumerate()
+            .map(|(m, name)| Column {
+                title: name.clone(),
+                left: false,
+                cells: self
+                    .conditions
+                    .iter()
+                    .map(|c| match c.stats[m] {
+                        None => vec!["-".into()],
+                        Some(s) => {
+                            let mut cell = vec![significant(s.mean, DIGITS)];
+                            cell.push(match s.se {
+                                Some(se) => format!(" ± {}", significant(se, DIGITS)),
+                                None => String::new(),
+                            });
+                            // A metric some finished runs lack says how many have it.
+                            cell.push(if s.n == c.finished() {
+                                String::new()
+                            } else {
+                                format!(" (n={})", s.n)
+                            });
+                            cell
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut out = String::from("mean ± standard error over seeds (n: finished runs)\n");
+        out.push_str(&blocks(&keys, &data));
+        out
+    }
+
+    /// Rows: metrics; columns: conditions after the first, as
+    /// `difference ± se  d=…`.
+    fn effects_table(&self) -> String {
+        let Some(first) = self.conditions.first() else {
+            return String::new();
+        };
+        if self.conditions.len() < 2 {
+            return "one condition: no effects\n".into();
+        }
+        let keys = [Column::left("metric", self.metrics.clone())];
+        let data: Vec<Column> = self.conditions[1..]
+            .iter()
+            .zip(&self.effects)
+            .map(|(c, effects)| Column {
+                title: c.name.clone(),
+                left: false,
+                cells: effects
+                    .iter()
+                    .map(|e| match e {
+                        None => vec!["-".into()],
+                        Some(e) => {
+                            let sign = if e.difference > 0.0 { "+" } else { "" };
+                            vec![
+                                format!("{sign}{}", significant(e.difference, DIGITS)),
+                                e.se.map_or(String::new(), |se| {
+                                    format!(" ± {}", significant(se, DIGITS))
+                                }),
+                                e.d.map_or(String::new(), |d| format!("  d={}", significant(d, 3))),
+                            ]
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut out = format!(
+            "effects against {}: difference of means ± se, Cohen's d (pooled sd)\n",
+            first.name
+        );
+        out.push_str(&blocks(&keys, &data));
+        out
+    }
+
+    /// `report.csv`: `condition,metric,mean,se,n`, one row per condition
+    /// and metric; an undefined value is an empty field.
+    pub fn csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let opt = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
+        // Writing into memory cannot fail.
+        let _ = w.write_record(["condition", "metric", "mean", "se", "n"]);
+        for c in &self.conditions {
+            for (m, name) in self.metrics.iter().enumerate() {
+                let s = c.stats[m];
+                let _ = w.write_record([
+                    c.name.clone(),
+                    name.clone(),
+                    opt(s.map(|s| s.mean)),
+                    opt(s.and_then(|s| s.se)),
+                    s.map_or(0, |s| s.n).to_string(),
+                ]);
+            }
+        }
+        let bytes = w.into_inner().unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// `report.json`, pretty-printed by serde_json.
+    pub fn json(&self) -> String {
+        let json = ReportJson {
+            scenario: &self.scenario,
+            metrics: &self.metrics,
+            conditions: self.conditions_json(),
+            effects: self.effects_json(),
+        };
+        // Plain structures of strings and numbers always serialise.
+        serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
+    }
+
+    fn conditions_json(&self) -> Vec<ConditionJson<'_>> {
+        self.conditions
+            .iter()
+            .map(|c| ConditionJson {
+                name: &c.name,
+                from: c.from.as_deref(),
+                seeds: c.runs.iter().map(|r| r.seed).collect(),
+                finished: c.finished(),
+                runs: c
+                    .runs
+                    .iter()
+                    .map(|r| {
+                        let (status, generation) = match &r.outcome {
+                            Outcome::NotRun => ("not run", None),
+                            Outcome::NotFinished => ("not finished", None),
+                            Outcome::Finished(v) => ("finished", Some(v.generation)),
+                        };
+                        RunJson {
+                            seed: r.seed,
+                            path: &r.path,
+                            status,
+                            generation,
+                        }
+                    })
+                    .collect(),
+                metrics: Ordered(
+                    self.metrics
+                        .iter()
+                        .enumerate()
+                        .map(|(m, name)| {
+                            let s = c.stats[m];
+                            let metric = MetricJson {
+                                mean: s.map(|s| s.mean),
+                                se: s.and_then(|s| s.se),
+                                sd: s.and_then(|s| s.sd),
+                                n: s.map_or(0, |s| s.n),
+                                values: c.values[m].clone(),
+                            };
+                            (name.as_str(), metric)
+                        })
+                        .collect(),
+                ),
+                curve: CurveJson {
+                    steps: c.curve.iter().map(|p| p.step).collect(),
+                    mean: c.curve.iter().map(|p| p.mean).collect(),
+                    se: c.curve.iter().map(|p| p.se).collect(),
+                    n: c.curve.iter().map(|p| p.n).collect(),
+                },
+            })
+            .collect()
+    }
+
+    fn effects_json(&self) -> Vec<EffectJson<'_>> {
+        let mut effects = Vec::new();
+        for (c, row) in self.conditions.iter().skip(1).zip(&self.effects) {
+            for (metric, e) in self.metrics.iter().zip(row) {
+                effects.push(EffectJson {
+                    condition: &c.name,
+                    baseline: &self.conditions[0].name,
+                    metric,
+                    difference: e.map(|e| e.difference),
+                    se: e.and_then(|e| e.se),
+                    d: e.and_then(|e| e.d),
+                });
+            }
+        }
+        effects
+    }
+}
+
+/// `report.json`. Keys come in field order; a value that is undefined
+/// (`se` with one seed, `d` without spread) is `null`.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    scenario: &'a str,
+    metrics: &'a [String],
+    conditions: Vec<ConditionJson<'a>>,
+    effects: Vec<EffectJson<'a>>,
+}
+
+/// One condition in `report.json`.
+#[derive(Serialize)]
+struct ConditionJson<'a> {
+    name: &'a str,
+    from: Option<&'a str>,
+    seeds: Vec<u64>,
+    finished: usize,
+    runs: Vec<RunJson<'a>>,
+    /// By metric name, in the report's metric order.
+    metrics: Ordered<'a, MetricJson>,
+    curve: CurveJson,
+}
+
+/// One seed's run in `report.json`.
+#[derive(Serialize)]
+struct RunJson<'a> {
+    seed: u64,
+    path: &'a str,
+    status: &'static str,
+    generation: Option<u64>,
+}
+
+/// One metric of a condition in `report.json`.
+#[derive(Serialize)]
+struct MetricJson {
+    mean: Option<f64>,
+    se: Option<f64>,
+    sd: Option<f64>,
+    n: usize,
+    /// Each seed's value (`null`: no value).
+    values: Vec<Option<f64>>,
+}
+
+/// A condition's mean learning curve in `report.json`, as columns.
+#[derive(Serialize)]
+struct CurveJson {
+    steps: Vec<u64>,
+    mean: Vec<f64>,
+    se: Vec<Option<f64>>,
+    n: Vec<usize>,
+}
+
+/// One condition's effect in one metric in `report.json`.
+#[derive(Serialize)]
+struct EffectJson<'a> {
+    condition: &'a str,
+    baseline: &'a str,
+    metric: &'a str,
+    difference: Option<f64>,
+    se: Option<f64>,
+    d: Option<f64>,
+}
+
+/// A JSON object whose keys keep the order given. (serde_json's own maps
+/// would sort them unless its `preserve_order` feature were on, and that
+/// feature, unified across the binary, would reorder other crates' JSON.)
+struct Ordered<'a, T>(Vec<(&'a str, T)>);
+
+impl<T: Serialize> Serialize for Ordered<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// Seeds as a list, runs of three or more consecutive seeds as ranges:
+/// `1-10, 12`.
+pub fn seed_list(seeds: &[u64]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < seeds.len() {
+        let mut j = i;
+        while j + 1 < seeds.len() && seeds[j + 1] == seeds[j] + 1 {
+            j += 1;
+        }
+        if j >= i + 2 {
+            parts.push(format!("{}-{}", seeds[i], seeds[j]));
+        } else {
+            parts.extend(seeds[i..=j].iter().map(u64::to_string));
+        }
+        i = j + 1;
+    }
+    parts.join(", ")
+}
+
+/// A column of a printed table, under a left-aligned title. A cell is a few
+/// pieces: the first is right-aligned and the others left-aligned (so `±`
+/// lines up), unless the column is `left` or the cell a lone piece, when
+/// the whole cell is.
+struct Column {
+    title: String,
+    left: bool,
+    cells: Vec<Vec<String>>,
+}
+
+impl Column {
+    fn left(title: &str, cells: Vec<String>) -> Column {
+        Column {
+            title: title.into(),
+            left: true,
+            cells: cells.into_iter().map(|c| vec![c]).collect(),
+        }
+    }
+
+    fn right(title: &str, cells: Vec<String>) -> Column {
+        Column {
+            title: title.into(),
+            left: false,
+            cells: cells.into_iter().map(|c| vec![c]).collect(),
+        }
+    }
+
+    /// Widest text of each piece.
+    fn pieces(&self) -> Vec<usize> {
+        let mut widths = Vec::new();
+        for cell in &self.cells {
+            widths.resize(widths.len().max(cell.len()), 0);
+            for (w, piece) in widths.iter_mut().zip(cell) {
+                *w = (*w).max(piece.chars().count());
+            }
+        }
+        widths
+    }
+
+    fn width(&self) -> usize {
+        self.pieces()
+            .iter()
+            .sum::<usize>()
+            .max(self.title.chars().count())
+    }
+
+    /// Row `i`'s cell, `width` wide.
+    fn cell(&self, i: usize, width: usize) -> String {
+        let cell = &self.cells[i];
+        let widths = self.pieces();
+        // A lone piece among cells of several (`-`, nothing to show) sits
+        // at the left like the title.
+        if self.left || (cell.len() == 1 && widths.len() > 1) {
+            return format!("{:<width$}", cell.concat());
+        }
+        let mut text = String::new();
+        for (k, w) in widths.iter().enumerate() {
+            let piece = cell.get(k).map_or("", String::as_str);
+            if k == 0 {
+                let _ = write!(text, "{piece:>w$}");
+            } else {
+                let _ = write!(text, "{piece:<w$}");
+            }
+        }
+        format!("{text:<width$}")
+    }
+
+    fn title(&self, width: usize) -> String {
+        format!("{:<width$}", self.title)
+    }
+}
+
+/// Prints `keys` then as many `data` columns as fit in [`WIDTH`], block
+/// after block until every data column is shown.
+fn blocks(keys: &[Column], data: &[Column]) -> String {
+    const GAP: &str = "  ";
+    let key_widths: Vec<usize> = keys.iter().map(Column::width).collect();
+    let key_width: usize = key_widths.iter().map(|w| w + GAP.len()).sum();
+    let rows = keys.first().map_or(0, |k| k.cells.len());
+    let widths: Vec<usize> = data.iter().map(Column::width).collect();
+    let mut out = String::new();
+    let mut start = 0;
+    while start < data.len() {
+        let mut end = start + 1;
+        let mut used = key_width + widths[start];
+        while end < data.len() && used + GAP.len() + widths[end] <= WIDTH {
+            used += GAP.len() + widths[end];
+            end += 1;
+        }
+        if start > 0 {
+            out.push('\n');
+        }
+        let line = |row: Option<usize>| {
+            let mut text = String::new();
+            let columns = keys
+                .iter()
+                .zip(&key_widths)
+                .chain(data[start..end].iter().zip(&widths[start..end]));
+            for (k, (column, &w)) in columns.enumerate() {
+                if k > 0 {
+                    text.push_str(GAP);
+                }
+                text.push_str(&match row {
+                    None => column.title(w),
+                    Some(i) => column.cell(i, w),
+                });
+            }
+            text.trim_end().to_owned() + "\n"
+        };
+        out.push_str(&line(None));
+        for i in 0..rows {
+            out.push_str(&line(Some(i)));
+        }
+        start = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_lists_shorten_runs() {
+        assert_eq!(seed_list(&[1, 2, 3, 4, 7, 9, 10]), "1-4, 7, 9, 10");
+        assert_eq!(seed_list(&[5]), "5");
+        assert_eq!(seed_list(&[]), "");
+    }
+
+    #[test]
+    fn significant_digits() {
+        assert_eq!(significant(2.0, 4), "2.000");
+        assert_eq!(significant(0.577350269, 4), "0.5774");
+        assert_eq!(significant(9.99951, 4), "10.00");
+        assert_eq!(significant(-1234.56, 4), "-1235");
+        assert_eq!(significant(12345678.0, 4), "1.235e7");
+        assert_eq!(significant(0.000012345, 4), "1.234e-5");
+        assert_eq!(significant(0.0, 4), "0.000");
+        assert_eq!(significant(-0.0, 1), "0");
+    }
+
+    #[test]
+    fn wide_tables_come_in_blocks() {
+        let data: Vec<Column> = (0..9)
+            .map(|i| {
+                Column::right(
+                    &format!("metric-{i}-with-a-long-name"),
+                    vec!["1.000".into()],
+                )
+            })
+            .collect();
+        let keys = [Column::left("condition", vec!["A".into()])];
+        let text = blocks(&keys, &data);
+        assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("condition")).count(),
+            3,
+            "{text}"
+        );
+        assert!(text.contains("metric-8-with-a-long-name"));
+    }
+}

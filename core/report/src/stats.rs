@@ -1,0 +1,288 @@
+//! Statistics over seeds: a condition's mean, standard deviation and
+//! standard error per metric ([`Stat`]), its difference from the baseline
+//! condition with Cohen's d ([`Effect`]), its mean learning curve, and the
+//! [`Report`] that holds them for every condition.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use crate::error::ReportError;
+use crate::read::{Index, Outcome, read_run};
+
+/// A running mean of the finite values added.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mean {
+    sum: f64,
+    n: usize,
+}
+
+impl Mean {
+    /// Adds `x` if it is finite.
+    pub fn add(&mut self, x: f64) {
+        if x.is_finite() {
+            self.sum += x;
+            self.n += 1;
+        }
+    }
+
+    /// The mean; `None` before any finite value.
+    pub fn value(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+}
+
+/// Mean, standard error and n of one metric over seeds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stat {
+    /// The mean.
+    pub mean: f64,
+    /// Sample standard deviation (n - 1); `None` when n < 2.
+    pub sd: Option<f64>,
+    /// `sd / sqrt(n)`; `None` when n < 2.
+    pub se: Option<f64>,
+    /// How many values.
+    pub n: usize,
+}
+
+impl Stat {
+    /// The statistics of `values`; `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Stat> {
+        let n = values.len();
+        if n == 0 {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let sd = (n >= 2).then(|| {
+            let ss: f64 = values.iter().map(|x| (x - mean) * (x - mean)).sum();
+            (ss / (n - 1) as f64).sqrt()
+        });
+        Some(Stat {
+            mean,
+            sd,
+            se: sd.map(|sd| sd / (n as f64).sqrt()),
+            n,
+        })
+    }
+}
+
+/// One condition's difference from the baseline in one metric.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Effect {
+    /// This condition's mean minus the baseline's.
+    pub difference: f64,
+    /// `sqrt(se_baseline^2 + se_this^2)`, when both have n >= 2.
+    pub se: Option<f64>,
+    /// Cohen's d with the pooled standard deviation, when both have n >= 2
+    /// and the pooled deviation is not zero.
+    pub d: Option<f64>,
+}
+
+impl Effect {
+    /// The effect of `b` against the baseline `a`.
+    pub fn of(a: &Stat, b: &Stat) -> Effect {
+        let difference = b.mean - a.mean;
+        let (se, d) = match (a.sd, a.se, b.sd, b.se) {
+            (Some(sa), Some(ea), Some(sb), Some(eb)) => {
+                let (na, nb) = (a.n as f64, b.n as f64);
+                let pooled =
+                    (((na - 1.0) * sa * sa + (nb - 1.0) * sb * sb) / (na + nb - 2.0)).sqrt();
+                (
+                    Some((ea * ea + eb * eb).sqrt()),
+                    (pooled > 0.0).then(|| difference / pooled),
+                )
+            }
+            _ => (None, None),
+        };
+        Effect { difference, se, d }
+    }
+}
+
+/// One point of a condition's mean learning curve.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurvePoint {
+    /// The lifetime step.
+    pub step: u64,
+    /// Mean over seeds of each run's mean held-out loss at this step.
+    pub mean: f64,
+    /// Its standard error; `None` with fewer than two seeds.
+    pub se: Option<f64>,
+    /// Seeds with a value at this step.
+    pub n: usize,
+}
+
+/// One seed of a condition: where its run is and what it gave.
+#[derive(Clone, Debug)]
+pub struct SeedRun {
+    /// The seed.
+    pub seed: u64,
+    /// The run directory, relative to the experiment's.
+    pub path: String,
+    /// What the run gave.
+    pub outcome: Outcome,
+}
+
+/// A condition aggregated over its seeds.
+#[derive(Clone, Debug)]
+pub struct ConditionReport {
+    /// Its name.
+    pub name: String,
+    /// The condition it starts from.
+    pub from: Option<String>,
+    /// Its seeds' runs.
+    pub runs: Vec<SeedRun>,
+    /// Per metric (in [`Report::metrics`] order), the value of each seed.
+    pub values: Vec<Vec<Option<f64>>>,
+    /// Per metric, the statistics over the seeds that have a value.
+    pub stats: Vec<Option<Stat>>,
+    /// The mean learning curve over seeds.
+    pub curve: Vec<CurvePoint>,
+}
+
+impl ConditionReport {
+    /// Runs that finished.
+    pub fn finished(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Finished(_)))
+            .count()
+    }
+
+    /// Its name with where it comes from.
+    pub fn label(&self) -> String {
+        match &self.from {
+            Some(from) => format!("{} (from {from})", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// The conditions of an experiment compared over seeds.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Metric names: objectives, held-out losses, suite metrics, in the
+    /// order first found.
+    pub metrics: Vec<String>,
+    /// The conditions, the baseline first.
+    pub conditions: Vec<ConditionReport>,
+    /// `effects[c - 1][m]`: condition c against the first, in metric m.
+    pub effects: Vec<Vec<Option<Effect>>>,
+}
+
+impl Report {
+    /// Reads `conditions.json` in `dir` and every run it names. Effects
+    /// are against `baseline` (default: the first condition), which then
+    /// leads the conditions.
+    pub fn read(dir: &Path, baseline: Option<&str>) -> Result<Report, ReportError> {
+        let mut spec = Index::read(dir)?;
+        if let Some(name) = baseline {
+            let Some(at) = spec.conditions.iter().position(|c| c.name == name) else {
+                return Err(ReportError::NoSuchCondition {
+                    name: name.to_owned(),
+                    conditions: spec.conditions.iter().map(|c| c.name.clone()).collect(),
+                });
+            };
+            let first = spec.conditions.remove(at);
+            spec.conditions.insert(0, first);
+        }
+        let mut runs = Vec::with_capacity(spec.conditions.len());
+        for c in &spec.conditions {
+            let mut seeds = Vec::with_capacity(c.seeds.len());
+            for (&seed, path) in c.seeds.iter().zip(&c.runs) {
+                seeds.push(SeedRun {
+                    seed,
+                    path: path.clone(),
+                    outcome: read_run(&dir.join(path))?,
+                });
+            }
+            runs.push(seeds);
+        }
+        Ok(Report::aggregate(spec, runs))
+    }
+
+    /// Aggregates the runs (`runs[c]`: condition c's seeds).
+    pub fn aggregate(spec: Index, runs: Vec<Vec<SeedRun>>) -> Report {
+        let mut metrics: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        for run in runs.iter().flatten() {
+            if let Outcome::Finished(v) = &run.outcome {
+                for (name, _) in &v.values {
+                    if seen.insert(name.clone()) {
+                        metrics.push(name.clone());
+                    }
+                }
+            }
+        }
+        let conditions: Vec<ConditionReport> = spec
+            .conditions
+            .into_iter()
+            .zip(runs)
+            .map(|(c, runs)| {
+                let values: Vec<Vec<Option<f64>>> = metrics
+                    .iter()
+                    .map(|m| {
+                        runs.iter()
+                            .map(|r| match &r.outcome {
+                                Outcome::Finished(v) => {
+                                    v.values.iter().find(|(n, _)| n == m).map(|&(_, x)| x)
+                                }
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let stats = values
+                    .iter()
+                    .map(|seeds| Stat::of(&seeds.iter().flatten().copied().collect::<Vec<_>>()))
+                    .collect();
+                let mut steps: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+                for r in &runs {
+                    if let Outcome::Finished(v) = &r.outcome {
+                        for &(step, loss) in &v.curve {
+                            steps.entry(step).or_default().push(loss);
+                        }
+                    }
+                }
+                let curve = steps
+                    .into_iter()
+                    .filter_map(|(step, losses)| {
+                        let s = Stat::of(&losses)?;
+                        Some(CurvePoint {
+                            step,
+                            mean: s.mean,
+                            se: s.se,
+                            n: s.n,
+                        })
+                    })
+                    .collect();
+                ConditionReport {
+                    name: c.name,
+                    from: c.from,
+                    runs,
+                    values,
+                    stats,
+                    curve,
+                }
+            })
+            .collect();
+        let effects = conditions
+            .iter()
+            .skip(1)
+            .map(|c| {
+                (0..metrics.len())
+                    .map(|m| match (&conditions[0].stats[m], &c.stats[m]) {
+                        (Some(a), Some(b)) => Some(Effect::of(a, b)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        Report {
+            scenario: spec.scenario,
+            metrics,
+            conditions,
+            effects,
+        }
+    }
+}
