@@ -19,6 +19,7 @@ mod stop;
 
 use crate::error::{Diagnostic, ScenarioError};
 use crate::load::{At, Origin, Resolved, Sources, merge_into};
+use crate::memory::Budget;
 use crate::raw::RawScenario;
 use crate::{FitnessSpec, Overrides, Phase, Record, Scenario};
 
@@ -32,10 +33,20 @@ use plugins::{plugins, suites};
 use pressures::pressures;
 use stop::stop;
 
+/// Generations past this are almost surely a typo.
+const MAX_GENERATIONS: u32 = 100_000_000;
+/// The longest name (it becomes a directory name).
+const MAX_NAME: usize = 200;
+/// The most `[[environment]]` changes (each phase is validated, and keeps
+/// its environment, on its own).
+const MAX_CHANGES: usize = 10_000;
+
 /// Locates errors in one resolved table.
 pub(super) struct Ctx<'a> {
     pub(super) sources: &'a Sources,
     pub(super) resolved: &'a Resolved,
+    /// The memory limit, and the environment data built so far.
+    pub(super) budget: &'a Budget,
 }
 
 pub(super) type Checked<T> = Result<T, Box<Diagnostic>>;
@@ -107,7 +118,8 @@ impl Ctx<'_> {
                 && let Some((found, expected)) = rest.split_once(", expected ")
             {
                 let expected = match expected {
-                    "usize" | "u32" | "u64" => "a non-negative integer",
+                    "usize" | "u64" => "a non-negative integer",
+                    "u32" => "an integer from 0 to 4294967295",
                     "f64" => "a number",
                     other => other,
                 };
@@ -151,6 +163,18 @@ pub(crate) fn scenario(
     overrides: &Overrides,
 ) -> Result<Scenario, ScenarioError> {
     if let Some(seed) = overrides.seed {
+        // TOML integers are signed: a larger seed would wrap to a negative
+        // number on its way into the resolved scenario.
+        if seed > i64::MAX as u64 {
+            return Err(ScenarioError::Invalid(Box::new(Diagnostic {
+                file: "command line (--seed)".into(),
+                line: 1,
+                column: 1,
+                field: "seed".into(),
+                message: format!("expected a seed at most {}, found {seed}", i64::MAX),
+                source_line: String::new(),
+            })));
+        }
         resolved
             .table
             .insert("seed".into(), toml::Value::Integer(seed as i64));
@@ -175,11 +199,16 @@ pub(crate) fn scenario(
             .provenance
             .insert("lifetime.device".into(), Origin::CommandLine("--device"));
     }
-    check(sources, &resolved).map_err(ScenarioError::Invalid)
+    let budget = Budget::new(overrides.memory_limit);
+    check(sources, &resolved, &budget).map_err(ScenarioError::Invalid)
 }
 
-pub(super) fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario> {
-    let ctx = Ctx { sources, resolved };
+pub(super) fn check(sources: &Sources, resolved: &Resolved, budget: &Budget) -> Checked<Scenario> {
+    let ctx = Ctx {
+        sources,
+        resolved,
+        budget,
+    };
     let raw = ctx.deserialize()?;
     if raw.name.trim().is_empty() {
         return Err(ctx.at("name", "expected a non-empty name, found an empty string"));
@@ -206,8 +235,35 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario>
     let genome = genome(&ctx, &raw)?;
     let plugins = plugins(&ctx, &raw)?;
     let suites = suites(&ctx, &raw)?;
-    let conditions = conditions(sources, resolved, &raw)?;
-    let base = pressures(&ctx, &raw, &genome)?;
+    if raw.generations > MAX_GENERATIONS {
+        return Err(ctx.at(
+            "generations",
+            format!(
+                "expected at most {MAX_GENERATIONS} generations, found {}",
+                raw.generations
+            ),
+        ));
+    }
+    if raw.name.chars().count() > MAX_NAME {
+        return Err(ctx.at(
+            "name",
+            format!(
+                "the name becomes a directory name: expected at most {MAX_NAME} characters, found {}",
+                raw.name.chars().count()
+            ),
+        ));
+    }
+    if raw.environment.len() > MAX_CHANGES {
+        return Err(ctx.at(
+            "environment",
+            format!(
+                "expected at most {MAX_CHANGES} environment changes, found {}",
+                raw.environment.len()
+            ),
+        ));
+    }
+    let conditions = conditions(sources, resolved, &raw, budget)?;
+    let (base, mut memory) = pressures(&ctx, &raw, &genome)?;
     let objectives = base.fitness.objectives();
     let stop = stop(&ctx, &raw, &objectives)?;
 
@@ -242,9 +298,11 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario>
         let phase_ctx = Ctx {
             sources,
             resolved: &cumulative,
+            budget,
         };
         let raw_phase = phase_ctx.deserialize()?;
-        let pressures = pressures(&phase_ctx, &raw_phase, &genome)?;
+        let (pressures, phase_memory) = pressures(&phase_ctx, &raw_phase, &genome)?;
+        memory.absorb(&phase_memory);
         let same = match (&pressures.fitness, &phases[0].pressures.fitness) {
             (FitnessSpec::Plugin(a), FitnessSpec::Plugin(b)) => a == b,
             (FitnessSpec::Plugin(_), _) | (_, FitnessSpec::Plugin(_)) => false,
@@ -262,6 +320,14 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario>
         });
     }
 
+    for c in &conditions {
+        for run in &c.runs {
+            memory.absorb(&run.memory);
+        }
+    }
+    if let Some((field, message)) = budget.refuse(&memory) {
+        return Err(ctx.at(&field, message));
+    }
     let mut table = resolved.table.clone();
     absolute_data_paths(sources, resolved, &mut table);
     let resolved_toml = toml::to_string(&table)
@@ -283,6 +349,7 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved) -> Checked<Scenario>
         suites,
         conditions,
         resolved_toml,
+        memory,
     })
 }
 

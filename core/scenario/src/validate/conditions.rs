@@ -3,8 +3,14 @@
 
 use super::{Checked, Ctx, check, merge_set, one_of};
 use crate::load::{Resolved, Sources};
+use crate::memory::Budget;
 use crate::raw::RawScenario;
 use crate::{Condition, ConnectomeTransform};
+
+/// The most conditions, and seeds per condition: each run is validated,
+/// and keeps its environments, on its own.
+const MAX_CONDITIONS: usize = 1000;
+const MAX_SEEDS: usize = 1000;
 
 /// Keys a condition's `set` may change: everything that shapes one run.
 pub(super) const CONDITION_KEYS: [&str; 13] = [
@@ -29,14 +35,37 @@ pub(super) fn conditions(
     sources: &Sources,
     resolved: &Resolved,
     raw: &RawScenario,
+    budget: &Budget,
 ) -> Checked<Vec<Condition>> {
-    let ctx = Ctx { sources, resolved };
+    let ctx = Ctx {
+        sources,
+        resolved,
+        budget,
+    };
     let mut base = resolved.clone();
     base.table.remove("conditions");
     base.provenance.retain(|p, _| !p.starts_with("conditions"));
+    if raw.conditions.len() > MAX_CONDITIONS {
+        return Err(ctx.at(
+            "conditions",
+            format!(
+                "expected at most {MAX_CONDITIONS} conditions, found {}",
+                raw.conditions.len()
+            ),
+        ));
+    }
     let mut out: Vec<Condition> = Vec::new();
     for (i, c) in raw.conditions.iter().enumerate() {
         let here = format!("conditions[{i}]");
+        if c.seeds.len() > MAX_SEEDS {
+            return Err(ctx.at(
+                &format!("{here}.seeds"),
+                format!(
+                    "expected at most {MAX_SEEDS} seeds, found {}",
+                    c.seeds.len()
+                ),
+            ));
+        }
         let valid_name = !c.name.is_empty()
             && c.name
                 .chars()
@@ -137,7 +166,7 @@ pub(super) fn conditions(
             let mut one = merged.clone();
             one.table
                 .insert("seed".into(), toml::Value::Integer(seed as i64));
-            let mut scenario = check(sources, &one)?;
+            let mut scenario = check(sources, &one, budget)?;
             scenario.name = format!("{}-{}", scenario.name, c.name);
             runs.push(scenario);
         }

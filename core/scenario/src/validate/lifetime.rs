@@ -21,6 +21,7 @@ use lineage_learn::{DeviceChoice, Hyper, LifetimeSpec, Method, OptimizerSpec, Sc
 use crate::lifetime::{
     ConnectomeBits, EnvHandle, Inheritance, LearningGenes, LifetimeConfig, MatrixRule, Rewire,
 };
+use crate::memory::{self, Budget, MemoryEstimate, MemoryPart};
 use crate::raw::lifetime::{
     RawDevelop, RawEnvironment, RawLifetime, RawModel, RawOptimizer, RawRule,
 };
@@ -30,19 +31,194 @@ pub(crate) struct Check<'a, E> {
     pub at: &'a dyn Fn(&str, String) -> E,
     /// Folder a relative data path in `field` resolves against.
     pub dir_of: &'a dyn Fn(&str) -> Option<PathBuf>,
+    /// The memory limit, and the environment data built so far.
+    pub budget: &'a Budget,
+    /// Organisms per generation.
+    pub population: usize,
 }
+
+/// Widths past these (layers, embeddings, inputs, classes) are almost
+/// surely typos; they also keep every product of sizes below overflow.
+const MAX_WIDTH: usize = 1 << 20;
+/// The most layers of a model.
+const MAX_LAYERS: usize = 1024;
+/// The longest context (tokens or sequence steps).
+const MAX_CONTEXT: usize = 1 << 20;
+/// The most examples (or tokens) of a data budget, held-out set or corpus.
+const MAX_EXAMPLES: usize = 1 << 40;
+/// The largest minibatch.
+const MAX_BATCH: usize = 1 << 24;
+/// The most lifetime steps.
+const MAX_STEPS: u32 = 1 << 30;
+/// The largest vocabulary or number of hidden states of a generated
+/// language.
+const MAX_SYMBOLS: usize = 1 << 24;
+/// The most edges moved or flipped per newborn.
+const MAX_REWIRE: usize = 1 << 32;
 
 impl<E> Check<'_, E> {
     fn err<T>(&self, field: &str, message: impl Into<String>) -> Result<T, E> {
         Err((self.at)(&format!("lifetime.{field}"), message.into()))
     }
 
+    fn at_most(&self, field: &str, value: usize, max: usize) -> Result<(), E> {
+        if value > max {
+            return self.err(field, format!("expected at most {max}, found {value}"));
+        }
+        Ok(())
+    }
+
+    /// Upper bounds of every size field, checked before anything is built
+    /// or multiplied.
+    fn bounds(&self, raw: &RawLifetime) -> Result<(), E> {
+        self.at_most("budget", raw.budget, MAX_EXAMPLES)?;
+        self.at_most("batch", raw.batch, MAX_BATCH)?;
+        self.at_most("steps", raw.steps as usize, MAX_STEPS as usize)?;
+        self.at_most("rewire.edges", raw.rewire.edges, MAX_REWIRE)?;
+        self.at_most("rewire.flips", raw.rewire.flips, MAX_REWIRE)?;
+        if let Some(r) = raw.develop.rank {
+            self.at_most("develop.rank", r, MAX_WIDTH)?;
+        }
+        for (i, m) in raw.develop.matrix.iter().enumerate() {
+            if let Some(r) = m.rank {
+                self.at_most(&format!("develop.matrix[{i}].rank"), r, MAX_WIDTH)?;
+            }
+        }
+        let env = |name: &str| format!("environment.{name}");
+        let widths: Vec<(&str, usize)> = match &raw.environment {
+            RawEnvironment::GaussianClusters {
+                classes,
+                dim,
+                heldout,
+                ..
+            } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                vec![("classes", *classes), ("dim", *dim)]
+            }
+            RawEnvironment::Teacher {
+                inputs,
+                hidden,
+                outputs,
+                heldout,
+                ..
+            } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                vec![
+                    ("inputs", *inputs),
+                    ("hidden", *hidden),
+                    ("outputs", *outputs),
+                ]
+            }
+            RawEnvironment::Sinusoids { heldout } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                Vec::new()
+            }
+            RawEnvironment::Text {
+                context, heldout, ..
+            } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                self.at_most(&env("context"), *context, MAX_CONTEXT)?;
+                Vec::new()
+            }
+            RawEnvironment::Hmm {
+                tokens,
+                states,
+                successors,
+                emissions,
+                context,
+                corpus,
+                heldout,
+                ..
+            } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                self.at_most(&env("corpus"), *corpus, MAX_EXAMPLES)?;
+                self.at_most(&env("context"), *context, MAX_CONTEXT)?;
+                self.at_most(&env("tokens"), *tokens, MAX_SYMBOLS)?;
+                self.at_most(&env("states"), *states, MAX_SYMBOLS)?;
+                let s = successors.range();
+                self.at_most(&env("successors"), *s.start().max(s.end()), MAX_SYMBOLS)?;
+                let e = emissions.range();
+                self.at_most(&env("emissions"), *e.start().max(e.end()), MAX_SYMBOLS)?;
+                Vec::new()
+            }
+        };
+        for (name, value) in widths {
+            self.at_most(&env(name), value, MAX_WIDTH)?;
+        }
+        match &raw.model {
+            RawModel::Mlp {
+                hidden,
+                embedding,
+                context,
+                ..
+            } => {
+                self.at_most("model.hidden", hidden.len(), MAX_LAYERS)?;
+                for (i, h) in hidden.iter().enumerate() {
+                    self.at_most(&format!("model.hidden[{i}]"), *h, MAX_WIDTH)?;
+                }
+                self.at_most("model.embedding", embedding.unwrap_or(0), MAX_WIDTH)?;
+                self.at_most("model.context", context.unwrap_or(0), MAX_CONTEXT)?;
+            }
+            RawModel::Linear2 { hidden }
+            | RawModel::Rnn { hidden, .. }
+            | RawModel::Gru { hidden } => {
+                self.at_most("model.hidden", *hidden, MAX_WIDTH)?;
+            }
+            RawModel::Transformer {
+                d_model,
+                heads,
+                layers,
+                d_ff,
+            } => {
+                self.at_most("model.d_model", *d_model, MAX_WIDTH)?;
+                self.at_most("model.heads", *heads, MAX_WIDTH)?;
+                self.at_most("model.layers", *layers, MAX_LAYERS)?;
+                self.at_most("model.d_ff", d_ff.unwrap_or(0), MAX_WIDTH)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checked `[lifetime]`, and the memory its phase needs; refuses
+    /// an environment whose data would not fit before building it.
     pub(crate) fn lifetime(
         &self,
         raw: &RawLifetime,
         genome: &GenomeSpec,
-    ) -> Result<LifetimeConfig, E> {
+    ) -> Result<(LifetimeConfig, MemoryEstimate), E> {
+        self.bounds(raw)?;
+        let file_len = match &raw.environment {
+            RawEnvironment::Text { path, .. } => {
+                let file = self.data_path("lifetime.environment.path", path);
+                std::fs::metadata(&file).map_or(0, |m| m.len())
+            }
+            _ => 0,
+        };
+        let env_parts = memory::environment(&raw.environment, file_len);
+        let mut before = MemoryEstimate {
+            held: [
+                env_parts.clone(),
+                memory::building(&raw.environment, file_len),
+            ]
+            .concat(),
+            generation: memory::generation(self.population, genome, None),
+        };
+        let earlier = self.budget.held.get();
+        if earlier > 0 {
+            before.held.push(MemoryPart {
+                what: "environment data of earlier phases and conditions".into(),
+                field: "lifetime.environment".into(),
+                bytes: earlier,
+            });
+        }
+        if let Some((field, message)) = self.budget.refuse(&before) {
+            return Err((self.at)(&field, message));
+        }
         let (environment, task) = self.environment(&raw.environment)?;
+        let env_bytes = env_parts
+            .iter()
+            .fold(0u64, |a, p| a.saturating_add(p.bytes));
+        self.budget.held.set(earlier.saturating_add(env_bytes));
         let model = self.model(&raw.model, &task)?;
         if let Err(m) = model.check_task(&task) {
             return self.err("model", m);
@@ -170,7 +346,7 @@ impl<E> Check<'_, E> {
             flips: rw.flips,
             density_sigma: rw.density_sigma,
         };
-        Ok(LifetimeConfig {
+        let config = LifetimeConfig {
             rewire,
             environment,
             task,
@@ -193,7 +369,32 @@ impl<E> Check<'_, E> {
             inheritance,
             device,
             model,
-        })
+        };
+        // A `steps` gene may lengthen lifetimes past `steps`.
+        let steps = config.genes.steps.map_or(raw.steps, |i| {
+            let max = genome.genes[i].max.round();
+            if max > raw.steps as f64 {
+                max.min(u32::MAX as f64) as u32
+            } else {
+                raw.steps
+            }
+        });
+        let estimate = MemoryEstimate {
+            held: env_parts,
+            generation: memory::generation(self.population, genome, Some((&config, raw, steps))),
+        };
+        let mut at_peak = estimate.clone();
+        if earlier > 0 {
+            at_peak.held.push(MemoryPart {
+                what: "environment data of earlier phases and conditions".into(),
+                field: "lifetime.environment".into(),
+                bytes: earlier,
+            });
+        }
+        if let Some((field, message)) = self.budget.refuse(&at_peak) {
+            return Err((self.at)(&field, message));
+        }
+        Ok((config, estimate))
     }
 
     fn environment(&self, raw: &RawEnvironment) -> Result<(EnvHandle, Task), E> {
@@ -275,7 +476,18 @@ impl<E> Check<'_, E> {
             })
             .map(|e| Arc::new(e) as _),
         };
-        let env = built.or_else(|e| self.err("environment", e.to_string()))?;
+        let env = built.or_else(|e| {
+            // Point at the parameter the environment names, when it is one
+            // of the table's keys.
+            let message = e.to_string();
+            let field = message
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .find(|word| env_keys(raw).contains(word))
+                .map_or("environment".to_owned(), |k| format!("environment.{k}"));
+            self.err(&field, message)
+        })?;
         let task = env.task();
         Ok((
             EnvHandle {
@@ -767,6 +979,30 @@ impl<E> Check<'_, E> {
             }
         }
         Ok(genes)
+    }
+}
+
+/// The keys an environment's table may hold.
+fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
+    match raw {
+        RawEnvironment::GaussianClusters { .. } => &["classes", "dim", "spread", "heldout", "seed"],
+        RawEnvironment::Teacher { .. } => &[
+            "inputs", "hidden", "outputs", "noise", "classify", "heldout", "seed",
+        ],
+        RawEnvironment::Sinusoids { .. } => &["heldout"],
+        RawEnvironment::Text { .. } => &["path", "vocabulary", "context", "validation", "heldout"],
+        RawEnvironment::Hmm { .. } => &[
+            "tokens",
+            "states",
+            "successors",
+            "concentration",
+            "emissions",
+            "zipf",
+            "context",
+            "corpus",
+            "heldout",
+            "seed",
+        ],
     }
 }
 

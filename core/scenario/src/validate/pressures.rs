@@ -12,6 +12,7 @@ use super::fitness::fitness_spec;
 use super::mutation::mutation;
 use super::selection::selection;
 use super::{Checked, Ctx, one_of};
+use crate::memory::{self, MemoryEstimate};
 use crate::raw::RawScenario;
 use crate::{CrossoverSpec, Pressures};
 
@@ -21,11 +22,13 @@ pub(super) const MAX_POPULATION: usize = 100_000_000;
 
 pub(super) const CROSSOVER_METHODS: [&str; 3] = ["none", "uniform", "one_point"];
 
+/// The pressures of one phase, and the memory the phase needs: its
+/// environment's data (held) and one generation's.
 pub(super) fn pressures(
     ctx: &Ctx<'_>,
     raw: &RawScenario,
     genome: &GenomeSpec,
-) -> Checked<Pressures> {
+) -> Checked<(Pressures, MemoryEstimate)> {
     let population = raw.population;
     // A population of one is a single lineage: the Model Connectomes outer
     // loop (`inheritance = "prune"`).
@@ -38,6 +41,13 @@ pub(super) fn pressures(
             format!("expected a population of at most {MAX_POPULATION}, found {population}"),
         ));
     }
+    let mut estimate = MemoryEstimate {
+        held: Vec::new(),
+        generation: memory::generation(population, genome, None),
+    };
+    if let Some((field, message)) = ctx.budget.refuse(&estimate) {
+        return Err(ctx.at(&field, message));
+    }
     let lifetime = match &raw.lifetime {
         Some(l) => {
             let at = |field: &str, message: String| ctx.at(field, message);
@@ -45,8 +55,12 @@ pub(super) fn pressures(
             let check = super::Check {
                 at: &at,
                 dir_of: &dir_of,
+                budget: ctx.budget,
+                population,
             };
-            Some(Arc::new(check.lifetime(l, genome)?))
+            let (config, lifetime_estimate) = check.lifetime(l, genome)?;
+            estimate = lifetime_estimate;
+            Some(Arc::new(config))
         }
         None => None,
     };
@@ -72,12 +86,15 @@ pub(super) fn pressures(
         ));
     }
     let crossover = crossover.map(|kind| CrossoverSpec { kind, rate });
-    Ok(Pressures {
-        population,
-        selection,
-        mutation,
-        crossover,
-        fitness,
-        lifetime,
-    })
+    Ok((
+        Pressures {
+            population,
+            selection,
+            mutation,
+            crossover,
+            fitness,
+            lifetime,
+        },
+        estimate,
+    ))
 }
