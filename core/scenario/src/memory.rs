@@ -54,12 +54,21 @@ impl MemoryEstimate {
         sum(&self.held).saturating_add(sum(&self.generation))
     }
 
-    /// The largest part.
-    pub fn largest(&self) -> Option<&MemoryPart> {
-        self.held
-            .iter()
-            .chain(&self.generation)
-            .max_by_key(|p| p.bytes)
+    /// The largest part, with the parts of the same kind from the same
+    /// field added up (an experiment's conditions each hold their own copy
+    /// of the environment's data).
+    pub fn largest(&self) -> Option<MemoryPart> {
+        let mut summed: Vec<MemoryPart> = Vec::new();
+        for p in self.held.iter().chain(&self.generation) {
+            match summed
+                .iter_mut()
+                .find(|s| s.what == p.what && s.field == p.field)
+            {
+                Some(s) => s.bytes = s.bytes.saturating_add(p.bytes),
+                None => summed.push(p.clone()),
+            }
+        }
+        summed.into_iter().max_by_key(|p| p.bytes)
     }
 
     /// Adds what `other` holds, and keeps the larger generation of the two.
@@ -454,6 +463,28 @@ mod tests {
         for bad in ["", "GiB", "-1G", "8 parsecs", "0", "1e999", "nan"] {
             assert!(parse_size(bad).is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn parts_of_one_field_add_up() {
+        let env = |bytes| MemoryPart {
+            what: "environment data".into(),
+            field: "lifetime.environment.corpus".into(),
+            bytes,
+        };
+        let e = MemoryEstimate {
+            held: vec![env(8 << 20), env(8 << 20), env(8 << 20)],
+            generation: vec![MemoryPart {
+                what: "weights".into(),
+                field: "lifetime.model".into(),
+                bytes: 10 << 20,
+            }],
+        };
+        let largest = e.largest().expect("parts");
+        assert_eq!(
+            (largest.field.as_str(), largest.bytes),
+            ("lifetime.environment.corpus", 24 << 20)
+        );
     }
 
     #[test]
