@@ -363,3 +363,139 @@ fn missing_scenario_file_and_bad_arguments_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+/// Issue 10, bug 3: `heldout = 4000000000` in `learning-rate.toml` aborted
+/// `lineage validate` with a failed allocation. The memory estimate refuses
+/// it first, naming the field and the estimate.
+#[test]
+fn a_size_that_cannot_fit_is_refused_with_its_field_and_estimate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(scenario("learning-rate.toml"))
+        .unwrap()
+        .replace("heldout = 400,", "heldout = 4000000000,");
+    assert!(text.contains("heldout = 4000000000"));
+    let file = write_scenario(tmp.path(), "huge.toml", &text);
+    // A limit below the estimate (about 138 GiB) on any machine.
+    for args in [
+        vec!["validate", s(&file), "--memory-limit", "64GiB"],
+        vec!["validate", s(&file)],
+        vec![
+            "run",
+            s(&file),
+            "--out",
+            s(&tmp.path().join("never")),
+            "--memory-limit",
+            "64GiB",
+        ],
+    ] {
+        // Without a limit, the machine's memory decides: skip where the
+        // run would fit (it would then really be built).
+        if args.len() == 2 && lineage_scenario::available_memory().is_none_or(|m| m > 130 << 30) {
+            continue;
+        }
+        let out = lineage(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("memory allocation"),
+            "{err}"
+        );
+        assert!(
+            err.contains("field `lifetime.environment.heldout`"),
+            "{err}"
+        );
+        assert!(err.contains("huge.toml:38:"), "{err}");
+        assert!(err.contains("estimated peak memory 134.1 GiB"), "{err}");
+    }
+    assert!(!tmp.path().join("never").exists());
+}
+
+/// `--memory-limit` refuses a scenario that would otherwise be valid, on
+/// `validate`, `run` and `resume`.
+#[test]
+fn memory_limit_refuses_a_scenario_that_fits_the_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = scenario("learning-rate.toml");
+    let out = lineage(&["validate", s(&file), "--memory-limit", "64KiB"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("exceeds the memory limit (--memory-limit) (64.0 KiB)"),
+        "{err}"
+    );
+    assert!(err.contains("learning-rate.toml:"), "{err}");
+    let run = tmp.path().join("r");
+    let out = lineage(&[
+        "run",
+        s(&file),
+        "--out",
+        s(&run),
+        "--quiet",
+        "--memory-limit",
+        "64KiB",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!run.exists(), "a refused run must not create its folder");
+    lineage_ok(&[
+        "run",
+        s(&file),
+        "--out",
+        s(&run),
+        "--quiet",
+        "--generations",
+        "1",
+    ]);
+    let out = lineage(&["resume", s(&run), "--quiet", "--memory-limit", "64KiB"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--memory-limit"), "{err}");
+    let out = lineage(&["validate", s(&file), "--memory-limit", "lots"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("expected a size such as 8GiB"), "{err}");
+}
+
+/// `lineage validate` prints the estimate of every scenario it accepts.
+#[test]
+fn validate_prints_the_memory_estimate() {
+    for name in ["onemax.toml", "learning-rate.toml"] {
+        let out = lineage_ok(&["validate", s(&scenario(name))]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("estimated peak memory: "))
+            .unwrap_or_else(|| panic!("{name}: no estimate in\n{text}"));
+        assert!(
+            line.contains("(largest: ") && line.contains(" from "),
+            "{line}"
+        );
+    }
+    let out = lineage_ok(&["validate", s(&scenario("learning-rate.toml"))]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("from lifetime."), "{text}");
+}
+
+/// Issue 10, bug 5: `--seed` above 2^63 - 1 wrapped to a negative number.
+#[test]
+fn a_seed_above_i64_max_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = scenario("onemax.toml");
+    let out = lineage(&[
+        "run",
+        s(&file),
+        "--seed",
+        "9223372036854775808",
+        "--out",
+        s(&tmp.path().join("r")),
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("-9223372036854775808"), "{err}");
+    assert!(
+        err.contains("expected a seed at most 9223372036854775807, found 9223372036854775808"),
+        "{err}"
+    );
+    assert!(err.contains("--seed"), "{err}");
+    assert!(!tmp.path().join("r").exists());
+}

@@ -56,11 +56,19 @@ enum Command {
         /// No progress bar and no summary.
         #[arg(long)]
         quiet: bool,
+        /// Refuse a scenario whose estimated peak memory exceeds this
+        /// (e.g. 8GiB; default: the machine's available memory).
+        #[arg(long, value_parser = lineage_scenario::parse_size)]
+        memory_limit: Option<u64>,
     },
     /// Check a scenario file and explain what is wrong with it.
     Validate {
         /// Scenario file (TOML).
         scenario: PathBuf,
+        /// Refuse a scenario whose estimated peak memory exceeds this
+        /// (e.g. 8GiB; default: the machine's available memory).
+        #[arg(long, value_parser = lineage_scenario::parse_size)]
+        memory_limit: Option<u64>,
     },
     /// Continue a run from its latest checkpoint.
     Resume {
@@ -75,6 +83,10 @@ enum Command {
         /// No progress bar and no summary.
         #[arg(long)]
         quiet: bool,
+        /// Refuse to resume when the run's estimated peak memory exceeds
+        /// this (e.g. 8GiB; default: the machine's available memory).
+        #[arg(long, value_parser = lineage_scenario::parse_size)]
+        memory_limit: Option<u64>,
     },
     /// Print a run's summary table.
     Inspect {
@@ -205,11 +217,13 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             generations,
             device,
             quiet,
+            memory_limit,
         } => {
             let overrides = Overrides {
                 seed,
                 generations,
                 device,
+                memory_limit,
             };
             let scenario = load_scenario(scenario.as_deref(), &overrides)?;
             if !scenario.conditions.is_empty() {
@@ -224,14 +238,22 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let run = Run::start(scenario, &RunOptions { out, threads })?;
             drive(run, quiet)
         }
-        Command::Validate { scenario } => {
-            let mut s = lineage_scenario::load(&scenario, &Overrides::default())?;
+        Command::Validate {
+            scenario,
+            memory_limit,
+        } => {
+            let overrides = Overrides {
+                memory_limit,
+                ..Overrides::default()
+            };
+            let mut s = lineage_scenario::load(&scenario, &overrides)?;
             // Plugins load and create their instances as a run would, so a
             // bad library or configuration shows here too.
             let (_, objectives) = lineage_engine::plugins::Evaluation::prepare(&s, &[])?;
             s.objectives = objectives;
             println!("{}: valid", scenario.display());
             print_scenario(&s);
+            println!("  estimated peak memory: {}", s.memory);
             Ok(())
         }
         Command::Resume {
@@ -239,7 +261,12 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             generations,
             threads,
             quiet,
+            memory_limit,
         } => {
+            let limited = Overrides {
+                memory_limit,
+                ..Overrides::default()
+            };
             if run_dir.join(lineage_engine::conditions::INDEX).exists() {
                 if generations.is_some() {
                     return Err(Failure::bad_input(
@@ -247,8 +274,16 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     ));
                 }
                 let path = run_dir.join(lineage_engine::SCENARIO_FILE);
-                let scenario = lineage_scenario::load(&path, &Overrides::default())?;
+                let scenario = lineage_scenario::load(&path, &limited)?;
                 return drive_conditions(&scenario, &run_dir, threads, quiet);
+            }
+            if memory_limit.is_some() {
+                // The run loads its scenario itself, against the machine's
+                // memory; a stricter limit is checked here first.
+                let path = run_dir.join(lineage_engine::SCENARIO_FILE);
+                if path.is_file() {
+                    lineage_scenario::load(&path, &limited)?;
+                }
             }
             match Run::resume(&run_dir, generations, threads)? {
                 Resumed::Running(run) => drive(*run, quiet),

@@ -35,6 +35,7 @@
 mod error;
 mod lifetime;
 mod load;
+mod memory;
 mod raw;
 mod validate;
 
@@ -49,6 +50,7 @@ pub use error::{Diagnostic, ScenarioError};
 pub use lifetime::{
     ConnectomeBits, EnvHandle, Inheritance, LearningGenes, LifetimeConfig, MatrixRule, Rewire,
 };
+pub use memory::{Bytes, MemoryEstimate, MemoryPart, available_memory, parse_size};
 
 /// The alias of the built-in plugin: `builtin:onemax` is `onemax`.
 pub const BUILTIN_PLUGIN: &str = "builtin";
@@ -87,6 +89,9 @@ pub struct Scenario {
     /// The scenario as resolved TOML (extends merged, overrides applied),
     /// which loads back into the same scenario.
     pub resolved_toml: String,
+    /// The memory a run of it needs at its peak (for an experiment, with
+    /// every condition's environments held and its largest generation).
+    pub memory: MemoryEstimate,
 }
 
 impl Scenario {
@@ -313,6 +318,9 @@ pub struct Overrides {
     pub generations: Option<u32>,
     /// `--device` (applies to `[lifetime]`).
     pub device: Option<String>,
+    /// `--memory-limit` in bytes: a scenario whose estimated peak memory
+    /// exceeds it is refused (default: the machine's available memory).
+    pub memory_limit: Option<u64>,
 }
 
 /// Loads and validates the scenario at `path`.

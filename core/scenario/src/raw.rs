@@ -1,6 +1,9 @@
 //! The scenario as written: serde structures that accept exactly the keys a
 //! scenario may contain (`deny_unknown_fields`) and nothing more. Meaning is
-//! checked afterwards, in `validate`.
+//! checked afterwards, in `validate`. The `[lifetime]` table's structures
+//! are in [`lifetime`].
+
+pub(crate) mod lifetime;
 
 use serde::Deserialize;
 
@@ -30,7 +33,7 @@ pub(crate) struct RawScenario {
     pub record: RawRecord,
     #[serde(default)]
     pub environment: Vec<RawChange>,
-    pub lifetime: Option<crate::lifetime::RawLifetime>,
+    pub lifetime: Option<lifetime::RawLifetime>,
     #[serde(default)]
     pub plugins: std::collections::BTreeMap<String, RawPlugin>,
     #[serde(default)]

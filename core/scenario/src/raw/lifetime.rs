@@ -1,0 +1,362 @@
+//! The `[lifetime]` table as written: serde structures for the
+//! environment, model, optimiser, development rules, pruning and rewiring
+//! (`deny_unknown_fields`), with their defaults. Meaning is checked in
+//! `validate::lifetime`.
+
+use lineage_env::HmmParams;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLifetime {
+    pub environment: RawEnvironment,
+    pub model: RawModel,
+    pub budget: usize,
+    pub steps: u32,
+    pub batch: usize,
+    #[serde(default)]
+    pub eval_every: u32,
+    pub curve_heldout: Option<usize>,
+    #[serde(default = "cpu")]
+    pub device: String,
+    #[serde(default = "darwinian")]
+    pub inheritance: String,
+    #[serde(default)]
+    pub lamarckian_noise: f64,
+    #[serde(default)]
+    pub prune: RawPrune,
+    #[serde(default)]
+    pub optimizer: RawOptimizer,
+    #[serde(default)]
+    pub develop: RawDevelop,
+    #[serde(default)]
+    pub rewire: RawRewire,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRewire {
+    #[serde(default)]
+    pub edges: usize,
+    #[serde(default)]
+    pub flips: usize,
+    #[serde(default)]
+    pub density_sigma: f64,
+}
+
+fn cpu() -> String {
+    "cpu".into()
+}
+
+fn darwinian() -> String {
+    "darwinian".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawEnvironment {
+    GaussianClusters {
+        classes: usize,
+        dim: usize,
+        spread: f32,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: u64,
+    },
+    Teacher {
+        inputs: usize,
+        hidden: usize,
+        outputs: usize,
+        #[serde(default)]
+        noise: f32,
+        #[serde(default)]
+        classify: bool,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: u64,
+    },
+    Sinusoids {
+        #[serde(default = "hundred")]
+        heldout: usize,
+    },
+    Text {
+        path: String,
+        #[serde(default = "characters")]
+        vocabulary: String,
+        context: usize,
+        #[serde(default = "tenth")]
+        validation: f64,
+        #[serde(default = "thousand")]
+        heldout: usize,
+    },
+    /// A hidden-Markov language; defaults are [`HmmParams::default`]'s.
+    Hmm {
+        #[serde(default = "hmm_tokens")]
+        tokens: usize,
+        #[serde(default = "hmm_states")]
+        states: usize,
+        #[serde(default = "hmm_successors", deserialize_with = "successors")]
+        successors: RawCount,
+        #[serde(default = "hmm_concentration")]
+        concentration: f64,
+        #[serde(default = "hmm_emissions", deserialize_with = "emissions")]
+        emissions: RawCount,
+        #[serde(default = "hmm_zipf")]
+        zipf: f64,
+        context: usize,
+        #[serde(default = "hmm_corpus")]
+        corpus: usize,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: u64,
+    },
+}
+
+/// A count, or a range `[min, max]` drawn from uniformly.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawCount {
+    One(usize),
+    Between([usize; 2]),
+}
+
+fn count<'de, D: serde::Deserializer<'de>>(d: D, field: &str) -> Result<RawCount, D::Error> {
+    RawCount::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{field}`: expected a count or a range [min, max] of counts"
+        ))
+    })
+}
+
+fn successors<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RawCount, D::Error> {
+    count(d, "successors")
+}
+
+fn emissions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RawCount, D::Error> {
+    count(d, "emissions")
+}
+
+impl RawCount {
+    pub(crate) fn range(&self) -> std::ops::RangeInclusive<usize> {
+        match *self {
+            RawCount::One(n) => n..=n,
+            RawCount::Between([lo, hi]) => lo..=hi,
+        }
+    }
+}
+
+fn hmm_tokens() -> usize {
+    HmmParams::default().tokens
+}
+
+fn hmm_states() -> usize {
+    HmmParams::default().states
+}
+
+fn hmm_successors() -> RawCount {
+    let r = HmmParams::default().successors;
+    RawCount::Between([*r.start(), *r.end()])
+}
+
+fn hmm_concentration() -> f64 {
+    HmmParams::default().concentration
+}
+
+fn hmm_emissions() -> RawCount {
+    let r = HmmParams::default().emissions;
+    RawCount::Between([*r.start(), *r.end()])
+}
+
+fn hmm_zipf() -> f64 {
+    HmmParams::default().zipf
+}
+
+fn hmm_corpus() -> usize {
+    HmmParams::default().corpus
+}
+
+fn thousand() -> usize {
+    1000
+}
+
+fn hundred() -> usize {
+    100
+}
+
+fn characters() -> String {
+    "characters".into()
+}
+
+fn tenth() -> f64 {
+    0.1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawModel {
+    Mlp {
+        #[serde(default)]
+        hidden: Vec<usize>,
+        #[serde(default = "relu")]
+        activation: String,
+        #[serde(default = "yes")]
+        bias: bool,
+        embedding: Option<usize>,
+        context: Option<usize>,
+    },
+    Linear2 {
+        hidden: usize,
+    },
+    Rnn {
+        hidden: usize,
+        #[serde(default = "unit")]
+        alpha: f32,
+        #[serde(default = "relu")]
+        activation: String,
+        #[serde(default)]
+        bias: bool,
+    },
+    Gru {
+        hidden: usize,
+    },
+    Transformer {
+        d_model: usize,
+        heads: usize,
+        layers: usize,
+        d_ff: Option<usize>,
+    },
+}
+
+fn relu() -> String {
+    "relu".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn unit() -> f32 {
+    1.0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrune {
+    #[serde(default = "fifth")]
+    pub fraction: f64,
+    pub reset: Option<f32>,
+}
+
+fn fifth() -> f64 {
+    0.2
+}
+
+impl Default for RawPrune {
+    fn default() -> Self {
+        RawPrune {
+            fraction: fifth(),
+            reset: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOptimizer {
+    #[serde(default = "adamw")]
+    pub method: String,
+    #[serde(default = "lr")]
+    pub lr: f32,
+    #[serde(default = "momentum")]
+    pub momentum: f32,
+    #[serde(default)]
+    pub weight_decay: f32,
+    #[serde(default = "beta2")]
+    pub beta2: f32,
+    #[serde(default = "eps")]
+    pub eps: f32,
+    pub clip: Option<f32>,
+    #[serde(default = "constant")]
+    pub schedule: String,
+    #[serde(default)]
+    pub warmup: u32,
+    #[serde(default)]
+    pub cooldown: u32,
+}
+
+fn adamw() -> String {
+    "adamw".into()
+}
+fn lr() -> f32 {
+    1e-3
+}
+fn momentum() -> f32 {
+    0.9
+}
+fn beta2() -> f32 {
+    0.999
+}
+fn eps() -> f32 {
+    1e-8
+}
+fn constant() -> String {
+    "constant".into()
+}
+
+impl Default for RawOptimizer {
+    fn default() -> Self {
+        RawOptimizer {
+            method: adamw(),
+            lr: lr(),
+            momentum: momentum(),
+            weight_decay: 0.0,
+            beta2: beta2(),
+            eps: eps(),
+            clip: None,
+            schedule: constant(),
+            warmup: 0,
+            cooldown: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDevelop {
+    pub init: Option<String>,
+    pub gain: Option<f32>,
+    pub density: Option<f64>,
+    pub rank: Option<usize>,
+    pub connectome: Option<bool>,
+    pub scale: Option<f32>,
+    pub align: Option<Vec<f32>>,
+    #[serde(default)]
+    pub matrix: Vec<RawMatrixRule>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawRule {
+    pub init: Option<String>,
+    pub gain: Option<f32>,
+    pub density: Option<f64>,
+    pub rank: Option<usize>,
+    pub connectome: Option<bool>,
+    pub scale: Option<f32>,
+    pub align: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatrixRule {
+    pub name: String,
+    pub init: Option<String>,
+    pub gain: Option<f32>,
+    pub density: Option<f64>,
+    pub rank: Option<usize>,
+    pub connectome: Option<bool>,
+    pub scale: Option<f32>,
+    pub align: Option<Vec<f32>>,
+}
