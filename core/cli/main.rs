@@ -157,6 +157,12 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    // The project's own plugins are linked in and answer to their library
+    // names without a build step of their own (ARCHITECTURE.md, plugins).
+    lineage_plugin_host::builtin::register_linked(
+        "lineage_connectome_suite",
+        lineage_connectome_suite::lineage_plugin_entry,
+    );
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
