@@ -260,3 +260,65 @@ fn bad_conditions_are_explained() {
         );
     }
 }
+
+/// Seeds pair by position: with an outer lineage over three seeds, the k-th
+/// seed of a condition takes its founders from the k-th seed of the
+/// lineage, so every replicate descends from its own lineage.
+#[test]
+fn each_seed_of_a_condition_starts_from_its_own_lineage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = SCENARIO.split("[[conditions]]").next().unwrap();
+    // `Kept` keeps the connectome it inherits (pruning nothing), so what
+    // it passes on is what it was founded with.
+    let text = format!(
+        r#"{base}
+[[conditions]]
+name = "outer"
+seeds = [4, 5, 6]
+
+[[conditions]]
+name = "Kept"
+from = "outer"
+seeds = [1, 2, 3]
+set = {{ generations = 1, lifetime = {{ budget = 32, prune = {{ fraction = 0.0 }} }} }}
+"#
+    );
+    let path = write_scenario(tmp.path(), "paired.toml", &text);
+    let root = tmp.path().join("run");
+    lineage_ok(&["run", s(&path), "--out", s(&root), "--quiet"]);
+
+    let outer: Vec<_> = [4, 5, 6]
+        .iter()
+        .map(|seed| passed_on_masks(&root.join(format!("conditions/outer/seed-{seed}"))))
+        .collect();
+    assert!(
+        outer.iter().all(|m| !m.is_empty()),
+        "the lineages pass on masks"
+    );
+    // Independent lineages pruned different connections.
+    assert_ne!(outer[0], outer[1]);
+    assert_ne!(outer[1], outer[2]);
+    assert_ne!(outer[0], outer[2]);
+    for (k, seed) in [1, 2, 3].iter().enumerate() {
+        let kept = passed_on_masks(&root.join(format!("conditions/Kept/seed-{seed}")));
+        let from: Vec<usize> = (0..3).filter(|&j| outer[j] == kept).collect();
+        assert_eq!(
+            from,
+            [k],
+            "Kept seed {seed} should start from outer's seed {}",
+            [4, 5, 6][k]
+        );
+    }
+
+    // A source with several seeds but fewer than the condition is refused.
+    let short = text.replace("seeds = [4, 5, 6]", "seeds = [4, 5]");
+    let path = write_scenario(tmp.path(), "short.toml", &short);
+    let out = lineage(&["validate", s(&path)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("conditions[1].seeds")
+            && err.contains("condition `Kept` has 3 seeds but its source `outer` has 2"),
+        "{err}"
+    );
+}

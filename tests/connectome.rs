@@ -2,44 +2,36 @@
 //! `connectome-pruning.toml`, shortened (a smaller corpus, fewer steps, a
 //! smaller lifetime budget), must still show a pruning lineage's connectome
 //! learning better from little data than a random connectome of the same
-//! density, over three seeds; and the evaluation-suite plugin must score
-//! every lifetime.
+//! density, over three independent lineages (each condition's seed k starts
+//! from the lineage's seed k), by more than two between-lineage standard
+//! errors; the evaluation-suite plugin must score every lifetime; and the
+//! suite is built into the `lineage` binary, so this runs with the binary
+//! alone.
 
 mod common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
-use common::{csv, lineage_ok, s, write_scenario};
-
-/// Builds the suite plugin with the binary's profile and returns it.
-fn suite_plugin() -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_lineage"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(common::root())
-        .args(["build", "-p", "lineage-connectome-suite"]);
-    if dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.output().expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "building the suite plugin failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.join(format!(
-        "{}lineage_connectome_suite{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ))
-}
+use common::{csv, s, write_scenario};
 
 /// Mean over a condition's runs of a column of organisms.csv (its last
 /// generation) and of a suite metric in metrics.csv.
 fn condition_mean(root: &Path, condition: &str, seeds: &[u64], metric: &str) -> f64 {
+    let values = condition_values(root, condition, seeds, metric);
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Mean and standard error (sample sd / sqrt n) of `values`.
+fn mean_se(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+/// A condition's value of a metric, one per run (seed order).
+fn condition_values(root: &Path, condition: &str, seeds: &[u64], metric: &str) -> Vec<f64> {
     let mut values = Vec::new();
     for seed in seeds {
         let run = root.join(format!("conditions/{condition}/seed-{seed}"));
@@ -64,16 +56,46 @@ fn condition_mean(root: &Path, condition: &str, seeds: &[u64], metric: &str) -> 
         values.iter().all(|v| v.is_finite()),
         "{condition}: {values:?}"
     );
-    values.iter().sum::<f64>() / values.len() as f64
+    values
+}
+
+/// The `lineage` binary copied alone into `dir`, run there with an empty
+/// plugin path and an empty target folder: the only plugins it can find
+/// are the ones linked into it.
+fn lineage_alone(dir: &Path, args: &[&str]) -> Output {
+    let bin = dir.join("bin");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&empty).unwrap();
+    let exe = bin.join("lineage");
+    if !exe.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_lineage"), &exe).unwrap();
+    }
+    let out = Command::new(&exe)
+        .args(args)
+        .env("LINEAGE_PLUGIN_PATH", &empty)
+        .env("CARGO_TARGET_DIR", &empty)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("the copied lineage binary runs");
+    assert!(
+        out.status.success(),
+        "lineage {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 #[test]
 fn a_pruned_connectome_learns_better_from_little_data_than_a_random_one() {
-    let plugin = suite_plugin();
     let tmp = tempfile::tempdir().unwrap();
     let shipped = common::root().join("scenarios/connectome-pruning.toml");
     let set =
         "set = { generations = 1, lifetime = { budget = 10000, steps = 200, eval_every = 50 } }";
+    // The plugin by name, as the shipped scenario has it: only the copy
+    // linked into the binary can answer.
     let text = format!(
         r#"
 extends = "{shipped}"
@@ -85,14 +107,12 @@ budget = 100000
 steps = 300
 environment = {{ kind = "hmm", tokens = 64, states = 32, successors = [3, 4], concentration = 0.5, emissions = [8, 12], zipf = 1.0, context = 8, corpus = 100000, heldout = 300, seed = 1 }}
 
-[plugins.mc]
-library = "{plugin}"
-
 [plugins.mc.config]
 max_windows = 128
 
 [[conditions]]
 name = "lineage"
+seeds = [11, 12, 13]
 
 [[conditions]]
 name = "Connectome"
@@ -108,19 +128,34 @@ seeds = [1, 2, 3]
 {set}
 "#,
         shipped = s(&shipped),
-        plugin = s(&plugin),
     );
     let path = write_scenario(tmp.path(), "reduced.toml", &text);
     let root = tmp.path().join("run");
-    lineage_ok(&["run", s(&path), "--out", s(&root), "--quiet"]);
+    lineage_alone(tmp.path(), &["run", s(&path), "--out", s(&root), "--quiet"]);
 
+    // The suite came from the binary, not from a library file.
+    let manifest: serde_json::Value = serde_json::from_slice(&common::read(
+        &root.join("conditions/Connectome/seed-1/manifest.json"),
+    ))
+    .unwrap();
+    let plugin = &manifest["plugins"][0];
+    assert_eq!(plugin["alias"], "mc");
+    assert_eq!(plugin["name"], "connectome");
+    assert_eq!(plugin["path"], "built-in", "{plugin}");
+
+    // Each seed is its own lineage and its own lifetimes: the spread is
+    // between lineages.
     let seeds = [1, 2, 3];
-    let connectome = condition_mean(&root, "Connectome", &seeds, "final_heldout");
-    let random = condition_mean(&root, "RandomConnectome", &seeds, "final_heldout");
-    eprintln!("held-out loss over 3 seeds: Connectome {connectome}, RandomConnectome {random}");
+    let connectome = condition_values(&root, "Connectome", &seeds, "final_heldout");
+    let random = condition_values(&root, "RandomConnectome", &seeds, "final_heldout");
+    let ((c, se_c), (r, se_r)) = (mean_se(&connectome), mean_se(&random));
+    let se = (se_c * se_c + se_r * se_r).sqrt();
+    eprintln!(
+        "held-out loss over 3 lineages: Connectome {c} ± {se_c} {connectome:?}, RandomConnectome {r} ± {se_r} {random:?}"
+    );
     assert!(
-        connectome < random,
-        "held-out loss: Connectome {connectome} should be below RandomConnectome {random}"
+        r - c > 2.0 * se,
+        "held-out loss: Connectome {c} should be below RandomConnectome {r} by more than two standard errors of the difference ({se})"
     );
     // The suite scored every lifetime against the chain's ground truth.
     for condition in ["Connectome", "RandomConnectome"] {
@@ -139,9 +174,31 @@ seeds = [1, 2, 3]
     );
 
     // The report compares them and writes its files.
-    lineage_ok(&["report", s(&root), "--baseline", "RandomConnectome"]);
+    lineage_alone(
+        tmp.path(),
+        &["report", s(&root), "--baseline", "RandomConnectome"],
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&common::read(&root.join("report.json"))).unwrap();
     assert_eq!(report["conditions"][0]["name"], "RandomConnectome");
     assert!(root.join("report.csv").is_file() && root.join("report-curves.svg").is_file());
+}
+
+/// Every shipped scenario validates with the binary alone (its plugins
+/// included), with nothing else built.
+#[test]
+fn every_shipped_scenario_validates_with_the_binary_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(common::root().join("scenarios"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for path in &names {
+        let out = lineage_alone(tmp.path(), &["validate", s(path)]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+    }
 }

@@ -168,6 +168,12 @@ impl Failure {
 
 fn main() -> ExitCode {
     install_panic_hook();
+    // The project's own plugins are linked in and answer to their library
+    // names without a build step of their own (ARCHITECTURE.md, plugins).
+    lineage_plugin_host::builtin::register_linked(
+        "lineage_connectome_suite",
+        lineage_connectome_suite::lineage_plugin_entry,
+    );
     let cli = Cli::parse();
     // A panic is a bug: the hook has said where; unwinding out of
     // `dispatch` drops the run, which flushes its records, and the process

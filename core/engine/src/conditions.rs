@@ -5,8 +5,9 @@
 //! A scenario with `[[conditions]]` runs into `RUN/conditions/<name>/seed-<k>/`,
 //! each an ordinary run directory; `RUN/conditions.json` lists them for
 //! `lineage report`. A condition with `from` starts from the source
-//! condition's final checkpoint (the run with the same seed, or its first):
-//! its founders inherit what the source's organisms would pass on (a pending
+//! condition's final checkpoint, seeds paired by position (the k-th seed
+//! from the source's k-th seed, or every seed from a source's only one;
+//! see [`source_dir`]): its founders inherit what the source's organisms would pass on (a pending
 //! newborn's inheritance, or an organism's learned weights and masks),
 //! transformed as the condition says (mask shuffled, signs randomised)
 //! before development. When the condition's genome differs from the
@@ -76,29 +77,80 @@ impl Index {
         }
     }
 
-    /// Writes `root/conditions.json`.
+    /// Writes `root/conditions.json` atomically: a crash leaves the old
+    /// index or the new one, never a part of either.
     pub fn write(&self, root: &Path) -> Result<(), EngineError> {
         let json = serde_json::to_vec_pretty(self).expect("an index serialises");
-        checkpoint::write_synced(&root.join(INDEX), &json)
+        write_atomic(&root.join(INDEX), &json)
     }
 }
 
+/// Writes `path` atomically, as checkpoints and the manifest are written:
+/// the bytes go to a temporary file beside it (same folder, so the same
+/// file system), synced, then renamed over `path`, and the folder synced.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    checkpoint::write_synced(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(EngineError::io("cannot write", path))?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// The run a condition with `from` starts from, for its run with `seed`:
-/// the source's run with the same seed, or its first.
+/// seeds pair by position. The k-th seed of the condition takes its
+/// founders from the k-th seed of its source, so each replicate descends
+/// from its own, independent source run; a source with a single seed
+/// founds every seed of the condition. A source with several seeds but
+/// fewer than the condition is refused (validation refuses it first; this
+/// guards a hand-edited run directory). `None` without `from`.
 pub fn source_dir(
     root: &Path,
     scenario: &Scenario,
     condition: &Condition,
     seed: u64,
-) -> Option<PathBuf> {
-    let from = condition.from.as_deref()?;
-    let source = scenario.conditions.iter().find(|c| c.name == from)?;
-    let seed = if source.runs.iter().any(|r| r.seed == seed) {
-        seed
-    } else {
-        source.runs.first()?.seed
+) -> Result<Option<PathBuf>, EngineError> {
+    let Some(from) = condition.from.as_deref() else {
+        return Ok(None);
     };
-    Some(root.join(run_dir(from, seed)))
+    let bad = |message: String| EngineError::BadRunDir {
+        path: root.join(crate::SCENARIO_FILE),
+        message,
+    };
+    let source = scenario
+        .conditions
+        .iter()
+        .find(|c| c.name == from)
+        .ok_or_else(|| {
+            bad(format!(
+                "condition `{}` starts from `{from}`, which is not a condition",
+                condition.name
+            ))
+        })?;
+    let k = condition
+        .runs
+        .iter()
+        .position(|r| r.seed == seed)
+        .ok_or_else(|| bad(format!("condition `{}` has no seed {seed}", condition.name)))?;
+    let paired = match source.runs.as_slice() {
+        [only] => only,
+        runs => runs.get(k).ok_or_else(|| {
+            bad(format!(
+                "condition `{}` has {} seeds but its source `{from}` has {}: seeds pair by position (the k-th seed starts from the source's k-th), so the source needs at least as many seeds, or exactly one",
+                condition.name,
+                condition.runs.len(),
+                runs.len()
+            ))
+        })?,
+    };
+    Ok(Some(root.join(run_dir(from, paired.seed))))
 }
 
 /// Founders from `source`'s final checkpoint: `population` genomes and what
@@ -351,7 +403,7 @@ pub fn run_all(
                     }
                 }
             } else {
-                let founders = match source_dir(root, scenario, condition, seed) {
+                let founders = match source_dir(root, scenario, condition, seed)? {
                     Some(source) => Some(founders_from(&source, run, condition.connectome)?),
                     None => None,
                 };
@@ -396,6 +448,37 @@ mod tests {
             learned: Arc::new(vec![vec![0.5, -0.25, 0.0, 2.0, 0.0, -1.0], vec![3.0]]),
             masks: Arc::new(vec![Some(vec![1.0, 1.0, 0.0, 1.0, 0.0, 1.0]), None]),
         }
+    }
+
+    #[test]
+    fn the_index_is_replaced_whole_or_not_at_all() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let index = |name: &str| Index {
+            scenario: name.into(),
+            conditions: vec![],
+        };
+        index("first").write(root).unwrap();
+        let first = std::fs::read(root.join(INDEX)).unwrap();
+        // A write that cannot complete (its temporary file cannot be
+        // created) leaves the old index as it was: the new bytes never go
+        // into `conditions.json` itself.
+        let blocker = root.join(format!(".{INDEX}.tmp"));
+        std::fs::create_dir(&blocker).unwrap();
+        assert!(index("second").write(root).is_err());
+        assert_eq!(std::fs::read(root.join(INDEX)).unwrap(), first);
+        // Once it can, the new index replaces the old and no temporary
+        // file is left behind.
+        std::fs::remove_dir(&blocker).unwrap();
+        index("second").write(root).unwrap();
+        let read: Index =
+            serde_json::from_slice(&std::fs::read(root.join(INDEX)).unwrap()).unwrap();
+        assert_eq!(read, index("second"));
+        let names: Vec<_> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [INDEX]);
     }
 
     #[test]

@@ -34,9 +34,10 @@ pub struct PluginRecord {
     pub version: String,
     /// The ABI version it speaks.
     pub abi_version: u32,
-    /// The library file.
+    /// The library file, or `built-in` for a plugin linked into the
+    /// binary.
     pub path: PathBuf,
-    /// SHA-256 of the library file.
+    /// SHA-256 of the library file (empty for a linked plugin).
     pub sha256: String,
 }
 
@@ -77,6 +78,26 @@ impl Evaluation {
         let mut loaded: BTreeMap<&str, Arc<Plugin>> = BTreeMap::new();
         let mut records = Vec::new();
         for p in &scenario.plugins {
+            // A plugin linked into the binary (the project's own suites)
+            // answers to its library name before the search path, unless
+            // the run started with a library file.
+            let linked = match recorded.iter().find(|r| r.alias == p.alias) {
+                Some(r) if r.path != std::path::Path::new(builtin::LINKED_PATH) => None,
+                _ => builtin::linked(&p.library),
+            };
+            if let Some(plugin) = linked {
+                let plugin = plugin.map_err(plugin_error)?;
+                records.push(PluginRecord {
+                    alias: p.alias.clone(),
+                    name: plugin.name.clone(),
+                    version: plugin.version.clone(),
+                    abi_version: plugin.abi_version,
+                    path: PathBuf::from(builtin::LINKED_PATH),
+                    sha256: String::new(),
+                });
+                loaded.insert(&p.alias, plugin);
+                continue;
+            }
             let path = match recorded.iter().find(|r| r.alias == p.alias) {
                 Some(r) => r.path.clone(),
                 None => SearchPath::new(p.dir.as_deref())

@@ -2,14 +2,21 @@
 //! third-party plugin and called through the same C descriptor, only linked
 //! into Lineage instead of loaded from a file.
 //!
+//! The same holds for the project's own plugin crates (the Model Connectomes
+//! suite): the `lineage` binary links them and [`register_linked`]s their
+//! entry points under their library names, and a scenario's `library =
+//! "NAME"` finds a linked plugin ([`linked`]) before searching the path.
+//! They still build as shared libraries that any host can load by path.
+//!
 //! Genome functions (`onemax`, `trap`, `sphere`, `rastrigin`, `zdt1`) read
 //! genomes through the genome service; lifetime functions (`heldout_loss`,
 //! `heldout_auc`, `improvement`, `birth_loss`) read learning curves through
 //! the curve service.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use lineage_evo::fitness::{BUILTIN_NAMES, Builtin};
+use lineage_plugin::abi::LnEntry;
 use lineage_plugin::export::{Descriptor, descriptor};
 use lineage_plugin::{
     Batch, Config, CurvePoint, Direction, Error, Evaluate, Life, Metric, Offering, Plugin, Scores,
@@ -29,6 +36,52 @@ pub const LIFETIME_NAMES: [&str; 4] = ["heldout_loss", "heldout_auc", "improveme
 pub fn plugin() -> Result<Arc<LoadedPlugin>, PluginError> {
     static DESCRIPTOR: OnceLock<Descriptor> = OnceLock::new();
     LoadedPlugin::linked(descriptor::<Builtins>(&DESCRIPTOR), "built-in")
+}
+
+/// What a manifest records as the path of a linked plugin.
+pub const LINKED_PATH: &str = "built-in";
+
+/// Plugins linked into this program: library name and entry point.
+static LINKED: Mutex<Vec<(&'static str, LnEntry)>> = Mutex::new(Vec::new());
+
+/// Registers a plugin linked into this program under its library name (as
+/// a scenario's `library = "…"` names it, `-` and `_` alike), so that the
+/// name finds it before the search path. The entry point is the plugin's
+/// `lineage_plugin_entry`, called and checked like a loaded library's.
+/// Registering a name again replaces its entry.
+pub fn register_linked(library: &'static str, entry: LnEntry) {
+    let mut linked = LINKED.lock().unwrap_or_else(|e| e.into_inner());
+    linked.retain(|(name, _)| !same_name(name, library));
+    linked.push((library, entry));
+}
+
+/// The linked plugin registered as `library`, checked like a loaded one
+/// (its path `None`); `None` when no plugin of that name is linked.
+pub fn linked(library: &str) -> Option<Result<Arc<LoadedPlugin>, PluginError>> {
+    let entry = LINKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(name, _)| same_name(name, library))
+        .map(|(_, entry)| *entry)?;
+    // SAFETY: a registered entry is a plugin's entry point, which the ABI
+    // lets the host call at any time from any thread.
+    let raw = unsafe { entry() };
+    Some(LoadedPlugin::linked(raw, &format!("{library} (built-in)")))
+}
+
+/// The library names of the linked plugins, in registration order.
+pub fn linked_names() -> Vec<&'static str> {
+    LINKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.replace('-', "_") == b.replace('-', "_")
 }
 
 /// The configuration entries that describe `builtin` to its offering.
@@ -224,5 +277,30 @@ fn lifetime_metric(
                 area / last.step as f32
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern "C" fn entry() -> *const lineage_plugin::abi::LnPlugin {
+        static DESCRIPTOR: OnceLock<Descriptor> = OnceLock::new();
+        descriptor::<Builtins>(&DESCRIPTOR)
+    }
+
+    #[test]
+    fn a_linked_plugin_is_found_by_its_library_name() {
+        assert!(linked("lineage_linked_test").is_none());
+        register_linked("lineage-linked-test", entry);
+        // `-` and `_` alike, as cargo names libraries.
+        let plugin = linked("lineage_linked_test")
+            .expect("registered")
+            .expect("a valid descriptor");
+        assert_eq!(plugin.name, NAME);
+        assert!(plugin.path.is_none() && plugin.sha256.is_none());
+        assert!(plugin.offering("onemax").is_ok());
+        assert!(linked_names().contains(&"lineage-linked-test"));
+        assert!(linked("lineage_linked_other").is_none());
     }
 }

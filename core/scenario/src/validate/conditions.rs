@@ -153,6 +153,27 @@ pub(super) fn conditions(
                 format!("seed {s} is listed twice"),
             ));
         }
+        // Seeds pair by position with the source's (the k-th from its
+        // k-th), so each replicate descends from its own source run; a
+        // source with one seed founds them all.
+        if let Some(source) = c
+            .from
+            .as_ref()
+            .and_then(|from| out.iter().find(|o| &o.name == from))
+            && source.runs.len() > 1
+            && source.runs.len() < seeds.len()
+        {
+            return Err(ctx.at(
+                &format!("{here}.seeds"),
+                format!(
+                    "condition `{}` has {} seeds but its source `{}` has {}: the k-th seed starts from the source's k-th, so give the source at least as many seeds, or exactly one",
+                    c.name,
+                    seeds.len(),
+                    source.name,
+                    source.runs.len()
+                ),
+            ));
+        }
         let merged = merge_set(
             &ctx,
             &here,
