@@ -157,6 +157,17 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    // `lineage __plugin-worker`: a hidden subcommand, the child process an
+    // isolated plugin runs in (see lineage_plugin_host::isolate).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == lineage_plugin_host::WORKER_COMMAND)
+    {
+        return lineage_plugin_host::run_worker();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        lineage_plugin_host::set_worker_exe(exe);
+    }
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,10 +14,10 @@ use lineage_evo::{Genome, GenomeSpec, Objective};
 use lineage_learn::probe::{self, ProbeInput};
 use lineage_plugin::abi::{LN_LIFE_COMPLETED, LN_LIFE_DIVERGED, LN_LIFE_NONE, LnCurvePoint};
 use lineage_plugin_host::{
-    Curve, Instance, Kind, Plugin, PluginError, RunInput, RunRequest, RunWhat, SearchPath,
-    Services, Stage, Tensor, builtin,
+    Curve, Instance, Isolation as HostIsolation, Kind, Plugin, PluginError, RunInput, RunRequest,
+    RunWhat, SearchPath, Services, Stage, Tensor, builtin,
 };
-use lineage_scenario::{FitnessSpec, LifetimeConfig, OnError, PluginOffering, Scenario};
+use lineage_scenario::{FitnessSpec, Isolation, LifetimeConfig, OnError, PluginOffering, Scenario};
 use serde::{Deserialize, Serialize};
 
 use crate::components::{LearningCurve, Weights};
@@ -38,6 +38,13 @@ pub struct PluginRecord {
     pub path: PathBuf,
     /// SHA-256 of the library file.
     pub sha256: String,
+    /// Where it ran: `in-process` or `process` (a worker process).
+    #[serde(default = "in_process")]
+    pub isolation: String,
+}
+
+fn in_process() -> String {
+    "in-process".into()
 }
 
 /// An instance of an offering with what the run does with its scores.
@@ -83,7 +90,14 @@ impl Evaluation {
                     .resolve(&p.library)
                     .map_err(plugin_error)?,
             };
-            let plugin = Plugin::load(&path).map_err(plugin_error)?;
+            let plugin = match p.isolation {
+                Isolation::InProcess => Plugin::load(&path),
+                Isolation::Process => {
+                    HostIsolation::new(&p.alias, std::time::Duration::from_millis(p.timeout_ms))
+                        .and_then(|isolation| Plugin::load_isolated(&path, isolation))
+                }
+            }
+            .map_err(plugin_error)?;
             let sha256 = plugin.sha256.clone().unwrap_or_default();
             if let Some(r) = recorded.iter().find(|r| r.alias == p.alias)
                 && r.sha256 != sha256
@@ -100,6 +114,11 @@ impl Evaluation {
                 abi_version: plugin.abi_version,
                 path: std::path::absolute(&path).unwrap_or(path),
                 sha256,
+                isolation: match p.isolation {
+                    Isolation::InProcess => "in-process",
+                    Isolation::Process => "process",
+                }
+                .into(),
             });
             loaded.insert(&p.alias, plugin);
         }

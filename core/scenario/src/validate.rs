@@ -9,9 +9,9 @@ use crate::error::{Diagnostic, ScenarioError};
 use crate::load::{At, Origin, Resolved, Sources, merge_into};
 use crate::raw::{RawChange, RawScenario};
 use crate::{
-    BUILTIN_PLUGIN, Condition, ConnectomeTransform, CrossoverSpec, FitnessSpec, LifetimeMetric,
-    OnError, Overrides, Phase, PluginOffering, PluginRef, Pressures, Record, Scenario, Selection,
-    Stop,
+    BUILTIN_PLUGIN, Condition, ConnectomeTransform, CrossoverSpec, FitnessSpec, Isolation,
+    LifetimeMetric, MAX_PLUGIN_TIMEOUT_MS, OnError, Overrides, Phase, PluginOffering, PluginRef,
+    Pressures, Record, Scenario, Selection, Stop,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -860,6 +860,25 @@ fn plugins(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<Vec<PluginRef>> {
                 ));
             }
         };
+        let isolation = match p.isolation.as_str() {
+            "in-process" => Isolation::InProcess,
+            "process" => Isolation::Process,
+            other => {
+                return Err(ctx.at(
+                    &at("isolation"),
+                    one_of("isolation", other, &["in-process", "process"]),
+                ));
+            }
+        };
+        if !(1..=MAX_PLUGIN_TIMEOUT_MS).contains(&p.timeout_ms) {
+            return Err(ctx.at(
+                &at("timeout_ms"),
+                format!(
+                    "expected 1 to {MAX_PLUGIN_TIMEOUT_MS} milliseconds, found {}",
+                    p.timeout_ms
+                ),
+            ));
+        }
         let dir = ctx
             .sources
             .dir_of(ctx.resolved, &at("library"))
@@ -881,6 +900,8 @@ fn plugins(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<Vec<PluginRef>> {
             library,
             dir,
             on_error,
+            isolation,
+            timeout_ms: p.timeout_ms,
             config_toml,
             config,
         });
