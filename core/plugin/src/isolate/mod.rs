@@ -555,7 +555,7 @@ fn signal_name(signal: i32) -> String {
         return format!("signal {signal}");
     };
     let debug = format!("{s:?}");
-    let short = debug.trim_start_matches("Signal::");
+    let short = debug.trim_matches('"').trim_start_matches("Signal::");
     match short {
         "ABORT" => "SIGABRT".into(),
         "ALARM" => "SIGALRM".into(),
