@@ -174,6 +174,17 @@ fn main() -> ExitCode {
         "lineage_connectome_suite",
         lineage_connectome_suite::lineage_plugin_entry,
     );
+    // `lineage __plugin-worker`: a hidden subcommand, the child process an
+    // isolated plugin runs in (see lineage_plugin_host::isolate).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == lineage_plugin_host::WORKER_COMMAND)
+    {
+        return lineage_plugin_host::run_worker();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        lineage_plugin_host::set_worker_exe(exe);
+    }
     let cli = Cli::parse();
     // A panic is a bug: the hook has said where; unwinding out of
     // `dispatch` drops the run, which flushes its records, and the process

@@ -108,6 +108,7 @@ mod tests {
                 abi_version: 2,
                 path: "lib/x.so".into(),
                 sha256: "0".repeat(64),
+                isolation: "process".into(),
             })
             .unwrap()],
         }))

@@ -28,9 +28,18 @@
  * evaluate fails from generation G
  * on, in any mode (a test aborts a run this way, then resumes it unset).
  *
+ * Environment variable FAULTY_CRASH=segv|abort|hang (read when an instance
+ * is created): evaluate dereferences NULL, calls abort(), or never returns
+ * (pause() forever), at generation FAULTY_CRASH_AT=G only, or at every
+ * generation when FAULTY_CRASH_AT is unset. For the isolation tests: a
+ * plugin run with isolation = "process" must survive all three.
+ *
  * Build: cc -shared -fPIC -std=c11 -Wall -Wextra -Werror
  *           -I plugins/sdk/include [switches] -o libfaulty.so tests/plugins/faulty.c
  */
+/* pause(), for the "hang" crash. */
+#define _POSIX_C_SOURCE 200809L
+
 #include "lineage_plugin.h"
 
 #include <math.h>
@@ -38,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef FAULTY_ABI
 #define FAULTY_ABI LINEAGE_PLUGIN_ABI_VERSION
@@ -45,11 +55,17 @@
 
 typedef enum { MODE_OK, MODE_NAN, MODE_INF, MODE_FEW, MODE_ERROR } Mode;
 
+typedef enum { CRASH_NONE, CRASH_SEGV, CRASH_ABORT, CRASH_HANG } Crash;
+
 /* A configured `score`. */
 typedef struct {
     Mode mode;
     /* Fail from this generation on (FAULTY_FAIL_FROM), or -1. */
     long fail_from;
+    /* How to crash (FAULTY_CRASH), and at which generation (FAULTY_CRASH_AT,
+       or -1 for every generation). */
+    Crash crash;
+    long crash_at;
 } Instance;
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -118,6 +134,17 @@ create(size_t offering, const LnConfig *config, void **instance, LnError *error)
        plugin-call benchmark needs. */
     const char *from = getenv("FAULTY_FAIL_FROM");
     self->fail_from = (from != NULL && *from != '\0') ? (long)strtoul(from, NULL, 10) : -1;
+    const char *crash = getenv("FAULTY_CRASH");
+    self->crash = CRASH_NONE;
+    if (crash != NULL && strcmp(crash, "segv") == 0) {
+        self->crash = CRASH_SEGV;
+    } else if (crash != NULL && strcmp(crash, "abort") == 0) {
+        self->crash = CRASH_ABORT;
+    } else if (crash != NULL && strcmp(crash, "hang") == 0) {
+        self->crash = CRASH_HANG;
+    }
+    const char *at = getenv("FAULTY_CRASH_AT");
+    self->crash_at = (at != NULL && *at != '\0') ? (long)strtoul(at, NULL, 10) : -1;
     *instance = self;
     return LN_OK;
 }
@@ -164,6 +191,21 @@ evaluate(void *instance, const LnCall *call, LnScores *scores, LnError *error)
 
     if (self->mode == MODE_ERROR) {
         return fail(error, "faulty failed on purpose");
+    }
+    if (self->crash != CRASH_NONE
+        && (self->crash_at < 0 || (long)call->generation == self->crash_at)) {
+        if (self->crash == CRASH_SEGV) {
+            /* Through a volatile pointer, so the compiler cannot turn the
+               store into a trap instruction. */
+            int *volatile nowhere = NULL;
+            *nowhere = 42;
+        } else if (self->crash == CRASH_ABORT) {
+            abort();
+        } else {
+            for (;;) {
+                pause();
+            }
+        }
     }
     /* FAULTY_FAIL_FROM=G in the environment: fail from generation G on, in
        any mode (lets a test abort a run, then resume it with the variable

@@ -14,10 +14,10 @@ use lineage_evo::{Genome, GenomeSpec, Objective};
 use lineage_learn::probe::{self, ProbeInput};
 use lineage_plugin::abi::{LN_LIFE_COMPLETED, LN_LIFE_DIVERGED, LN_LIFE_NONE, LnCurvePoint};
 use lineage_plugin_host::{
-    Curve, Instance, Kind, Plugin, PluginError, RunInput, RunRequest, RunWhat, SearchPath,
-    Services, Stage, Tensor, builtin,
+    Curve, Instance, Isolation as HostIsolation, Kind, Plugin, PluginError, RunInput, RunRequest,
+    RunWhat, SearchPath, Services, Stage, Tensor, builtin,
 };
-use lineage_scenario::{FitnessSpec, LifetimeConfig, OnError, PluginOffering, Scenario};
+use lineage_scenario::{FitnessSpec, Isolation, LifetimeConfig, OnError, PluginOffering, Scenario};
 use serde::{Deserialize, Serialize};
 
 use crate::components::{LearningCurve, Weights};
@@ -39,6 +39,13 @@ pub struct PluginRecord {
     pub path: PathBuf,
     /// SHA-256 of the library file (empty for a linked plugin).
     pub sha256: String,
+    /// Where it ran: `in-process` or `process` (a worker process).
+    #[serde(default = "in_process")]
+    pub isolation: String,
+}
+
+fn in_process() -> String {
+    "in-process".into()
 }
 
 /// An instance of an offering with what the run does with its scores.
@@ -80,8 +87,10 @@ impl Evaluation {
         for p in &scenario.plugins {
             // A plugin linked into the binary (the project's own suites)
             // answers to its library name before the search path, unless
-            // the run started with a library file.
+            // the run started with a library file, or asks for a process
+            // of its own (a worker loads a library file).
             let linked = match recorded.iter().find(|r| r.alias == p.alias) {
+                _ if p.isolation == Isolation::Process => None,
                 Some(r) if r.path != std::path::Path::new(builtin::LINKED_PATH) => None,
                 _ => builtin::linked(&p.library),
             };
@@ -94,6 +103,7 @@ impl Evaluation {
                     abi_version: plugin.abi_version,
                     path: PathBuf::from(builtin::LINKED_PATH),
                     sha256: String::new(),
+                    isolation: "in-process".into(),
                 });
                 loaded.insert(&p.alias, plugin);
                 continue;
@@ -104,7 +114,14 @@ impl Evaluation {
                     .resolve(&p.library)
                     .map_err(plugin_error)?,
             };
-            let plugin = Plugin::load(&path).map_err(plugin_error)?;
+            let plugin = match p.isolation {
+                Isolation::InProcess => Plugin::load(&path),
+                Isolation::Process => {
+                    HostIsolation::new(&p.alias, std::time::Duration::from_millis(p.timeout_ms))
+                        .and_then(|isolation| Plugin::load_isolated(&path, isolation))
+                }
+            }
+            .map_err(plugin_error)?;
             let sha256 = plugin.sha256.clone().unwrap_or_default();
             if let Some(r) = recorded.iter().find(|r| r.alias == p.alias)
                 && r.sha256 != sha256
@@ -121,6 +138,11 @@ impl Evaluation {
                 abi_version: plugin.abi_version,
                 path: std::path::absolute(&path).unwrap_or(path),
                 sha256,
+                isolation: match p.isolation {
+                    Isolation::InProcess => "in-process",
+                    Isolation::Process => "process",
+                }
+                .into(),
             });
             loaded.insert(&p.alias, plugin);
         }

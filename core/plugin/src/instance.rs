@@ -129,8 +129,16 @@ pub trait Services: Sync {
 pub struct Instance {
     plugin: Arc<Plugin>,
     info: OfferingInfo,
+    body: Body,
+}
+
+/// Where the instance lives.
+#[derive(Debug)]
+enum Body {
     /// The plugin's instance pointer; the lock serialises calls into it.
-    raw: Mutex<RawInstance>,
+    InProcess(Mutex<RawInstance>),
+    /// An instance in a worker process.
+    Isolated(Mutex<crate::isolate::Remote>),
 }
 
 #[derive(Debug)]
@@ -150,6 +158,14 @@ impl Instance {
         entries: &[(String, String)],
     ) -> Result<Instance, PluginError> {
         let (index, info) = plugin.offering(offering)?;
+        if let Some(library) = &plugin.isolated {
+            let remote = library.create(&plugin.name, offering, index, toml, entries)?;
+            return Ok(Instance {
+                plugin: plugin.clone(),
+                info: info.clone(),
+                body: Body::Isolated(Mutex::new(remote)),
+            });
+        }
         let create_error = |message: String| PluginError::Create {
             plugin: plugin.name.clone(),
             offering: offering.to_owned(),
@@ -179,7 +195,7 @@ impl Instance {
             capacity: buffer.len(),
         };
         let mut instance: *mut c_void = std::ptr::null_mut();
-        let create = plugin.raw.create.expect("checked at load");
+        let create = plugin.raw.and_then(|r| r.create).expect("checked at load");
         // SAFETY: calling the plugin as the ABI defines; every pointer is
         // valid for the call.
         let status = unsafe { create(index, &config, &mut instance, &mut error) };
@@ -189,7 +205,7 @@ impl Instance {
         Ok(Instance {
             plugin: plugin.clone(),
             info: info.clone(),
-            raw: Mutex::new(RawInstance(instance)),
+            body: Body::InProcess(Mutex::new(RawInstance(instance))),
         })
     }
 
@@ -218,6 +234,31 @@ impl Instance {
         let expected = ids.len() * metrics;
         assert_eq!(out.len(), expected, "score buffer of the wrong size");
         out.fill(f64::NAN);
+        let outcome = match &self.body {
+            Body::InProcess(_) => self.call(generation, ids, services, out),
+            Body::Isolated(remote) => {
+                let mut remote = remote.lock().unwrap_or_else(|p| p.into_inner());
+                remote
+                    .evaluate(generation, ids, metrics, services, out)
+                    .map_err(|fault| fault.into_eval_error(&self.plugin.name, &self.info.name))?
+            }
+        };
+        self.check(ids, outcome, out)
+    }
+
+    /// Calls the plugin in this process: its status, with its message on
+    /// failure, and the number of scores it says it wrote.
+    pub(crate) fn call(
+        &self,
+        generation: u32,
+        ids: &[u64],
+        services: &dyn Services,
+        out: &mut [f64],
+    ) -> Outcome {
+        let Body::InProcess(raw) = &self.body else {
+            unreachable!("only in-process instances are called directly")
+        };
+        let metrics = self.info.metrics.len();
         let context = Context {
             services,
             n: ids.len(),
@@ -250,27 +291,46 @@ impl Instance {
             message: buffer.as_mut_ptr().cast(),
             capacity: buffer.len(),
         };
-        let evaluate = self.plugin.raw.evaluate.expect("checked at load");
+        let evaluate = self
+            .plugin
+            .raw
+            .and_then(|r| r.evaluate)
+            .expect("checked at load");
         let status = {
-            let raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+            let raw = raw.lock().unwrap_or_else(|p| p.into_inner());
             // SAFETY: calling the plugin as the ABI defines; every pointer
             // stays valid until it returns.
             unsafe { evaluate(raw.0, &call, &mut scores, &mut error) }
         };
+        Outcome {
+            status: if status == LN_OK {
+                Ok(())
+            } else {
+                Err(message(&buffer))
+            },
+            written: scores.written,
+        }
+    }
+
+    /// Checks what a call returned: its status, the count of scores, and
+    /// that every score is finite.
+    fn check(&self, ids: &[u64], outcome: Outcome, out: &[f64]) -> Result<(), EvalError> {
+        let metrics = self.info.metrics.len();
+        let expected = ids.len() * metrics;
         let plugin = || self.plugin.name.clone();
         let offering = || self.info.name.clone();
-        if status != LN_OK {
+        if let Err(message) = outcome.status {
             return Err(EvalError::Failed {
                 plugin: plugin(),
                 offering: offering(),
-                message: message(&buffer),
+                message,
             });
         }
-        if scores.written != expected {
+        if outcome.written != expected {
             return Err(EvalError::WrongCount {
                 plugin: plugin(),
                 offering: offering(),
-                written: scores.written,
+                written: outcome.written,
                 organisms: ids.len(),
                 metrics,
                 expected,
@@ -301,10 +361,23 @@ impl Instance {
     }
 }
 
+/// What a plugin's `evaluate` returned, before the host's checks.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// Its status, with its message on failure.
+    pub status: Result<(), String>,
+    /// How many scores it says it wrote.
+    pub written: usize,
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
-        let raw = self.raw.get_mut().unwrap_or_else(|p| p.into_inner()).0;
-        if let Some(destroy) = self.plugin.raw.destroy {
+        // An isolated instance ends with its worker process.
+        let Body::InProcess(raw) = &mut self.body else {
+            return;
+        };
+        let raw = raw.get_mut().unwrap_or_else(|p| p.into_inner()).0;
+        if let Some(destroy) = self.plugin.raw.and_then(|r| r.destroy) {
             // SAFETY: the instance came from this plugin's `create` and is
             // destroyed once.
             unsafe { destroy(raw) };

@@ -9,6 +9,11 @@
 //! which a caller hands an instance its organisms' genomes, weights, curves,
 //! held-out data and models.
 //!
+//! A library can also run in a worker process ([`Plugin::load_isolated`],
+//! module [`isolate`]): the same `lineage` binary run as
+//! `lineage __plugin-worker`, so that a crash or a hang in the plugin is an
+//! evaluation error rather than the end of the run.
+//!
 //! The built-in fitness functions are a plugin too ([`builtin`]), written
 //! with the same SDK and called through the same C descriptor, only linked
 //! in instead of loaded: every run exercises the interface third-party
@@ -22,11 +27,13 @@
 
 pub mod builtin;
 mod instance;
+pub mod isolate;
 mod library;
 
 use std::path::PathBuf;
 
 pub use instance::{Curve, Instance, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
+pub use isolate::{Isolation, WORKER_COMMAND, WORKER_EXE_VAR, run_worker, set_worker_exe};
 pub use library::{OfferingInfo, Plugin, SearchPath, library_file_names};
 pub use lineage_plugin::Kind;
 pub use lineage_plugin::abi::ABI_VERSION;
@@ -106,6 +113,22 @@ pub enum PluginError {
         /// What it offers.
         available: String,
     },
+    /// `isolation = "process"` without a worker executable to run.
+    #[error(
+        "plugin `{plugin}`: isolation = \"process\" needs a worker executable (the `lineage` binary): run through `lineage`, or set LINEAGE_WORKER_EXE to its path"
+    )]
+    NoWorker {
+        /// The scenario's name for the plugin.
+        plugin: String,
+    },
+    /// The worker process of an isolated plugin failed while loading it.
+    #[error("plugin {path}: the worker process {message}")]
+    Worker {
+        /// The path.
+        path: PathBuf,
+        /// What happened.
+        message: String,
+    },
     /// The plugin refused its configuration.
     #[error("plugin `{plugin}` cannot create `{offering}`: {message}")]
     Create {
@@ -151,6 +174,31 @@ pub enum EvalError {
         metrics: usize,
         /// `organisms x metrics`.
         expected: usize,
+    },
+    /// An isolated plugin's worker process died during the call (a signal
+    /// such as SIGSEGV or SIGABRT, or an exit); the next call starts a new
+    /// one.
+    #[error("plugin `{plugin}` offering `{offering}` crashed: its worker process {what}")]
+    Crashed {
+        /// The plugin's name.
+        plugin: String,
+        /// The offering.
+        offering: String,
+        /// How it ended: `was killed by SIGSEGV`, `exited with status 3`.
+        what: String,
+    },
+    /// An isolated plugin did not answer within its `timeout_ms`; its
+    /// worker process was killed, and the next call starts a new one.
+    #[error(
+        "plugin `{plugin}` offering `{offering}` timed out: no answer within timeout_ms = {timeout_ms}; its worker process was killed"
+    )]
+    TimedOut {
+        /// The plugin's name.
+        plugin: String,
+        /// The offering.
+        offering: String,
+        /// The timeout.
+        timeout_ms: u64,
     },
     /// Some scores are NaN or infinite; the others are valid.
     #[error(

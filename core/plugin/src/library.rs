@@ -169,7 +169,10 @@ pub struct Plugin {
     pub path: Option<PathBuf>,
     /// SHA-256 of the library file.
     pub sha256: Option<String>,
-    pub(crate) raw: &'static LnPlugin,
+    /// The descriptor, when the library is loaded into this process.
+    pub(crate) raw: Option<&'static LnPlugin>,
+    /// The worker side, when the library runs in a child process.
+    pub(crate) isolated: Option<crate::isolate::Library>,
 }
 
 // SAFETY: the descriptor is immutable and lives as long as the process (the
@@ -180,31 +183,32 @@ unsafe impl Sync for Plugin {}
 impl Plugin {
     /// Loads the library at `path`, checks its ABI version and descriptor.
     /// The library stays loaded until the process ends.
+    ///
+    /// The file is read once: the bytes hashed are the bytes loaded (from a
+    /// sealed in-memory copy), so a file replaced between the two cannot
+    /// make the recorded SHA-256 lie.
     pub fn load(path: &Path) -> Result<Arc<Plugin>, PluginError> {
-        if !path.exists() {
-            return Err(PluginError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
-        let bytes = std::fs::read(path).map_err(|e| PluginError::Unreadable {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let sha256: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        // A path without a separator would make the loader search its own
-        // path; an absolute one loads exactly this file.
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let bytes = read_library(path)?;
+        Plugin::load_bytes(path, &bytes).map(Arc::new)
+    }
+
+    /// Loads a library from its bytes; `path` is where they came from (for
+    /// messages and the record).
+    pub(crate) fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let sha256 = sha256_hex(bytes);
+        let loadable = LoadableCopy::of(path, bytes)?;
         // SAFETY: loading runs the library's initialisers; a plugin is code
         // the user chose to run, as with any native extension.
-        let library = unsafe { libloading::Library::new(&absolute) }.map_err(|e| {
+        let library = unsafe { libloading::Library::new(loadable.path()) }.map_err(|e| {
             PluginError::NotALibrary {
                 path: path.to_path_buf(),
                 message: loader_message(&e),
             }
         })?;
+        // The copy stays open as long as the library is loaded (forever):
+        // the loader recognises libraries by name, and a reused descriptor
+        // number would name another library.
+        std::mem::forget(loadable);
         // Never unloaded: unloading code that may still be referenced (a
         // thread it started, a descriptor pointer) is unsound.
         let library: &'static libloading::Library = Box::leak(Box::new(library));
@@ -233,11 +237,17 @@ impl Plugin {
                 message,
             },
         })?;
-        Ok(Arc::new(Plugin {
+        Ok(Plugin {
             path: Some(path.to_path_buf()),
             sha256: Some(sha256),
             ..plugin
-        }))
+        })
+    }
+
+    /// Whether the library runs in a worker process
+    /// ([`Plugin::load_isolated`]).
+    pub fn is_isolated(&self) -> bool {
+        self.isolated.is_some()
     }
 
     /// A plugin linked into Lineage, from its descriptor.
@@ -269,6 +279,79 @@ impl Plugin {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+}
+
+/// The bytes of the library at `path`.
+pub(crate) fn read_library(path: &Path) -> Result<Vec<u8>, PluginError> {
+    if !path.exists() {
+        return Err(PluginError::Missing {
+            path: path.to_path_buf(),
+        });
+    }
+    std::fs::read(path).map_err(|e| PluginError::Unreadable {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// SHA-256 in lower-case hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A copy of a library's bytes the loader can open by path: an anonymous,
+/// sealed in-memory file (`memfd`), opened as `/proc/self/fd/N`. Elsewhere
+/// than Linux, the original path (with the race this closes on Linux).
+struct LoadableCopy {
+    #[cfg(target_os = "linux")]
+    _fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl LoadableCopy {
+    #[cfg(target_os = "linux")]
+    fn of(path: &Path, bytes: &[u8]) -> Result<LoadableCopy, PluginError> {
+        use rustix::fs::{MemfdFlags, SealFlags};
+        use std::os::fd::AsRawFd;
+        let failed = |e: std::io::Error| PluginError::Unreadable {
+            path: path.to_path_buf(),
+            message: format!("cannot make an in-memory copy to load: {e}"),
+        };
+        let fd = rustix::fs::memfd_create(
+            "lineage-plugin",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(|e| failed(e.into()))?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, bytes).map_err(failed)?;
+        let fd = std::os::fd::OwnedFd::from(file);
+        rustix::fs::fcntl_add_seals(
+            &fd,
+            SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+        )
+        .map_err(|e| failed(e.into()))?;
+        let shown = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        Ok(LoadableCopy {
+            _fd: fd,
+            path: shown,
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn of(path: &Path, _bytes: &[u8]) -> Result<LoadableCopy, PluginError> {
+        // A path without a separator would make the loader search its own
+        // path; an absolute one loads exactly this file.
+        Ok(LoadableCopy {
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -387,7 +470,8 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
         offerings,
         path: None,
         sha256: None,
-        raw: d,
+        raw: Some(d),
+        isolated: None,
     })
 }
 

@@ -183,6 +183,10 @@ pub struct PluginRef {
     pub dir: Option<std::path::PathBuf>,
     /// What an evaluation error does to the run.
     pub on_error: OnError,
+    /// Where the library runs: in Lineage's process or in a child.
+    pub isolation: Isolation,
+    /// The longest an isolated call may take, in milliseconds.
+    pub timeout_ms: u64,
     /// `[plugins.NAME.config]` as TOML text.
     pub config_toml: String,
     /// The same table flattened: dotted keys and TOML-literal values.
@@ -198,6 +202,24 @@ pub enum OnError {
     /// the generation's record and the run goes on.
     Invalidate,
 }
+
+/// Where a plugin's library runs: `isolation = "in-process"` (the
+/// default) or `"process"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Loaded into Lineage's own process: fastest, but a crash in the
+    /// plugin ends the run.
+    #[default]
+    InProcess,
+    /// Loaded into a child process: a crash or a hang becomes an
+    /// evaluation error that `on_error` handles.
+    Process,
+}
+
+/// `timeout_ms` when a scenario gives none: one minute per call.
+pub const DEFAULT_PLUGIN_TIMEOUT_MS: u64 = 60_000;
+/// The largest `timeout_ms`: one day.
+pub const MAX_PLUGIN_TIMEOUT_MS: u64 = 86_400_000;
 
 /// An offering of a declared plugin: `NAME:OFFERING`.
 #[derive(Clone, Debug, PartialEq, Eq)]

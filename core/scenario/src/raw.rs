@@ -73,8 +73,20 @@ pub(crate) struct RawPlugin {
     pub library: String,
     #[serde(default = "abort")]
     pub on_error: String,
+    #[serde(default = "in_process")]
+    pub isolation: String,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
     #[serde(default)]
     pub config: toml::Table,
+}
+
+fn in_process() -> String {
+    "in-process".into()
+}
+
+fn default_timeout_ms() -> u64 {
+    crate::DEFAULT_PLUGIN_TIMEOUT_MS
 }
 
 fn abort() -> String {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{Checked, Ctx, one_of};
 use crate::raw::RawScenario;
-use crate::{BUILTIN_PLUGIN, OnError, PluginOffering, PluginRef};
+use crate::{BUILTIN_PLUGIN, Isolation, MAX_PLUGIN_TIMEOUT_MS, OnError, PluginOffering, PluginRef};
 
 /// `PLUGIN:OFFERING` where PLUGIN is declared in `[plugins]`.
 pub(super) fn plugin_offering(
@@ -63,6 +63,25 @@ pub(super) fn plugins(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<Vec<PluginRef
                 ));
             }
         };
+        let isolation = match p.isolation.as_str() {
+            "in-process" => Isolation::InProcess,
+            "process" => Isolation::Process,
+            other => {
+                return Err(ctx.at(
+                    &at("isolation"),
+                    one_of("isolation", other, &["in-process", "process"]),
+                ));
+            }
+        };
+        if !(1..=MAX_PLUGIN_TIMEOUT_MS).contains(&p.timeout_ms) {
+            return Err(ctx.at(
+                &at("timeout_ms"),
+                format!(
+                    "expected 1 to {MAX_PLUGIN_TIMEOUT_MS} milliseconds, found {}",
+                    p.timeout_ms
+                ),
+            ));
+        }
         let dir = ctx
             .sources
             .dir_of(ctx.resolved, &at("library"))
@@ -84,6 +103,8 @@ pub(super) fn plugins(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<Vec<PluginRef
             library,
             dir,
             on_error,
+            isolation,
+            timeout_ms: p.timeout_ms,
             config_toml,
             config,
         });
