@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{lineage, lineage_ok, read, s, write_scenario};
+use common::{column, lineage, lineage_ok, read, s, write_scenario};
 
 fn scenario(inheritance: &str, extra: &str) -> String {
     format!(
@@ -494,5 +494,49 @@ fn an_aligned_rank_one_matrix_reads_its_input_along_the_direction() {
             cos.abs() > 0.9999,
             "row {row:?} is not along the direction ({cos})"
         );
+    }
+}
+
+/// The cognitive tasks of the rich/lazy study (issue 11): a leaky RNN
+/// learns the perceptual decision and delayed match-to-sample from fresh
+/// trials, its held-out loss falling well below birth.
+#[test]
+fn an_rnn_learns_the_decision_and_match_tasks() {
+    for environment in [
+        "{ kind = \"decision\", heldout = 300, seed = 7 }",
+        "{ kind = \"delayed_match\", stimuli = 2, heldout = 300, seed = 7 }",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"
+name = "cognitive"
+seed = 1
+generations = 1
+population = 2
+[genome]
+genes = [{{ name = "unused", min = 0.0, max = 1.0 }}]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+tournament_size = 1
+[lifetime]
+budget = 6400
+steps = 200
+batch = 32
+environment = {environment}
+model = {{ kind = "rnn", hidden = 32, alpha = 1.0, activation = "relu", bias = false }}
+optimizer = {{ method = "sgd", lr = 0.05, momentum = 0.9 }}
+"#
+        );
+        let out = run(dir.path(), "cognitive", &text, &[]);
+        let birth = column(&out.join("organisms.csv"), "birth_heldout");
+        let last = column(&out.join("organisms.csv"), "final_heldout");
+        for (b, f) in birth.iter().zip(&last) {
+            assert!(
+                *f < 0.25 * b,
+                "{environment}: held-out loss {b} at birth, {f} after learning"
+            );
+        }
     }
 }

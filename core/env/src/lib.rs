@@ -7,6 +7,8 @@
 //! whose held-out data is shared by the whole population (Gaussian
 //! clusters, a teacher network, a text's validation split, a hidden-Markov
 //! language's held-out windows) build it once and share it by reference;
+//! cognitive tasks (a perceptual decision, delayed match-to-sample) draw
+//! fresh trials for training and score on trials from their seed;
 //! few-shot environments (sinusoids) draw a new task, with its own held-out
 //! points, for every lifetime.
 //!
@@ -31,6 +33,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cognitive;
 mod hmm;
 mod sinusoid;
 mod synthetic;
@@ -40,6 +43,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
+pub use cognitive::{CHOICES, Decision, DecisionTrial, DelayedMatch, MAX_TRIAL_STEPS, MatchTrial};
 pub use hmm::{EntropyRate, Filtered, HiddenMarkov, Hmm, HmmParams, MAX_STATES, MAX_TOKENS};
 pub use sinusoid::Sinusoids;
 pub use synthetic::{GaussianClusters, TeacherNetwork};

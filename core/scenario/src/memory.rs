@@ -264,6 +264,32 @@ pub(crate) fn environment(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart
         }
         // Each lifetime draws its own task and held-out points.
         RawEnvironment::Sinusoids { .. } => Vec::new(),
+        // Held-out trials: inputs and a label per step.
+        RawEnvironment::Decision {
+            stimulus_steps,
+            heldout,
+            ..
+        } => vec![part(
+            "heldout",
+            product(&[n(*heldout), n(*stimulus_steps).saturating_add(1), 4, 4]),
+        )],
+        RawEnvironment::DelayedMatch {
+            stimuli,
+            sample_steps,
+            delay_steps,
+            test_steps,
+            heldout,
+            ..
+        } => {
+            let steps = n(*sample_steps)
+                .saturating_add(n(*delay_steps))
+                .saturating_add(n(*test_steps))
+                .saturating_add(1);
+            vec![part(
+                "heldout",
+                product(&[n(*heldout), steps, n(*stimuli).saturating_add(2), 4]),
+            )]
+        }
         RawEnvironment::Text {
             context,
             validation,

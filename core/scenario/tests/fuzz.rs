@@ -136,6 +136,8 @@ const STRINGS: &[&str] = &[
     "\"hmm\"",
     "\"text\"",
     "\"sinusoids\"",
+    "\"decision\"",
+    "\"delayed_match\"",
     "\"teacher\"",
     "\"cuda\"",
     "\"kaiming\"",

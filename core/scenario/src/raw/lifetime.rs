@@ -81,6 +81,36 @@ pub(crate) enum RawEnvironment {
         #[serde(default = "hundred")]
         heldout: usize,
     },
+    /// NeuroGym's perceptual decision; defaults are the rich/lazy study's.
+    Decision {
+        #[serde(default = "decision_coherences")]
+        coherences: Vec<f32>,
+        #[serde(default = "cognitive_noise")]
+        noise: f32,
+        #[serde(default = "decision_stimulus_steps")]
+        stimulus_steps: usize,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: u64,
+    },
+    /// Delayed match-to-sample.
+    DelayedMatch {
+        #[serde(default = "two")]
+        stimuli: usize,
+        #[serde(default = "two")]
+        sample_steps: usize,
+        #[serde(default = "two")]
+        delay_steps: usize,
+        #[serde(default = "two")]
+        test_steps: usize,
+        #[serde(default = "cognitive_noise")]
+        noise: f32,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: u64,
+    },
     Text {
         path: String,
         #[serde(default = "characters")]
@@ -184,6 +214,22 @@ fn thousand() -> usize {
 
 fn hundred() -> usize {
     100
+}
+
+fn two() -> usize {
+    2
+}
+
+fn decision_coherences() -> Vec<f32> {
+    lineage_env::Decision::COHERENCES.to_vec()
+}
+
+fn decision_stimulus_steps() -> usize {
+    7
+}
+
+fn cognitive_noise() -> f32 {
+    0.1
 }
 
 fn characters() -> String {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use lineage_develop::InitLaw;
 use lineage_env::{
-    Environment, GaussianClusters, Hmm, HmmParams, Sinusoids, Task, TeacherNetwork, Text,
-    Vocabulary,
+    Decision, DelayedMatch, Environment, GaussianClusters, Hmm, HmmParams, MAX_TRIAL_STEPS,
+    Sinusoids, Task, TeacherNetwork, Text, Vocabulary,
 };
 use lineage_evo::GenomeSpec;
 use lineage_learn::spec::{
@@ -111,6 +111,32 @@ impl<E> Check<'_, E> {
             }
             RawEnvironment::Sinusoids { heldout } => {
                 self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                Vec::new()
+            }
+            RawEnvironment::Decision {
+                coherences,
+                stimulus_steps,
+                heldout,
+                ..
+            } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                self.at_most(&env("coherences"), coherences.len(), MAX_SYMBOLS)?;
+                self.at_most(&env("stimulus_steps"), *stimulus_steps, MAX_TRIAL_STEPS)?;
+                Vec::new()
+            }
+            RawEnvironment::DelayedMatch {
+                stimuli,
+                sample_steps,
+                delay_steps,
+                test_steps,
+                heldout,
+                ..
+            } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                self.at_most(&env("stimuli"), *stimuli, MAX_TRIAL_STEPS)?;
+                self.at_most(&env("sample_steps"), *sample_steps, MAX_TRIAL_STEPS)?;
+                self.at_most(&env("delay_steps"), *delay_steps, MAX_TRIAL_STEPS)?;
+                self.at_most(&env("test_steps"), *test_steps, MAX_TRIAL_STEPS)?;
                 Vec::new()
             }
             RawEnvironment::Text {
@@ -422,6 +448,32 @@ impl<E> Check<'_, E> {
             RawEnvironment::Sinusoids { heldout } => {
                 Sinusoids::new(*heldout).map(|e| Arc::new(e) as _)
             }
+            RawEnvironment::Decision {
+                coherences,
+                noise,
+                stimulus_steps,
+                heldout,
+                seed,
+            } => Decision::new(coherences.clone(), *noise, *stimulus_steps, *heldout, *seed)
+                .map(|e| Arc::new(e) as _),
+            RawEnvironment::DelayedMatch {
+                stimuli,
+                sample_steps,
+                delay_steps,
+                test_steps,
+                noise,
+                heldout,
+                seed,
+            } => DelayedMatch::new(
+                *stimuli,
+                *sample_steps,
+                *delay_steps,
+                *test_steps,
+                *noise,
+                *heldout,
+                *seed,
+            )
+            .map(|e| Arc::new(e) as _),
             RawEnvironment::Text {
                 path,
                 vocabulary,
@@ -990,6 +1042,18 @@ fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
             "inputs", "hidden", "outputs", "noise", "classify", "heldout", "seed",
         ],
         RawEnvironment::Sinusoids { .. } => &["heldout"],
+        RawEnvironment::Decision { .. } => {
+            &["coherences", "noise", "stimulus_steps", "heldout", "seed"]
+        }
+        RawEnvironment::DelayedMatch { .. } => &[
+            "stimuli",
+            "sample_steps",
+            "delay_steps",
+            "test_steps",
+            "noise",
+            "heldout",
+            "seed",
+        ],
         RawEnvironment::Text { .. } => &["path", "vocabulary", "context", "validation", "heldout"],
         RawEnvironment::Hmm { .. } => &[
             "tokens",
