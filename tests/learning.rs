@@ -540,3 +540,60 @@ optimizer = {{ method = "sgd", lr = 0.05, momentum = 0.9 }}
         }
     }
 }
+
+/// `align = "task"` (issue 11): a rank-one first layer on the linear
+/// teacher reads its input along the teacher's task direction `F^T w`;
+/// on an environment without a task direction it is a located error.
+#[test]
+fn align_task_follows_the_linear_teachers_direction() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+name = "aligned-task"
+seed = 3
+generations = 1
+population = 2
+[genome]
+genes = [{ name = "unused", min = 0.0, max = 1.0 }]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+tournament_size = 1
+[lifetime]
+budget = 64
+steps = 4
+batch = 16
+environment = { kind = "linear_teacher", inputs = 6, kappa = 4.0, heldout = 50, seed = 5 }
+model = { kind = "mlp", hidden = [10], activation = "linear", bias = false }
+optimizer = { method = "sgd", lr = 0.01 }
+develop = { matrix = [{ name = "layers.0.weight", rank = 1, align = "task" }] }
+"#;
+    let out = run(dir.path(), "aligned", text, &[]);
+    let export = dir.path().join("export");
+    lineage_ok(&["export", s(&out), "--organism", "1", "--out", s(&export)]);
+    let birth = tensors(&export.join("birth.safetensors"));
+    let (_, w) = birth.iter().find(|(n, _)| n == "layers.0.weight").unwrap();
+    let teacher = lineage_env::LinearTeacher::new(6, 4.0, 50, 5).unwrap();
+    let d = lineage_env::Environment::task_direction(&teacher).unwrap();
+    let nd = d.iter().map(|x| x * x).sum::<f32>().sqrt();
+    for row in w.chunks(6) {
+        let nr = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cos = row.iter().zip(&d).map(|(x, y)| x * y).sum::<f32>() / (nr * nd);
+        assert!(cos.abs() > 0.9999, "row {row:?} is not along F^T w ({cos})");
+    }
+
+    let bad = text.replace(
+        "kind = \"linear_teacher\", inputs = 6, kappa = 4.0,",
+        "kind = \"teacher\", inputs = 6, hidden = 4, outputs = 1,",
+    );
+    let path = write_scenario(dir.path(), "bad.toml", &bad);
+    let out = lineage(&["validate", s(&path)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml:")
+            && err.contains("lifetime.develop.matrix[0].align")
+            && err.contains("`teacher` has none"),
+        "{err}"
+    );
+}

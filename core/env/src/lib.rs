@@ -8,7 +8,8 @@
 //! clusters, a teacher network, a text's validation split, a hidden-Markov
 //! language's held-out windows) build it once and share it by reference;
 //! cognitive tasks (a perceptual decision, delayed match-to-sample) draw
-//! fresh trials for training and score on trials from their seed;
+//! fresh trials for training and score on trials from their seed, as
+//! does the linear teacher, which also exposes its task direction;
 //! few-shot environments (sinusoids) draw a new task, with its own held-out
 //! points, for every lifetime.
 //!
@@ -35,6 +36,7 @@
 
 mod cognitive;
 mod hmm;
+mod linear;
 mod sinusoid;
 mod synthetic;
 mod text;
@@ -45,6 +47,7 @@ use rand::RngCore;
 
 pub use cognitive::{CHOICES, Decision, DecisionTrial, DelayedMatch, MAX_TRIAL_STEPS, MatchTrial};
 pub use hmm::{EntropyRate, Filtered, HiddenMarkov, Hmm, HmmParams, MAX_STATES, MAX_TOKENS};
+pub use linear::{LinearTeacher, MAX_TEACHER_INPUTS};
 pub use sinusoid::Sinusoids;
 pub use synthetic::{GaussianClusters, TeacherNetwork};
 pub use text::{Text, Vocabulary};
@@ -169,6 +172,12 @@ pub trait Environment: Send + Sync {
     /// environments: `budget` tokens, in whole windows) drawn from `rng`,
     /// and the held-out set.
     fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime;
+    /// The input direction the task depends on, where it has one (the
+    /// linear teacher's `F^T w`): what a low-rank initial matrix can be
+    /// aligned with (`align = "task"`).
+    fn task_direction(&self) -> Option<Vec<f32>> {
+        None
+    }
 }
 
 /// Why an environment cannot be built.

@@ -264,6 +264,12 @@ pub(crate) fn environment(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart
         }
         // Each lifetime draws its own task and held-out points.
         RawEnvironment::Sinusoids { .. } => Vec::new(),
+        RawEnvironment::LinearTeacher {
+            inputs, heldout, ..
+        } => vec![part(
+            "heldout",
+            product(&[n(*heldout), n(*inputs).saturating_add(1), 4]),
+        )],
         // Held-out trials: inputs and a label per step.
         RawEnvironment::Decision {
             stimulus_steps,

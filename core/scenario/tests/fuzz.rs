@@ -138,6 +138,8 @@ const STRINGS: &[&str] = &[
     "\"sinusoids\"",
     "\"decision\"",
     "\"delayed_match\"",
+    "\"linear_teacher\"",
+    "\"task\"",
     "\"teacher\"",
     "\"cuda\"",
     "\"kaiming\"",

@@ -81,6 +81,16 @@ pub(crate) enum RawEnvironment {
         #[serde(default = "hundred")]
         heldout: usize,
     },
+    /// The rich/lazy study's linear student-teacher task.
+    LinearTeacher {
+        inputs: usize,
+        #[serde(default = "one")]
+        kappa: f32,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: u64,
+    },
     /// NeuroGym's perceptual decision; defaults are the rich/lazy study's.
     Decision {
         #[serde(default = "decision_coherences")]
@@ -214,6 +224,10 @@ fn thousand() -> usize {
 
 fn hundred() -> usize {
     100
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 fn two() -> usize {
@@ -369,6 +383,15 @@ impl Default for RawOptimizer {
     }
 }
 
+/// `align`: a literal direction, or `"task"` (the environment's task
+/// direction).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawAlign {
+    Direction(Vec<f32>),
+    Named(String),
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDevelop {
@@ -378,7 +401,7 @@ pub(crate) struct RawDevelop {
     pub rank: Option<usize>,
     pub connectome: Option<bool>,
     pub scale: Option<f32>,
-    pub align: Option<Vec<f32>>,
+    pub align: Option<RawAlign>,
     #[serde(default)]
     pub matrix: Vec<RawMatrixRule>,
 }
@@ -391,7 +414,7 @@ pub(crate) struct RawRule {
     pub rank: Option<usize>,
     pub connectome: Option<bool>,
     pub scale: Option<f32>,
-    pub align: Option<Vec<f32>>,
+    pub align: Option<RawAlign>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -404,5 +427,5 @@ pub(crate) struct RawMatrixRule {
     pub rank: Option<usize>,
     pub connectome: Option<bool>,
     pub scale: Option<f32>,
-    pub align: Option<Vec<f32>>,
+    pub align: Option<RawAlign>,
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use lineage_develop::InitLaw;
 use lineage_env::{
-    Decision, DelayedMatch, Environment, GaussianClusters, Hmm, HmmParams, MAX_TRIAL_STEPS,
-    Sinusoids, Task, TeacherNetwork, Text, Vocabulary,
+    Decision, DelayedMatch, Environment, GaussianClusters, Hmm, HmmParams, LinearTeacher,
+    MAX_TEACHER_INPUTS, MAX_TRIAL_STEPS, Sinusoids, Task, TeacherNetwork, Text, Vocabulary,
 };
 use lineage_evo::GenomeSpec;
 use lineage_learn::spec::{
@@ -23,7 +23,7 @@ use crate::lifetime::{
 };
 use crate::memory::{self, Budget, MemoryEstimate, MemoryPart};
 use crate::raw::lifetime::{
-    RawDevelop, RawEnvironment, RawLifetime, RawModel, RawOptimizer, RawRule,
+    RawAlign, RawDevelop, RawEnvironment, RawLifetime, RawModel, RawOptimizer, RawRule,
 };
 
 /// The `[lifetime]` checks, reporting through `at(field, message)`.
@@ -111,6 +111,13 @@ impl<E> Check<'_, E> {
             }
             RawEnvironment::Sinusoids { heldout } => {
                 self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                Vec::new()
+            }
+            RawEnvironment::LinearTeacher {
+                inputs, heldout, ..
+            } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                self.at_most(&env("inputs"), *inputs, MAX_TEACHER_INPUTS)?;
                 Vec::new()
             }
             RawEnvironment::Decision {
@@ -271,7 +278,12 @@ impl<E> Check<'_, E> {
         }
         let optimizer = self.optimizer(&raw.optimizer)?;
         let params = model.params();
-        let rules = self.rules(&raw.develop, &params)?;
+        let direction = environment.env.task_direction();
+        let task_align = TaskAlign {
+            environment: environment.env.name(),
+            direction: direction.as_deref(),
+        };
+        let rules = self.rules(&raw.develop, &params, &task_align)?;
         let genes = self.genes(genome, &model)?;
         let connectome = connectome_bits(&params, &rules);
         let needed: usize = connectome.iter().map(|c| 2 * c.len).sum();
@@ -448,6 +460,12 @@ impl<E> Check<'_, E> {
             RawEnvironment::Sinusoids { heldout } => {
                 Sinusoids::new(*heldout).map(|e| Arc::new(e) as _)
             }
+            RawEnvironment::LinearTeacher {
+                inputs,
+                kappa,
+                heldout,
+                seed,
+            } => LinearTeacher::new(*inputs, *kappa, *heldout, *seed).map(|e| Arc::new(e) as _),
             RawEnvironment::Decision {
                 coherences,
                 noise,
@@ -772,7 +790,12 @@ impl<E> Check<'_, E> {
         })
     }
 
-    fn rules(&self, raw: &RawDevelop, params: &[ParamInfo]) -> Result<Vec<Option<MatrixRule>>, E> {
+    fn rules(
+        &self,
+        raw: &RawDevelop,
+        params: &[ParamInfo],
+        task: &TaskAlign<'_>,
+    ) -> Result<Vec<Option<MatrixRule>>, E> {
         let all = RawRule {
             init: raw.init.clone(),
             gain: raw.gain,
@@ -782,7 +805,7 @@ impl<E> Check<'_, E> {
             scale: raw.scale,
             align: raw.align.clone(),
         };
-        let base = self.rule("develop", &all, None, None)?;
+        let base = self.rule("develop", &all, None, None, task)?;
         let mut rules: Vec<Option<MatrixRule>> = params
             .iter()
             .map(|p| p.role.maskable().then(|| base.clone()))
@@ -819,7 +842,7 @@ impl<E> Check<'_, E> {
                 scale: m.scale,
                 align: m.align.clone(),
             };
-            rules[k] = Some(self.rule(&field, &own, Some(base.clone()), Some(&params[k]))?);
+            rules[k] = Some(self.rule(&field, &own, Some(base.clone()), Some(&params[k]), task)?);
         }
         // The base rule's rank and direction must fit every matrix they
         // apply to.
@@ -845,6 +868,7 @@ impl<E> Check<'_, E> {
         raw: &RawRule,
         base: Option<MatrixRule>,
         param: Option<&ParamInfo>,
+        task: &TaskAlign<'_>,
     ) -> Result<MatrixRule, E> {
         let base = base.unwrap_or(MatrixRule {
             init: InitLaw::Gaussian,
@@ -907,7 +931,31 @@ impl<E> Check<'_, E> {
                 format!("expected a positive scale, found {s}"),
             );
         }
-        let align: Option<Arc<[f32]>> = match &raw.align {
+        let resolved: Option<Vec<f32>> = match &raw.align {
+            None => None,
+            Some(RawAlign::Direction(a)) => Some(a.clone()),
+            Some(RawAlign::Named(name)) if name == "task" => match task.direction {
+                Some(d) => Some(d.to_vec()),
+                None => {
+                    return self.err(
+                        &format!("{field}.align"),
+                        format!(
+                            "`align = \"task\"` needs an environment with a task direction (linear_teacher), but `{}` has none",
+                            task.environment
+                        ),
+                    );
+                }
+            },
+            Some(RawAlign::Named(other)) => {
+                return self.err(
+                    &format!("{field}.align"),
+                    format!(
+                        "expected a direction (a list of numbers) or \"task\", found \"{other}\""
+                    ),
+                );
+            }
+        };
+        let align: Option<Arc<[f32]>> = match &resolved {
             Some(a) => {
                 if let Some(p) = param {
                     self.align_fits(&format!("{field}.align"), a, p)?;
@@ -1034,6 +1082,12 @@ impl<E> Check<'_, E> {
     }
 }
 
+/// What `align = "task"` resolves to: the environment's task direction.
+struct TaskAlign<'a> {
+    environment: &'a str,
+    direction: Option<&'a [f32]>,
+}
+
 /// The keys an environment's table may hold.
 fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
     match raw {
@@ -1042,6 +1096,7 @@ fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
             "inputs", "hidden", "outputs", "noise", "classify", "heldout", "seed",
         ],
         RawEnvironment::Sinusoids { .. } => &["heldout"],
+        RawEnvironment::LinearTeacher { .. } => &["inputs", "kappa", "heldout", "seed"],
         RawEnvironment::Decision { .. } => {
             &["coherences", "noise", "stimulus_steps", "heldout", "seed"]
         }
