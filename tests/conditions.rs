@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{lineage, lineage_ok, read, s, write_scenario};
+use common::{lineage, lineage_ok, read, s, tensors, write_scenario};
 
 /// A pruning lineage on Gaussian clusters, then three conditions that
 /// start from its connectome (kept, shuffled with random signs) or dense.
@@ -369,18 +369,11 @@ set = { lifetime = { develop = { matrix = [{ name = "w_rec", rank = 1 }] } } }
         let run = root.join(format!("conditions/{condition}/seed-{seed}"));
         let out = tmp.path().join(format!("export-{condition}-{seed}"));
         lineage_ok(&["export", s(&run), "--organism", "0", "--out", s(&out)]);
-        let file = std::fs::read(out.join("birth.safetensors")).unwrap();
-        let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&file[8..8 + n]).unwrap();
-        let o = header["w_rec"]["data_offsets"].as_array().unwrap();
-        let (a, b) = (
-            o[0].as_u64().unwrap() as usize,
-            o[1].as_u64().unwrap() as usize,
-        );
-        file[8 + n + a..8 + n + b]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
+        tensors(&out.join("birth.safetensors"))
+            .into_iter()
+            .find(|(name, _)| name == "w_rec")
+            .expect("an RNN has w_rec")
+            .1
     };
     let mut fulls = Vec::new();
     for seed in [1, 2] {

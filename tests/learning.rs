@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{column, lineage, lineage_ok, read, s, write_scenario};
+use common::{column, lineage, lineage_ok, read, s, tensors, write_scenario};
 
 fn scenario(inheritance: &str, extra: &str) -> String {
     format!(
@@ -95,31 +95,6 @@ fn resume_is_exact_under_every_inheritance_mode() {
             );
         }
     }
-}
-
-/// Reads a safetensors file's f32 tensors.
-fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
-    let bytes = read(path);
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let body = &bytes[8 + n..];
-    let mut out = Vec::new();
-    for (name, info) in header.as_object().unwrap() {
-        if name == "__metadata__" {
-            continue;
-        }
-        let off = info["data_offsets"].as_array().unwrap();
-        let (a, b) = (
-            off[0].as_u64().unwrap() as usize,
-            off[1].as_u64().unwrap() as usize,
-        );
-        let v = body[a..b]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        out.push((name.clone(), v));
-    }
-    out
 }
 
 #[test]
