@@ -24,6 +24,34 @@ pub const CHOICES: usize = 3;
 /// The largest number of steps before the decision.
 pub const MAX_TRIAL_STEPS: usize = 1 << 12;
 
+/// An empty batch, the held-out set's place until it is drawn.
+fn no_trials() -> Arc<Batch> {
+    Arc::new(Batch::Sequences {
+        n: 0,
+        steps: 0,
+        x: Vec::new(),
+        labels: Vec::new(),
+    })
+}
+
+/// The checks both tasks make of their noise and held-out size.
+fn check_noise_and_heldout(
+    environment: &'static str,
+    noise: f32,
+    heldout: usize,
+) -> Result<(), EnvError> {
+    if !(noise.is_finite() && noise >= 0.0) {
+        return Err(invalid(
+            environment,
+            format!("noise is a standard deviation, finite and >= 0, found {noise}"),
+        ));
+    }
+    if heldout == 0 {
+        return Err(invalid(environment, "needs at least one held-out trial"));
+    }
+    Ok(())
+}
+
 /// NeuroGym's `PerceptualDecisionMaking-v0` at `dt = 100` ms with the
 /// original study's timing: `stimulus_steps` steps (7) of a fixation input
 /// 1 and two stimulus channels `0.5 +- coh / 200` (the larger one on the
@@ -74,31 +102,18 @@ impl Decision {
                 format!("coherences are percentages from 0 to 100, found {c}"),
             ));
         }
-        if !(noise.is_finite() && noise >= 0.0) {
-            return Err(invalid(
-                "decision",
-                format!("noise is a standard deviation, finite and >= 0, found {noise}"),
-            ));
-        }
         if !(1..=MAX_TRIAL_STEPS).contains(&stimulus_steps) {
             return Err(invalid(
                 "decision",
                 format!("stimulus_steps must be 1 to {MAX_TRIAL_STEPS}, found {stimulus_steps}"),
             ));
         }
-        if heldout == 0 {
-            return Err(invalid("decision", "needs at least one held-out trial"));
-        }
+        check_noise_and_heldout("decision", noise, heldout)?;
         let mut task = Decision {
             coherences,
             noise,
             stimulus_steps,
-            heldout: Arc::new(Batch::Sequences {
-                n: 0,
-                steps: 0,
-                x: Vec::new(),
-                labels: Vec::new(),
-            }),
+            heldout: no_trials(),
         };
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         task.heldout = Arc::new(task.trials(&mut rng, heldout).0);
@@ -223,30 +238,14 @@ impl DelayedMatch {
                 ));
             }
         }
-        if !(noise.is_finite() && noise >= 0.0) {
-            return Err(invalid(
-                "delayed_match",
-                format!("noise is a standard deviation, finite and >= 0, found {noise}"),
-            ));
-        }
-        if heldout == 0 {
-            return Err(invalid(
-                "delayed_match",
-                "needs at least one held-out trial",
-            ));
-        }
+        check_noise_and_heldout("delayed_match", noise, heldout)?;
         let mut task = DelayedMatch {
             stimuli,
             sample_steps,
             delay_steps,
             test_steps,
             noise,
-            heldout: Arc::new(Batch::Sequences {
-                n: 0,
-                steps: 0,
-                x: Vec::new(),
-                labels: Vec::new(),
-            }),
+            heldout: no_trials(),
         };
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         task.heldout = Arc::new(task.trials(&mut rng, heldout).0);
