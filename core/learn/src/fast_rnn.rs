@@ -144,6 +144,13 @@ impl Rnn<'_> {
     /// Forward over the loaded `b` sequences; returns the mean loss and,
     /// with `grad`, leaves d(loss)/d(y) in `ws.y`.
     fn forward(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize, grad: bool) -> f32 {
+        self.run(ws, params, b);
+        self.loss(ws, b, grad)
+    }
+
+    /// The states `h_1 .. h_T` and outputs `y` (in `ws.h`, `ws.y`) of the
+    /// loaded `b` sequences.
+    fn run(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize) {
         let (i, h, o) = (self.spec.input.width(), self.spec.hidden, self.spec.outputs);
         let t_max = ws.steps;
         let a = self.spec.alpha;
@@ -206,6 +213,14 @@ impl Rnn<'_> {
             false
         };
         matmul(y, hs, View::transposed(&params[l.w_out], o, h), accumulate);
+    }
+
+    /// Mean cross-entropy of the outputs [`Rnn::run`] left against the
+    /// loaded labels; with `grad`, replaces the outputs by d(loss)/d(y).
+    fn loss(&self, ws: &mut Workspace, b: usize, grad: bool) -> f32 {
+        let o = self.spec.outputs;
+        let rows = ws.steps * b;
+        let y = &mut ws.y[..rows * o];
         let scored = ws.labels[..rows].iter().filter(|&&l| l != IGNORE).count();
         if scored == 0 {
             y.fill(0.0);
@@ -240,9 +255,7 @@ impl Rnn<'_> {
         let (i, h, o) = (self.spec.input.width(), self.spec.hidden, self.spec.outputs);
         let t_max = ws.steps;
         let rows = t_max * b;
-        let a = self.spec.alpha;
         let l = &self.layout;
-        let dy = View::rows(&ws.y[..rows * o], rows, o);
         let hs = View::rows(&ws.h[b * h..(t_max + 1) * b * h], rows, h);
         matmul(
             &mut grads[l.w_out],
@@ -253,9 +266,51 @@ impl Rnn<'_> {
         if let Some(bo) = l.b_out {
             column_sums(&ws.y[..rows * o], o, &mut grads[bo]);
         }
+        self.deltas(ws, params, b);
+        let du_t = View::transposed(&ws.du[..rows * h], rows, h);
+        matmul(
+            &mut grads[l.w_rec],
+            du_t,
+            View::rows(&ws.h[..rows * h], rows, h),
+            false,
+        );
+        if let Some(bias) = l.b {
+            column_sums(&ws.du[..rows * h], h, &mut grads[bias]);
+        }
+        match self.spec.input {
+            SequenceInput::Dense { .. } => {
+                matmul(
+                    &mut grads[l.w_in],
+                    du_t,
+                    View::rows(&ws.x[..rows * i], rows, i),
+                    false,
+                );
+            }
+            SequenceInput::Tokens { .. } => {
+                let gw = &mut grads[l.w_in];
+                gw.fill(0.0);
+                for (r, &tok) in ws.tokens[..rows].iter().enumerate() {
+                    let tok = tok as usize;
+                    for (k, &d) in ws.du[r * h..(r + 1) * h].iter().enumerate() {
+                        gw[k * i + tok] += d;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The gradient of `W_in x + W_rec h + b` at every step (`ws.du`) for
+    /// the output gradient in `ws.y` (`[T, b, O]`), by back-propagation
+    /// through time.
+    fn deltas(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize) {
+        let (h, o) = (self.spec.hidden, self.spec.outputs);
+        let t_max = ws.steps;
+        let rows = t_max * b;
+        let a = self.spec.alpha;
+        let l = &self.layout;
         matmul(
             &mut ws.dh[..rows * h],
-            dy,
+            View::rows(&ws.y[..rows * o], rows, o),
             View::rows(&params[l.w_out], o, h),
             false,
         );
@@ -290,36 +345,6 @@ impl Rnn<'_> {
                     View::rows(&params[l.w_rec], h, h),
                     false,
                 );
-            }
-        }
-        let du_t = View::transposed(&ws.du[..rows * h], rows, h);
-        matmul(
-            &mut grads[l.w_rec],
-            du_t,
-            View::rows(&ws.h[..rows * h], rows, h),
-            false,
-        );
-        if let Some(bias) = l.b {
-            column_sums(&ws.du[..rows * h], h, &mut grads[bias]);
-        }
-        match self.spec.input {
-            SequenceInput::Dense { .. } => {
-                matmul(
-                    &mut grads[l.w_in],
-                    du_t,
-                    View::rows(&ws.x[..rows * i], rows, i),
-                    false,
-                );
-            }
-            SequenceInput::Tokens { .. } => {
-                let gw = &mut grads[l.w_in];
-                gw.fill(0.0);
-                for (r, &tok) in ws.tokens[..rows].iter().enumerate() {
-                    let tok = tok as usize;
-                    for (k, &d) in ws.du[r * h..(r + 1) * h].iter().enumerate() {
-                        gw[k * i + tok] += d;
-                    }
-                }
             }
         }
     }
@@ -418,6 +443,137 @@ pub(crate) fn train(spec: &RnnSpec, life: &LifetimeSpec, job: Job) -> Outcome {
 
 /// Sequences per chunk when scoring held-out data.
 const EVAL_ROWS: usize = 128;
+
+/// The inputs [`example_gradients`] reads: `n` sequences of `steps` steps,
+/// example-major.
+#[derive(Clone, Copy)]
+pub(crate) enum Sequences<'a> {
+    /// `[n, steps, dim]` real inputs.
+    Dense(&'a [f32]),
+    /// `[n, steps]` token ids, each below the vocabulary.
+    Tokens(&'a [u32]),
+}
+
+/// Sequences per chunk of [`example_gradients`].
+pub(crate) const GRADIENT_ROWS: usize = 256;
+
+/// Per-example gradients of `sum_{t,k} c[i, t, k] y[i, t, k]` with respect
+/// to parameter `target` (an index into `ModelSpec::params`), row-major
+/// `[n, *shape]`; `cotangent` is `c` (`[n, steps, outputs]`, all ones when
+/// `None`). One forward pass and one back-propagation through time serve a
+/// whole chunk of examples, with `c` as the output gradient; each
+/// example's weight gradient is then its own sum over steps of outer
+/// products (`sum_t du[t] h[t]^T` for `w_rec`), one small product per
+/// example. The caller has checked every shape and token.
+pub(crate) fn example_gradients(
+    spec: &RnnSpec,
+    params: &[Vec<f32>],
+    input: Sequences,
+    n: usize,
+    steps: usize,
+    cotangent: Option<&[f32]>,
+    target: usize,
+) -> Vec<f32> {
+    let rnn = Rnn {
+        spec,
+        layout: Layout::of(spec),
+    };
+    let l = &rnn.layout;
+    let (width, h, o) = (spec.input.width(), spec.hidden, spec.outputs);
+    let size = params[target].len();
+    let mut out = vec![0.0f32; n * size];
+    let rows = GRADIENT_ROWS.min(n).max(1);
+    let mut ws = Workspace::new(spec, rows, steps);
+    // One example's rows of two time-major buffers, `[steps, width]` each.
+    let mut left = vec![0.0f32; steps * h.max(o)];
+    let mut right = vec![0.0f32; steps * h.max(width)];
+    let gather = |dst: &mut [f32], src: &[f32], cols: usize, b: usize, r: usize, from: usize| {
+        for t in 0..steps {
+            let at = ((t + from) * b + r) * cols;
+            dst[t * cols..(t + 1) * cols].copy_from_slice(&src[at..at + cols]);
+        }
+    };
+    let readout = target == l.w_out || Some(target) == l.b_out;
+    for start in (0..n).step_by(rows) {
+        let b = rows.min(n - start);
+        for r in 0..b {
+            for t in 0..steps {
+                let e = (start + r) * steps + t;
+                match input {
+                    Sequences::Dense(x) => ws.x[(t * b + r) * width..][..width]
+                        .copy_from_slice(&x[e * width..(e + 1) * width]),
+                    Sequences::Tokens(tokens) => ws.tokens[t * b + r] = tokens[e],
+                }
+            }
+        }
+        rnn.run(&mut ws, params, b);
+        // The cotangent takes the outputs' place as their gradient.
+        for r in 0..b {
+            for t in 0..steps {
+                let y = &mut ws.y[(t * b + r) * o..][..o];
+                let e = (start + r) * steps + t;
+                match cotangent {
+                    Some(c) => y.copy_from_slice(&c[e * o..(e + 1) * o]),
+                    None => y.fill(1.0),
+                }
+            }
+        }
+        if !readout {
+            rnn.deltas(&mut ws, params, b);
+        }
+        for r in 0..b {
+            let dst = &mut out[(start + r) * size..][..size];
+            if target == l.w_out {
+                gather(&mut left, &ws.y, o, b, r, 0);
+                gather(&mut right, &ws.h, h, b, r, 1);
+                outer_sum(dst, &left, o, &right, h, steps);
+            } else if Some(target) == l.b_out {
+                gather(&mut left, &ws.y, o, b, r, 0);
+                step_sum(dst, &left[..steps * o]);
+            } else if target == l.w_rec {
+                gather(&mut left, &ws.du, h, b, r, 0);
+                gather(&mut right, &ws.h, h, b, r, 0);
+                outer_sum(dst, &left, h, &right, h, steps);
+            } else if Some(target) == l.b {
+                gather(&mut left, &ws.du, h, b, r, 0);
+                step_sum(dst, &left[..steps * h]);
+            } else {
+                gather(&mut left, &ws.du, h, b, r, 0);
+                match spec.input {
+                    SequenceInput::Dense { .. } => {
+                        gather(&mut right, &ws.x, width, b, r, 0);
+                        outer_sum(dst, &left, h, &right, width, steps);
+                    }
+                    SequenceInput::Tokens { .. } => {
+                        for t in 0..steps {
+                            let tok = ws.tokens[t * b + r] as usize;
+                            for (k, &d) in left[t * h..(t + 1) * h].iter().enumerate() {
+                                dst[k * width + tok] += d;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `dst[rows, cols] = a^T b` for `a` `[steps, rows]` and `b` `[steps, cols]`
+/// (the sum over steps of outer products).
+fn outer_sum(dst: &mut [f32], a: &[f32], rows: usize, b: &[f32], cols: usize, steps: usize) {
+    matmul(
+        dst,
+        View::transposed(&a[..steps * rows], steps, rows),
+        View::rows(&b[..steps * cols], steps, cols),
+        false,
+    );
+}
+
+/// `dst[k] = sum_t rows[t, k]`.
+fn step_sum(dst: &mut [f32], rows: &[f32]) {
+    column_sums(rows, dst.len(), dst);
+}
 
 #[cfg(test)]
 mod tests {
