@@ -327,6 +327,13 @@ fn host_services_agree_with_each_other_through_the_abi() {
     for (id, _, e) in values("gradient_error") {
         assert!(e < 1e-4, "organism {id}: gradient off by {e}");
     }
+    assert_eq!(values("kernel_error").len(), rows.len());
+    for (id, _, e) in values("kernel_error") {
+        assert!(
+            e < 1e-5,
+            "organism {id}: kernel off the gradients' Gram matrix by {e}"
+        );
+    }
     for (id, _, change) in values("learned_change") {
         assert!(change > 0.0, "organism {id} did not learn");
     }

@@ -453,6 +453,9 @@ impl Services for BatchServices<'_> {
             RunWhat::Gradient(weight) => {
                 probe::output_gradients(&cfg.model, &params, &input, request.cotangent, weight)
             }
+            RunWhat::Kernel(weight) => {
+                probe::gradient_kernel(&cfg.model, &params, &input, request.cotangent, weight)
+            }
         }
         .map_err(|e| e.to_string())?;
         Ok(Tensor {

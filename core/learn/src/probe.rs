@@ -80,6 +80,7 @@ use std::ops::Range;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 
+use crate::cpu::View;
 use crate::fast_rnn::Sequences;
 use crate::general::{Input, Network, variables};
 use crate::spec::{ModelSpec, SequenceInput};
@@ -369,6 +370,42 @@ pub fn output_gradients(
     Ok(Probed {
         values,
         shape: dims,
+    })
+}
+
+/// The Gram matrix `[n, n]` of the per-example gradients
+/// [`output_gradients`] gives (the empirical tangent kernel): entry
+/// `(i, j)` is the dot product of example `i`'s and example `j`'s gradient
+/// with respect to `weight`, or, for `weight = "*"`, with respect to every
+/// parameter together (the sum of each parameter's kernel). Only one
+/// parameter's gradients are held at a time.
+pub fn gradient_kernel(
+    spec: &ModelSpec,
+    params: &[Vec<f32>],
+    input: &ProbeInput,
+    cotangent: Option<&[f32]>,
+    weight: &str,
+) -> Result<Probed, ProbeError> {
+    let names: Vec<String> = if weight == "*" {
+        spec.params().into_iter().map(|p| p.name).collect()
+    } else {
+        vec![weight.to_string()]
+    };
+    let n = input.n();
+    let mut kernel = vec![0.0f32; n * n];
+    for name in &names {
+        let g = output_gradients(spec, params, input, cotangent, name)?;
+        let len = g.values.len() / n.max(1);
+        crate::cpu::matmul(
+            &mut kernel,
+            View::rows(&g.values, n, len),
+            View::transposed(&g.values, n, len),
+            true,
+        );
+    }
+    Ok(Probed {
+        values: kernel,
+        shape: vec![n, n],
     })
 }
 
@@ -1143,6 +1180,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The kernel is the Gram matrix of the per-example gradients, for one
+    /// weight and for every parameter together.
+    #[test]
+    fn kernel_is_the_gram_matrix_of_the_gradients() {
+        for spec in [mlp(), rnn(), gru()] {
+            let params = weights(&spec, 23);
+            let input = examples(&spec);
+            let n = input.view().n();
+            let y = outputs(&spec, &params, &input.view()).unwrap();
+            let c = uniform(y.values.len(), 29);
+            let mut all = vec![0.0f64; n * n];
+            for info in spec.params() {
+                let g = output_gradients(&spec, &params, &input.view(), Some(&c), &info.name)
+                    .unwrap()
+                    .values;
+                let len = g.len() / n;
+                let gram: Vec<f64> = (0..n * n)
+                    .map(|ij| {
+                        let (i, j) = (ij / n, ij % n);
+                        (0..len)
+                            .map(|p| f64::from(g[i * len + p]) * f64::from(g[j * len + p]))
+                            .sum()
+                    })
+                    .collect();
+                let k =
+                    gradient_kernel(&spec, &params, &input.view(), Some(&c), &info.name).unwrap();
+                assert_eq!(k.shape, [n, n]);
+                for (a, b) in k.values.iter().zip(&gram) {
+                    assert!(
+                        (f64::from(*a) - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{a} vs {b}"
+                    );
+                }
+                all.iter_mut().zip(&gram).for_each(|(a, g)| *a += g);
+            }
+            let k = gradient_kernel(&spec, &params, &input.view(), Some(&c), "*").unwrap();
+            for (a, b) in k.values.iter().zip(&all) {
+                assert!(
+                    (f64::from(*a) - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{a} vs {b}"
+                );
+            }
+        }
+        let err = gradient_kernel(
+            &rnn(),
+            &weights(&rnn(), 1),
+            &examples(&rnn()).view(),
+            None,
+            "w",
+        )
+        .unwrap_err();
+        assert!(matches!(err, ProbeError::UnknownWeight { .. }), "{err}");
     }
 
     /// With all-ones cotangents, the per-example gradients add up to the

@@ -64,6 +64,8 @@ pub enum RunWhat<'a> {
     Hidden(&'a str),
     /// Per-example gradients with respect to a named weight.
     Gradient(&'a str),
+    /// The Gram matrix of those gradients (`*`: every parameter).
+    Kernel(&'a str),
 }
 
 /// A model run's inputs.
@@ -697,6 +699,7 @@ unsafe extern "C" fn run_service(
                 LN_RUN_OUTPUTS => RunWhat::Outputs,
                 LN_RUN_HIDDEN => RunWhat::Hidden(name(r.name)?),
                 LN_RUN_GRADIENT => RunWhat::Gradient(name(r.name)?),
+                LN_RUN_KERNEL => RunWhat::Kernel(name(r.name)?),
                 w => return Err(format!("unknown run request {w}")),
             };
             let request = RunRequest {
@@ -709,7 +712,8 @@ unsafe extern "C" fn run_service(
             };
             // The cotangent's length is the outputs', known only after the
             // host has checked the input: ask for the outputs' shape first.
-            let request = if r.cotangent.is_null() || !matches!(what, RunWhat::Gradient(_)) {
+            let weighs = matches!(what, RunWhat::Gradient(_) | RunWhat::Kernel(_));
+            let request = if r.cotangent.is_null() || !weighs {
                 request
             } else {
                 let outputs = c.services.run(

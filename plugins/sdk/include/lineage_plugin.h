@@ -146,6 +146,10 @@ typedef int32_t LnStatus;
 /* LnRun.what: per-example gradients of the outputs (weighted by cotangent)
  * with respect to the weight matrix name. */
 #define LN_RUN_GRADIENT ((uint32_t)3)
+/* LnRun.what: the Gram matrix [n, n] of those per-example gradients (the
+ * empirical tangent kernel), with respect to the weight name, or to every
+ * parameter together when name is "*". */
+#define LN_RUN_KERNEL ((uint32_t)4)
 
 /* Largest tensor rank an LnTensor describes. */
 #define LN_MAX_RANK ((size_t)4)
@@ -344,7 +348,7 @@ struct LnData {
 
 /* A request to run an organism's model on inputs the plugin supplies. */
 struct LnRun {
-    /* LN_RUN_OUTPUTS, LN_RUN_HIDDEN or LN_RUN_GRADIENT. */
+    /* LN_RUN_OUTPUTS, LN_RUN_HIDDEN, LN_RUN_GRADIENT or LN_RUN_KERNEL. */
     uint32_t what;
     /* LN_BIRTH or LN_LEARNED weights. */
     uint32_t stage;

@@ -69,6 +69,12 @@ pub const LN_RUN_HIDDEN: u32 = 2;
 /// Per-example gradients of the outputs (weighted by `cotangent`) with
 /// respect to the weight matrix `name`.
 pub const LN_RUN_GRADIENT: u32 = 3;
+/// The Gram matrix of the per-example gradients of [`LN_RUN_GRADIENT`]
+/// (the empirical tangent kernel), `[n, n]`: entry `(i, j)` is the dot
+/// product of example `i`'s and example `j`'s gradient with respect to the
+/// weight `name`, or with respect to every parameter together when `name`
+/// is `*`. A host that predates it answers "unknown run request".
+pub const LN_RUN_KERNEL: u32 = 4;
 
 /// Largest tensor rank a [`LnTensor`] describes.
 pub const LN_MAX_RANK: usize = 4;
@@ -290,7 +296,8 @@ pub struct LnData {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct LnRun {
-    /// [`LN_RUN_OUTPUTS`], [`LN_RUN_HIDDEN`] or [`LN_RUN_GRADIENT`].
+    /// [`LN_RUN_OUTPUTS`], [`LN_RUN_HIDDEN`], [`LN_RUN_GRADIENT`] or
+    /// [`LN_RUN_KERNEL`].
     pub what: u32,
     /// [`LN_BIRTH`] or [`LN_LEARNED`] weights.
     pub stage: u32,
@@ -304,8 +311,8 @@ pub struct LnRun {
     pub x: *const f32,
     /// Token inputs `[n, len]`, or null when `x` is given.
     pub tokens: *const u32,
-    /// Gradient only: weights of the outputs, the outputs' shape; null
-    /// weighs every output by one.
+    /// Gradient and kernel only: weights of the outputs, the outputs'
+    /// shape; null weighs every output by one.
     pub cotangent: *const f32,
 }
 

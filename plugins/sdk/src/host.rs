@@ -382,6 +382,30 @@ impl<'a> Batch<'a> {
         )
     }
 
+    /// The empirical tangent kernel `[n, n]`: entry `(i, j)` is the dot
+    /// product of example `i`'s and example `j`'s gradient of
+    /// `sum_k c[., k] out[., k]` with respect to `weight`, or to every
+    /// parameter together for `weight = "*"`. The host computes it without
+    /// handing the gradients over, so its memory is `n x n`, not
+    /// `n x parameters`.
+    pub fn kernel(
+        &self,
+        organism: usize,
+        stage: Stage,
+        weight: &str,
+        input: Input<'_>,
+        cotangent: Option<&[f32]>,
+    ) -> Result<TensorView<'a>, Error> {
+        self.run(
+            organism,
+            stage,
+            LN_RUN_KERNEL,
+            Some(weight),
+            input,
+            cotangent,
+        )
+    }
+
     fn run(
         &self,
         organism: usize,

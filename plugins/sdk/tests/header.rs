@@ -253,6 +253,7 @@ fn constants() -> Vec<Constant> {
         LN_RUN_OUTPUTS,
         LN_RUN_HIDDEN,
         LN_RUN_GRADIENT,
+        LN_RUN_KERNEL,
         LN_MAX_RANK,
     ]);
     all

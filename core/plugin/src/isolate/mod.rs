@@ -633,6 +633,7 @@ fn answer(tag: u8, r: &mut In<'_>, n: usize, services: &dyn Services) -> Result<
                 0 => RunWhat::Outputs,
                 1 => RunWhat::Hidden(name),
                 2 => RunWhat::Gradient(name),
+                3 => RunWhat::Kernel(name),
                 w => return Err(protocol(format!("unknown run kind {w}"))),
             };
             let len_n = r.usize().map_err(protocol)?;

@@ -299,6 +299,7 @@ impl Services for Forwarded<'_> {
             RunWhat::Outputs => q.u8(0).str(""),
             RunWhat::Hidden(name) => q.u8(1).str(name),
             RunWhat::Gradient(name) => q.u8(2).str(name),
+            RunWhat::Kernel(name) => q.u8(3).str(name),
         };
         q.usize(request.n).usize(request.len);
         match request.input {

@@ -9,6 +9,9 @@
 //! - `gradient_error`: max |d(sum_k c_k out_k)/dW1 - c (x) hidden.0| over
 //!   the examples, for a cotangent `c` that weighs output k by k + 1 (the
 //!   last layer is linear, so the gradient is that outer product);
+//! - `kernel_error`: max |K - G G^T| / max |G G^T| for the kernel `K` the
+//!   host computes from those gradients and their Gram matrix computed
+//!   here;
 //! - `learned_change`: the Frobenius norm of learned minus birth `layers.0.weight`;
 //! - `lr`: the gene `lr`, found by name;
 //! - `birth_loss`: the first point of the learning curve.
@@ -23,7 +26,7 @@ const EXAMPLES: usize = 16;
 
 struct Consistency;
 
-fn organism(batch: &Batch<'_>, i: usize) -> Result<[f64; 5], Error> {
+fn organism(batch: &Batch<'_>, i: usize) -> Result<[f64; 6], Error> {
     let Data::Labeled { x, .. } = batch.heldout(i)? else {
         return Err(Error::new("services expects classification data"));
     };
@@ -77,6 +80,28 @@ fn organism(batch: &Batch<'_>, i: usize) -> Result<[f64; 5], Error> {
             }
         }
     }
+    let kernel = batch.kernel(
+        i,
+        Stage::Learned,
+        "layers.1.weight",
+        input,
+        Some(&cotangent),
+    )?;
+    if kernel.shape() != [n, n] {
+        return Err(Error::new(format!("kernel shape {:?}", kernel.shape())));
+    }
+    let per = classes * h;
+    let (mut kernel_error, mut largest) = (0f64, 0f64);
+    for a in 0..n {
+        for b in 0..n {
+            let gram: f64 = (0..per)
+                .map(|p| f64::from(grads.data[a * per + p]) * f64::from(grads.data[b * per + p]))
+                .sum();
+            kernel_error = kernel_error.max((f64::from(kernel.data[a * n + b]) - gram).abs());
+            largest = largest.max(gram.abs());
+        }
+    }
+    let kernel_error = kernel_error / largest.max(f64::MIN_POSITIVE);
     let birth = batch.weights(i, "layers.0.weight", Stage::Birth)?;
     let learned = batch.weights(i, "layers.0.weight", Stage::Learned)?;
     let learned_change = birth
@@ -93,6 +118,7 @@ fn organism(batch: &Batch<'_>, i: usize) -> Result<[f64; 5], Error> {
     Ok([
         readout_error,
         gradient_error,
+        kernel_error,
         learned_change,
         lr,
         birth_loss,
@@ -132,6 +158,7 @@ impl Plugin for Services {
             vec![
                 Metric::minimize("readout_error"),
                 Metric::minimize("gradient_error"),
+                Metric::minimize("kernel_error"),
                 Metric::maximize("learned_change"),
                 Metric::maximize("lr"),
                 Metric::minimize("birth_loss"),
