@@ -4,7 +4,67 @@
 //! `validate::lifetime`.
 
 use lineage_env::HmmParams;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+/// An environment's seed as written: a number, or `"run"` for the seed of
+/// the run itself, so that every seed of a condition gets its own
+/// environment (a teacher per run, as the rich/lazy exception averages
+/// over teachers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RawSeed {
+    /// A fixed seed (0 when not written).
+    Fixed(u64),
+    /// The run's seed.
+    Run,
+}
+
+impl Default for RawSeed {
+    fn default() -> RawSeed {
+        RawSeed::Fixed(0)
+    }
+}
+
+impl RawSeed {
+    /// The seed for a run seeded `run`.
+    pub(crate) fn resolve(self, run: u64) -> u64 {
+        match self {
+            RawSeed::Fixed(s) => s,
+            RawSeed::Run => run,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSeed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawSeed, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawSeed;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a seed (an integer from 0) or \"run\" (the run's own seed)")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawSeed, E> {
+                Ok(RawSeed::Fixed(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawSeed, E> {
+                u64::try_from(v).map(RawSeed::Fixed).map_err(|_| {
+                    E::custom(format!(
+                        "expected a seed (an integer from 0) or \"run\", found {v}"
+                    ))
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawSeed, E> {
+                if v == "run" {
+                    Ok(RawSeed::Run)
+                } else {
+                    Err(E::custom(format!(
+                        "expected a seed (an integer from 0) or \"run\" (the run's own seed), found \"{v}\""
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +122,7 @@ pub(crate) enum RawEnvironment {
         #[serde(default = "thousand")]
         heldout: usize,
         #[serde(default)]
-        seed: u64,
+        seed: RawSeed,
     },
     Teacher {
         inputs: usize,
@@ -75,7 +135,7 @@ pub(crate) enum RawEnvironment {
         #[serde(default = "thousand")]
         heldout: usize,
         #[serde(default)]
-        seed: u64,
+        seed: RawSeed,
     },
     Sinusoids {
         #[serde(default = "hundred")]
@@ -89,7 +149,7 @@ pub(crate) enum RawEnvironment {
         #[serde(default = "thousand")]
         heldout: usize,
         #[serde(default)]
-        seed: u64,
+        seed: RawSeed,
     },
     /// NeuroGym's perceptual decision; defaults are the rich/lazy study's.
     Decision {
@@ -102,7 +162,7 @@ pub(crate) enum RawEnvironment {
         #[serde(default = "thousand")]
         heldout: usize,
         #[serde(default)]
-        seed: u64,
+        seed: RawSeed,
     },
     /// Delayed match-to-sample.
     DelayedMatch {
@@ -119,7 +179,7 @@ pub(crate) enum RawEnvironment {
         #[serde(default = "thousand")]
         heldout: usize,
         #[serde(default)]
-        seed: u64,
+        seed: RawSeed,
     },
     Text {
         path: String,
@@ -151,7 +211,7 @@ pub(crate) enum RawEnvironment {
         #[serde(default = "thousand")]
         heldout: usize,
         #[serde(default)]
-        seed: u64,
+        seed: RawSeed,
     },
 }
 

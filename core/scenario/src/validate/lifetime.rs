@@ -35,6 +35,8 @@ pub(crate) struct Check<'a, E> {
     pub budget: &'a Budget,
     /// Organisms per generation.
     pub population: usize,
+    /// The run's seed, which an environment's `seed = "run"` takes.
+    pub seed: u64,
 }
 
 /// Widths past these (layers, embeddings, inputs, classes) are almost
@@ -443,7 +445,7 @@ impl<E> Check<'_, E> {
                 spread,
                 heldout,
                 seed,
-            } => GaussianClusters::new(*classes, *dim, *spread, *heldout, *seed)
+            } => GaussianClusters::new(*classes, *dim, *spread, *heldout, seed.resolve(self.seed))
                 .map(|e| Arc::new(e) as _),
             RawEnvironment::Teacher {
                 inputs,
@@ -454,7 +456,13 @@ impl<E> Check<'_, E> {
                 heldout,
                 seed,
             } => TeacherNetwork::new(
-                *inputs, *hidden, *outputs, *noise, *classify, *heldout, *seed,
+                *inputs,
+                *hidden,
+                *outputs,
+                *noise,
+                *classify,
+                *heldout,
+                seed.resolve(self.seed),
             )
             .map(|e| Arc::new(e) as _),
             RawEnvironment::Sinusoids { heldout } => {
@@ -465,15 +473,22 @@ impl<E> Check<'_, E> {
                 kappa,
                 heldout,
                 seed,
-            } => LinearTeacher::new(*inputs, *kappa, *heldout, *seed).map(|e| Arc::new(e) as _),
+            } => LinearTeacher::new(*inputs, *kappa, *heldout, seed.resolve(self.seed))
+                .map(|e| Arc::new(e) as _),
             RawEnvironment::Decision {
                 coherences,
                 noise,
                 stimulus_steps,
                 heldout,
                 seed,
-            } => Decision::new(coherences.clone(), *noise, *stimulus_steps, *heldout, *seed)
-                .map(|e| Arc::new(e) as _),
+            } => Decision::new(
+                coherences.clone(),
+                *noise,
+                *stimulus_steps,
+                *heldout,
+                seed.resolve(self.seed),
+            )
+            .map(|e| Arc::new(e) as _),
             RawEnvironment::DelayedMatch {
                 stimuli,
                 sample_steps,
@@ -489,7 +504,7 @@ impl<E> Check<'_, E> {
                 *test_steps,
                 *noise,
                 *heldout,
-                *seed,
+                seed.resolve(self.seed),
             )
             .map(|e| Arc::new(e) as _),
             RawEnvironment::Text {
@@ -542,7 +557,7 @@ impl<E> Check<'_, E> {
                 context: *context,
                 corpus: *corpus,
                 heldout: *heldout,
-                seed: *seed,
+                seed: seed.resolve(self.seed),
             })
             .map(|e| Arc::new(e) as _),
         };

@@ -57,6 +57,7 @@ pub(super) fn pressures(
                 dir_of: &dir_of,
                 budget: ctx.budget,
                 population,
+                seed: raw.seed,
             };
             let (config, lifetime_estimate) = check.lifetime(l, genome)?;
             estimate = lifetime_estimate;
