@@ -174,6 +174,10 @@ fn main() -> ExitCode {
         "lineage_connectome_suite",
         lineage_connectome_suite::lineage_plugin_entry,
     );
+    lineage_plugin_host::builtin::register_linked(
+        "lineage_richlazy_suite",
+        lineage_richlazy_suite::lineage_plugin_entry,
+    );
     // `lineage __plugin-worker`: a hidden subcommand, the child process an
     // isolated plugin runs in (see lineage_plugin_host::isolate).
     if std::env::args_os()
