@@ -471,11 +471,9 @@ fn score_all<const M: usize>(
                 })
             })
             .collect();
-        for h in handles {
-            match h.join() {
-                Ok(done) => done.into_iter().for_each(|(i, r)| rows[i] = Some(r)),
-                Err(_) => {}
-            }
+        // A thread that panicked leaves its rows `None`, reported below.
+        for done in handles.into_iter().filter_map(|h| h.join().ok()) {
+            done.into_iter().for_each(|(i, r)| rows[i] = Some(r));
         }
     });
     for (i, row) in rows.into_iter().enumerate() {
