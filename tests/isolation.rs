@@ -136,7 +136,7 @@ fn crash_aborts_then_resume_equals_an_uninterrupted_run(kind: &str) {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("generation 3: plugin `faulty` offering `score`"),
+        err.contains("generation 3, `") && err.contains(": plugin `faulty` offering `score`"),
         "{err}"
     );
     assert!(err.contains(named(kind)), "{err}");

@@ -694,7 +694,11 @@ fn abort_then_resume_equals_an_uninterrupted_run() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("generation 3: plugin `faulty`"));
+    let err = stderr(&out);
+    assert!(
+        err.contains("generation 3, `") && err.contains(": plugin `faulty`"),
+        "{err}"
+    );
     assert!(broken.join("checkpoints/gen-000003").is_dir());
     lineage_ok(&["resume", s(&broken), "--quiet"]);
     for table in ["generations.csv", "organisms.csv"] {

@@ -347,9 +347,12 @@ fn bad_rich_lazy_input_is_located() {
         "--quiet",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("`richlazy`")
+        err.contains("generation 0, `rl:recurrent`")
+            && err.contains("cannot measure this scenario")
+            && err.contains("[plugins.rl]")
+            && err.contains("`richlazy`")
             && err.contains("`recurrent`")
             && err.contains("weight `w_rec` (configuration key `weight`)")
             && err.contains("no weight `w_rec`"),

@@ -81,10 +81,16 @@ pub enum EngineError {
         path: PathBuf,
     },
     /// A plugin failed to score a generation under `on_error = "abort"`.
-    #[error("generation {generation}: {source}")]
+    #[error("generation {generation}, `{call}`: {source}{}", if source.is_unfit() {
+        format!(" (see [plugins.{}] and the scenario's [lifetime])", call.split(':').next().unwrap_or(call))
+    } else {
+        String::new()
+    })]
     PluginEval {
         /// The generation.
         generation: u32,
+        /// The scenario's `plugin:offering` that failed.
+        call: String,
         /// What went wrong.
         source: Box<lineage_plugin_host::EvalError>,
     },
@@ -107,14 +113,15 @@ impl EngineError {
     /// True when the error comes from bad input (a scenario, a run
     /// directory, an argument) rather than a failure while running.
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
+        match self {
             EngineError::Scenario(_)
-                | EngineError::BadRunDir { .. }
-                | EngineError::OutputExists(_)
-                | EngineError::Plugin { .. }
-                | EngineError::PluginUse { .. }
-                | EngineError::PluginChanged { .. }
-        )
+            | EngineError::BadRunDir { .. }
+            | EngineError::OutputExists(_)
+            | EngineError::Plugin { .. }
+            | EngineError::PluginUse { .. }
+            | EngineError::PluginChanged { .. } => true,
+            EngineError::PluginEval { source, .. } => source.is_unfit(),
+            _ => false,
+        }
     }
 }

@@ -305,10 +305,10 @@ impl Instance {
             unsafe { evaluate(raw.0, &call, &mut scores, &mut error) }
         };
         Outcome {
-            status: if status == LN_OK {
-                Ok(())
-            } else {
-                Err(message(&buffer))
+            status: match status {
+                LN_OK => Ok(()),
+                LN_UNFIT => Err(Refusal::Unfit(message(&buffer))),
+                _ => Err(Refusal::Failed(message(&buffer))),
             },
             written: scores.written,
         }
@@ -321,12 +321,22 @@ impl Instance {
         let expected = ids.len() * metrics;
         let plugin = || self.plugin.name.clone();
         let offering = || self.info.name.clone();
-        if let Err(message) = outcome.status {
-            return Err(EvalError::Failed {
-                plugin: plugin(),
-                offering: offering(),
-                message,
-            });
+        match outcome.status {
+            Ok(()) => {}
+            Err(Refusal::Failed(message)) => {
+                return Err(EvalError::Failed {
+                    plugin: plugin(),
+                    offering: offering(),
+                    message,
+                });
+            }
+            Err(Refusal::Unfit(message)) => {
+                return Err(EvalError::Unfit {
+                    plugin: plugin(),
+                    offering: offering(),
+                    message,
+                });
+            }
         }
         if outcome.written != expected {
             return Err(EvalError::WrongCount {
@@ -363,11 +373,20 @@ impl Instance {
     }
 }
 
+/// Why a plugin's `evaluate` did not score, with its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `LN_ERROR` (or any status but `LN_OK` and `LN_UNFIT`).
+    Failed(String),
+    /// `LN_UNFIT`: the run's set-up does not fit what the plugin measures.
+    Unfit(String),
+}
+
 /// What a plugin's `evaluate` returned, before the host's checks.
 #[derive(Debug)]
 pub(crate) struct Outcome {
     /// Its status, with its message on failure.
-    pub status: Result<(), String>,
+    pub status: Result<(), Refusal>,
     /// How many scores it says it wrote.
     pub written: usize,
 }

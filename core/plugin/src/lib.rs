@@ -157,6 +157,17 @@ pub enum EvalError {
         /// Its message.
         message: String,
     },
+    /// The plugin says it cannot measure this run as it is set up
+    /// (`LN_UNFIT`): bad input, whatever `on_error` says.
+    #[error("plugin `{plugin}` offering `{offering}` cannot measure this scenario: {message}")]
+    Unfit {
+        /// The plugin's name.
+        plugin: String,
+        /// The offering.
+        offering: String,
+        /// What does not fit.
+        message: String,
+    },
     /// The plugin reported writing a different number of scores.
     #[error(
         "plugin `{plugin}` offering `{offering}` wrote {written} scores, but {organisms} organisms x {metrics} metrics need {expected}"
@@ -229,6 +240,12 @@ fn more(organisms: &[usize]) -> String {
 }
 
 impl EvalError {
+    /// True when the plugin says the run's set-up does not fit it
+    /// ([`EvalError::Unfit`]): bad input rather than a failure.
+    pub fn is_unfit(&self) -> bool {
+        matches!(self, EvalError::Unfit { .. })
+    }
+
     /// Batch indices of the organisms the error affects: all of them, or
     /// only those with non-finite scores.
     pub fn affected(&self, batch: usize) -> Vec<usize> {

@@ -224,9 +224,9 @@ impl Recurrent {
         };
         let h = batch
             .hidden(i, stage, "hidden", input)
-            .map_err(|e| self.context("the hidden states", e))?;
+            .map_err(|e| self.context(batch, "the hidden states", e))?;
         let &[n, steps, units] = h.shape() else {
-            return Err(Error::new(format!(
+            return Err(batch.unfit(format!(
                 "hidden states of shape {:?}: the suite measures a recurrent network",
                 h.shape()
             )));
@@ -237,9 +237,12 @@ impl Recurrent {
             .collect())
     }
 
-    fn context(&self, what: &str, e: Error) -> Error {
-        Error::new(format!(
-            "{what} on the `{}` probe trials ({} steps): {e}",
+    /// A failed probe of the model on the suite's trials: the model does
+    /// not fit the task the suite is configured for (its inputs, its
+    /// layers), so the error is the set-up's.
+    fn context(&self, batch: &Batch<'_>, what: &str, e: Error) -> Error {
+        batch.unfit(format!(
+            "{what} on the `{}` probe trials ({} steps; configuration key `task`): {e}",
             self.task, self.steps
         ))
     }
@@ -247,15 +250,15 @@ impl Recurrent {
     fn organism(&self, batch: &Batch<'_>, i: usize) -> Result<[f64; 10], Error> {
         let (w0, w1) = measured_weight(batch, i, &self.weight)?;
         let &[rows, cols] = w0.shape() else {
-            return Err(Error::new(format!(
-                "weight `{}` has shape {:?}: the suite measures a square recurrent matrix",
+            return Err(batch.unfit(format!(
+                "weight `{}` has shape {:?}: the suite measures a square recurrent matrix (configuration key `weight`)",
                 self.weight,
                 w0.shape()
             )));
         };
         if rows != cols {
-            return Err(Error::new(format!(
-                "weight `{}` is {rows} x {cols}: the suite measures a square recurrent matrix",
+            return Err(batch.unfit(format!(
+                "weight `{}` is {rows} x {cols}: the suite measures a square recurrent matrix (configuration key `weight`)",
                 self.weight
             )));
         }
@@ -269,7 +272,7 @@ impl Recurrent {
         let kernel = |stage| {
             batch
                 .kernel(i, stage, &self.weight, input, Some(&self.kernel_cotangent))
-                .map_err(|e| self.context("the tangent kernel", e))
+                .map_err(|e| self.context(batch, "the tangent kernel", e))
         };
         let (k0, k1) = (kernel(Stage::Birth)?, kernel(Stage::Learned)?);
         let kernel_alignment = measure::alignment(k0.data, k1.data)
@@ -296,8 +299,8 @@ impl Recurrent {
             .map_err(|e| Error::new(format!("weight `{}`: {e}", self.weight)))?;
 
         let Data::Sequences { x, labels } = batch.heldout(i)? else {
-            return Err(Error::new(
-                "the organism's held-out data are not sequences: the suite measures a recurrent network on a trial task",
+            return Err(batch.unfit(
+                "the organism's held-out data are not sequences: the suite measures a recurrent network on a trial task (environment `decision` or `delayed_match`)",
             ));
         };
         let n_held = x.shape()[0];
@@ -337,7 +340,7 @@ fn measured_weight<'a>(
 ) -> Result<(TensorView<'a>, TensorView<'a>), Error> {
     let get = |stage| {
         batch.weights(i, name, stage).map_err(|e| {
-            Error::new(format!(
+            batch.unfit(format!(
                 "the suite measures the weight `{name}` (configuration key `weight`), which this organism's model cannot give: {e}"
             ))
         })
@@ -385,8 +388,8 @@ impl Linear {
     fn organism(&self, batch: &Batch<'_>, i: usize) -> Result<[f64; 7], Error> {
         let (w0, w1) = measured_weight(batch, i, &self.weight)?;
         let &[rows, cols] = w0.shape() else {
-            return Err(Error::new(format!(
-                "weight `{}` has shape {:?}: expected a matrix",
+            return Err(batch.unfit(format!(
+                "weight `{}` has shape {:?}: expected a matrix (configuration key `weight`)",
                 self.weight,
                 w0.shape()
             )));

@@ -101,6 +101,12 @@ typedef int32_t LnStatus;
 #define LN_OK ((LnStatus)0)
 /* The call failed; the error buffer holds why. */
 #define LN_ERROR ((LnStatus)1)
+/* evaluate only: the plugin cannot measure this run as it is set up (the
+ * model lacks a weight or layer it measures, the data are of another kind,
+ * its configuration does not fit the model); the error buffer says what.
+ * The host treats it as bad input whatever on_error says: the run stops,
+ * the generation is kept to redo, and lineage exits with status 2. */
+#define LN_UNFIT ((LnStatus)2)
 
 /* LnOffering.kind: an offering that scores organisms for selection. */
 #define LN_FITNESS ((uint32_t)1)

@@ -19,12 +19,21 @@ pub const ABI_VERSION: u32 = 1;
 /// The symbol every plugin library exports: `const LnPlugin *lineage_plugin_entry(void)`.
 pub const ENTRY_SYMBOL: &str = "lineage_plugin_entry";
 
-/// Status of a call: [`LN_OK`] or [`LN_ERROR`].
+/// Status of a call: [`LN_OK`], [`LN_ERROR`] or (from `evaluate`)
+/// [`LN_UNFIT`].
 pub type LnStatus = i32;
 /// The call succeeded.
 pub const LN_OK: LnStatus = 0;
 /// The call failed; the error buffer holds why.
 pub const LN_ERROR: LnStatus = 1;
+/// `evaluate` only: the plugin cannot measure this run as it is set up (the
+/// scenario's model lacks a weight or layer it measures, its data are of
+/// another kind, its configuration does not fit the model), with a message
+/// saying what. The host treats it as bad input, whatever the plugin's
+/// `on_error`: it stops the run, keeps the generation to redo, and exits
+/// with status 2. Added within ABI version 1: an older host takes it for
+/// [`LN_ERROR`].
+pub const LN_UNFIT: LnStatus = 2;
 
 /// An offering that scores organisms for selection.
 pub const LN_FITNESS: u32 = 1;

@@ -6,6 +6,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Once, OnceLock};
 
 use crate::abi::*;
@@ -141,7 +142,8 @@ unsafe extern "C" fn evaluate(
     scores: *mut LnScores,
     error: *mut LnError,
 ) -> LnStatus {
-    guard(error, || {
+    let unfit = AtomicBool::new(false);
+    let status = guard(error, || {
         // SAFETY: `instance` came from `create`; the host keeps `call` and
         // `scores` valid for the call.
         unsafe {
@@ -154,12 +156,17 @@ unsafe extern "C" fn evaluate(
             } else {
                 std::slice::from_raw_parts_mut(scores.values, len)
             };
-            let batch = Batch::from_raw(call);
+            let batch = Batch::from_raw(call, &unfit);
             evaluator.evaluate(&batch, &mut Scores::new(values, scores.n_metrics))?;
             scores.written = len;
         }
         Ok(())
-    })
+    });
+    if status == LN_ERROR && unfit.load(Ordering::Relaxed) {
+        LN_UNFIT
+    } else {
+        status
+    }
 }
 
 unsafe extern "C" fn destroy(instance: *mut c_void) {

@@ -3,6 +3,7 @@
 
 use std::ffi::{CStr, CString, c_char};
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Error;
 use crate::abi::*;
@@ -20,6 +21,8 @@ pub struct Batch<'a> {
     call: &'a LnCall,
     host: &'a LnHost,
     ids: &'a [u64],
+    /// Set by [`Batch::unfit`]: the call's error means bad input.
+    unfit: &'a AtomicBool,
 }
 
 // SAFETY: the ABI contract makes every host service callable from any
@@ -189,20 +192,33 @@ pub enum Input<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// Wraps a call from the host.
+    /// Wraps a call from the host; [`Batch::unfit`] sets `unfit`.
     ///
     /// # Safety
     /// `call` and what it points to satisfy the ABI's contract.
     #[doc(hidden)]
-    pub unsafe fn from_raw(call: &'a LnCall) -> Batch<'a> {
+    pub unsafe fn from_raw(call: &'a LnCall, unfit: &'a AtomicBool) -> Batch<'a> {
         // SAFETY: the contract: `host` and `ids` are valid for the call.
         unsafe {
             Batch {
                 call,
                 host: &*call.host,
                 ids: slice(call.ids, call.n_organisms),
+                unfit,
             }
         }
+    }
+
+    /// An error saying that the plugin cannot measure this run as it is
+    /// set up: the scenario's model lacks a weight or layer the plugin
+    /// measures, its data are of another kind, or the plugin's
+    /// configuration does not fit the model. Return it from `evaluate`: the
+    /// host reports it as bad input (exit status 2) whatever the scenario's
+    /// `on_error` says, instead of a failure while running. Say what does
+    /// not fit and which configuration key or model setting decides it.
+    pub fn unfit(&self, message: impl Into<String>) -> Error {
+        self.unfit.store(true, Ordering::Relaxed);
+        Error::new(message)
     }
 
     /// The generation being evaluated.

@@ -236,6 +236,7 @@ fn constants() -> Vec<Constant> {
     all.extend(int_constants![
         LN_OK,
         LN_ERROR,
+        LN_UNFIT,
         LN_FITNESS,
         LN_SUITE,
         LN_MAXIMIZE,

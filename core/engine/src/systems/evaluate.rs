@@ -145,10 +145,17 @@ fn tolerate(
     let Some(e) = error else {
         return true;
     };
-    match call.on_error {
+    // A plugin that cannot measure this scenario would fail every
+    // generation: bad input, whatever `on_error` says.
+    match if e.is_unfit() {
+        OnError::Abort
+    } else {
+        call.on_error
+    } {
         OnError::Abort => {
             failure.0 = Some(EngineError::PluginEval {
                 generation,
+                call: call.label.clone(),
                 source: Box::new(e),
             });
             false

@@ -36,7 +36,7 @@ use lineage_evo::{Direction, Objective};
 use lineage_plugin::Kind;
 use lineage_plugin::abi::{LN_BIRTH, LN_LEARNED};
 
-use crate::instance::Outcome;
+use crate::instance::{Outcome, Refusal};
 use crate::library::{OfferingInfo, Plugin, read_library, sha256_hex};
 use crate::{EvalError, PluginError, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
 use wire::{In, Out};
@@ -310,7 +310,7 @@ impl Remote {
 
 /// Reads `EVALUATED`: the status, the message, the count and the scores.
 fn read_outcome(r: &mut In<'_>, out: &mut [f64]) -> Result<Outcome, String> {
-    let ok = r.u8()? == 0;
+    let status = r.u8()?;
     let message = r.str()?.to_owned();
     let written = r.usize()?;
     let scores = r.f64s()?;
@@ -323,7 +323,11 @@ fn read_outcome(r: &mut In<'_>, out: &mut [f64]) -> Result<Outcome, String> {
     }
     out.copy_from_slice(&scores);
     Ok(Outcome {
-        status: if ok { Ok(()) } else { Err(message) },
+        status: match status {
+            0 => Ok(()),
+            2 => Err(Refusal::Unfit(message)),
+            _ => Err(Refusal::Failed(message)),
+        },
         written,
     })
 }

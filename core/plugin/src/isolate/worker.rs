@@ -21,6 +21,7 @@ use lineage_plugin::abi::{LN_BIRTH, LN_LEARNED, LnCurvePoint};
 
 use super::wire::{self, In, Out};
 use super::{get_batch, get_tensor, put_descriptor, put_load_error};
+use crate::instance::Refusal;
 use crate::library::Plugin;
 use crate::{Curve, Instance, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
 
@@ -192,7 +193,8 @@ fn evaluate(r: &mut In<'_>, instance: &Instance, channel: &Mutex<Channel>) -> st
     let mut out = Out::new(wire::EVALUATED);
     match &outcome.status {
         Ok(()) => out.u8(0).str(""),
-        Err(m) => out.u8(1).str(m),
+        Err(Refusal::Failed(m)) => out.u8(1).str(m),
+        Err(Refusal::Unfit(m)) => out.u8(2).str(m),
     };
     out.usize(outcome.written).f64s(&scores);
     Ok(out)
