@@ -328,7 +328,8 @@ set = {{ generations = 1, lifetime = {{ budget = 32, prune = {{ fraction = 0.0 }
 /// no randomness, so conditions that differ only in a matrix's rank give
 /// organism k of seed s the same base matrix G: the rank-1 `w_rec` is
 /// exactly the truncation of the full-rank condition's, seed by seed, and
-/// differs between seeds.
+/// differs between seeds. Dale's law pairs the same way: the `dale`
+/// condition's `w_rec` is `lineage_develop::dale` of the full draw.
 #[test]
 fn conditions_differing_in_rank_share_the_base_draw() {
     let tmp = tempfile::tempdir().unwrap();
@@ -361,6 +362,11 @@ seeds = [1, 2]
 name = "rank-1"
 seeds = [1, 2]
 set = { lifetime = { develop = { matrix = [{ name = "w_rec", rank = 1 }] } } }
+
+[[conditions]]
+name = "dale"
+seeds = [1, 2]
+set = { lifetime = { develop = { matrix = [{ name = "w_rec", dale = 0.8 }] } } }
 "#;
     let path = write_scenario(tmp.path(), "rank.toml", text);
     let root = tmp.path().join("exp");
@@ -390,6 +396,14 @@ set = { lifetime = { develop = { matrix = [{ name = "w_rec", rank = 1 }] } } }
             assert!(
                 (a - b).abs() <= 1e-5 * (1.0 + a.abs()),
                 "seed {seed}, w_rec[{k}]: truncation of the full draw {a}, rank-1 condition {b}"
+            );
+        }
+        // Dale's law takes no randomness either: the same G, signed.
+        let (signed, _) = lineage_develop::dale(&m, 0.8).unwrap();
+        for (k, (a, b)) in signed.data.iter().zip(&w_rec("dale", seed)).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + a.abs()),
+                "seed {seed}, w_rec[{k}]: the full draw under Dale's law {a}, dale condition {b}"
             );
         }
         fulls.push(full);

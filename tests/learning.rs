@@ -572,3 +572,245 @@ develop = { matrix = [{ name = "layers.0.weight", rank = 1, align = "task" }] }
         "{err}"
     );
 }
+
+/// A leaky RNN on the decision task, with the develop table `develop` and
+/// the genes `genes`.
+fn dale_scenario(develop: &str, genes: &str) -> String {
+    format!(
+        r#"
+name = "dale"
+seed = 4
+generations = 1
+population = 2
+[genome]
+genes = [{genes}]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+tournament_size = 1
+[lifetime]
+budget = 320
+steps = 40
+batch = 16
+environment = {{ kind = "decision", heldout = 64, seed = 2 }}
+model = {{ kind = "rnn", hidden = 16, alpha = 1.0, activation = "relu", bias = false }}
+optimizer = {{ method = "sgd", lr = 0.05, momentum = 0.9 }}
+develop = {develop}
+"#
+    )
+}
+
+/// Dale's law on a recurrent matrix: at birth and after learning, column
+/// `j` of `w_rec` (unit `j`'s outgoing weights) has unit `j`'s sign, the
+/// first `round(0.8 x 16) = 13` units excitatory; learning moves the
+/// weights within those signs.
+#[test]
+fn a_dale_recurrent_matrix_keeps_its_column_signs_through_learning() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dale_scenario(
+        "{ gain = 1.25, matrix = [{ name = \"w_rec\", dale = 0.8 }] }",
+        "{ name = \"unused\", min = 0.0, max = 1.0 }",
+    );
+    let out = run(dir.path(), "dale", &text, &[]);
+    let n = 16;
+    let expected: Vec<f32> = (0..n).map(|j| if j < 13 { 1.0 } else { -1.0 }).collect();
+    for id in ["0", "1"] {
+        let export = dir.path().join(format!("export-{id}"));
+        lineage_ok(&["export", s(&out), "--organism", id, "--out", s(&export)]);
+        let find = |file: &str| {
+            let t = tensors(&export.join(file));
+            t.into_iter().find(|(name, _)| name == "w_rec").unwrap().1
+        };
+        let (birth, learned, signs) = (
+            find("birth.safetensors"),
+            find("final.safetensors"),
+            find("signs.safetensors"),
+        );
+        for (k, &s) in signs.iter().enumerate() {
+            assert_eq!(s, expected[k % n], "sign of weight {k}");
+        }
+        for (k, (&b, &w)) in birth.iter().zip(&learned).enumerate() {
+            let sign = expected[k % n];
+            assert!(b * sign > 0.0, "organism {id}: birth weight {k} = {b}");
+            assert!(w * sign >= 0.0, "organism {id}: learned weight {k} = {w}");
+        }
+        let moved = birth
+            .iter()
+            .zip(&learned)
+            .map(|(b, w)| (b - w).abs())
+            .fold(0.0f32, f32::max);
+        assert!(moved > 1e-3, "organism {id}: w_rec did not learn ({moved})");
+        // Balance: inhibitory weights are 13 / 3 times the excitatory ones
+        // on average.
+        let mean = |inhibitory: bool| {
+            let xs: Vec<f32> = (0..n * n)
+                .filter(|k| (k % n >= 13) == inhibitory)
+                .map(|k| birth[k].abs())
+                .collect();
+            xs.iter().sum::<f32>() / xs.len() as f32
+        };
+        let ratio = mean(true) / mean(false);
+        assert!(
+            (ratio / (13.0 / 3.0) - 1.0).abs() < 0.5,
+            "inhibitory / excitatory magnitude {ratio}"
+        );
+    }
+}
+
+#[test]
+fn dale_is_refused_with_rank_on_a_non_square_matrix_and_outside_0_1() {
+    let cases = [
+        (
+            "{ matrix = [{ name = \"w_rec\", dale = 0.8, rank = 2 }] }",
+            "lifetime.develop.matrix[0].dale",
+            "cannot be combined with `rank`",
+        ),
+        (
+            "{ density = 0.5, matrix = [{ name = \"w_rec\", dale = 0.8 }] }",
+            "lifetime.develop.matrix[0].dale",
+            "cannot be combined with `density`",
+        ),
+        (
+            "{ matrix = [{ name = \"w_in\", dale = 0.8 }] }",
+            "lifetime.develop.matrix[0].dale",
+            "needs a square (recurrent) matrix, but `w_in` is 16x3",
+        ),
+        (
+            "{ matrix = [{ name = \"w_rec\", dale = 1.0 }] }",
+            "lifetime.develop.matrix[0].dale",
+            "in (0, 1), found 1",
+        ),
+        (
+            "{ matrix = [{ name = \"w_rec\", dale = 0.01 }] }",
+            "lifetime.develop.matrix[0].dale",
+            "without excitatory or without inhibitory units",
+        ),
+        (
+            "{ matrix = [{ name = \"w_rec\", rank = 1, alignment = 0.5 }] }",
+            "lifetime.develop.matrix[0].alignment",
+            "give `align` too",
+        ),
+    ];
+    for (develop, field, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dale_scenario(develop, "{ name = \"unused\", min = 0.0, max = 1.0 }");
+        let file = write_scenario(dir.path(), "bad.toml", &text);
+        let out = lineage(&["validate", s(&file)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{develop}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains("bad.toml:") && err.contains(field) && err.contains(message),
+            "{develop}: expected `{field}` and `{message}` in: {err}"
+        );
+    }
+}
+
+/// Partial alignment: with `alignment = 0.5`, every row of a rank-one
+/// first layer has cosine 0.5 (in absolute value) with the task direction
+/// `F^T w`; an `alignment` gene overrides the rule, clamped to [0, 1].
+#[test]
+fn partial_alignment_sets_the_rows_cosine_with_the_task_direction() {
+    let text = |genes: &str| {
+        format!(
+            r#"
+name = "partial"
+seed = 3
+generations = 1
+population = 2
+[genome]
+genes = [{genes}]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+tournament_size = 1
+[lifetime]
+budget = 64
+steps = 4
+batch = 16
+environment = {{ kind = "linear_teacher", inputs = 6, kappa = 4.0, heldout = 50, seed = 5 }}
+model = {{ kind = "mlp", hidden = [10], activation = "linear", bias = false }}
+optimizer = {{ method = "sgd", lr = 0.01 }}
+develop = {{ matrix = [{{ name = "layers.0.weight", rank = 1, align = "task", alignment = 0.5 }}] }}
+"#
+        )
+    };
+    let teacher = lineage_env::LinearTeacher::new(6, 4.0, 50, 5).unwrap();
+    let d = lineage_env::Environment::task_direction(&teacher).unwrap();
+    let nd = d.iter().map(|x| x * x).sum::<f32>().sqrt();
+    for (genes, cosine) in [
+        ("{ name = \"unused\", min = 0.0, max = 1.0 }", 0.5f32),
+        // The gene lies below 0 for every organism: clamped to 0.
+        ("{ name = \"alignment\", min = -2.0, max = -1.0 }", 0.0),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(dir.path(), "partial", &text(genes), &[]);
+        for id in ["0", "1"] {
+            let export = dir.path().join(format!("export-{id}"));
+            lineage_ok(&["export", s(&out), "--organism", id, "--out", s(&export)]);
+            let birth = tensors(&export.join("birth.safetensors"));
+            let (_, w) = birth.iter().find(|(n, _)| n == "layers.0.weight").unwrap();
+            for row in w.chunks(6) {
+                let nr = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let cos = row.iter().zip(&d).map(|(x, y)| x * y).sum::<f32>() / (nr * nd);
+                assert!(
+                    (cos.abs() - cosine).abs() < 1e-4,
+                    "{genes}: row {row:?} has cosine {cos} with F^T w, expected {cosine}"
+                );
+            }
+        }
+    }
+}
+
+/// Inherited weights keep Dale's signs: Lamarckian noise is projected onto
+/// them at birth, and pruning resets survivors along their column's sign
+/// (a learned weight may sit at zero, its bound). Organism g is born in
+/// generation g from its parent's learned weights.
+#[test]
+fn inherited_dale_matrices_keep_their_column_signs() {
+    let n = 16;
+    let sign = |k: usize| if k % n < 13 { 1.0f32 } else { -1.0 };
+    for inheritance in [
+        "inheritance = \"lamarckian\"\nlamarckian_noise = 0.05",
+        "inheritance = \"prune\"\nprune = { fraction = 0.2, reset = 0.05 }",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dale_scenario(
+            "{ matrix = [{ name = \"w_rec\", dale = 0.8 }] }",
+            "{ name = \"unused\", min = 0.0, max = 1.0 }",
+        )
+        .replace(
+            "generations = 1\npopulation = 2",
+            "generations = 3\npopulation = 1\ncheckpoint_every = 1",
+        )
+        .replace("[lifetime]", &format!("[lifetime]\n{inheritance}"));
+        let out = run(dir.path(), "inherit", &text, &[]);
+        for id in ["1", "2"] {
+            let export = dir.path().join(format!("export-{id}"));
+            lineage_ok(&["export", s(&out), "--organism", id, "--out", s(&export)]);
+            let find = |file: &str| {
+                let t = tensors(&export.join(file));
+                t.into_iter().find(|(name, _)| name == "w_rec").unwrap().1
+            };
+            let (birth, learned) = (find("birth.safetensors"), find("final.safetensors"));
+            for (k, (&b, &w)) in birth.iter().zip(&learned).enumerate() {
+                assert!(
+                    b * sign(k) >= 0.0,
+                    "{inheritance}: organism {id}, birth weight {k} = {b}"
+                );
+                assert!(
+                    w * sign(k) >= 0.0,
+                    "{inheritance}: organism {id}, learned weight {k} = {w}"
+                );
+                if inheritance.contains("prune") {
+                    assert!(
+                        b == 0.0 || b == 0.05 * sign(k),
+                        "{inheritance}: birth weight {k} = {b}"
+                    );
+                }
+            }
+        }
+    }
+}

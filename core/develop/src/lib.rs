@@ -7,6 +7,11 @@
 //! - [`truncate_rank`]: the best rank-r approximation of a matrix (by SVD),
 //!   rescaled to the Frobenius norm of the original, so that rank changes
 //!   the structure of initial connectivity but not its overall scale;
+//!   [`truncate_rank_aligned`] also turns its leading input direction
+//!   (fully or partly) towards a given one;
+//! - [`dale`] and [`column_signs`]: a square recurrent matrix obeying
+//!   Dale's law (each unit's outgoing weights share one sign), balanced
+//!   and at the draw's norm;
 //! - [`random_mask`], [`apply_mask`] and [`connectome`]: 0/1 connectivity
 //!   and the sign-times-scale weights of an inherited connectome;
 //! - [`singular_values`], [`effective_rank_ratio`], [`entropy_rank`] and
@@ -94,6 +99,23 @@ pub enum DevelopError {
         rows: usize,
         /// Columns.
         cols: usize,
+    },
+    /// An alignment outside `[0, 1]`.
+    #[error("an alignment is a cosine in [0, 1], found {value}")]
+    Alignment {
+        /// The alignment given.
+        value: f64,
+    },
+    /// A Dale's-law fraction that leaves a square matrix of `units` units
+    /// without excitatory or without inhibitory units.
+    #[error(
+        "an excitatory fraction of {fraction} gives {units} units no excitatory or no inhibitory unit (expected 0 < round(fraction x units) < units)"
+    )]
+    Dale {
+        /// Fraction of excitatory units.
+        fraction: f64,
+        /// Units (rows and columns).
+        units: usize,
     },
     /// A spectral measure of a matrix that is not square.
     #[error("a {rows}x{cols} matrix has no eigenvalues: it is not square")]
@@ -237,18 +259,27 @@ fn to_dmatrix(m: &Matrix) -> nalgebra::DMatrix<f64> {
 }
 
 /// Rank-`rank` truncation as [`truncate_rank`], with the leading right
-/// singular vector replaced by `direction` (so the matrix reads its input
-/// mostly along it) and the next `rank - 1` made orthogonal to it by
-/// Gram-Schmidt; the singular values and left vectors are kept, and the
-/// result is rescaled to the Frobenius norm of `m`. Rank 1 gives
-/// `s_1 u_1 d^T / |d|` at the norm of the draw: the "aligned low-rank"
-/// initialisation of the rich/lazy experiment.
+/// singular vector replaced by `alignment x d + sqrt(1 - alignment^2) x
+/// v_perp` (`d` the unit `direction`, `v_perp` the draw's own leading right
+/// singular vector made orthogonal to `d` and normalised, or the next one
+/// where that vanishes), so the matrix reads its input mostly along that
+/// vector and its cosine with `direction` is `alignment`; the next
+/// `rank - 1` are made orthogonal to it by Gram-Schmidt; the singular
+/// values and left vectors are kept, and the result is rescaled to the
+/// Frobenius norm of `m`. Alignment 1 at rank 1 gives `s_1 u_1 d^T / |d|`
+/// at the norm of the draw: the "aligned low-rank" initialisation of the
+/// rich/lazy experiment; alignment between 0 and 1 its "partially aligned"
+/// one.
 pub fn truncate_rank_aligned(
     m: &Matrix,
     rank: usize,
     direction: &[f32],
+    alignment: f64,
 ) -> Result<Matrix, DevelopError> {
     check_rank(m, rank)?;
+    if !(0.0..=1.0).contains(&alignment) {
+        return Err(DevelopError::Alignment { value: alignment });
+    }
     let norm_d = direction
         .iter()
         .map(|&x| f64::from(x) * f64::from(x))
@@ -266,10 +297,26 @@ pub fn truncate_rank_aligned(
         unreachable!("both singular vector sets were requested")
     };
     let s = &svd.singular_values;
-    let mut basis: Vec<nalgebra::DVector<f64>> = vec![nalgebra::DVector::from_iterator(
-        m.cols,
-        direction.iter().map(|&x| f64::from(x) / norm_d),
-    )];
+    let d =
+        nalgebra::DVector::from_iterator(m.cols, direction.iter().map(|&x| f64::from(x) / norm_d));
+    let lead = if alignment == 1.0 {
+        d
+    } else {
+        // The draw's first right singular vector with a component off `d`.
+        let perp = (0..v_t.nrows())
+            .map(|j| {
+                let v: nalgebra::DVector<f64> = v_t.row(j).transpose();
+                &v - &d * d.dot(&v)
+            })
+            .find(|v| v.norm() > 1e-9)
+            .map(|v| v.normalize());
+        match perp {
+            Some(perp) => d * alignment + perp * (1.0 - alignment * alignment).sqrt(),
+            // A one-column matrix: every direction is `d`'s.
+            None => d,
+        }
+    };
+    let mut basis: Vec<nalgebra::DVector<f64>> = vec![lead];
     let mut j = 0;
     while basis.len() < rank && j < v_t.nrows() {
         let mut v: nalgebra::DVector<f64> = v_t.row(j).transpose();
@@ -287,6 +334,50 @@ pub fn truncate_rank_aligned(
         low += u.column(k) * v.transpose() * s[k];
     }
     Ok(rescaled(&low, m))
+}
+
+/// The column signs of a square `units x units` matrix under Dale's law
+/// with `excitatory` the fraction of excitatory units: units
+/// `0..round(excitatory x units)` are excitatory (`+1`), the rest
+/// inhibitory (`-1`). Column `j` holds unit `j`'s outgoing weights (a
+/// matrix is outputs x inputs), so it carries unit `j`'s sign.
+pub fn column_signs(units: usize, excitatory: f64) -> Result<Vec<f32>, DevelopError> {
+    let e = (excitatory * units as f64).round();
+    if !(excitatory > 0.0 && excitatory < 1.0 && e >= 1.0 && e < units as f64) {
+        return Err(DevelopError::Dale {
+            fraction: excitatory,
+            units,
+        });
+    }
+    let e = e as usize;
+    Ok((0..units).map(|j| if j < e { 1.0 } else { -1.0 }).collect())
+}
+
+/// A square draw `m` made to obey Dale's law, and its column signs
+/// ([`column_signs`]): `W_ij = sign_j |m_ij|`, inhibitory columns scaled by
+/// `n_E / n_I` (the excitatory over the inhibitory unit count, which is
+/// `excitatory / (1 - excitatory)` where `excitatory x units` is whole) so
+/// that every row's expected sum is zero, then the whole matrix rescaled to
+/// `m`'s Frobenius norm (as [`truncate_rank`] does). Takes no randomness:
+/// a Dale matrix and a dense one developed from one stream share the draw.
+pub fn dale(m: &Matrix, excitatory: f64) -> Result<(Matrix, Vec<f32>), DevelopError> {
+    if m.rows != m.cols {
+        return Err(DevelopError::NotSquare {
+            rows: m.rows,
+            cols: m.cols,
+        });
+    }
+    let signs = column_signs(m.cols, excitatory)?;
+    let e = signs.iter().filter(|&&s| s > 0.0).count();
+    let balance = e as f64 / (m.cols - e) as f64;
+    let mut w = nalgebra::DMatrix::<f64>::zeros(m.rows, m.cols);
+    for r in 0..m.rows {
+        for (c, &sign) in signs.iter().enumerate() {
+            let x = f64::from(m.data[r * m.cols + c]).abs();
+            w[(r, c)] = if sign > 0.0 { x } else { -balance * x };
+        }
+    }
+    Ok((rescaled(&w, m), signs))
 }
 
 /// Singular values, largest first.
@@ -375,7 +466,7 @@ mod tests {
         let m = draw(InitLaw::Gaussian, 1.25, 12, 8, &mut rng);
         let d: Vec<f32> = (0..8).map(|i| if i < 4 { 1.0 } else { -0.5 }).collect();
         for rank in [1, 3] {
-            let a = truncate_rank_aligned(&m, rank, &d).unwrap();
+            let a = truncate_rank_aligned(&m, rank, &d, 1.0).unwrap();
             assert!((a.frobenius() - m.frobenius()).abs() < 1e-4 * m.frobenius());
             let s = singular_values(&a);
             assert!(s[rank] < 1e-4 * s[0], "rank {rank}: {s:?}");
@@ -389,8 +480,102 @@ mod tests {
                 }
             }
         }
-        assert!(truncate_rank_aligned(&m, 1, &d[..7]).is_err());
-        assert!(truncate_rank_aligned(&m, 1, &[0.0; 8]).is_err());
+        assert!(truncate_rank_aligned(&m, 1, &d[..7], 1.0).is_err());
+        assert!(truncate_rank_aligned(&m, 1, &[0.0; 8], 1.0).is_err());
+        assert_eq!(
+            truncate_rank_aligned(&m, 1, &d, 1.5).unwrap_err(),
+            DevelopError::Alignment { value: 1.5 }
+        );
+    }
+
+    /// The leading right singular vector of `a` (unit, sign arbitrary).
+    fn leading_right(a: &Matrix) -> nalgebra::DVector<f64> {
+        let svd = to_dmatrix(a).svd(false, true);
+        let v_t = svd.v_t.unwrap();
+        let k = svd.singular_values.imax();
+        v_t.row(k).transpose()
+    }
+
+    #[test]
+    fn partial_alignment_sets_the_leading_direction_s_cosine() {
+        let mut rng = stream(12, 0, 0, Purpose::Develop);
+        let m = draw(InitLaw::Gaussian, 1.25, 16, 10, &mut rng);
+        let d: Vec<f32> = (0..10).map(|i| (i as f32 * 0.7).sin() + 0.2).collect();
+        let nd = d.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+        let d_hat = nalgebra::DVector::from_iterator(10, d.iter().map(|&x| f64::from(x) / nd));
+        for rank in [1, 4] {
+            for c in [0.0, 0.3, 0.5, 0.9, 1.0] {
+                let a = truncate_rank_aligned(&m, rank, &d, c).unwrap();
+                assert!((a.frobenius() - m.frobenius()).abs() < 1e-4 * m.frobenius());
+                let s = singular_values(&a);
+                assert!(s[rank] < 1e-4 * s[0], "rank {rank}: {s:?}");
+                let cos = leading_right(&a).dot(&d_hat).abs();
+                assert!((cos - c).abs() < 1e-5, "rank {rank}, c {c}: cosine {cos}");
+            }
+        }
+    }
+
+    #[test]
+    fn dale_matrices_have_column_signs_balance_and_the_draw_s_norm() {
+        let mut rng = stream(13, 0, 0, Purpose::Develop);
+        let n = 200;
+        let g = draw(InitLaw::Gaussian, 1.25, n, n, &mut rng);
+        let (w, signs) = dale(&g, 0.8).unwrap();
+        assert_eq!(signs.len(), n);
+        assert!(signs[..160].iter().all(|&s| s == 1.0));
+        assert!(signs[160..].iter().all(|&s| s == -1.0));
+        for (k, &x) in w.data.iter().enumerate() {
+            let sign = signs[k % n];
+            assert!(
+                sign * x >= 0.0,
+                "weight {k} = {x} against its column's sign"
+            );
+            // The magnitude pattern is the draw's.
+            assert_eq!(x == 0.0, g.data[k] == 0.0);
+        }
+        assert!((w.frobenius() / g.frobenius() - 1.0).abs() < 1e-5);
+        // E/I balance: rows sum to zero in expectation, so their mean sum
+        // is small against a row's excitatory input.
+        let sums: Vec<f64> = w
+            .data
+            .chunks(n)
+            .map(|r| r.iter().map(|&x| f64::from(x)).sum())
+            .collect();
+        let excitatory: f64 = w.data[..160].iter().map(|&x| f64::from(x)).sum();
+        let mean = sums.iter().sum::<f64>() / n as f64;
+        assert!(
+            mean.abs() < 0.05 * excitatory,
+            "mean row sum {mean}, excitatory input {excitatory}"
+        );
+        // Inhibitory weights are four times the excitatory ones on average.
+        let mean_abs = |cols: std::ops::Range<usize>| {
+            let k = (cols.len() * n) as f64;
+            w.data
+                .chunks(n)
+                .flat_map(|r| r[cols.clone()].iter())
+                .map(|&x| f64::from(x.abs()))
+                .sum::<f64>()
+                / k
+        };
+        let ratio = mean_abs(160..n) / mean_abs(0..160);
+        assert!(
+            (ratio - 4.0).abs() < 0.3,
+            "inhibitory / excitatory magnitude {ratio}"
+        );
+        assert_eq!(
+            dale(&Matrix::zeros(2, 3), 0.5).unwrap_err(),
+            DevelopError::NotSquare { rows: 2, cols: 3 }
+        );
+        for bad in [0.0, 1.0, 0.1] {
+            assert_eq!(
+                dale(&Matrix::zeros(4, 4), bad).unwrap_err(),
+                DevelopError::Dale {
+                    fraction: bad,
+                    units: 4
+                }
+            );
+        }
+        assert_eq!(column_signs(5, 0.5).unwrap(), [1.0, 1.0, 1.0, -1.0, -1.0]);
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //!
 //! Pure functions of their inputs and the organism's development stream,
 //! so a run develops the same organisms whatever the thread count.
+//!
+//! Dale's-law matrices keep their column signs whatever the route to
+//! birth: [`signs`] gives the constraints (recomputed from the rules, never
+//! stored), a fresh draw is made to obey them, and inherited weights are
+//! projected onto them (Lamarckian noise) or reset along them (pruning).
 
 use lineage_develop::{InitLaw, Matrix};
 use lineage_learn::Hyper;
@@ -30,6 +35,20 @@ pub fn hyper(cfg: &LifetimeConfig, genome: &lineage_evo::Genome) -> Hyper {
         weight_decay: gene(genome, g.weight_decay).map_or(h.weight_decay, |v| v as f32),
         steps: gene(genome, g.steps).map_or(h.steps, |v| v.round().max(0.0) as u32),
     }
+}
+
+/// The sign constraints of every parameter ([`MatrixRule::signs`]), in
+/// parameter order: what `lineage_learn::Job::signs` takes.
+pub fn signs(cfg: &LifetimeConfig) -> Vec<Option<Vec<f32>>> {
+    cfg.model
+        .params()
+        .iter()
+        .zip(&cfg.rules)
+        .map(|(p, rule)| {
+            let (rows, cols) = shape2(p);
+            rule.as_ref()?.signs(rows, cols)
+        })
+        .collect()
 }
 
 /// Standard deviation of a rule's init law for a matrix with `fan_in`.
@@ -75,7 +94,13 @@ pub fn develop(
     }
     match (cfg.inheritance, inherited) {
         (Inheritance::Lamarckian { noise }, Some((learned, masks))) => {
-            Ok(lamarckian(learned, masks, noise, rng))
+            let (mut birth, masks) = lamarckian(learned, masks, noise, rng);
+            for (w, s) in birth.iter_mut().zip(signs(cfg)) {
+                if let Some(s) = s {
+                    lineage_learn::optim::project_signs(w, &s);
+                }
+            }
+            Ok((birth, masks))
         }
         (Inheritance::Prune { fraction, reset }, Some((learned, masks))) => {
             Ok(prune(cfg, &params, learned, masks, fraction, reset, genome))
@@ -95,6 +120,7 @@ fn fresh(
     let gain_gene = gene(genome, g.gain).map_or(1.0, |v| v as f32);
     let rank_gene = gene(genome, g.rank).map(|v| v.round().max(1.0) as usize);
     let density_gene = gene(genome, g.density).map(|v| v.clamp(0.0, 1.0));
+    let alignment_gene = gene(genome, g.alignment).map(|v| v.clamp(0.0, 1.0));
     let mut birth = Vec::with_capacity(params.len());
     let mut masks = Vec::with_capacity(params.len());
     for (i, p) in params.iter().enumerate() {
@@ -124,10 +150,20 @@ fn fresh(
         if let Some(r) = rank_gene.filter(|_| rule.rank.is_some()).or(rule.rank) {
             let r = r.min(rows.min(cols));
             m = match &rule.align {
-                Some(d) => lineage_develop::truncate_rank_aligned(&m, r, d),
+                Some(d) => lineage_develop::truncate_rank_aligned(
+                    &m,
+                    r,
+                    d,
+                    alignment_gene.unwrap_or(rule.alignment),
+                ),
                 None => lineage_develop::truncate_rank(&m, r),
             }
             .map_err(|e| format!("`{}`: {e}", p.name))?;
+        }
+        if let Some(f) = rule.dale {
+            m = lineage_develop::dale(&m, f)
+                .map_err(|e| format!("`{}`: {e}", p.name))?
+                .0;
         }
         let mask = match density_gene
             .filter(|_| rule.density.is_some())
@@ -217,14 +253,23 @@ fn prune(
                 mask[k] = 0.0;
             }
         }
-        let scale = reset.unwrap_or_else(|| init_std(rule, rule.gain * gain_gene, shape2(p).1));
+        let (rows, cols) = shape2(p);
+        let scale = reset.unwrap_or_else(|| init_std(rule, rule.gain * gain_gene, cols));
+        // A Dale matrix's survivors take their column's sign (a learned
+        // weight may sit at zero, its sign's bound).
+        let signs = rule.signs(rows, cols);
         birth.push(
             w.iter()
                 .zip(&mask)
-                .map(|(&x, &m)| {
+                .enumerate()
+                .map(|(k, (&x, &m))| {
+                    let negative = match &signs {
+                        Some(s) => s[k] < 0.0,
+                        None => x < 0.0,
+                    };
                     if m == 0.0 {
                         0.0
-                    } else if x < 0.0 {
+                    } else if negative {
                         -scale
                     } else {
                         scale

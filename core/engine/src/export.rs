@@ -7,6 +7,9 @@
 //!   of `lineage_learn::ModelSpec::params` (`layers.0.weight` is
 //!   `[out, in]`, applied as `x W^T + b`);
 //! - `masks.safetensors`: the 0/1 masks of masked matrices (same names);
+//! - `signs.safetensors`: the sign constraints (`+1`, `-1`) of Dale's-law
+//!   matrices (same names), onto which every step's weights are projected
+//!   (a weight against its sign becomes 0);
 //! - `lifetime.safetensors`: the lifetime's data, regenerated from the
 //!   run's seed: `train.x`, `train.labels`, `train.y` or `train.tokens`
 //!   (whichever the task has), the same for `heldout.*`, and `indices`
@@ -86,10 +89,12 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
         Ok(())
     };
     let names: Vec<String> = cfg.model.params().into_iter().map(|p| p.name).collect();
+    let signs = masks_to_tensors(&cfg, &crate::develop::signs(&cfg));
     for (file, map) in [
         ("birth.safetensors", &weights.birth),
         ("final.safetensors", &weights.learned),
         ("masks.safetensors", &weights.masks),
+        ("signs.safetensors", &signs),
     ] {
         write(file, named_f32(&cfg, map, &names)?)?;
     }
@@ -162,6 +167,7 @@ fn live(
     let job = lineage_learn::Job {
         params: birth.clone(),
         masks: masks.clone(),
+        signs: crate::develop::signs(cfg),
         hyper,
         train: &life.train,
         heldout: &life.heldout,

@@ -298,6 +298,7 @@ pub fn run(
             .map(|(birth, train)| Job {
                 params: birth.clone(),
                 masks: masks.clone(),
+                signs: vec![None; masks.len()],
                 hyper: Hyper {
                     lr,
                     momentum,

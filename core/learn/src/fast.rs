@@ -371,6 +371,7 @@ struct MlpLearner<'a> {
     ws: Workspace,
     params: Vec<Vec<f32>>,
     masks: Vec<Option<Vec<f32>>>,
+    signs: Vec<Option<Vec<f32>>>,
     hyper: Hyper,
     train: &'a Batch,
     ex: Examples,
@@ -394,7 +395,8 @@ impl OptimizerState {
         }
     }
 
-    /// Masks, clips and applies optimiser step `step`.
+    /// Masks, clips and applies optimiser step `step`, then projects onto
+    /// the sign constraints.
     pub(crate) fn step(
         &mut self,
         life: &LifetimeSpec,
@@ -402,6 +404,7 @@ impl OptimizerState {
         step: u32,
         params: &mut [Vec<f32>],
         masks: &[Option<Vec<f32>>],
+        signs: &[Option<Vec<f32>>],
     ) {
         step_all(
             life,
@@ -412,6 +415,7 @@ impl OptimizerState {
             &mut self.m,
             &mut self.v,
             masks,
+            signs,
         );
     }
 }
@@ -441,8 +445,14 @@ impl crate::lifetime::Learner for MlpLearner<'_> {
     }
 
     fn update(&mut self, step: u32) -> Result<(), crate::LearnError> {
-        self.state
-            .step(self.life, &self.hyper, step, &mut self.params, &self.masks);
+        self.state.step(
+            self.life,
+            &self.hyper,
+            step,
+            &mut self.params,
+            &self.masks,
+            &self.signs,
+        );
         Ok(())
     }
 
@@ -462,6 +472,7 @@ pub(crate) fn train(spec: &MlpSpec, loss: Loss, life: &LifetimeSpec, job: Job) -
         state: OptimizerState::new(&job.params),
         params: job.params,
         masks: job.masks,
+        signs: job.signs,
         hyper: job.hyper,
         train: job.train,
         ex,
@@ -473,7 +484,8 @@ pub(crate) fn train(spec: &MlpSpec, loss: Loss, life: &LifetimeSpec, job: Job) -
 /// Rows per chunk when scoring held-out data.
 const EVAL_ROWS: usize = 256;
 
-/// Masks, clips and applies one optimiser step to every parameter.
+/// Masks, clips and applies one optimiser step to every parameter, then
+/// projects onto the sign constraints.
 pub(crate) fn step_all(
     life: &LifetimeSpec,
     hyper: &Hyper,
@@ -483,6 +495,7 @@ pub(crate) fn step_all(
     m: &mut [Vec<f32>],
     v: &mut [Vec<f32>],
     masks: &[Option<Vec<f32>>],
+    signs: &[Option<Vec<f32>>],
 ) {
     for (g, mask) in grads.iter_mut().zip(masks) {
         if let Some(mask) = mask {
@@ -516,6 +529,7 @@ pub(crate) fn step_all(
             &mut m[i],
             &mut v[i],
             masks[i].as_deref(),
+            signs[i].as_deref(),
         );
     }
 }
@@ -610,6 +624,7 @@ mod tests {
             let job = Job {
                 params: params.clone(),
                 masks: masks.clone(),
+                signs: vec![None; masks.len()],
                 hyper,
                 train,
                 heldout,

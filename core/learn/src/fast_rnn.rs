@@ -389,6 +389,7 @@ struct RnnLearner<'a> {
     ws: Workspace,
     params: Vec<Vec<f32>>,
     masks: Vec<Option<Vec<f32>>>,
+    signs: Vec<Option<Vec<f32>>>,
     hyper: Hyper,
     train: &'a Batch,
     state: OptimizerState,
@@ -412,8 +413,14 @@ impl crate::lifetime::Learner for RnnLearner<'_> {
     }
 
     fn update(&mut self, step: u32) -> Result<(), crate::LearnError> {
-        self.state
-            .step(self.life, &self.hyper, step, &mut self.params, &self.masks);
+        self.state.step(
+            self.life,
+            &self.hyper,
+            step,
+            &mut self.params,
+            &self.masks,
+            &self.signs,
+        );
         Ok(())
     }
 
@@ -434,6 +441,7 @@ pub(crate) fn train(spec: &RnnSpec, life: &LifetimeSpec, job: Job) -> Outcome {
         state: OptimizerState::new(&job.params),
         params: job.params,
         masks: job.masks,
+        signs: job.signs,
         hyper: job.hyper,
         train: job.train,
     };
@@ -589,13 +597,18 @@ mod tests {
     /// differences a little beyond the MLP's 1e-5.
     const TOLERANCE: f32 = 5e-5;
 
+    /// Trains one random organism on both paths and compares them. With
+    /// `dale`, `w_rec` is born small and obeying column signs (the first
+    /// two thirds of units excitatory) and constrained to them.
     fn compare(
         spec: RnnSpec,
         task: Task,
         train: &Batch,
         heldout: &Batch,
         method: Method,
+        dale: bool,
     ) -> Outcome {
+        let n = spec.hidden;
         let model = ModelSpec::Rnn(spec);
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
         let params: Vec<Vec<f32>> = model
@@ -618,12 +631,31 @@ mod tests {
                 })
             })
             .collect();
+        let signs: Vec<Option<Vec<f32>>> = model
+            .params()
+            .iter()
+            .map(|p| {
+                (dale && p.name == "w_rec").then(|| {
+                    (0..p.len())
+                        .map(|k| if 3 * (k % n) < 2 * n { 1.0 } else { -1.0 })
+                        .collect()
+                })
+            })
+            .collect();
         let params: Vec<Vec<f32>> = params
             .into_iter()
             .zip(&masks)
-            .map(|(p, m)| match m {
-                Some(m) => p.iter().zip(m).map(|(a, b)| a * b).collect(),
-                None => p,
+            .zip(&signs)
+            .map(|((p, m), s)| {
+                let p: Vec<f32> = match m {
+                    Some(m) => p.iter().zip(m).map(|(a, b)| a * b).collect(),
+                    None => p,
+                };
+                // Small, so that learning drives some weights to their bound.
+                match s {
+                    Some(s) => p.iter().zip(s).map(|(a, b)| 0.05 * a.abs() * b).collect(),
+                    None => p,
+                }
             })
             .collect();
         let life = LifetimeSpec {
@@ -654,6 +686,7 @@ mod tests {
             let job = Job {
                 params: params.clone(),
                 masks: masks.clone(),
+                signs: signs.clone(),
                 hyper,
                 train,
                 heldout,
@@ -697,6 +730,28 @@ mod tests {
                 (f.heldout - g.heldout).abs() < 1e-5 * g.heldout.abs().max(1.0),
                 "{f:?} vs {g:?}"
             );
+        }
+        for out in [&fast, &general] {
+            for (w, s) in out.params.iter().zip(&signs) {
+                let Some(s) = s else { continue };
+                assert!(
+                    w.iter().zip(s).all(|(w, s)| w * s >= 0.0),
+                    "a learned weight against its sign"
+                );
+            }
+        }
+        if dale {
+            // The constraint was active: some weight born off zero (and
+            // not masked) was stopped at zero.
+            let k = model
+                .params()
+                .iter()
+                .position(|p| p.name == "w_rec")
+                .unwrap();
+            let stopped = (0..params[k].len())
+                .filter(|&j| params[k][j] != 0.0 && fast.params[k][j] == 0.0)
+                .count();
+            assert!(stopped > 0, "no weight reached its sign's bound");
         }
         fast
     }
@@ -744,7 +799,9 @@ mod tests {
             steps: 5,
         };
         for method in [Method::Sgd, Method::AdamW] {
-            compare(spec.clone(), task.clone(), &train, &heldout, method);
+            for dale in [false, true] {
+                compare(spec.clone(), task.clone(), &train, &heldout, method, dale);
+            }
         }
     }
 
@@ -777,6 +834,7 @@ mod tests {
             &train,
             &heldout,
             Method::Adam,
+            false,
         );
         assert!(
             fast.final_heldout() < 0.75 * fast.curve[0].heldout,

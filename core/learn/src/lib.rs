@@ -16,7 +16,7 @@
 //!   pool and picks the path.
 //!
 //! A lifetime is a pure function of its [`Job`]: birth weights, masks,
-//! hyper-parameters, data and minibatch indices. Nothing in it draws random
+//! sign constraints, hyper-parameters, data and minibatch indices. Nothing in it draws random
 //! numbers, so results do not depend on the thread count.
 //!
 //! `unsafe` lives in two modules only, `kernel` (the AVX2+FMA small-GEMM
@@ -123,6 +123,11 @@ pub struct Job<'a> {
     pub params: Vec<Vec<f32>>,
     /// 0/1 masks, one per parameter (`None`: dense).
     pub masks: Vec<Option<Vec<f32>>>,
+    /// Sign constraints, one per parameter (`None`: unconstrained): per
+    /// weight `+1` (kept >= 0), `-1` (kept <= 0) or `0` (free). After every
+    /// step a weight against its sign is set to zero
+    /// ([`optim::project_signs`]), as masked weights are.
+    pub signs: Vec<Option<Vec<f32>>>,
     /// Learning hyper-parameters.
     pub hyper: Hyper,
     /// What it learns from.

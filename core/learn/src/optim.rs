@@ -11,7 +11,10 @@
 //!
 //! Weight decay applies to every parameter. Where a parameter carries a
 //! mask, its gradient is masked before the step and its values after it,
-//! so pruned weights stay exactly zero.
+//! so pruned weights stay exactly zero. Where it carries sign constraints
+//! (Dale's law), its values are projected onto them after the step (and
+//! after the mask): a weight whose sign disagrees with its constraint
+//! becomes zero ([`project_signs`]); gradients are left alone.
 
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,8 +157,20 @@ pub fn update(
     m: &mut [f32],
     v: &mut [f32],
     mask: Option<&[f32]>,
+    signs: Option<&[f32]>,
 ) {
-    crate::cpu::wide(|| update_portable(spec, hyper, lr, t, p, g, m, v, mask));
+    crate::cpu::wide(|| update_portable(spec, hyper, lr, t, p, g, m, v, mask, signs));
+}
+
+/// The projection onto sign constraints: where `s * w < 0` (`s` = +1 or
+/// -1), `w` becomes 0, that is `w = s max(s w, 0)`; `s = 0` leaves `w`
+/// free. The candle path computes the same as `w * (s w >= 0)`.
+pub fn project_signs(p: &mut [f32], signs: &[f32]) {
+    for (p, &s) in p.iter_mut().zip(signs) {
+        if s * *p < 0.0 {
+            *p = 0.0;
+        }
+    }
 }
 
 #[inline(always)]
@@ -169,6 +184,7 @@ fn update_portable(
     m: &mut [f32],
     v: &mut [f32],
     mask: Option<&[f32]>,
+    signs: Option<&[f32]>,
 ) {
     let wd = hyper.weight_decay;
     let mu = hyper.momentum;
@@ -208,6 +224,9 @@ fn update_portable(
             *p *= k;
         }
     }
+    if let Some(signs) = signs {
+        project_signs(p, signs);
+    }
 }
 
 #[cfg(test)]
@@ -245,8 +264,30 @@ mod tests {
             ..OptimizerSpec::default()
         };
         let (mut p, mut m, mut v) = (vec![1.0f32], vec![0.0f32], vec![0.0f32]);
-        update(&sgd, &hyper, 0.1, 1, &mut p, &[1.0], &mut m, &mut v, None);
-        update(&sgd, &hyper, 0.1, 2, &mut p, &[1.0], &mut m, &mut v, None);
+        update(
+            &sgd,
+            &hyper,
+            0.1,
+            1,
+            &mut p,
+            &[1.0],
+            &mut m,
+            &mut v,
+            None,
+            None,
+        );
+        update(
+            &sgd,
+            &hyper,
+            0.1,
+            2,
+            &mut p,
+            &[1.0],
+            &mut m,
+            &mut v,
+            None,
+            None,
+        );
         // buf = 1, then 1.9: p = 1 - 0.1 - 0.19.
         assert!((p[0] - 0.71).abs() < 1e-6);
 
@@ -266,9 +307,33 @@ mod tests {
             &mut m,
             &mut v,
             Some(&[1.0, 0.0]),
+            None,
         );
         // Decay 1 -> 0.95, then the first Adam step moves by lr * sign(g).
         assert!((p[0] - 0.85).abs() < 1e-6, "{p:?}");
         assert_eq!(p[1], 0.0, "masked weights stay zero");
+
+        // Sign constraints: a step that crosses zero stops at zero.
+        let (mut p, mut m, mut v) = (vec![0.05f32, -0.05, 0.05], vec![0.0; 3], vec![0.0; 3]);
+        update(
+            &sgd,
+            &Hyper {
+                momentum: 0.0,
+                ..hyper
+            },
+            0.1,
+            1,
+            &mut p,
+            &[1.0, -1.0, 1.0],
+            &mut m,
+            &mut v,
+            None,
+            Some(&[1.0, -1.0, 0.0]),
+        );
+        assert_eq!(p[..2], [0.0, 0.0], "{p:?}");
+        assert!(
+            (p[2] - (-0.05 - 0.1 * 0.5 * 0.05)).abs() < 1e-7,
+            "free weights move freely: {p:?}"
+        );
     }
 }

@@ -87,6 +87,28 @@ pub struct MatrixRule {
     /// Direction the rank-`rank` matrix's leading right singular vector is
     /// set to (one value per input).
     pub align: Option<Arc<[f32]>>,
+    /// Cosine between that leading vector and `align` (1: fully aligned;
+    /// the `alignment` gene overrides), see
+    /// [`lineage_develop::truncate_rank_aligned`].
+    pub alignment: f64,
+    /// Dale's law on a square (recurrent) matrix: the fraction of
+    /// excitatory units. Units `0..round(dale x N)` are excitatory, the
+    /// rest inhibitory; column `j` (unit `j`'s outgoing weights) carries
+    /// unit `j`'s sign at birth ([`lineage_develop::dale`]) and through
+    /// learning (weights that cross zero are set to zero after every
+    /// step). Never with `rank`, `density` or `connectome`.
+    pub dale: Option<f64>,
+}
+
+impl MatrixRule {
+    /// The per-weight sign constraints of a `rows x cols` matrix under this
+    /// rule (`None` without `dale`), as `lineage_learn::Job::signs` takes
+    /// them.
+    pub fn signs(&self, rows: usize, cols: usize) -> Option<Vec<f32>> {
+        let columns = lineage_develop::column_signs(cols, self.dale?)
+            .expect("validation checked the Dale fraction against the matrix");
+        Some((0..rows * cols).map(|k| columns[k % cols]).collect())
+    }
 }
 
 /// Where a connectome matrix's bits sit in the genome: `len` mask bits from
@@ -121,6 +143,9 @@ pub struct LearningGenes {
     pub rank: Option<usize>,
     /// `density`: density of every matrix with a density rule.
     pub density: Option<usize>,
+    /// `alignment`: alignment of every matrix with an `align` rule
+    /// (clamped to [0, 1]).
+    pub alignment: Option<usize>,
     /// `weights`: the birth weights themselves, one gene per parameter.
     pub weights: Option<usize>,
 }
@@ -135,6 +160,7 @@ impl LearningGenes {
         "gain",
         "rank",
         "density",
+        "alignment",
         "weights",
     ];
 }

@@ -199,6 +199,7 @@ pub fn learn_lifetimes(
                 })
                 .collect()
         });
+    let signs = develop::signs(cfg);
     let mut jobs = Vec::with_capacity(todo.len());
     for ((lineage, _, _, weights, _), (life, indices, hyper)) in todo.iter().zip(&lives) {
         let birth: Option<Vec<Vec<f32>>> = from_tensors(cfg, &weights.birth).into_iter().collect();
@@ -219,6 +220,7 @@ pub fn learn_lifetimes(
         jobs.push(Job {
             params,
             masks: from_tensors(cfg, &weights.masks),
+            signs: signs.clone(),
             hyper: *hyper,
             train: &life.train,
             heldout: &life.heldout,

@@ -227,6 +227,7 @@ pub fn loss(loss: Loss, outputs: &Tensor, target: &Target) -> candle_core::Resul
 struct Vars {
     vars: Vec<Var>,
     masks: Vec<Option<Tensor>>,
+    signs: Vec<Option<Tensor>>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
 }
@@ -271,16 +272,19 @@ pub(crate) fn train(
     let mut state = Vars {
         vars: Vec::new(),
         masks: Vec::new(),
+        signs: Vec::new(),
         m: Vec::new(),
         v: Vec::new(),
     };
-    for ((info, var), mask) in layout.iter().zip(vars).zip(&job.masks) {
+    let tensor = |values: &Option<Vec<f32>>, info: &ParamInfo| match values {
+        Some(x) => Tensor::from_slice(x, info.shape.as_slice(), device).map(Some),
+        None => Ok(None),
+    };
+    for (((info, var), mask), signs) in layout.iter().zip(vars).zip(&job.masks).zip(&job.signs) {
         state.m.push(var.zeros_like()?);
         state.v.push(var.zeros_like()?);
-        state.masks.push(match mask {
-            Some(m) => Some(Tensor::from_slice(m, info.shape.as_slice(), device)?),
-            None => None,
-        });
+        state.masks.push(tensor(mask, info)?);
+        state.signs.push(tensor(signs, info)?);
         state.vars.push(var);
     }
     let net = Network::new(model, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
@@ -449,6 +453,14 @@ fn update(
             Some(mask) => (new * mask)?,
             None => new,
         };
+        // Sign constraints: `w * (s w >= 0)`, as `optim::project_signs`.
+        let new = match &state.signs[i] {
+            Some(signs) => {
+                let keep = (&new * signs)?.ge(0.0)?.to_dtype(DType::F32)?;
+                (new * keep)?
+            }
+            None => new,
+        };
         state.vars[i].set(&new)?;
     }
     Ok(())
@@ -610,6 +622,7 @@ pub(crate) mod tests {
         let job = Job {
             params: birth_weights(&model, 7),
             masks: vec![None; model.params().len()],
+            signs: vec![None; model.params().len()],
             hyper: Hyper {
                 lr: 0.03,
                 momentum: 0.9,

@@ -462,6 +462,7 @@ pub(crate) struct RawDevelop {
     pub connectome: Option<bool>,
     pub scale: Option<f32>,
     pub align: Option<RawAlign>,
+    pub alignment: Option<f64>,
     #[serde(default)]
     pub matrix: Vec<RawMatrixRule>,
 }
@@ -475,6 +476,9 @@ pub(crate) struct RawRule {
     pub connectome: Option<bool>,
     pub scale: Option<f32>,
     pub align: Option<RawAlign>,
+    pub alignment: Option<f64>,
+    /// Only on a matrix rule.
+    pub dale: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -488,4 +492,6 @@ pub(crate) struct RawMatrixRule {
     pub connectome: Option<bool>,
     pub scale: Option<f32>,
     pub align: Option<RawAlign>,
+    pub alignment: Option<f64>,
+    pub dale: Option<f64>,
 }

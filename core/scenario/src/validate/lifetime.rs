@@ -287,6 +287,14 @@ impl<E> Check<'_, E> {
         };
         let rules = self.rules(&raw.develop, &params, &task_align)?;
         let genes = self.genes(genome, &model)?;
+        if genes.weights.is_some()
+            && let Some(i) = raw.develop.matrix.iter().position(|m| m.dale.is_some())
+        {
+            return self.err(
+                &format!("develop.matrix[{i}].dale"),
+                "a `weights` genome gives the birth weights themselves: it cannot be combined with `dale`",
+            );
+        }
         let connectome = connectome_bits(&params, &rules);
         let needed: usize = connectome.iter().map(|c| 2 * c.len).sum();
         if needed > 0 && genome.bits != needed {
@@ -819,6 +827,8 @@ impl<E> Check<'_, E> {
             connectome: raw.connectome,
             scale: raw.scale,
             align: raw.align.clone(),
+            alignment: raw.alignment,
+            dale: None,
         };
         let base = self.rule("develop", &all, None, None, task)?;
         let mut rules: Vec<Option<MatrixRule>> = params
@@ -856,6 +866,8 @@ impl<E> Check<'_, E> {
                 connectome: m.connectome,
                 scale: m.scale,
                 align: m.align.clone(),
+                alignment: m.alignment,
+                dale: m.dale,
             };
             rules[k] = Some(self.rule(&field, &own, Some(base.clone()), Some(&params[k]), task)?);
         }
@@ -893,6 +905,8 @@ impl<E> Check<'_, E> {
             connectome: false,
             scale: None,
             align: None,
+            alignment: 1.0,
+            dale: None,
         });
         let init = match raw.init.as_deref() {
             None => base.init,
@@ -985,12 +999,43 @@ impl<E> Check<'_, E> {
             }
             None => base.align.clone(),
         };
+        let alignment = raw.alignment.unwrap_or(base.alignment);
+        if let Some(c) = raw.alignment {
+            if !(0.0..=1.0).contains(&c) {
+                return self.err(
+                    &format!("{field}.alignment"),
+                    format!("expected an alignment (a cosine) in [0, 1], found {c}"),
+                );
+            }
+            if align.is_none() {
+                return self.err(
+                    &format!("{field}.alignment"),
+                    "`alignment` is the cosine between a matrix's leading direction and its `align` direction: give `align` too",
+                );
+            }
+        }
         let connectome = raw.connectome.unwrap_or(base.connectome);
         if connectome && (density.is_some() || rank.is_some()) {
             return self.err(
                 &format!("{field}.connectome"),
                 "a connectome matrix takes its mask and signs from the genome: it cannot also have `density` or `rank`",
             );
+        }
+        if let Some(f) = raw.dale {
+            self.dale_fits(&format!("{field}.dale"), f, param)?;
+            let clash = [
+                (rank.is_some(), "rank"),
+                (density.is_some(), "density"),
+                (connectome, "connectome"),
+            ];
+            if let Some((_, key)) = clash.iter().find(|(set, _)| *set) {
+                return self.err(
+                    &format!("{field}.dale"),
+                    format!(
+                        "`dale` cannot be combined with `{key}`: Dale's law sets every weight's sign from its column, and keeps a full-rank, dense draw"
+                    ),
+                );
+            }
         }
         Ok(MatrixRule {
             init,
@@ -1000,7 +1045,40 @@ impl<E> Check<'_, E> {
             connectome,
             scale,
             align,
+            alignment,
+            dale: raw.dale,
         })
+    }
+
+    /// A Dale fraction must split a square matrix's units into both kinds.
+    fn dale_fits(&self, field: &str, fraction: f64, p: Option<&ParamInfo>) -> Result<(), E> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return self.err(
+                field,
+                format!("expected a fraction of excitatory units in (0, 1), found {fraction}"),
+            );
+        }
+        let Some(p) = p else { return Ok(()) };
+        let (rows, cols) = (p.shape[0], p.shape.get(1).copied().unwrap_or(1));
+        if rows != cols {
+            return self.err(
+                field,
+                format!(
+                    "Dale's law gives each unit one sign for its outgoing weights: it needs a square (recurrent) matrix, but `{}` is {rows}x{cols}",
+                    p.name
+                ),
+            );
+        }
+        if lineage_develop::column_signs(cols, fraction).is_err() {
+            return self.err(
+                field,
+                format!(
+                    "an excitatory fraction of {fraction} leaves `{}`'s {cols} units without excitatory or without inhibitory units",
+                    p.name
+                ),
+            );
+        }
+        Ok(())
     }
 
     fn align_fits(&self, field: &str, align: &[f32], p: &ParamInfo) -> Result<(), E> {
@@ -1064,6 +1142,7 @@ impl<E> Check<'_, E> {
             gain: find("gain"),
             rank: find("rank"),
             density: find("density"),
+            alignment: find("alignment"),
             weights,
         };
         if let Some(i) = genes.lr
