@@ -359,3 +359,117 @@ fn bad_rich_lazy_input_is_located() {
         "{err}"
     );
 }
+
+/// A `gain.w_rec` gene scales the recurrent matrix's draw alone: two
+/// scenarios that differ only in that gene's (fixed) value give the same
+/// organism the same input and readout weights and a recurrent matrix
+/// scaled by the ratio; a `gain.NAME` gene naming no matrix is a located
+/// error.
+#[test]
+fn a_matrix_gain_gene_scales_that_matrix_alone() {
+    let text = |gain: f64| {
+        format!(
+            r#"
+name = "matrix-gain"
+seed = 4
+generations = 1
+population = 2
+[genome]
+genes = [{{ name = "gain.w_rec", min = {gain}, max = {gain} }}, {{ name = "rank", min = 2.0, max = 2.0 }}]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+[lifetime]
+budget = 64
+steps = 2
+batch = 8
+environment = {{ kind = "decision", heldout = 20, seed = 1 }}
+model = {{ kind = "rnn", hidden = 6, alpha = 1.0, activation = "relu", bias = false }}
+develop = {{ init = "uniform", gain = 0.57735027, matrix = [{{ name = "w_rec", init = "gaussian", gain = 1.0, rank = 6 }}] }}
+"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let birth = |name: &str, gain: f64| {
+        let out = run(dir.path(), name, &text(gain));
+        let export = dir.path().join(format!("{name}-export"));
+        lineage_ok(&["export", s(&out), "--organism", "1", "--out", s(&export)]);
+        weights(&export.join("birth.safetensors"))
+    };
+    let (one, three) = (birth("one", 1.0), birth("three", 3.0));
+    assert_eq!(one["w_in"], three["w_in"]);
+    assert_eq!(one["w_out"], three["w_out"]);
+    for (a, b) in one["w_rec"].iter().zip(&three["w_rec"]) {
+        assert!(
+            (3.0 * a - b).abs() <= 1e-5 * b.abs().max(1e-3),
+            "{a} vs {b}"
+        );
+    }
+    // The rank gene (2) truncates the matrix with a rank rule.
+    let m = lineage_develop::Matrix {
+        rows: 6,
+        cols: 6,
+        data: one["w_rec"].iter().map(|&x| x as f32).collect(),
+    };
+    let singular = lineage_develop::singular_values(&m);
+    assert!(
+        singular[1] > 1e-3 * singular[0] && singular[2] < 1e-5 * singular[0],
+        "{singular:?}"
+    );
+
+    let bad = write_scenario(
+        dir.path(),
+        "bad.toml",
+        &text(1.0).replace("gain.w_rec", "gain.w_hh"),
+    );
+    let out = lineage(&["validate", s(&bad)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("genome.genes[0].name") && err.contains("no weight matrix `w_hh`"),
+        "{err}"
+    );
+}
+
+/// The shipped evolution scenario, reduced (N = 8, 3 generations of 6):
+/// both selection regimes run, and the report tabulates and plots the
+/// genes.
+#[test]
+fn evolving_rank_and_gain_reports_the_genes() {
+    let shipped = std::fs::read_to_string(common::scenario("richlazy-evolve.toml")).unwrap();
+    let text = shipped
+        .replace("generations = 15", "generations = 3")
+        .replace("population = 24", "population = 6")
+        .replace("max = 64.0", "max = 8.0")
+        .replace("hidden = 64", "hidden = 8")
+        .replace("rank = 64 }", "rank = 8 }")
+        .replace("budget = 32000\nsteps = 1000", "budget = 640\nsteps = 20")
+        .replace("seeds = [1, 2, 3]", "seeds = [1, 2]");
+    assert!(text.contains("hidden = 8") && text.contains("steps = 20"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), "evolve", &text);
+    let report = lineage_ok(&["report", s(&out), "--baseline", "loss"]);
+    let stdout = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        stdout.contains("genes of the organisms evaluated in the last generation")
+            && stdout.contains("gain.w_rec")
+            && stdout.contains("loss-cost"),
+        "{stdout}"
+    );
+    let svg = std::fs::read_to_string(out.join("report-genes.svg")).unwrap();
+    for gene in ["rank", "gain.w_rec", "lr"] {
+        assert!(svg.contains(&format!("gene `{gene}`")), "{gene}");
+    }
+    // The plasticity cost is an objective of the NSGA-II condition only.
+    let (header, _) = csv(&out.join("conditions/loss-cost/seed-1/generations.csv"));
+    assert!(
+        header.iter().any(|h| h.contains("weight_change")),
+        "{header:?}"
+    );
+    let (header, _) = csv(&out.join("conditions/loss/seed-1/generations.csv"));
+    assert!(
+        !header.iter().any(|h| h.contains("weight_change")),
+        "{header:?}"
+    );
+}

@@ -117,7 +117,7 @@ fn fresh(
     rng: &mut impl Rng,
 ) -> Result<Birth, String> {
     let g = &cfg.genes;
-    let gain_gene = gene(genome, g.gain).map_or(1.0, |v| v as f32);
+    let gains = |i| g.gain_of(i, |k| genome.reals()[k]);
     let rank_gene = gene(genome, g.rank).map(|v| v.round().max(1.0) as usize);
     let density_gene = gene(genome, g.density).map(|v| v.clamp(0.0, 1.0));
     let alignment_gene = gene(genome, g.alignment).map(|v| v.clamp(0.0, 1.0));
@@ -130,7 +130,7 @@ fn fresh(
             continue;
         };
         let (rows, cols) = shape2(p);
-        let gain = rule.gain * gain_gene;
+        let gain = rule.gain * gains(i);
         if let Some(bits) = cfg.connectome.iter().find(|c| c.param == i) {
             let scale = rule.scale.unwrap_or_else(|| init_std(rule, gain, cols));
             let b = genome.bits();
@@ -232,7 +232,6 @@ fn prune(
     reset: Option<f32>,
     genome: &lineage_evo::Genome,
 ) -> Birth {
-    let gain_gene = gene(genome, cfg.genes.gain).map_or(1.0, |v| v as f32);
     let mut birth = Vec::with_capacity(params.len());
     let mut out_masks = Vec::with_capacity(params.len());
     for (i, p) in params.iter().enumerate() {
@@ -254,7 +253,8 @@ fn prune(
             }
         }
         let (rows, cols) = shape2(p);
-        let scale = reset.unwrap_or_else(|| init_std(rule, rule.gain * gain_gene, cols));
+        let gain = rule.gain * cfg.genes.gain_of(i, |k| genome.reals()[k]);
+        let scale = reset.unwrap_or_else(|| init_std(rule, gain, cols));
         // A Dale matrix's survivors take their column's sign (a learned
         // weight may sit at zero, its sign's bound).
         let signs = rule.signs(rows, cols);

@@ -48,6 +48,10 @@ pub struct Manifest {
     /// The plugin libraries the run loaded: path and SHA-256.
     #[serde(default)]
     pub plugins: Vec<crate::plugins::PluginRecord>,
+    /// The names of the genome's real genes, in order: what the values of
+    /// `organisms.csv`'s `genome` column (`x=v1;v2;…`) are.
+    #[serde(default)]
+    pub genes: Vec<String>,
 }
 
 /// One invocation.

@@ -157,6 +157,12 @@ impl Run {
             }],
             cpu_features: lineage_learn::cpu_features(),
             plugins: evaluation.records.clone(),
+            genes: scenario
+                .genome
+                .genes
+                .iter()
+                .map(|g| g.name.clone())
+                .collect(),
         };
         manifest.write(&dir)?;
 

@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod genes;
 pub mod plot;
 pub mod read;
 pub mod render;

@@ -2,7 +2,8 @@
 //! (`report-<objective>.svg`), and for an experiment with conditions each
 //! condition's mean learning curve with a standard-error band
 //! (`report-curves.svg`) and one bar chart per metric
-//! (`report-<metric>.svg`).
+//! (`report-<metric>.svg`); with real genes, each gene's distribution over
+//! generations (`report-genes.svg`).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::ReportError;
-use crate::read::Generations;
+use crate::genes::{GeneTrack, tracks};
+use crate::read::{Generations, read_genes};
 use crate::stats::{ConditionReport, CurvePoint, Report};
 
 /// The learning curves plot of a conditions report.
@@ -24,12 +26,22 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 pub fn run_plots(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let g = Generations::read(dir)?;
     let mut written = Vec::new();
+    let failed = |path: &Path| {
+        let path = path.to_owned();
+        move |e: Box<dyn std::error::Error>| ReportError::Plot {
+            path,
+            message: e.to_string(),
+        }
+    };
     for objective in g.objectives() {
         let path = dir.join(format!("report-{objective}.svg"));
-        draw_objective(&g, &objective, &path).map_err(|e| ReportError::Plot {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        draw_objective(&g, &objective, &path).map_err(failed(&path))?;
+        written.push(path);
+    }
+    if let Some(table) = read_genes(dir)? {
+        let tracks = tracks(&[table]);
+        let path = dir.join(GENES_SVG);
+        plot_genes(&[("population", &tracks)], &path).map_err(failed(&path))?;
         written.push(path);
     }
     Ok(written)
@@ -158,14 +170,100 @@ pub fn report_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ReportE
         plot_bars(report, m, &path).map_err(failed(&path))?;
         written.push(path);
     }
+    let genes: Vec<(&str, &[GeneTrack])> = report
+        .conditions
+        .iter()
+        .map(|c| (c.name.as_str(), c.genes.as_slice()))
+        .collect();
+    if genes.iter().any(|(_, g)| !g.is_empty()) {
+        let path = dir.join(GENES_SVG);
+        plot_genes(&genes, &path).map_err(failed(&path))?;
+        written.push(path);
+    }
     Ok(written)
+}
+
+/// The genes plot of a run or an experiment.
+pub const GENES_SVG: &str = "report-genes.svg";
+
+/// `report-genes.svg`: one panel per real gene, the median over the
+/// organisms evaluated in each generation against the generation, with the
+/// interquartile range shaded; one colour per condition (pooled seeds).
+fn plot_genes(conditions: &[(&str, &[GeneTrack])], path: &Path) -> DrawResult {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, tracks) in conditions {
+        for t in *tracks {
+            if !names.contains(&t.name.as_str()) {
+                names.push(&t.name);
+            }
+        }
+    }
+    let root = SVGBackend::new(path, (800, 260 * names.len() as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((names.len(), 1));
+    for (panel, &name) in panels.iter().zip(&names) {
+        let tracks: Vec<(usize, &str, &GeneTrack)> = conditions
+            .iter()
+            .enumerate()
+            .filter_map(|(k, (c, ts))| ts.iter().find(|t| t.name == name).map(|t| (k, *c, t)))
+            .collect();
+        let points = tracks.iter().flat_map(|(_, _, t)| t.points.iter());
+        let (lo, hi, last) = points.fold(
+            (f64::INFINITY, f64::NEG_INFINITY, 0u64),
+            |(lo, hi, last), q| (lo.min(q.q1), hi.max(q.q3), last.max(q.generation)),
+        );
+        let (lo, hi) = span(lo, hi);
+        let pad = 0.05 * (hi - lo);
+        let mut chart = ChartBuilder::on(panel)
+            .caption(
+                format!("gene `{name}`: median and quartiles per generation"),
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..(last as f64).max(1.0), (lo - pad)..(hi + pad))?;
+        chart
+            .configure_mesh()
+            .x_desc("generation")
+            .y_desc(name)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()?;
+        let bands = tracks
+            .iter()
+            .map(|&(k, _, t)| {
+                let mut outline: Vec<(f64, f64)> = t
+                    .points
+                    .iter()
+                    .map(|q| (q.generation as f64, q.q3))
+                    .collect();
+                outline.extend(t.points.iter().rev().map(|q| (q.generation as f64, q.q1)));
+                (color(k), outline)
+            })
+            .collect();
+        draw_bands(&mut chart, bands)?;
+        let series = tracks
+            .iter()
+            .map(|&(k, c, t)| {
+                let line = t
+                    .points
+                    .iter()
+                    .map(|q| (q.generation as f64, q.median))
+                    .collect();
+                (c, color(k), line)
+            })
+            .collect();
+        draw_series(&mut chart, series)?;
+    }
+    root.present()?;
+    Ok(())
 }
 
 /// `report-<metric>.svg` for each metric: `:` and `/` (and anything else
 /// a file name should not hold) become `-`; names that collide, with each
 /// other or with the curves plot, get a number.
 fn metric_files(metrics: &[String]) -> Vec<String> {
-    let mut taken: HashSet<String> = HashSet::from([CURVES_SVG.to_owned()]);
+    let mut taken: HashSet<String> = HashSet::from([CURVES_SVG.to_owned(), GENES_SVG.to_owned()]);
     metrics
         .iter()
         .map(|m| {

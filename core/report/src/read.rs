@@ -56,6 +56,9 @@ pub struct Manifest {
     /// Why the run stopped early, if it did (the engine's `StopReason`,
     /// kept as JSON so that new reasons still read).
     pub stop_reason: Option<serde_json::Value>,
+    /// The names of the genome's real genes (absent in older runs).
+    #[serde(default)]
+    pub genes: Vec<String>,
     /// The plugin libraries the run loaded.
     #[serde(default)]
     pub plugins: Vec<PluginRecord>,
@@ -606,4 +609,74 @@ mod tests {
         assert_eq!(words("Stagnation"), "stagnation");
         assert_eq!(words("generations_done"), "generations done");
     }
+}
+
+/// The real genes of the organisms a run evaluated, by generation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GeneTable {
+    /// The genes' names (the manifest's), at most [`GENES_RECORDED`].
+    pub names: Vec<String>,
+    /// `(generation, values)`, one row per organism of `organisms.csv`, a
+    /// value per name.
+    pub rows: Vec<(u64, Vec<f64>)>,
+}
+
+/// How many real genes `organisms.csv`'s `genome` column records.
+pub const GENES_RECORDED: usize = 8;
+
+/// The columns of `organisms.csv` [`read_genes`] reads.
+#[derive(Debug, Deserialize)]
+struct GenomeRow {
+    generation: u64,
+    genome: String,
+}
+
+/// The real genes of every organism in `dir/organisms.csv`: names from the
+/// manifest, values from each row's `genome` column (`x=v1;v2;…`, after
+/// the bit string's summary if any). `None` for a run without real genes
+/// or without organism records.
+pub fn read_genes(dir: &Path) -> Result<Option<GeneTable>, ReportError> {
+    let mut names = Manifest::read(dir)?.genes;
+    names.truncate(GENES_RECORDED);
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let path = dir.join(ORGANISMS);
+    let Some(t) = read_optional::<GenomeRow>(&path, &["generation", "genome"], true)? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(t.rows.len());
+    for (line, r) in t.rows {
+        let bad = |message: String| ReportError::Record {
+            path: path.clone(),
+            line,
+            message,
+        };
+        let Some(values) = r
+            .genome
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("x="))
+        else {
+            return Err(bad(format!(
+                "the genome {:?} has no genes (`x=`)",
+                r.genome
+            )));
+        };
+        let values: Vec<f64> = values
+            .split(';')
+            .map(|v| {
+                v.parse::<f64>()
+                    .map_err(|_| bad(format!("the gene value {v:?} is not a number")))
+            })
+            .collect::<Result<_, _>>()?;
+        if values.len() != names.len() {
+            return Err(bad(format!(
+                "the genome has {} gene values, the manifest names {}",
+                values.len(),
+                names.len()
+            )));
+        }
+        rows.push((r.generation, values));
+    }
+    Ok(Some(GeneTable { names, rows }))
 }

@@ -236,6 +236,61 @@ impl Report {
         out.push_str(&self.means_table());
         out.push('\n');
         out.push_str(&self.effects_table());
+        if self.conditions.iter().any(|c| !c.genes.is_empty()) {
+            out.push('\n');
+            out.push_str(&self.genes_table());
+        }
+        out
+    }
+
+    /// Rows: conditions; columns: genes, as `median [q1, q3]` of the
+    /// organisms evaluated in the last generation, over every seed.
+    fn genes_table(&self) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        for c in &self.conditions {
+            for t in &c.genes {
+                if !names.contains(&t.name.as_str()) {
+                    names.push(&t.name);
+                }
+            }
+        }
+        let keys = [Column::left(
+            "condition",
+            self.conditions.iter().map(|c| c.name.clone()).collect(),
+        )];
+        let data: Vec<Column> = names
+            .iter()
+            .map(|&name| Column {
+                title: name.into(),
+                left: false,
+                cells: self
+                    .conditions
+                    .iter()
+                    .map(|c| {
+                        let last = c
+                            .genes
+                            .iter()
+                            .find(|t| t.name == name)
+                            .and_then(|t| t.points.last());
+                        match last {
+                            None => vec!["-".into()],
+                            Some(q) => vec![
+                                significant(q.median, DIGITS),
+                                format!(
+                                    " [{}, {}]",
+                                    significant(q.q1, DIGITS),
+                                    significant(q.q3, DIGITS)
+                                ),
+                            ],
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut out = String::from(
+            "genes of the organisms evaluated in the last generation: median [quartiles] over every seed\n",
+        );
+        out.push_str(&blocks(&keys, &data));
         out
     }
 

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::error::ReportError;
-use crate::read::{Index, Outcome, read_run};
+use crate::genes::{GeneTrack, tracks};
+use crate::read::{Index, Outcome, read_genes, read_run};
 
 /// A running mean of the finite values added.
 #[derive(Clone, Copy, Debug, Default)]
@@ -136,6 +137,9 @@ pub struct ConditionReport {
     pub stats: Vec<Option<Stat>>,
     /// The mean learning curve over seeds.
     pub curve: Vec<CurvePoint>,
+    /// Each real gene's distribution over generations, pooled over seeds
+    /// (empty without real genes).
+    pub genes: Vec<GeneTrack>,
 }
 
 impl ConditionReport {
@@ -198,7 +202,19 @@ impl Report {
             }
             runs.push(seeds);
         }
-        Ok(Report::aggregate(spec, runs))
+        let mut report = Report::aggregate(spec, runs);
+        for c in &mut report.conditions {
+            let mut tables = Vec::new();
+            for r in &c.runs {
+                if let Outcome::Finished(_) = r.outcome
+                    && let Some(t) = read_genes(&dir.join(&r.path))?
+                {
+                    tables.push(t);
+                }
+            }
+            c.genes = tracks(&tables);
+        }
+        Ok(report)
     }
 
     /// Aggregates the runs (`runs[c]`: condition c's seeds).
@@ -263,6 +279,7 @@ impl Report {
                     values,
                     stats,
                     curve,
+                    genes: Vec::new(),
                 }
             })
             .collect();

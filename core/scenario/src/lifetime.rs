@@ -139,6 +139,9 @@ pub struct LearningGenes {
     pub steps: Option<usize>,
     /// `gain`: multiplies every matrix's init gain.
     pub gain: Option<usize>,
+    /// `gain.NAME`: multiplies the init gain of the matrix `NAME` alone, as
+    /// `(parameter index, gene index)` pairs.
+    pub matrix_gain: Vec<(usize, usize)>,
     /// `rank`: initial rank of every matrix with a rank rule (rounded).
     pub rank: Option<usize>,
     /// `density`: density of every matrix with a density rule.
@@ -151,6 +154,19 @@ pub struct LearningGenes {
 }
 
 impl LearningGenes {
+    /// The gain genes' factor for parameter `param`: the `gain` gene times
+    /// any `gain.NAME` gene of that parameter, read by `gene`.
+    pub fn gain_of(&self, param: usize, gene: impl Fn(usize) -> f64) -> f32 {
+        let global = self.gain.map_or(1.0, &gene);
+        let own: f64 = self
+            .matrix_gain
+            .iter()
+            .filter(|(p, _)| *p == param)
+            .map(|(_, g)| gene(*g))
+            .product();
+        (global * own) as f32
+    }
+
     /// Gene names with a meaning for learning.
     pub const NAMES: &[&str] = &[
         "lr",

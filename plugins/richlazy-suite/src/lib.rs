@@ -33,6 +33,10 @@
 //!   `rank_entropy` of `weight` at birth, and `heldout_loss`, the lifetime's
 //!   final held-out loss.
 //!
+//! The weight changes are declared `minimize`: used as an objective
+//! (`fitness.metrics`), they are a plasticity cost. The other directions
+//! say which way an objective would push, not which learning is better.
+//!
 //! Probe trials come from the environment's own generator
 //! (`lineage_env::Decision::trials`, `DelayedMatch::trials`,
 //! `LinearTeacher::samples`) with the suite's `seed`, so they are the same
@@ -517,8 +521,8 @@ impl Plugin for RichLazyPlugin {
                 "recurrent",
                 "rich/lazy measures of a recurrent network on a trial task (decision, delayed_match)",
                 vec![
-                    Metric::maximize("weight_change"),
-                    Metric::maximize("weight_change_rel"),
+                    Metric::minimize("weight_change"),
+                    Metric::minimize("weight_change_rel"),
                     Metric::maximize("kernel_alignment"),
                     Metric::maximize("representation_alignment"),
                     Metric::maximize("sign_similarity"),
@@ -533,8 +537,8 @@ impl Plugin for RichLazyPlugin {
                 "linear",
                 "rich/lazy measures of the linear student-teacher (kernel over all parameters)",
                 vec![
-                    Metric::maximize("weight_change"),
-                    Metric::maximize("weight_change_rel"),
+                    Metric::minimize("weight_change"),
+                    Metric::minimize("weight_change_rel"),
                     Metric::maximize("kernel_alignment"),
                     Metric::maximize("representation_alignment"),
                     Metric::maximize("rank_normalized"),

@@ -13,7 +13,7 @@ use lineage_env::{
 };
 use lineage_evo::GenomeSpec;
 use lineage_learn::spec::{
-    Activation, Embedding, GruSpec, MlpSpec, ModelSpec, ParamInfo, RnnSpec, Role, SequenceInput,
+    Activation, Embedding, GruSpec, MlpSpec, ModelSpec, ParamInfo, RnnSpec, SequenceInput,
     TransformerSpec,
 };
 use lineage_learn::{DeviceChoice, Hyper, LifetimeSpec, Method, OptimizerSpec, Schedule};
@@ -286,7 +286,7 @@ impl<E> Check<'_, E> {
             direction: direction.as_deref(),
         };
         let rules = self.rules(&raw.develop, &params, &task_align)?;
-        let genes = self.genes(genome, &model)?;
+        let genes = self.genes(genome, &model, &rules)?;
         if genes.weights.is_some()
             && let Some(i) = raw.develop.matrix.iter().position(|m| m.dale.is_some())
         {
@@ -1113,7 +1113,12 @@ impl<E> Check<'_, E> {
         Ok(())
     }
 
-    fn genes(&self, genome: &GenomeSpec, model: &ModelSpec) -> Result<LearningGenes, E> {
+    fn genes(
+        &self,
+        genome: &GenomeSpec,
+        model: &ModelSpec,
+        rules: &[Option<MatrixRule>],
+    ) -> Result<LearningGenes, E> {
         let find = |name: &str| genome.genes.iter().position(|g| g.name == name);
         let weights = genome
             .genes
@@ -1134,8 +1139,34 @@ impl<E> Check<'_, E> {
                 ));
             }
         }
+        let params = model.params();
+        let mut matrix_gain = Vec::new();
+        for (i, g) in genome.genes.iter().enumerate() {
+            let Some(name) = g.name.strip_prefix("gain.") else {
+                continue;
+            };
+            match params.iter().position(|p| p.name == name) {
+                Some(k) if rules[k].is_some() => matrix_gain.push((k, i)),
+                _ => {
+                    let matrices: Vec<&str> = params
+                        .iter()
+                        .zip(rules)
+                        .filter(|(_, r)| r.is_some())
+                        .map(|(p, _)| p.name.as_str())
+                        .collect();
+                    return Err((self.at)(
+                        &format!("genome.genes[{i}].name"),
+                        format!(
+                            "a `gain.NAME` gene scales the init gain of the weight matrix NAME, and the model has no weight matrix `{name}` (its matrices: {})",
+                            matrices.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
         let genes = LearningGenes {
             lr: find("lr"),
+            matrix_gain,
             momentum: find("momentum"),
             weight_decay: find("weight_decay"),
             steps: find("steps"),
@@ -1154,19 +1185,30 @@ impl<E> Check<'_, E> {
             ));
         }
         if let Some(i) = genes.rank {
+            // The gene sets the rank of every matrix whose rule has one.
             let g = &genome.genes[i];
-            let max = model
-                .params()
+            let ranked: Vec<&ParamInfo> = params
                 .iter()
-                .filter(|p| p.role == Role::Embedding || matches!(p.role, Role::Matrix { .. }))
+                .zip(rules)
+                .filter(|(_, r)| r.as_ref().is_some_and(|r| r.rank.is_some()))
+                .map(|(p, _)| p)
+                .collect();
+            let max = ranked
+                .iter()
                 .map(|p| p.shape.iter().copied().min().unwrap_or(0))
                 .min()
                 .unwrap_or(0);
+            if ranked.is_empty() {
+                return Err((self.at)(
+                    &format!("genome.genes[{i}].name"),
+                    "a `rank` gene sets the rank of the matrices whose develop rule has a `rank`, and no rule has one".into(),
+                ));
+            }
             if g.min < 1.0 || g.max.round() as usize > max {
                 return Err((self.at)(
                     "genome.genes",
                     format!(
-                        "the `rank` gene ranges over [{}, {}] but ranks must lie in 1..={max} for every matrix",
+                        "the `rank` gene ranges over [{}, {}] but ranks must lie in 1..={max} for every matrix with a rank rule",
                         g.min, g.max
                     ),
                 ));
