@@ -172,11 +172,11 @@ fn main() -> ExitCode {
     // names without a build step of their own (ARCHITECTURE.md, plugins).
     lineage_plugin_host::builtin::register_linked(
         "lineage_connectome_suite",
-        lineage_connectome_suite::lineage_plugin_entry,
+        lineage_connectome_suite::lineage_plugin_descriptor,
     );
     lineage_plugin_host::builtin::register_linked(
         "lineage_richlazy_suite",
-        lineage_richlazy_suite::lineage_plugin_entry,
+        lineage_richlazy_suite::lineage_plugin_descriptor,
     );
     // `lineage __plugin-worker`: a hidden subcommand, the child process an
     // isolated plugin runs in (see lineage_plugin_host::isolate).

@@ -46,8 +46,10 @@ static LINKED: Mutex<Vec<(&'static str, LnEntry)>> = Mutex::new(Vec::new());
 
 /// Registers a plugin linked into this program under its library name (as
 /// a scenario's `library = "…"` names it, `-` and `_` alike), so that the
-/// name finds it before the search path. The entry point is the plugin's
-/// `lineage_plugin_entry`, called and checked like a loaded library's.
+/// name finds it before the search path. The entry point is the crate's
+/// `lineage_plugin_descriptor` (`lineage_plugin::plugin_descriptor!`: the
+/// unmangled `lineage_plugin_entry` can exist once per binary), called and
+/// checked like a loaded library's.
 /// Registering a name again replaces its entry.
 pub fn register_linked(library: &'static str, entry: LnEntry) {
     let mut linked = LINKED.lock().unwrap_or_else(|e| e.into_inner());

@@ -662,8 +662,10 @@ pub fn read_genes(dir: &Path) -> Result<Option<GeneTable>, ReportError> {
                 r.genome
             )));
         };
+        // More than [`GENES_RECORDED`] genes end in `;+K`, the count left out.
         let values: Vec<f64> = values
             .split(';')
+            .filter(|v| !v.starts_with('+'))
             .map(|v| {
                 v.parse::<f64>()
                     .map_err(|_| bad(format!("the gene value {v:?} is not a number")))

@@ -70,7 +70,6 @@ use std::ops::RangeInclusive;
 use lineage_env::{EnvError, HiddenMarkov, HmmParams};
 use lineage_plugin::{
     Batch, Config, Data, Error, Evaluate, Input, Metric, Offering, Plugin, Scores, Stage,
-    export_plugin,
 };
 
 /// A true posterior whose variance over a fold's held-out rows is below
@@ -823,7 +822,8 @@ impl Plugin for ConnectomePlugin {
     }
 }
 
-export_plugin!(ConnectomePlugin);
+// Linked into `lineage` as a built-in; its shared library is `cdylib/`.
+lineage_plugin::plugin_descriptor!(ConnectomePlugin);
 
 #[cfg(test)]
 mod tests {

@@ -53,7 +53,7 @@ use std::num::NonZeroUsize;
 use lineage_env::{Batch as EnvBatch, Decision, DelayedMatch, LinearTeacher};
 use lineage_plugin::{
     Batch, Config, Data, Error, Evaluate, Input, Metric, Offering, Plugin, Scores, Stage,
-    TensorView, export_plugin,
+    TensorView,
 };
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -558,7 +558,8 @@ impl Plugin for RichLazyPlugin {
     }
 }
 
-export_plugin!(RichLazyPlugin);
+// Linked into `lineage` as a built-in; its shared library is `cdylib/`.
+lineage_plugin::plugin_descriptor!(RichLazyPlugin);
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,27 @@ macro_rules! export_plugin {
     };
 }
 
+/// Defines `pub extern "C" fn lineage_plugin_descriptor()`, the plugin's
+/// descriptor under a name of the crate's own, for a crate that a host
+/// links into its binary as a built-in (`register_linked` in the
+/// `lineage` host) rather than loading it: the unmangled
+/// `lineage_plugin_entry` of [`export_plugin!`] can exist once per binary,
+/// so two such crates linked together cannot both export it. The shared
+/// library of such a plugin is then a separate `cdylib` crate whose one
+/// line is `export_plugin!(the_crate::ThePlugin)`.
+#[macro_export]
+macro_rules! plugin_descriptor {
+    ($plugin:ty) => {
+        /// The plugin's descriptor (what its library's
+        /// `lineage_plugin_entry` returns), built once.
+        pub extern "C" fn lineage_plugin_descriptor() -> *const $crate::abi::LnPlugin {
+            static DESCRIPTOR: ::std::sync::OnceLock<$crate::export::Descriptor> =
+                ::std::sync::OnceLock::new();
+            $crate::export::descriptor::<$plugin>(&DESCRIPTOR)
+        }
+    };
+}
+
 /// A plugin's descriptor and the memory it points into.
 #[derive(Debug)]
 pub struct Descriptor {
