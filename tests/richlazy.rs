@@ -461,6 +461,16 @@ fn evolving_rank_and_gain_reports_the_genes() {
     for gene in ["rank", "gain.w_rec", "lr"] {
         assert!(svg.contains(&format!("gene `{gene}`")), "{gene}");
     }
+    // The suite is both the fitness function and a recorded suite: one
+    // computation, the same values in both records.
+    let run1 = out.join("conditions/loss/seed-1");
+    let (header, rows) = csv(&run1.join("organisms.csv"));
+    let column = header.iter().position(|h| h == "decision_loss").unwrap();
+    let recorded = metric(&run1, "decision_loss");
+    assert_eq!(recorded.len(), rows.len());
+    for (row, m) in rows.iter().zip(&recorded) {
+        assert_eq!(row[column].parse::<f64>().unwrap(), *m);
+    }
     // The plasticity cost is an objective of the NSGA-II condition only.
     let (header, _) = csv(&out.join("conditions/loss-cost/seed-1/generations.csv"));
     assert!(

@@ -59,6 +59,10 @@ pub struct Call {
     pub columns: Vec<usize>,
     /// What an evaluation error does.
     pub on_error: OnError,
+    /// The plugin, offering and configuration: two calls with the same
+    /// `source` compute the same scores (whatever metrics each keeps), so
+    /// a suite that is also the fitness function is called once.
+    pub source: String,
 }
 
 /// Every instance the run calls.
@@ -237,6 +241,7 @@ impl Evaluation {
                 label: format!("{alias}:{offering}"),
                 columns,
                 on_error,
+                source: format!("{alias}:{offering}:{config:?}"),
             });
             made.push((key, c.clone()));
             Ok(c)

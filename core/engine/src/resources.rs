@@ -58,6 +58,13 @@ pub struct EvaluationErrors(pub Vec<String>);
 #[derive(Resource, Clone, Debug, Default, PartialEq)]
 pub struct SuiteScores(pub Vec<(crate::components::OrganismId, Vec<Vec<f64>>)>);
 
+/// This generation's fitness scores in full (every metric of the offering,
+/// organisms by ascending id), with the fitness call's `source`: an
+/// evaluation suite with the same source reuses them instead of calling
+/// the plugin again.
+#[derive(Resource, Clone, Debug, Default, PartialEq)]
+pub struct FitnessScores(pub Option<(String, Vec<crate::components::OrganismId>, Vec<f64>)>);
+
 /// The thread pool for data-parallel work inside systems, sized by
 /// `--threads`. Results never depend on its size.
 #[derive(Resource, Clone)]

@@ -546,6 +546,7 @@ fn base_world(
     world.insert_resource(evaluation);
     world.insert_resource(EvaluationErrors::default());
     world.insert_resource(SuiteScores::default());
+    world.insert_resource(FitnessScores::default());
     world.insert_resource(Threads(Arc::new(pool)));
     world.insert_resource(SelectionResult::default());
     world.insert_resource(Brood::default());
