@@ -56,6 +56,13 @@ impl Quartiles {
     }
 }
 
+/// True when some gene was recorded in more than one generation: only
+/// then is there a movement to show (a single generation's genes, such as
+/// the placeholder gene of an experiment of lifetimes, are not reported).
+pub fn moves(tracks: &[GeneTrack]) -> bool {
+    tracks.iter().any(|t| t.points.len() > 1)
+}
+
 /// Each gene's track over the runs in `tables` (one per seed), pooled.
 /// Runs whose gene names differ from the first's are left out.
 pub fn tracks(tables: &[GeneTable]) -> Vec<GeneTrack> {

@@ -38,8 +38,10 @@ pub fn run_plots(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         draw_objective(&g, &objective, &path).map_err(failed(&path))?;
         written.push(path);
     }
-    if let Some(table) = read_genes(dir)? {
-        let tracks = tracks(&[table]);
+    if let Some(table) = read_genes(dir)?
+        && let tracks = tracks(&[table])
+        && crate::genes::moves(&tracks)
+    {
         let path = dir.join(GENES_SVG);
         plot_genes(&[("population", &tracks)], &path).map_err(failed(&path))?;
         written.push(path);
@@ -175,7 +177,7 @@ pub fn report_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ReportE
         .iter()
         .map(|c| (c.name.as_str(), c.genes.as_slice()))
         .collect();
-    if genes.iter().any(|(_, g)| !g.is_empty()) {
+    if genes.iter().any(|(_, g)| crate::genes::moves(g)) {
         let path = dir.join(GENES_SVG);
         plot_genes(&genes, &path).map_err(failed(&path))?;
         written.push(path);

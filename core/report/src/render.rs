@@ -236,7 +236,11 @@ impl Report {
         out.push_str(&self.means_table());
         out.push('\n');
         out.push_str(&self.effects_table());
-        if self.conditions.iter().any(|c| !c.genes.is_empty()) {
+        if self
+            .conditions
+            .iter()
+            .any(|c| crate::genes::moves(&c.genes))
+        {
             out.push('\n');
             out.push_str(&self.genes_table());
         }
