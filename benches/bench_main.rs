@@ -6,6 +6,9 @@
 //! - `operators`: mutation and crossover of single genomes.
 //! - `plugins`: one plugin call for 64 organisms against the same work
 //!   done directly (group `plugin_call`).
+//! - `probes`: the gradient and tangent-kernel services for a recurrent
+//!   network, batched BPTT against the per-example candle loop (group
+//!   `tangent_kernel`).
 
 mod benchmarks;
 
@@ -13,5 +16,6 @@ criterion::criterion_main!(
     benchmarks::engine::benches,
     benchmarks::selection::benches,
     benchmarks::operators::benches,
-    benchmarks::plugins::benches
+    benchmarks::plugins::benches,
+    benchmarks::probes::benches
 );

@@ -3,4 +3,5 @@
 pub mod engine;
 pub mod operators;
 pub mod plugins;
+pub mod probes;
 pub mod selection;
