@@ -59,7 +59,9 @@ fn weights(n: usize) -> Vec<Vec<f32>> {
 /// one-hot cotangent.
 fn rows() -> (Vec<f32>, Vec<f32>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let trials: Vec<f32> = (0..TRIALS * STEPS * 3).map(|_| rng.random::<f32>()).collect();
+    let trials: Vec<f32> = (0..TRIALS * STEPS * 3)
+        .map(|_| rng.random::<f32>())
+        .collect();
     let per = STEPS * 3;
     let mut x = Vec::new();
     let mut c = Vec::new();
@@ -108,7 +110,14 @@ fn candle_loop(spec: &ModelSpec, params: &[Vec<f32>], x: &[f32], c: &[f32]) -> V
         )
         .unwrap();
         let g = (y * ce).unwrap().sum_all().unwrap().backward().unwrap();
-        out.extend(g.get(&rec).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        out.extend(
+            g.get(&rec)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+        );
     }
     out
 }
@@ -122,15 +131,21 @@ fn bench(c: &mut Criterion) {
         len: STEPS * 3,
     };
     let mut group = c.benchmark_group("tangent_kernel");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     for n in [64, 300] {
         let spec = spec(n);
         let params = weights(n);
         group.bench_function(format!("bptt_gradients/{n}"), |b| {
-            b.iter(|| black_box(output_gradients(&spec, &params, &input, Some(&cot), "w_rec").unwrap()))
+            b.iter(|| {
+                black_box(output_gradients(&spec, &params, &input, Some(&cot), "w_rec").unwrap())
+            })
         });
         group.bench_function(format!("kernel/{n}"), |b| {
-            b.iter(|| black_box(gradient_kernel(&spec, &params, &input, Some(&cot), "w_rec").unwrap()))
+            b.iter(|| {
+                black_box(gradient_kernel(&spec, &params, &input, Some(&cot), "w_rec").unwrap())
+            })
         });
         if n == 64 {
             // The reference agrees with the batched path before it is timed.
