@@ -483,3 +483,74 @@ fn evolving_rank_and_gain_reports_the_genes() {
         "{header:?}"
     );
 }
+
+/// The suite on the delayed match-to-sample task: its probe trials come
+/// from that task's generator (`task = "delayed_match"`), and a suite
+/// configured for a task whose inputs the model does not read is an
+/// unfit set-up (exit 2), not a crash or a silent score.
+#[test]
+fn the_suite_measures_delayed_match_and_refuses_a_mismatched_task() {
+    let text = |suite_task: &str| {
+        format!(
+            r#"
+name = "rl-match"
+seed = 1
+generations = 1
+population = 2
+[genome]
+genes = [{{ name = "unused", min = 0.0, max = 1.0 }}]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+[lifetime]
+budget = 640
+steps = 40
+batch = 16
+environment = {{ kind = "delayed_match", stimuli = 3, heldout = 60, seed = 2 }}
+model = {{ kind = "rnn", hidden = 12, alpha = 1.0, activation = "relu", bias = false }}
+optimizer = {{ method = "sgd", lr = 0.05, momentum = 0.9 }}
+[plugins.rl]
+library = "lineage_richlazy_suite"
+[plugins.rl.config]
+{suite_task}
+kernel_trials = 4
+representation_trials = 20
+[evaluate]
+suites = ["rl:recurrent"]
+"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        "match",
+        &text("task = \"delayed_match\"\nstimuli = 3"),
+    );
+    let accuracy = metric(&out, "decision_accuracy");
+    assert_eq!(accuracy.len(), 2);
+    for a in accuracy {
+        assert!((0.0..=1.0).contains(&a), "{a}");
+    }
+    for k in metric(&out, "kernel_alignment") {
+        assert!(k > 0.0 && k <= 1.0 + 1e-9, "{k}");
+    }
+
+    // The decision task's probe trials have 3 inputs per step; this model
+    // reads 4 (fixation and 3 stimuli).
+    let path = write_scenario(dir.path(), "mismatch.toml", &text("task = \"decision\""));
+    let out = lineage(&[
+        "run",
+        s(&path),
+        "--out",
+        s(&dir.path().join("mismatch")),
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`decision` probe trials have 8 steps of 3 inputs")
+            && err.contains("configuration key `task`"),
+        "{err}"
+    );
+}

@@ -144,6 +144,8 @@ struct Recurrent {
     weight: String,
     task: &'static str,
     steps: usize,
+    /// Inputs per step of the probe trials.
+    inputs: usize,
     /// The kernel's examples: one per (trial, step, output).
     kernel_x: Vec<f32>,
     kernel_cotangent: Vec<f32>,
@@ -206,6 +208,7 @@ impl Recurrent {
             weight: config.string("weight")?.unwrap_or_else(|| "w_rec".into()),
             task: task.name(),
             steps,
+            inputs: per / steps,
             kernel_rows: kernel_trials * steps * outputs,
             kernel_x,
             kernel_cotangent,
@@ -252,6 +255,21 @@ impl Recurrent {
     }
 
     fn organism(&self, batch: &Batch<'_>, i: usize) -> Result<[f64; 10], Error> {
+        // The probe trials must be the organism's task: its held-out trials
+        // say how many steps of how many inputs it reads.
+        let Data::Sequences { x, labels } = batch.heldout(i)? else {
+            return Err(batch.unfit(
+                "the organism's held-out data are not sequences: the suite measures a recurrent network on a trial task (environment `decision` or `delayed_match`)",
+            ));
+        };
+        if let &[_, steps, inputs] = x.shape()
+            && (steps, inputs) != (self.steps, self.inputs)
+        {
+            return Err(batch.unfit(format!(
+                "the suite's `{}` probe trials have {} steps of {} inputs, the organism's task {steps} of {inputs}: set configuration key `task` and its parameters as the scenario's environment",
+                self.task, self.steps, self.inputs
+            )));
+        }
         let (w0, w1) = measured_weight(batch, i, &self.weight)?;
         let &[rows, cols] = w0.shape() else {
             return Err(batch.unfit(format!(
@@ -302,11 +320,6 @@ impl Recurrent {
         let spectral_radius = lineage_develop::spectral_radius(&birth)
             .map_err(|e| Error::new(format!("weight `{}`: {e}", self.weight)))?;
 
-        let Data::Sequences { x, labels } = batch.heldout(i)? else {
-            return Err(batch.unfit(
-                "the organism's held-out data are not sequences: the suite measures a recurrent network on a trial task (environment `decision` or `delayed_match`)",
-            ));
-        };
         let n_held = x.shape()[0];
         let out = batch.outputs(
             i,
