@@ -11,7 +11,8 @@
 //! fresh trials for training and score on trials from their seed, as
 //! does the linear teacher, which also exposes its task direction;
 //! few-shot environments (sinusoids) draw a new task, with its own held-out
-//! points, for every lifetime.
+//! points, for every lifetime; in-context learning worlds (`icl`) draw
+//! fresh sequences of (item, label) pairs from classes fixed by their seed.
 //!
 //! Data are plain `f32` and `u32` buffers, row-major, so that both the
 //! population-batched training path and candle can read them without
@@ -36,6 +37,7 @@
 
 mod cognitive;
 mod hmm;
+mod icl;
 mod linear;
 mod sinusoid;
 mod synthetic;
@@ -47,6 +49,7 @@ use rand::RngCore;
 
 pub use cognitive::{CHOICES, Decision, DecisionTrial, DelayedMatch, MAX_TRIAL_STEPS, MatchTrial};
 pub use hmm::{EntropyRate, Filtered, HiddenMarkov, Hmm, HmmParams, MAX_STATES, MAX_TOKENS};
+pub use icl::{Icl, IclParams, IclSequence, MAX_ICL_SIZE, Positions};
 pub use linear::{LinearTeacher, MAX_TEACHER_INPUTS};
 pub use sinusoid::Sinusoids;
 pub use synthetic::{GaussianClusters, TeacherNetwork};

@@ -296,6 +296,35 @@ pub(crate) fn environment(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart
                 product(&[n(*heldout), steps, n(*stimuli).saturating_add(2), 4]),
             )]
         }
+        // Held-out sequences: 2 pairs + 1 tokens of positions and content,
+        // a label each; the classes' means and label vectors.
+        RawEnvironment::Icl {
+            classes,
+            dim,
+            labels,
+            pairs,
+            positions,
+            max_pairs,
+            heldout,
+            ..
+        } => {
+            let steps = n(*pairs).saturating_mul(2).saturating_add(1);
+            let slots = if positions == "random_offset" {
+                n(max_pairs.unwrap_or(32))
+                    .saturating_mul(2)
+                    .saturating_add(1)
+            } else {
+                steps
+            };
+            let width = slots.saturating_add(n(*dim)).saturating_add(1);
+            vec![
+                part("heldout", product(&[n(*heldout), steps, width, 4])),
+                part(
+                    "classes",
+                    product(&[n(*classes).saturating_add(n(*labels)), n(*dim), 4]),
+                ),
+            ]
+        }
         RawEnvironment::Text {
             context,
             validation,

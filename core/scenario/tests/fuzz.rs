@@ -138,6 +138,8 @@ const STRINGS: &[&str] = &[
     "\"sinusoids\"",
     "\"decision\"",
     "\"delayed_match\"",
+    "\"icl\"",
+    "\"random_offset\"",
     "\"linear_teacher\"",
     "\"task\"",
     "\"teacher\"",

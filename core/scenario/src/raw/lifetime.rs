@@ -181,6 +181,39 @@ pub(crate) enum RawEnvironment {
         #[serde(default)]
         seed: RawSeed,
     },
+    /// An in-context learning world (Chan et al.; Reddy's synthetic
+    /// classes); defaults are science.md's small-scale recipe.
+    Icl {
+        #[serde(default = "icl_classes")]
+        classes: usize,
+        #[serde(default = "icl_dim")]
+        dim: usize,
+        #[serde(default = "icl_eps")]
+        eps: f32,
+        #[serde(default = "icl_labels")]
+        labels: usize,
+        #[serde(default = "icl_pairs")]
+        pairs: usize,
+        #[serde(default = "icl_burstiness")]
+        burstiness: usize,
+        #[serde(default = "icl_p_bursty")]
+        p_bursty: f64,
+        #[serde(default)]
+        zipf: f64,
+        #[serde(default)]
+        p_novel: f64,
+        #[serde(default = "icl_novel_classes")]
+        novel_classes: usize,
+        #[serde(default)]
+        dynamic: bool,
+        #[serde(default = "onehot")]
+        positions: String,
+        max_pairs: Option<usize>,
+        #[serde(default = "thousand")]
+        heldout: usize,
+        #[serde(default)]
+        seed: RawSeed,
+    },
     Text {
         path: String,
         #[serde(default = "characters")]
@@ -280,6 +313,42 @@ fn hmm_corpus() -> usize {
 
 fn thousand() -> usize {
     1000
+}
+
+fn icl_classes() -> usize {
+    lineage_env::IclParams::default().classes
+}
+
+fn icl_dim() -> usize {
+    lineage_env::IclParams::default().dim
+}
+
+fn icl_eps() -> f32 {
+    lineage_env::IclParams::default().eps
+}
+
+fn icl_labels() -> usize {
+    lineage_env::IclParams::default().labels
+}
+
+fn icl_pairs() -> usize {
+    lineage_env::IclParams::default().pairs
+}
+
+fn icl_burstiness() -> usize {
+    lineage_env::IclParams::default().burstiness
+}
+
+fn icl_p_bursty() -> f64 {
+    lineage_env::IclParams::default().p_bursty
+}
+
+fn icl_novel_classes() -> usize {
+    lineage_env::IclParams::default().novel_classes
+}
+
+fn onehot() -> String {
+    "onehot".into()
 }
 
 fn hundred() -> usize {

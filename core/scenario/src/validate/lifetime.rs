@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use lineage_develop::InitLaw;
 use lineage_env::{
-    Decision, DelayedMatch, Environment, GaussianClusters, Hmm, HmmParams, LinearTeacher,
-    MAX_TEACHER_INPUTS, MAX_TRIAL_STEPS, Sinusoids, Task, TeacherNetwork, Text, Vocabulary,
+    Decision, DelayedMatch, Environment, GaussianClusters, Hmm, HmmParams, Icl, IclParams,
+    LinearTeacher, MAX_TEACHER_INPUTS, MAX_TRIAL_STEPS, Positions, Sinusoids, Task, TeacherNetwork,
+    Text, Vocabulary,
 };
 use lineage_evo::GenomeSpec;
 use lineage_learn::spec::{
@@ -153,6 +154,32 @@ impl<E> Check<'_, E> {
             } => {
                 self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
                 self.at_most(&env("context"), *context, MAX_CONTEXT)?;
+                Vec::new()
+            }
+            RawEnvironment::Icl {
+                heldout,
+                positions,
+                max_pairs,
+                pairs,
+                ..
+            } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                self.at_most(&env("pairs"), *pairs, MAX_CONTEXT)?;
+                self.at_most(&env("max_pairs"), max_pairs.unwrap_or(0), MAX_CONTEXT)?;
+                if !matches!(positions.as_str(), "onehot" | "random_offset") {
+                    return self.err(
+                        &env("positions"),
+                        format!(
+                            "expected \"onehot\" (the token's index) or \"random_offset\" (Reddy's: the one-hot at a random offset in 2 max_pairs + 1 slots), found {positions:?}"
+                        ),
+                    );
+                }
+                if max_pairs.is_some() && positions != "random_offset" {
+                    return self.err(
+                        &env("max_pairs"),
+                        "`max_pairs` sizes the slots of `positions = \"random_offset\"`",
+                    );
+                }
                 Vec::new()
             }
             RawEnvironment::Hmm {
@@ -544,6 +571,45 @@ impl<E> Check<'_, E> {
                 Text::from_file(&file, vocabulary, *context, *validation, *heldout)
                     .map(|e| Arc::new(e) as _)
             }
+            RawEnvironment::Icl {
+                classes,
+                dim,
+                eps,
+                labels,
+                pairs,
+                burstiness,
+                p_bursty,
+                zipf,
+                p_novel,
+                novel_classes,
+                dynamic,
+                positions,
+                max_pairs,
+                heldout,
+                seed,
+            } => Icl::new(IclParams {
+                classes: *classes,
+                dim: *dim,
+                eps: *eps,
+                labels: *labels,
+                pairs: *pairs,
+                burstiness: *burstiness,
+                p_bursty: *p_bursty,
+                zipf: *zipf,
+                p_novel: *p_novel,
+                novel_classes: *novel_classes,
+                dynamic: *dynamic,
+                positions: if positions == "random_offset" {
+                    Positions::RandomOffset {
+                        max_pairs: max_pairs.unwrap_or(MAX_PAIRS_DEFAULT),
+                    }
+                } else {
+                    Positions::OneHot
+                },
+                heldout: *heldout,
+                seed: seed.resolve(self.seed),
+            })
+            .map(|e| Arc::new(e) as _),
             RawEnvironment::Hmm {
                 tokens,
                 states,
@@ -1224,6 +1290,10 @@ struct TaskAlign<'a> {
     direction: Option<&'a [f32]>,
 }
 
+/// Pairs Reddy's random-offset positions make room for by default (65
+/// slots).
+const MAX_PAIRS_DEFAULT: usize = 32;
+
 /// The keys an environment's table may hold.
 fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
     match raw {
@@ -1246,6 +1316,23 @@ fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
             "seed",
         ],
         RawEnvironment::Text { .. } => &["path", "vocabulary", "context", "validation", "heldout"],
+        RawEnvironment::Icl { .. } => &[
+            "classes",
+            "dim",
+            "eps",
+            "labels",
+            "pairs",
+            "burstiness",
+            "p_bursty",
+            "zipf",
+            "p_novel",
+            "novel_classes",
+            "dynamic",
+            "positions",
+            "max_pairs",
+            "heldout",
+            "seed",
+        ],
         RawEnvironment::Hmm { .. } => &[
             "tokens",
             "states",

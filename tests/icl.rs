@@ -1,0 +1,163 @@
+//! The in-context learning world (issue 12, first part): scenarios with
+//! `environment = { kind = "icl", … }` run on the models that read
+//! sequences, the environment schedule changes its pressures, and bad
+//! parameters are located errors.
+
+mod common;
+
+use std::path::Path;
+
+use common::{column, lineage, lineage_ok, s, write_scenario};
+
+fn scenario(environment: &str, model: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "icl"
+seed = 1
+generations = 2
+population = 2
+[genome]
+genes = [{{ name = "unused", min = 0.0, max = 1.0 }}]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+[lifetime]
+budget = 256
+steps = 8
+batch = 32
+eval_every = 4
+environment = {environment}
+model = {model}
+optimizer = {{ method = "adam", lr = 1e-3 }}
+{extra}
+"#
+    )
+}
+
+const SMALL: &str = "{ kind = \"icl\", classes = 64, dim = 8, labels = 8, pairs = 4, burstiness = 2, heldout = 50, seed = 3 }";
+
+fn run(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = write_scenario(dir, &format!("{name}.toml"), text);
+    let out = dir.join(name);
+    lineage_ok(&["run", s(&path), "--out", s(&out), "--quiet"]);
+    out
+}
+
+/// A transformer and a GRU read the world's tokens (9 steps of 9 + 8
+/// values) and learn from the query's label alone: after 40 Adam steps
+/// every organism's held-out loss is below its loss at birth.
+#[test]
+fn sequence_models_learn_in_an_icl_world() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, model) in [
+        (
+            "transformer",
+            "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 1 }",
+        ),
+        ("gru", "{ kind = \"gru\", hidden = 16 }"),
+    ] {
+        let text = scenario(SMALL, model, "")
+            .replace("budget = 256\nsteps = 8", "budget = 1280\nsteps = 40");
+        assert!(text.contains("steps = 40"));
+        let out = run(dir.path(), name, &text);
+        let birth = column(&out.join("organisms.csv"), "birth_heldout");
+        let last = column(&out.join("organisms.csv"), "final_heldout");
+        assert_eq!(birth.len(), 4, "{name}");
+        for (b, f) in birth.iter().zip(&last) {
+            assert!(
+                f < b,
+                "{name}: held-out loss {b} at birth, {f} after learning"
+            );
+        }
+    }
+}
+
+/// The environment schedule changes the world's pressures (burstiness,
+/// novel classes) from one generation to the next.
+#[test]
+fn the_schedule_changes_the_burstiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(
+        SMALL,
+        "{ kind = \"gru\", hidden = 8 }",
+        "[[environment]]\nat_generation = 1\nset = { lifetime = { environment = { p_bursty = 0.0, p_novel = 0.5 } } }",
+    );
+    let checked = lineage_scenario::from_str(
+        &text,
+        "schedule.toml",
+        dir.path(),
+        &lineage_scenario::Overrides::default(),
+    )
+    .unwrap();
+    let world = |generation| {
+        let lifetime = checked.pressures_at(generation).lifetime.clone().unwrap();
+        lifetime.environment.description.clone()
+    };
+    assert!(
+        world(0).contains("p_bursty: 0.9") && world(0).contains("p_novel: 0.0"),
+        "{}",
+        world(0)
+    );
+    assert!(
+        world(1).contains("p_bursty: 0.0") && world(1).contains("p_novel: 0.5"),
+        "{}",
+        world(1)
+    );
+    let out = run(dir.path(), "schedule", &text);
+    let generations = column(&out.join("generations.csv"), "generation");
+    assert_eq!(generations, [0.0, 1.0]);
+}
+
+/// Bad parameters: each names its field and the file, exit 2.
+#[test]
+fn bad_icl_parameters_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = "{ kind = \"gru\", hidden = 8 }";
+    for (environment, field, needle) in [
+        (
+            "{ kind = \"icl\", classes = 100, labels = 32 }",
+            "lifetime.environment.classes",
+            "must be a multiple of `labels`",
+        ),
+        (
+            "{ kind = \"icl\", p_bursty = 1.5 }",
+            "lifetime.environment.p_bursty",
+            "probability in [0, 1]",
+        ),
+        (
+            "{ kind = \"icl\", p_novel = -0.2 }",
+            "lifetime.environment.p_novel",
+            "probability in [0, 1]",
+        ),
+        (
+            "{ kind = \"icl\", pairs = 8, burstiness = 3 }",
+            "lifetime.environment.burstiness",
+            "must divide `pairs`",
+        ),
+        (
+            "{ kind = \"icl\", pairs = 40, burstiness = 4, positions = \"random_offset\" }",
+            "lifetime.environment.max_pairs",
+            "room for the sequence",
+        ),
+        (
+            "{ kind = \"icl\", positions = \"sinusoidal\" }",
+            "lifetime.environment.positions",
+            "random_offset",
+        ),
+        (
+            "{ kind = \"icl\", burstyness = 4 }",
+            "lifetime.environment",
+            "burstiness",
+        ),
+    ] {
+        let path = write_scenario(dir.path(), "bad.toml", &scenario(environment, model, ""));
+        let out = lineage(&["validate", s(&path)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{environment}: {err}");
+        assert!(
+            err.contains("bad.toml:") && err.contains(field) && err.contains(needle),
+            "{environment}: {err}"
+        );
+    }
+}
