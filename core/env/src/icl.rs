@@ -194,7 +194,7 @@ impl Icl {
                 format!("`labels` must be at least 2, found {}", p.labels),
             ));
         }
-        if !p.dynamic && p.classes % p.labels != 0 {
+        if !p.dynamic && !p.classes.is_multiple_of(p.labels) {
             return Err(invalid(
                 "icl",
                 format!(
@@ -203,7 +203,7 @@ impl Icl {
                 ),
             ));
         }
-        if p.pairs % p.burstiness != 0 {
+        if !p.pairs.is_multiple_of(p.burstiness) {
             return Err(invalid(
                 "icl",
                 format!(
