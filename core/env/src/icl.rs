@@ -138,6 +138,61 @@ pub struct IclSequence {
     pub novel: bool,
 }
 
+/// The probe sets that tell in-context from in-weights learning
+/// (science.md, section 3), each a distribution of sequences with the
+/// world's tokens; the label to predict is the query's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IclProbe {
+    /// `icl_novel`: two freshly drawn classes, `pairs / 2` shots each,
+    /// labelled 0 and 1 in an order drawn per sequence; the query is one
+    /// of them. Scored over the two labels (chance 1/2) and over all.
+    Novel,
+    /// `icl_flip`: a bursty context of trained classes with every label
+    /// shifted by one (class k labelled `(k + 1) mod labels`): in-weights
+    /// knowledge predicts the old label, the context the new one.
+    Flip,
+    /// `iwl`: a trained class (drawn from the Zipf law) whose exemplars
+    /// are absent from the context: only the weights know its label.
+    Iwl,
+    /// `iwl_common`: as `iwl`, the query drawn uniformly from the 10% most
+    /// frequent classes (the first by rank; without a Zipf law every class
+    /// is as frequent, and this is `iwl` on those classes).
+    IwlCommon,
+    /// `iwl_rare`: as `iwl`, the query from the 50% least frequent classes.
+    IwlRare,
+}
+
+impl IclProbe {
+    /// Every probe, in order.
+    pub const ALL: [IclProbe; 5] = [
+        IclProbe::Novel,
+        IclProbe::Flip,
+        IclProbe::Iwl,
+        IclProbe::IwlCommon,
+        IclProbe::IwlRare,
+    ];
+
+    /// Its name in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            IclProbe::Novel => "icl_novel",
+            IclProbe::Flip => "icl_flip",
+            IclProbe::Iwl => "iwl",
+            IclProbe::IwlCommon => "iwl_common",
+            IclProbe::IwlRare => "iwl_rare",
+        }
+    }
+
+    /// The labels a prediction is restricted to, where the probe restricts
+    /// them (`icl_novel`: 0 and 1).
+    pub fn choices(self) -> Option<&'static [u32]> {
+        match self {
+            IclProbe::Novel => Some(&[0, 1]),
+            _ => None,
+        }
+    }
+}
+
 fn gaussian(rng: &mut (impl Rng + ?Sized), n: usize, scale: f32) -> Vec<f32> {
     (0..n)
         .map(|_| scale * rng.sample::<f32, _>(StandardNormal))
@@ -316,14 +371,21 @@ impl Icl {
 
     /// `n` sequences and what was drawn for each.
     pub fn sequences(&self, rng: &mut dyn RngCore, n: usize) -> (Batch, Vec<IclSequence>) {
+        let drawn: Vec<IclSequence> = (0..n).map(|_| self.draw(rng)).collect();
+        (self.render(rng, &drawn), drawn)
+    }
+
+    /// The tokens of `drawn`: exemplars (with their noise), novel classes'
+    /// means and random position offsets drawn from `rng`, sequence by
+    /// sequence.
+    fn render(&self, rng: &mut dyn RngCore, drawn: &[IclSequence]) -> Batch {
         let (steps, width, dim) = (self.steps(), self.token_width(), self.p.dim);
+        let n = drawn.len();
         let mut x = vec![0.0f32; n * steps * width];
         let mut labels = vec![IGNORE; n * steps];
-        let mut drawn = Vec::with_capacity(n);
         let noise_scale = self.p.eps / (dim as f32).sqrt();
         let norm = 1.0 / (1.0 + self.p.eps * self.p.eps).sqrt();
-        for i in 0..n {
-            let s = self.draw(rng);
+        for (i, s) in drawn.iter().enumerate() {
             // Novel classes' means, drawn for this sequence only.
             let mut fresh: Vec<(usize, Vec<f32>)> = Vec::new();
             if s.novel {
@@ -370,17 +432,129 @@ impl Icl {
                 }
             }
             labels[i * steps + steps - 1] = s.labels[self.p.pairs];
+        }
+        Batch::Sequences {
+            n,
+            steps,
+            x,
+            labels,
+        }
+    }
+
+    /// `n` sequences of probe set `probe` (see [`IclProbe`]), drawn from
+    /// `rng`, and what was drawn; `None` for a probe the world cannot pose
+    /// (a two-way context with an odd number of pairs).
+    pub fn probe(
+        &self,
+        probe: IclProbe,
+        rng: &mut dyn RngCore,
+        n: usize,
+    ) -> Option<(Batch, Vec<IclSequence>)> {
+        let p = &self.p;
+        let labels_of = |classes: &[usize], shift: usize| -> Vec<u32> {
+            classes
+                .iter()
+                .map(|&c| ((c + shift) % p.labels) as u32)
+                .collect()
+        };
+        let mut drawn = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = match probe {
+                IclProbe::Novel => {
+                    if !p.pairs.is_multiple_of(2) {
+                        return None;
+                    }
+                    // Two fresh classes, pairs / 2 shots each, labelled 0
+                    // and 1 in an order drawn per sequence.
+                    let mut context: Vec<usize> = [0, 1]
+                        .iter()
+                        .flat_map(|&c| std::iter::repeat_n(c, p.pairs / 2))
+                        .collect();
+                    context.shuffle(rng);
+                    let query = rng.random_range(0..2usize);
+                    let swap = rng.random::<bool>() as usize;
+                    let label = |c: usize| (c ^ swap) as u32;
+                    let mut labels: Vec<u32> = context.iter().map(|&c| label(c)).collect();
+                    labels.push(label(query));
+                    IclSequence {
+                        context,
+                        query,
+                        labels,
+                        bursty: true,
+                        novel: true,
+                    }
+                }
+                IclProbe::Flip => {
+                    // A bursty context of trained classes whose labels are
+                    // all shifted by one: only the context tells the
+                    // query's shifted label.
+                    let mut s = self.draw_bursty(rng);
+                    let all: Vec<usize> = s.context.iter().copied().chain([s.query]).collect();
+                    s.labels = labels_of(&all, 1);
+                    s
+                }
+                IclProbe::Iwl | IclProbe::IwlCommon | IclProbe::IwlRare => {
+                    let query = match probe {
+                        IclProbe::Iwl => self.trained_class(rng),
+                        IclProbe::IwlCommon => rng.random_range(0..p.classes.div_ceil(10)),
+                        _ => rng.random_range(p.classes / 2..p.classes),
+                    };
+                    // No exemplar of the query's class in the context.
+                    let context: Vec<usize> = (0..p.pairs)
+                        .map(|_| {
+                            loop {
+                                let c = self.trained_class(rng);
+                                if c != query || p.classes == 1 {
+                                    break c;
+                                }
+                            }
+                        })
+                        .collect();
+                    let mut all = context.clone();
+                    all.push(query);
+                    IclSequence {
+                        labels: labels_of(&all, 0),
+                        context,
+                        query,
+                        bursty: false,
+                        novel: false,
+                    }
+                }
+            };
             drawn.push(s);
         }
-        (
-            Batch::Sequences {
-                n,
-                steps,
-                x,
-                labels,
-            },
-            drawn,
-        )
+        Some((self.render(rng, &drawn), drawn))
+    }
+
+    /// A bursty sequence of trained classes (labels `k mod labels`).
+    fn draw_bursty(&self, rng: &mut dyn RngCore) -> IclSequence {
+        let p = &self.p;
+        let distinct = (p.pairs / p.burstiness).min(p.classes);
+        let query = self.trained_class(rng);
+        let mut chosen = vec![query];
+        while chosen.len() < distinct {
+            let c = self.trained_class(rng);
+            if !chosen.contains(&c) {
+                chosen.push(c);
+            }
+        }
+        let mut context: Vec<usize> = chosen
+            .iter()
+            .flat_map(|&c| std::iter::repeat_n(c, p.pairs / distinct))
+            .collect();
+        context.shuffle(rng);
+        let labels = context
+            .iter()
+            .chain(std::iter::once(&query))
+            .map(|&c| (c % p.labels) as u32)
+            .collect();
+        IclSequence {
+            context,
+            query,
+            labels,
+            bursty: true,
+            novel: false,
+        }
     }
 
     /// One sequence's classes and labels.
@@ -607,6 +781,89 @@ mod tests {
     }
 
     #[test]
+    fn probe_sets_follow_their_definitions() {
+        let w = world(IclParams {
+            classes: 200,
+            labels: 20,
+            zipf: 1.0,
+            heldout: 1,
+            ..IclParams::default()
+        });
+        let n = 400;
+        let rng = &mut stream(4, 0, 0, Purpose::Learn);
+        let (batch, novel) = w.probe(IclProbe::Novel, rng, n).unwrap();
+        let Batch::Sequences { labels, steps, .. } = &batch else {
+            panic!("sequences")
+        };
+        let mut zero_first = 0;
+        for (i, s) in novel.iter().enumerate() {
+            assert!(s.novel);
+            for c in [0, 1] {
+                assert_eq!(s.context.iter().filter(|&&k| k == c).count(), 4);
+            }
+            let label_of = |c: usize| s.labels[s.context.iter().position(|&k| k == c).unwrap()];
+            assert_ne!(label_of(0), label_of(1));
+            assert!(s.labels.iter().all(|&l| l < 2));
+            assert_eq!(s.labels[8], label_of(s.query));
+            assert_eq!(labels[i * steps + steps - 1], s.labels[8]);
+            zero_first += usize::from(label_of(0) == 0);
+        }
+        assert!(
+            (150..250).contains(&zero_first),
+            "label order {zero_first} of {n}"
+        );
+        assert_eq!(IclProbe::Novel.choices(), Some(&[0, 1][..]));
+
+        let (_, flip) = w.probe(IclProbe::Flip, rng, n).unwrap();
+        for s in &flip {
+            assert!(s.bursty && !s.novel);
+            assert_eq!(s.context.iter().filter(|&&k| k == s.query).count(), 4);
+            for (c, &l) in s.context.iter().chain([&s.query]).zip(&s.labels) {
+                assert_eq!(l as usize, (c + 1) % 20, "{s:?}");
+            }
+        }
+
+        let (_, iwl) = w.probe(IclProbe::Iwl, rng, n).unwrap();
+        for s in &iwl {
+            assert!(!s.context.contains(&s.query), "{s:?}");
+            assert_eq!(s.labels[8] as usize, s.query % 20);
+        }
+        let (_, common) = w.probe(IclProbe::IwlCommon, rng, n).unwrap();
+        assert!(
+            common
+                .iter()
+                .all(|s| s.query < 20 && !s.context.contains(&s.query))
+        );
+        let (_, rare) = w.probe(IclProbe::IwlRare, rng, n).unwrap();
+        assert!(
+            rare.iter()
+                .all(|s| s.query >= 100 && !s.context.contains(&s.query))
+        );
+
+        // An odd number of pairs has no two-way few-shot context.
+        let uniform = world(IclParams {
+            classes: 64,
+            labels: 8,
+            heldout: 1,
+            ..IclParams::default()
+        });
+        let odd = world(IclParams {
+            classes: 64,
+            labels: 8,
+            pairs: 7,
+            burstiness: 7,
+            heldout: 1,
+            ..IclParams::default()
+        });
+        assert!(odd.probe(IclProbe::Novel, rng, 4).is_none());
+        assert!(odd.probe(IclProbe::Iwl, rng, 4).is_some());
+        // The same stream gives the same probe set.
+        let a = uniform.probe(IclProbe::Novel, &mut stream(9, 0, 0, Purpose::Learn), 8);
+        let b = uniform.probe(IclProbe::Novel, &mut stream(9, 0, 0, Purpose::Learn), 8);
+        assert_eq!(a.unwrap().0, b.unwrap().0);
+    }
+
+    #[test]
     fn bad_parameters_say_what_is_wrong() {
         for (p, needle) in [
             (
@@ -615,7 +872,7 @@ mod tests {
                     labels: 32,
                     ..IclParams::default()
                 },
-                "multiple of labels",
+                "multiple of `labels`",
             ),
             (
                 IclParams {
@@ -636,7 +893,7 @@ mod tests {
                     burstiness: 3,
                     ..IclParams::default()
                 },
-                "must divide pairs",
+                "must divide `pairs`",
             ),
             (
                 IclParams {

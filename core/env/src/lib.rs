@@ -49,7 +49,7 @@ use rand::RngCore;
 
 pub use cognitive::{CHOICES, Decision, DecisionTrial, DelayedMatch, MAX_TRIAL_STEPS, MatchTrial};
 pub use hmm::{EntropyRate, Filtered, HiddenMarkov, Hmm, HmmParams, MAX_STATES, MAX_TOKENS};
-pub use icl::{Icl, IclParams, IclSequence, MAX_ICL_SIZE, Positions};
+pub use icl::{Icl, IclParams, IclProbe, IclSequence, MAX_ICL_SIZE, Positions};
 pub use linear::{LinearTeacher, MAX_TEACHER_INPUTS};
 pub use sinusoid::Sinusoids;
 pub use synthetic::{GaussianClusters, TeacherNetwork};
