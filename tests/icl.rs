@@ -161,3 +161,51 @@ fn bad_icl_parameters_are_located() {
         );
     }
 }
+
+/// The `icl` suite scores every organism's learned weights on its probe
+/// sets (six accuracies in [0, 1]); a suite whose world is not the
+/// scenario's (another seed) is an unfit set-up, exit 2.
+#[test]
+fn the_icl_suite_scores_learned_weights_and_refuses_another_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |seed: u64| {
+        format!(
+            "[plugins.icl]\nlibrary = \"lineage_icl_suite\"\n[plugins.icl.config]\nclasses = 64\ndim = 8\nlabels = 8\npairs = 4\nburstiness = 2\nheldout = 50\nseed = {seed}\nsequences = 40\n[evaluate]\nsuites = [\"icl:icl\"]\n"
+        )
+    };
+    let model = "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 1 }";
+    let out = run(dir.path(), "suite", &scenario(SMALL, model, &suite(3)));
+    let (_, rows) = common::csv(&out.join("metrics.csv"));
+    let names: Vec<&str> = rows.iter().take(6).map(|r| r[3].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "icl_novel_acc",
+            "icl_novel_acc_all",
+            "icl_flip_acc",
+            "iwl_acc",
+            "iwl_common_acc",
+            "iwl_rare_acc"
+        ]
+    );
+    assert_eq!(rows.len(), 4 * 6, "2 generations of 2 organisms");
+    for r in &rows {
+        let v: f64 = r[4].parse().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{r:?}");
+    }
+
+    let path = write_scenario(dir.path(), "other.toml", &scenario(SMALL, model, &suite(4)));
+    let out = lineage(&[
+        "run",
+        s(&path),
+        "--out",
+        s(&dir.path().join("other")),
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("[plugins.icl]") && err.contains("not those of the suite's world"),
+        "{err}"
+    );
+}

@@ -178,6 +178,10 @@ fn main() -> ExitCode {
         "lineage_richlazy_suite",
         lineage_richlazy_suite::lineage_plugin_descriptor,
     );
+    lineage_plugin_host::builtin::register_linked(
+        "lineage_icl_suite",
+        lineage_icl_suite::lineage_plugin_descriptor,
+    );
     // `lineage __plugin-worker`: a hidden subcommand, the child process an
     // isolated plugin runs in (see lineage_plugin_host::isolate).
     if std::env::args_os()

@@ -467,56 +467,15 @@ impl Linear {
     }
 }
 
-/// Scores every organism with `score`, on up to `threads` threads (the
-/// host's services may be called from any thread during the call); the
-/// first error in organism order wins.
-fn score_all<const M: usize>(
-    batch: &Batch<'_>,
-    scores: &mut Scores<'_>,
-    threads: usize,
-    score: impl Fn(usize) -> Result<[f64; M], Error> + Sync,
-) -> Result<(), Error> {
-    let n = batch.len();
-    let threads = threads.min(n).max(1);
-    let mut rows: Vec<Option<Result<[f64; M], Error>>> = (0..n).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let score = &score;
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    (t..n)
-                        .step_by(threads)
-                        .map(|i| (i, score(i)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        // A thread that panicked leaves its rows `None`, reported below.
-        for done in handles.into_iter().filter_map(|h| h.join().ok()) {
-            done.into_iter().for_each(|(i, r)| rows[i] = Some(r));
-        }
-    });
-    for (i, row) in rows.into_iter().enumerate() {
-        match row {
-            Some(Ok(values)) => scores.row_mut(i).copy_from_slice(&values),
-            Some(Err(e)) => {
-                return Err(Error::new(format!("organism {}: {e}", batch.ids()[i])));
-            }
-            None => return Err(Error::new("a scoring thread panicked")),
-        }
-    }
-    Ok(())
-}
-
 impl Evaluate for Recurrent {
     fn evaluate(&self, batch: &Batch<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
-        score_all(batch, scores, self.threads, |i| self.organism(batch, i))
+        scores.fill_each(batch, self.threads, |i| self.organism(batch, i))
     }
 }
 
 impl Evaluate for Linear {
     fn evaluate(&self, batch: &Batch<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
-        score_all(batch, scores, self.threads, |i| self.organism(batch, i))
+        scores.fill_each(batch, self.threads, |i| self.organism(batch, i))
     }
 }
 

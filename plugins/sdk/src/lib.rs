@@ -257,4 +257,47 @@ impl<'a> Scores<'a> {
     pub fn metrics(&self) -> usize {
         self.metrics
     }
+
+    /// Fills every organism's row with `score(organism)` (its `M` values),
+    /// organisms spread over up to `threads` threads of the plugin's own
+    /// (the host's services may be called from any thread during the
+    /// call). The first error in organism order is returned, prefixed with
+    /// the organism's id; a panicking scorer is an error too.
+    pub fn fill_each<const M: usize>(
+        &mut self,
+        batch: &Batch<'_>,
+        threads: usize,
+        score: impl Fn(usize) -> Result<[f64; M], Error> + Sync,
+    ) -> Result<(), Error> {
+        let n = batch.len();
+        let threads = threads.min(n).max(1);
+        let mut rows: Vec<Option<Result<[f64; M], Error>>> = (0..n).map(|_| None).collect();
+        std::thread::scope(|s| {
+            let score = &score;
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    s.spawn(move || {
+                        (t..n)
+                            .step_by(threads)
+                            .map(|i| (i, score(i)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            // A thread that panicked leaves its rows `None`, reported below.
+            for done in handles.into_iter().filter_map(|h| h.join().ok()) {
+                done.into_iter().for_each(|(i, r)| rows[i] = Some(r));
+            }
+        });
+        for (i, row) in rows.into_iter().enumerate() {
+            match row {
+                Some(Ok(values)) => self.row_mut(i).copy_from_slice(&values),
+                Some(Err(e)) => {
+                    return Err(Error::new(format!("organism {}: {e}", batch.ids()[i])));
+                }
+                None => return Err(Error::new("a scoring thread panicked")),
+            }
+        }
+        Ok(())
+    }
 }
