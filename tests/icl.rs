@@ -209,3 +209,116 @@ fn the_icl_suite_scores_learned_weights_and_refuses_another_world() {
         "{err}"
     );
 }
+
+/// The world's probe sets are scored at every curve point of every
+/// lifetime (`probes.csv`: birth, every `eval_every` steps, the end), the
+/// same bytes whatever the thread count.
+#[test]
+fn probe_sets_are_recorded_at_every_curve_point_on_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = SMALL.replace("seed = 3 }", "probe_sequences = 20, seed = 3 }");
+    let text = scenario(&world, "{ kind = \"gru\", hidden = 8 }", "");
+    let path = write_scenario(dir.path(), "probes.toml", &text);
+    let mut tables = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("t{threads}"));
+        lineage_ok(&[
+            "run",
+            s(&path),
+            "--out",
+            s(&out),
+            "--quiet",
+            "--threads",
+            threads,
+        ]);
+        tables.push(std::fs::read(out.join("probes.csv")).unwrap());
+    }
+    assert_eq!(
+        tables[0], tables[1],
+        "probes.csv differs across thread counts"
+    );
+    let (header, rows) = common::csv(&dir.path().join("t1/probes.csv"));
+    assert_eq!(
+        header,
+        ["id", "generation", "step", "probe", "metric", "value"]
+    );
+    // 4 organisms x 3 points (steps 0, 4, 8) x (icl_novel: loss, accuracy,
+    // accuracy_all; icl_flip and iwl: loss, accuracy); no common/rare
+    // split without a Zipf law.
+    assert_eq!(rows.len(), 4 * 3 * 7);
+    for id in 0..4 {
+        for step in ["0", "4", "8"] {
+            let at: Vec<_> = rows
+                .iter()
+                .filter(|r| r[0] == id.to_string() && r[2] == step)
+                .map(|r| format!("{}/{}", r[3], r[4]))
+                .collect();
+            assert_eq!(
+                at,
+                [
+                    "icl_novel/loss",
+                    "icl_novel/accuracy",
+                    "icl_novel/accuracy_all",
+                    "icl_flip/loss",
+                    "icl_flip/accuracy",
+                    "iwl/loss",
+                    "iwl/accuracy"
+                ],
+                "organism {id}, step {step}"
+            );
+        }
+    }
+    for r in &rows {
+        let v: f64 = r[5].parse().unwrap();
+        if r[4] == "loss" {
+            assert!(v > 0.0 && v.is_finite(), "{r:?}");
+        } else {
+            assert!((0.0..=1.0).contains(&v), "{r:?}");
+        }
+    }
+    // `lineage report` plots them along the lifetime.
+    lineage_ok(&["report", s(&dir.path().join("t1"))]);
+    let svg = std::fs::read_to_string(dir.path().join("t1/report-probes.svg")).unwrap();
+    for probe in ["icl_novel", "icl_flip", "iwl"] {
+        assert!(svg.contains(&format!("probe `{probe}`")), "{probe}");
+    }
+    // A world without probe sets writes no probes.csv.
+    let none = SMALL.replace("seed = 3 }", "probe_sequences = 0, seed = 3 }");
+    let out = run(
+        dir.path(),
+        "none",
+        &scenario(&none, "{ kind = \"gru\", hidden = 8 }", ""),
+    );
+    assert!(!out.join("probes.csv").exists());
+}
+
+/// A run resumed from a checkpoint writes the same `probes.csv`, byte for
+/// byte, as one that ran straight through.
+#[test]
+fn probes_resume_to_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = SMALL.replace("seed = 3 }", "probe_sequences = 10, seed = 3 }");
+    let text = scenario(&world, "{ kind = \"gru\", hidden = 8 }", "")
+        .replace("generations = 2", "generations = 3\ncheckpoint_every = 1");
+    let path = write_scenario(dir.path(), "resume.toml", &text);
+    let straight = dir.path().join("straight");
+    lineage_ok(&["run", s(&path), "--out", s(&straight), "--quiet"]);
+    let split = dir.path().join("split");
+    lineage_ok(&[
+        "run",
+        s(&path),
+        "--out",
+        s(&split),
+        "--quiet",
+        "--generations",
+        "1",
+    ]);
+    lineage_ok(&["resume", s(&split), "--quiet", "--generations", "3"]);
+    for table in ["probes.csv", "organisms.csv", "curves.csv"] {
+        assert_eq!(
+            std::fs::read(straight.join(table)).unwrap(),
+            std::fs::read(split.join(table)).unwrap(),
+            "{table}"
+        );
+    }
+}

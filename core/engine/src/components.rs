@@ -76,10 +76,27 @@ pub struct LearningCurve {
     pub points: Vec<lineage_learn::CurvePoint>,
     /// How the lifetime ended.
     pub status: Option<lineage_learn::Status>,
+    /// The environment's probe sets scored along the lifetime (written to
+    /// `probes.csv`; not checkpointed: rows are written when the organism
+    /// is evaluated, and organisms still to be evaluated learn again).
+    pub probes: Vec<ProbeRecord>,
     /// The held-out data the lifetime was scored on, for evaluation
     /// (not checkpointed: only organisms still to be evaluated need it, and
     /// those learn again on resume).
     pub heldout: Option<std::sync::Arc<lineage_env::Batch>>,
+}
+
+/// One probe measure of a lifetime, named.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeRecord {
+    /// Optimiser steps taken.
+    pub step: u32,
+    /// The probe set.
+    pub probe: String,
+    /// The measure (`loss`, `accuracy`, `accuracy_all`).
+    pub metric: &'static str,
+    /// Its value.
+    pub value: f32,
 }
 
 /// What a newborn inherits beyond its genome (Lamarckian and pruning

@@ -171,6 +171,7 @@ fn live(
         hyper,
         train: &life.train,
         heldout: &life.heldout,
+        probes: &[],
         indices: indices.to_vec(),
     };
     let outcome = lineage_learn::train_population(
@@ -195,6 +196,7 @@ fn live(
             points: outcome.curve,
             status: Some(outcome.status),
             heldout: None,
+            probes: Vec::new(),
         },
     ))
 }

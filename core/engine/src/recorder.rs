@@ -29,6 +29,9 @@ pub mod files {
     pub const CURVES: &str = "curves.csv";
     /// Evaluation suites' metrics per organism (with `[evaluate] suites`).
     pub const METRICS: &str = "metrics.csv";
+    /// The environment's probe sets along every lifetime (with an
+    /// environment that declares probe sets and `record.organisms`).
+    pub const PROBES: &str = "probes.csv";
 }
 
 /// An append-only CSV file that knows its length.
@@ -127,6 +130,9 @@ pub struct TableLengths {
     /// `metrics.csv` (0 when not recorded).
     #[serde(default)]
     pub metrics: u64,
+    /// `probes.csv` (0 when not recorded).
+    #[serde(default)]
+    pub probes: u64,
 }
 
 /// Writes the run's tables.
@@ -137,6 +143,7 @@ pub struct Recorder {
     timings: Table,
     curves: Option<Table>,
     metrics: Option<Table>,
+    probes: Option<Table>,
 }
 
 impl Recorder {
@@ -147,6 +154,7 @@ impl Recorder {
         organisms: bool,
         lifetimes: bool,
         suites: bool,
+        probes: bool,
     ) -> Result<Recorder, EngineError> {
         let mut header = String::from("generation,population,evaluated,invalid");
         for o in objectives {
@@ -192,12 +200,21 @@ impl Recorder {
         } else {
             None
         };
+        let probes = if organisms.is_some() && lifetimes && probes {
+            Some(Table::create(
+                dir.join(files::PROBES),
+                "id,generation,step,probe,metric,value",
+            )?)
+        } else {
+            None
+        };
         Ok(Recorder {
             generations,
             organisms,
             timings,
             curves,
             metrics,
+            probes,
         })
     }
 
@@ -228,6 +245,11 @@ impl Recorder {
             } else {
                 None
             },
+            probes: if organisms && dir.join(files::PROBES).exists() {
+                Some(Table::reopen(dir.join(files::PROBES), lengths.probes)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -247,6 +269,14 @@ impl Recorder {
     /// Appends rows to `curves.csv`, if it is recorded.
     pub fn curve_rows(&mut self, rows: &str) -> Result<(), EngineError> {
         match &mut self.curves {
+            Some(t) => t.append(rows),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends rows to `probes.csv`, if it is recorded.
+    pub fn probe_rows(&mut self, rows: &str) -> Result<(), EngineError> {
+        match &mut self.probes {
             Some(t) => t.append(rows),
             None => Ok(()),
         }
@@ -283,12 +313,16 @@ impl Recorder {
         if let Some(t) = &mut self.metrics {
             t.flush()?;
         }
+        if let Some(t) = &mut self.probes {
+            t.flush()?;
+        }
         Ok(TableLengths {
             generations: self.generations.len,
             organisms: self.organisms.as_ref().map_or(0, |t| t.len),
             timings: self.timings.len,
             curves: self.curves.as_ref().map_or(0, |t| t.len),
             metrics: self.metrics.as_ref().map_or(0, |t| t.len),
+            probes: self.probes.as_ref().map_or(0, |t| t.len),
         })
     }
 }

@@ -171,12 +171,19 @@ impl Run {
             .phases
             .iter()
             .any(|p| p.pressures.lifetime.is_some());
+        let probes = scenario.phases.iter().any(|p| {
+            p.pressures
+                .lifetime
+                .as_ref()
+                .is_some_and(|l| !l.environment.env.probe_sets().is_empty())
+        });
         let recorder = Recorder::create(
             &dir,
             &scenario.objectives,
             scenario.record.organisms,
             lifetimes,
             !scenario.suites.is_empty(),
+            probes,
         )?;
         let mut world = base_world(&scenario, threads, recorder, evaluation)?;
         let m = scenario.objectives.len();

@@ -38,6 +38,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::{Batch, EnvError, Environment, IGNORE, Lifetime, Task, invalid};
 
+/// Mixed into the seed for the probe sets' stream.
+const PROBE_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// The most classes, labels, content dimensions or context pairs.
 pub const MAX_ICL_SIZE: usize = 1 << 20;
 
@@ -83,7 +86,10 @@ pub struct IclParams {
     pub positions: Positions,
     /// Held-out sequences.
     pub heldout: usize,
-    /// Seed of the classes, labels and held-out set.
+    /// Sequences of each probe set scored along every lifetime
+    /// ([`Environment::probe_sets`]; 0: none).
+    pub probe_sequences: usize,
+    /// Seed of the classes, labels, held-out set and probe sets.
     pub seed: u64,
 }
 
@@ -104,6 +110,7 @@ impl Default for IclParams {
             dynamic: false,
             positions: Positions::OneHot,
             heldout: 1000,
+            probe_sequences: 500,
             seed: 0,
         }
     }
@@ -120,6 +127,7 @@ pub struct Icl {
     /// Cumulative class probabilities (the Zipf law), ending at 1.
     cumulative: Vec<f64>,
     heldout: Arc<Batch>,
+    probe_sets: Vec<crate::ProbeSet>,
 }
 
 /// What one drawn sequence holds, for tests and probes.
@@ -327,9 +335,30 @@ impl Icl {
                 x: Vec::new(),
                 labels: Vec::new(),
             }),
+            probe_sets: Vec::new(),
         };
         let heldout = world.p.heldout;
         world.heldout = Arc::new(world.sequences(&mut rng, heldout).0);
+        // The probe sets from a stream of their own, so that their size
+        // does not change the held-out set (nor the reverse).
+        let mut probe_rng = Xoshiro256PlusPlus::seed_from_u64(world.p.seed ^ PROBE_STREAM);
+        let n = world.p.probe_sequences;
+        if n > 0 {
+            for probe in IclProbe::ALL {
+                let splits = matches!(probe, IclProbe::IwlCommon | IclProbe::IwlRare);
+                if splits && world.p.zipf == 0.0 {
+                    // Without a Zipf law every class is as common.
+                    continue;
+                }
+                if let Some((data, _)) = world.probe(probe, &mut probe_rng, n) {
+                    world.probe_sets.push(crate::ProbeSet {
+                        name: probe.name().into(),
+                        data: Arc::new(data),
+                        choices: probe.choices().map(<[u32]>::to_vec),
+                    });
+                }
+            }
+        }
         Ok(world)
     }
 
@@ -641,6 +670,10 @@ impl Environment for Icl {
             train: self.sequences(rng, budget).0,
             heldout: self.heldout.clone(),
         }
+    }
+
+    fn probe_sets(&self) -> Vec<crate::ProbeSet> {
+        self.probe_sets.clone()
     }
 }
 

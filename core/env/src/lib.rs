@@ -181,6 +181,28 @@ pub trait Environment: Send + Sync {
     fn task_direction(&self) -> Option<Vec<f32>> {
         None
     }
+    /// Named data sets to score every lifetime on at each learning-curve
+    /// point, beside the held-out loss (the `icl` world's in-context and
+    /// in-weights probes); none by default. Each is classification data
+    /// (`Labeled` or `Sequences`), built from the environment's seed.
+    fn probe_sets(&self) -> Vec<ProbeSet> {
+        Vec::new()
+    }
+}
+
+/// A named set of examples an environment asks every lifetime to be
+/// scored on along the way ([`Environment::probe_sets`]): the mean
+/// cross-entropy of its scored labels, and the accuracy of the argmax over
+/// `choices` (every label when `None`) and, where `choices` restricts it,
+/// over every label too.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeSet {
+    /// Its name in records (`[a-z0-9_]+`).
+    pub name: String,
+    /// The examples and their labels.
+    pub data: Arc<Batch>,
+    /// The labels a prediction is restricted to, if any.
+    pub choices: Option<Vec<u32>>,
 }
 
 /// Why an environment cannot be built.

@@ -307,6 +307,7 @@ pub fn run(
                 },
                 train,
                 heldout: &heldout,
+                probes: &[],
                 indices: (0..steps as usize * batch)
                     .map(|i| (i % (batch * 4)) as u32)
                     .collect(),

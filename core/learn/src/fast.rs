@@ -459,6 +459,10 @@ impl crate::lifetime::Learner for MlpLearner<'_> {
     fn params(self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
         Ok(self.params)
     }
+
+    fn weights(&self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
+        Ok(self.params.clone())
+    }
 }
 
 /// Runs one organism's lifetime on the fast path.
@@ -477,8 +481,21 @@ pub(crate) fn train(spec: &MlpSpec, loss: Loss, life: &LifetimeSpec, job: Job) -
         train: job.train,
         ex,
     };
-    crate::lifetime::live(learner, life, job.hyper.steps, job.heldout, &job.indices)
-        .expect("the fast path does not fail")
+    {
+        let model = crate::ModelSpec::Mlp(spec.clone());
+        crate::lifetime::live(
+            learner,
+            life,
+            job.hyper.steps,
+            crate::lifetime::Scoring {
+                heldout: job.heldout,
+                probes: job.probes,
+                model: &model,
+            },
+            &job.indices,
+        )
+    }
+    .expect("the fast path does not fail")
 }
 
 /// Rows per chunk when scoring held-out data.
@@ -628,6 +645,7 @@ mod tests {
                 hyper,
                 train,
                 heldout,
+                probes: &[],
                 indices: indices.clone(),
             };
             train_population(

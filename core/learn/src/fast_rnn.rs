@@ -427,6 +427,10 @@ impl crate::lifetime::Learner for RnnLearner<'_> {
     fn params(self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
         Ok(self.params)
     }
+
+    fn weights(&self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
+        Ok(self.params.clone())
+    }
 }
 
 /// Runs one organism's lifetime on the fast RNN path.
@@ -445,8 +449,21 @@ pub(crate) fn train(spec: &RnnSpec, life: &LifetimeSpec, job: Job) -> Outcome {
         hyper: job.hyper,
         train: job.train,
     };
-    crate::lifetime::live(learner, life, job.hyper.steps, job.heldout, &job.indices)
-        .expect("the fast path does not fail")
+    {
+        let model = crate::ModelSpec::Rnn(spec.clone());
+        crate::lifetime::live(
+            learner,
+            life,
+            job.hyper.steps,
+            crate::lifetime::Scoring {
+                heldout: job.heldout,
+                probes: job.probes,
+                model: &model,
+            },
+            &job.indices,
+        )
+    }
+    .expect("the fast path does not fail")
 }
 
 /// Sequences per chunk when scoring held-out data.
@@ -690,6 +707,7 @@ mod tests {
                 hyper,
                 train,
                 heldout,
+                probes: &[],
                 indices: indices.clone(),
             };
             train_population(

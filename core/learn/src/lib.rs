@@ -99,6 +99,9 @@ pub enum LearnError {
     /// candle failed.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// A probe set could not be scored.
+    #[error("{0}")]
+    Probe(String),
 }
 
 /// How every lifetime of a population is run.
@@ -134,6 +137,9 @@ pub struct Job<'a> {
     pub train: &'a Batch,
     /// What it is scored on.
     pub heldout: &'a Batch,
+    /// The environment's probe sets, scored at every curve point
+    /// ([`Outcome::probes`]).
+    pub probes: &'a [lineage_env::ProbeSet],
     /// `hyper.steps x batch` example indices into `train`
     /// ([`data::minibatch_indices`]).
     pub indices: Vec<u32>,
@@ -173,6 +179,44 @@ pub struct Outcome {
     pub curve: Vec<CurvePoint>,
     /// How it ended.
     pub status: Status,
+    /// The probe sets' measures at every curve point, in step order, then
+    /// probe set, then metric.
+    pub probes: Vec<ProbePoint>,
+}
+
+/// What a probe set measures ([`ProbePoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeMetric {
+    /// Mean cross-entropy of the scored labels.
+    Loss,
+    /// Accuracy of the argmax over the set's choices (every label without).
+    Accuracy,
+    /// Accuracy of the argmax over every label (sets with choices only).
+    AccuracyAll,
+}
+
+impl ProbeMetric {
+    /// Its name in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeMetric::Loss => "loss",
+            ProbeMetric::Accuracy => "accuracy",
+            ProbeMetric::AccuracyAll => "accuracy_all",
+        }
+    }
+}
+
+/// One probe set's measure at one point of a lifetime.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProbePoint {
+    /// Optimiser steps taken.
+    pub step: u32,
+    /// The probe set (index into [`Job::probes`]).
+    pub probe: usize,
+    /// What was measured.
+    pub metric: ProbeMetric,
+    /// Its value.
+    pub value: f32,
 }
 
 impl Outcome {

@@ -1,9 +1,12 @@
 //! The one lifetime loop every training path runs: birth score, steps,
-//! divergence check, learning-curve points, final score.
+//! divergence check, learning-curve points (with the environment's probe
+//! sets scored at each), final score.
 
-use lineage_env::Batch;
+use lineage_env::{Batch, IGNORE, ProbeSet};
 
-use crate::{CurvePoint, LearnError, LifetimeSpec, Outcome, Status};
+use crate::probe::ProbeInput;
+use crate::spec::ModelSpec;
+use crate::{CurvePoint, LearnError, LifetimeSpec, Outcome, ProbeMetric, ProbePoint, Status};
 
 /// What a training path provides to [`live`].
 pub(crate) trait Learner {
@@ -16,6 +19,137 @@ pub(crate) trait Learner {
     fn update(&mut self, step: u32) -> Result<(), LearnError>;
     /// The weights now, in parameter order.
     fn params(self) -> Result<Vec<Vec<f32>>, LearnError>;
+    /// A copy of the weights now (for the probe sets).
+    fn weights(&self) -> Result<Vec<Vec<f32>>, LearnError>;
+}
+
+/// What a lifetime is scored on at its curve points.
+pub(crate) struct Scoring<'a> {
+    /// The held-out data (the curve's loss).
+    pub heldout: &'a Batch,
+    /// The environment's probe sets.
+    pub probes: &'a [ProbeSet],
+    /// The model, which the probe sets run through [`crate::probe`].
+    pub model: &'a ModelSpec,
+}
+
+/// The labels a probe set scores, in example order then step order.
+fn scored_labels(data: &Batch) -> Vec<u32> {
+    match data {
+        Batch::Labeled { labels, .. } => labels.clone(),
+        Batch::Sequences { labels, .. } => {
+            labels.iter().copied().filter(|&l| l != IGNORE).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Scores the probe sets with the learner's weights now: per set, the mean
+/// cross-entropy of its scored labels, the accuracy of the argmax over its
+/// `choices` (every label without), and over every label where `choices`
+/// restricts it. The model's outputs come from [`crate::probe::outputs`]
+/// (candle, on the CPU), whatever path trains it.
+fn score_probes(
+    learner: &impl Learner,
+    scoring: &Scoring,
+    step: u32,
+    out: &mut Vec<ProbePoint>,
+) -> Result<(), LearnError> {
+    if scoring.probes.is_empty() {
+        return Ok(());
+    }
+    let weights = learner.weights()?;
+    for (k, set) in scoring.probes.iter().enumerate() {
+        let labels = scored_labels(&set.data);
+        let (input, steps) = match &*set.data {
+            Batch::Labeled { n, x, .. } => (
+                ProbeInput::Real {
+                    x,
+                    n: *n,
+                    len: x.len() / (*n).max(1),
+                },
+                1,
+            ),
+            Batch::Sequences { n, steps, x, .. } => (
+                ProbeInput::Real {
+                    x,
+                    n: *n,
+                    len: x.len() / (*n).max(1),
+                },
+                *steps,
+            ),
+            _ => {
+                return Err(LearnError::Probe(format!(
+                    "probe set `{}`: probe sets are labelled rows or sequences",
+                    set.name
+                )));
+            }
+        };
+        if labels.is_empty() {
+            continue;
+        }
+        let out_all = crate::probe::outputs(scoring.model, &weights, &input)
+            .map_err(|e| LearnError::Probe(format!("probe set `{}`: {e}", set.name)))?;
+        let classes = *out_all.shape.last().unwrap_or(&1);
+        // The outputs at the scored positions, in the labels' order.
+        let all_labels: Vec<u32> = match &*set.data {
+            Batch::Sequences { labels, .. } => labels.clone(),
+            _ => labels.clone(),
+        };
+        let positions = all_labels.len().min(out_all.values.len() / classes.max(1));
+        let (mut loss, mut right, mut right_all) = (0.0f64, 0usize, 0usize);
+        let mut scored = 0usize;
+        for at in (0..positions).filter(|&at| all_labels[at] != IGNORE) {
+            let z = &out_all.values[at * classes..(at + 1) * classes];
+            let label = all_labels[at] as usize;
+            if label >= classes {
+                continue;
+            }
+            let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = z.iter().map(|&v| f64::from(v - max).exp()).sum();
+            loss += f64::from(max) + sum.ln() - f64::from(z[label]);
+            let argmax = |candidates: &mut dyn Iterator<Item = usize>| {
+                candidates.fold(None::<usize>, |best, c| match best {
+                    Some(b) if z[b] >= z[c] => Some(b),
+                    _ => Some(c),
+                })
+            };
+            let best_all = argmax(&mut (0..classes));
+            right_all += usize::from(best_all == Some(label));
+            let best = match &set.choices {
+                Some(c) => argmax(&mut c.iter().map(|&l| l as usize).filter(|&l| l < classes)),
+                None => best_all,
+            };
+            right += usize::from(best == Some(label));
+            scored += 1;
+        }
+        let _ = steps;
+        if scored == 0 {
+            continue;
+        }
+        let n = scored as f64;
+        out.push(ProbePoint {
+            step,
+            probe: k,
+            metric: ProbeMetric::Loss,
+            value: (loss / n) as f32,
+        });
+        out.push(ProbePoint {
+            step,
+            probe: k,
+            metric: ProbeMetric::Accuracy,
+            value: (right as f64 / n) as f32,
+        });
+        if set.choices.is_some() {
+            out.push(ProbePoint {
+                step,
+                probe: k,
+                metric: ProbeMetric::AccuracyAll,
+                value: (right_all as f64 / n) as f32,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Runs a lifetime of `steps` steps over `indices` (`steps x batch`).
@@ -23,9 +157,11 @@ pub(crate) fn live(
     mut learner: impl Learner,
     life: &LifetimeSpec,
     steps: u32,
-    heldout: &Batch,
+    scoring: Scoring,
     indices: &[u32],
 ) -> Result<Outcome, LearnError> {
+    let heldout = scoring.heldout;
+    let mut probes = Vec::new();
     let mut curve = Vec::new();
     let mut status = Status::Completed;
     let mut since = (0.0f64, 0u32);
@@ -37,6 +173,7 @@ pub(crate) fn live(
         let step = step as u32;
         // Scored before the minibatch is loaded: a path may reuse buffers.
         let birth = if step == 0 {
+            score_probes(&learner, &scoring, 0, &mut probes)?;
             Some(learner.evaluate(heldout, life.curve_heldout)?)
         } else {
             None
@@ -67,6 +204,7 @@ pub(crate) fn live(
                 train: (since.0 / f64::from(since.1)) as f32,
                 heldout: learner.evaluate(heldout, limit)?,
             });
+            score_probes(&learner, &scoring, done, &mut probes)?;
             since = (0.0, 0);
         }
     }
@@ -76,6 +214,7 @@ pub(crate) fn live(
             train: f32::NAN,
             heldout: learner.evaluate(heldout, usize::MAX)?,
         });
+        score_probes(&learner, &scoring, 0, &mut probes)?;
     }
     if status == Status::Completed && !curve.last().is_some_and(|p| p.heldout.is_finite()) {
         status = Status::Diverged { step: steps };
@@ -84,5 +223,6 @@ pub(crate) fn live(
         params: learner.params()?,
         curve,
         status,
+        probes,
     })
 }

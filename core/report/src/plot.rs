@@ -13,7 +13,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::ReportError;
 use crate::genes::{GeneTrack, tracks};
-use crate::read::{Generations, read_genes};
+use crate::read::{Generations, ProbeTrack, read_genes, read_probes};
 use crate::stats::{ConditionReport, CurvePoint, Report};
 
 /// The learning curves plot of a conditions report.
@@ -36,6 +36,13 @@ pub fn run_plots(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     for objective in g.objectives() {
         let path = dir.join(format!("report-{objective}.svg"));
         draw_objective(&g, &objective, &path).map_err(failed(&path))?;
+        written.push(path);
+    }
+    if let Some(probes) = read_probes(dir)?
+        && !probes.is_empty()
+    {
+        let path = dir.join(PROBES_SVG);
+        plot_probes(&[("population", &probes)], &path).map_err(failed(&path))?;
         written.push(path);
     }
     if let Some(table) = read_genes(dir)?
@@ -182,7 +189,89 @@ pub fn report_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ReportE
         plot_genes(&genes, &path).map_err(failed(&path))?;
         written.push(path);
     }
+    let probes: Vec<(&str, &[ProbeTrack])> = report
+        .conditions
+        .iter()
+        .map(|c| (c.name.as_str(), c.probes.as_slice()))
+        .collect();
+    if probes.iter().any(|(_, p)| !p.is_empty()) {
+        let path = dir.join(PROBES_SVG);
+        plot_probes(&probes, &path).map_err(failed(&path))?;
+        written.push(path);
+    }
     Ok(written)
+}
+
+/// The probe sets plot of a run or an experiment.
+pub const PROBES_SVG: &str = "report-probes.svg";
+
+/// `report-probes.svg`: one panel per probe set, its accuracies (not its
+/// loss) against the lifetime step, one colour per condition (a dashed
+/// line for `accuracy_all`).
+fn plot_probes(conditions: &[(&str, &[ProbeTrack])], path: &Path) -> DrawResult {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, tracks) in conditions {
+        for t in *tracks {
+            if !names.contains(&t.probe.as_str()) {
+                names.push(&t.probe);
+            }
+        }
+    }
+    let root = SVGBackend::new(path, (800, 240 * names.len().max(1) as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((names.len().max(1), 1));
+    for (panel, &name) in panels.iter().zip(&names) {
+        let last = conditions
+            .iter()
+            .flat_map(|(_, ts)| ts.iter())
+            .filter(|t| t.probe == name)
+            .flat_map(|t| t.points.iter().map(|p| p.0))
+            .max()
+            .unwrap_or(1);
+        let mut chart = ChartBuilder::on(panel)
+            .caption(
+                format!("probe `{name}`: accuracy along the lifetime (last generation)"),
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..(last as f64).max(1.0), 0f64..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("accuracy")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()?;
+        for (k, (condition, tracks)) in conditions.iter().enumerate() {
+            for t in tracks
+                .iter()
+                .filter(|t| t.probe == name && t.metric != "loss")
+            {
+                let points: Vec<(f64, f64)> =
+                    t.points.iter().map(|&(s, v)| (s as f64, v)).collect();
+                let style = color(k).stroke_width(if t.metric == "accuracy" { 2 } else { 1 });
+                let label = if t.metric == "accuracy" {
+                    (*condition).to_owned()
+                } else {
+                    format!("{condition} ({})", t.metric)
+                };
+                chart
+                    .draw_series(LineSeries::new(points, style))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], color(k).stroke_width(2))
+                    });
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
 }
 
 /// The genes plot of a run or an experiment.
@@ -265,7 +354,11 @@ fn plot_genes(conditions: &[(&str, &[GeneTrack])], path: &Path) -> DrawResult {
 /// a file name should not hold) become `-`; names that collide, with each
 /// other or with the curves plot, get a number.
 fn metric_files(metrics: &[String]) -> Vec<String> {
-    let mut taken: HashSet<String> = HashSet::from([CURVES_SVG.to_owned(), GENES_SVG.to_owned()]);
+    let mut taken: HashSet<String> = HashSet::from([
+        CURVES_SVG.to_owned(),
+        GENES_SVG.to_owned(),
+        PROBES_SVG.to_owned(),
+    ]);
     metrics
         .iter()
         .map(|m| {

@@ -33,6 +33,8 @@ pub const ORGANISMS: &str = "organisms.csv";
 pub const CURVES: &str = "curves.csv";
 /// Evaluation suites' metrics per organism.
 pub const METRICS: &str = "metrics.csv";
+/// The environment's probe sets along every lifetime.
+pub const PROBES: &str = "probes.csv";
 
 /// The fields of `manifest.json` a report shows.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -681,4 +683,77 @@ pub fn read_genes(dir: &Path) -> Result<Option<GeneTable>, ReportError> {
         rows.push((r.generation, values));
     }
     Ok(Some(GeneTable { names, rows }))
+}
+
+/// The columns of `probes.csv`.
+#[derive(Debug, Deserialize)]
+struct ProbeRow {
+    generation: u64,
+    step: u64,
+    probe: String,
+    metric: String,
+    value: f64,
+}
+
+/// One probe measure along the lifetime: `(step, mean over the organisms
+/// of the run's last generation)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeTrack {
+    /// The probe set.
+    pub probe: String,
+    /// The measure (`loss`, `accuracy`, `accuracy_all`).
+    pub metric: String,
+    /// `(step, mean)`, by step.
+    pub points: Vec<(u64, f64)>,
+}
+
+/// The probe measures of `dir`'s last generation with organisms in
+/// `probes.csv`, each averaged over those organisms per step (finite
+/// values only), in the order first found; `None` without `probes.csv`.
+pub fn read_probes(dir: &Path) -> Result<Option<Vec<ProbeTrack>>, ReportError> {
+    let path = dir.join(PROBES);
+    let Some(t) = read_optional::<ProbeRow>(
+        &path,
+        &["generation", "step", "probe", "metric", "value"],
+        true,
+    )?
+    else {
+        return Ok(None);
+    };
+    let Some(last) = t.rows.iter().map(|(_, r)| r.generation).max() else {
+        return Ok(Some(Vec::new()));
+    };
+    let mut tracks: Vec<(ProbeTrack, std::collections::BTreeMap<u64, Mean>)> = Vec::new();
+    for (_, r) in t.rows.iter().filter(|(_, r)| r.generation == last) {
+        let at = match tracks
+            .iter()
+            .position(|(t, _)| t.probe == r.probe && t.metric == r.metric)
+        {
+            Some(at) => at,
+            None => {
+                tracks.push((
+                    ProbeTrack {
+                        probe: r.probe.clone(),
+                        metric: r.metric.clone(),
+                        points: Vec::new(),
+                    },
+                    std::collections::BTreeMap::new(),
+                ));
+                tracks.len() - 1
+            }
+        };
+        tracks[at].1.entry(r.step).or_default().add(r.value);
+    }
+    Ok(Some(
+        tracks
+            .into_iter()
+            .map(|(mut t, steps)| {
+                t.points = steps
+                    .into_iter()
+                    .filter_map(|(step, m)| m.value().map(|v| (step, v)))
+                    .collect();
+                t
+            })
+            .collect(),
+    ))
 }

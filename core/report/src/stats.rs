@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::error::ReportError;
 use crate::genes::{GeneTrack, tracks};
-use crate::read::{Index, Outcome, read_genes, read_run};
+use crate::read::{Index, Outcome, ProbeTrack, read_genes, read_probes, read_run};
 
 /// A running mean of the finite values added.
 #[derive(Clone, Copy, Debug, Default)]
@@ -140,6 +140,9 @@ pub struct ConditionReport {
     /// Each real gene's distribution over generations, pooled over seeds
     /// (empty without real genes).
     pub genes: Vec<GeneTrack>,
+    /// The probe sets along the lifetime (last generation), the mean over
+    /// seeds of each seed's mean over organisms (empty without probes).
+    pub probes: Vec<ProbeTrack>,
 }
 
 impl ConditionReport {
@@ -213,6 +216,15 @@ impl Report {
                 }
             }
             c.genes = tracks(&tables);
+            let mut seeds = Vec::new();
+            for r in &c.runs {
+                if let Outcome::Finished(_) = r.outcome
+                    && let Some(p) = read_probes(&dir.join(&r.path))?
+                {
+                    seeds.push(p);
+                }
+            }
+            c.probes = mean_tracks(&seeds);
         }
         Ok(report)
     }
@@ -280,6 +292,7 @@ impl Report {
                     stats,
                     curve,
                     genes: Vec::new(),
+                    probes: Vec::new(),
                 }
             })
             .collect();
@@ -302,4 +315,40 @@ impl Report {
             effects,
         }
     }
+}
+
+/// The mean over seeds of each (probe, metric) track, step by step.
+pub fn mean_tracks(seeds: &[Vec<ProbeTrack>]) -> Vec<ProbeTrack> {
+    let mut out: Vec<(ProbeTrack, BTreeMap<u64, Mean>)> = Vec::new();
+    for t in seeds.iter().flatten() {
+        let at = match out
+            .iter()
+            .position(|(o, _)| o.probe == t.probe && o.metric == t.metric)
+        {
+            Some(at) => at,
+            None => {
+                out.push((
+                    ProbeTrack {
+                        probe: t.probe.clone(),
+                        metric: t.metric.clone(),
+                        points: Vec::new(),
+                    },
+                    BTreeMap::new(),
+                ));
+                out.len() - 1
+            }
+        };
+        for &(step, v) in &t.points {
+            out[at].1.entry(step).or_default().add(v);
+        }
+    }
+    out.into_iter()
+        .map(|(mut t, steps)| {
+            t.points = steps
+                .into_iter()
+                .filter_map(|(s, m)| m.value().map(|v| (s, v)))
+                .collect();
+            t
+        })
+        .collect()
 }

@@ -306,6 +306,7 @@ pub(crate) fn environment(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart
             positions,
             max_pairs,
             heldout,
+            probe_sequences,
             ..
         } => {
             let steps = n(*pairs).saturating_mul(2).saturating_add(1);
@@ -319,6 +320,11 @@ pub(crate) fn environment(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart
             let width = slots.saturating_add(n(*dim)).saturating_add(1);
             vec![
                 part("heldout", product(&[n(*heldout), steps, width, 4])),
+                // Up to five probe sets.
+                part(
+                    "probe_sequences",
+                    product(&[n(*probe_sequences), 5, steps, width, 4]),
+                ),
                 part(
                     "classes",
                     product(&[n(*classes).saturating_add(n(*labels)), n(*dim), 4]),

@@ -86,6 +86,8 @@ fn world_params(config: &Config) -> Result<IclParams, Error> {
         dynamic: config.bool("dynamic")?.unwrap_or(d.dynamic),
         positions,
         heldout: config.usize("heldout")?.unwrap_or(d.heldout),
+        // The suite draws probe sets of its own (`probe_seed`).
+        probe_sequences: 0,
         seed: config.usize("seed")?.map_or(d.seed, |s| s as u64),
     })
 }

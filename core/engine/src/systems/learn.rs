@@ -24,7 +24,9 @@ use lineage_scenario::{Inheritance, LifetimeConfig};
 use rand::Rng as _;
 use rayon::prelude::*;
 
-use crate::components::{Fitness, Genome, Inherited, LearningCurve, Lineage, OrganismId, Weights};
+use crate::components::{
+    Fitness, Genome, Inherited, LearningCurve, Lineage, OrganismId, ProbeRecord, Weights,
+};
 use crate::develop;
 use crate::error::EngineError;
 use crate::resources::{
@@ -200,6 +202,8 @@ pub fn learn_lifetimes(
                 .collect()
         });
     let signs = develop::signs(cfg);
+    // The environment's probe sets, the same for every organism.
+    let probes = cfg.environment.env.probe_sets();
     let mut jobs = Vec::with_capacity(todo.len());
     for ((lineage, _, _, weights, _), (life, indices, hyper)) in todo.iter().zip(&lives) {
         let birth: Option<Vec<Vec<f32>>> = from_tensors(cfg, &weights.birth).into_iter().collect();
@@ -224,6 +228,7 @@ pub fn learn_lifetimes(
             hyper: *hyper,
             train: &life.train,
             heldout: &life.heldout,
+            probes: &probes,
             indices: indices.clone(),
         });
     }
@@ -241,6 +246,16 @@ pub fn learn_lifetimes(
     {
         weights.learned = to_tensors(cfg, &outcome.params);
         curve.points = outcome.curve;
+        curve.probes = outcome
+            .probes
+            .iter()
+            .map(|p| ProbeRecord {
+                step: p.step,
+                probe: probes[p.probe].name.clone(),
+                metric: p.metric.name(),
+                value: p.value,
+            })
+            .collect();
         curve.status = Some(outcome.status);
         curve.heldout = Some(life.heldout.clone());
     }

@@ -104,6 +104,7 @@ pub fn write_organism_rows(
     fresh.sort_by_key(|(lineage, _, _, _)| lineage.id);
     let mut rows = String::with_capacity(fresh.len() * 64);
     let mut curves = String::new();
+    let mut probes = String::new();
     let parent = |p: Option<u64>| p.map_or(String::new(), |id| id.to_string());
     for (lineage, genome, fitness, curve) in fresh {
         let _ = write!(
@@ -142,12 +143,20 @@ pub fn write_organism_rows(
                     lineage.id, generation.0, p.step, p.train, p.heldout
                 );
             }
+            for p in curve.map_or(&[][..], |c| c.probes.as_slice()) {
+                let _ = writeln!(
+                    probes,
+                    "{},{},{},{},{},{}",
+                    lineage.id, generation.0, p.step, p.probe, p.metric, p.value
+                );
+            }
         }
         let _ = writeln!(rows, ",{}", genome.0.summary());
     }
     if let Err(e) = recorder
         .organism_rows(&rows)
         .and_then(|()| recorder.curve_rows(&curves))
+        .and_then(|()| recorder.probe_rows(&probes))
     {
         failure.0 = Some(e);
     }

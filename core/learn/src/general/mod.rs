@@ -301,7 +301,17 @@ pub(crate) fn train(
         state,
         grads: None,
     };
-    crate::lifetime::live(learner, life, job.hyper.steps, job.heldout, &job.indices)
+    crate::lifetime::live(
+        learner,
+        life,
+        job.hyper.steps,
+        crate::lifetime::Scoring {
+            heldout: job.heldout,
+            probes: job.probes,
+            model,
+        },
+        &job.indices,
+    )
 }
 
 /// One organism's lifetime on candle.
@@ -350,6 +360,10 @@ impl crate::lifetime::Learner for CandleLearner<'_> {
     }
 
     fn params(self) -> Result<Vec<Vec<f32>>, LearnError> {
+        self.weights()
+    }
+
+    fn weights(&self) -> Result<Vec<Vec<f32>>, LearnError> {
         Ok(self
             .state
             .vars
@@ -631,6 +645,7 @@ pub(crate) mod tests {
             },
             train: &train_set,
             heldout: &heldout,
+            probes: &[],
             indices: minibatch_indices(16, batch, steps, &mut rng),
         };
         let out = train(&model, Loss::of(&task), &life, &Device::Cpu, job).unwrap();

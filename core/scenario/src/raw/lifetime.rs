@@ -211,6 +211,8 @@ pub(crate) enum RawEnvironment {
         max_pairs: Option<usize>,
         #[serde(default = "thousand")]
         heldout: usize,
+        #[serde(default = "icl_probe_sequences")]
+        probe_sequences: usize,
         #[serde(default)]
         seed: RawSeed,
     },
@@ -345,6 +347,10 @@ fn icl_p_bursty() -> f64 {
 
 fn icl_novel_classes() -> usize {
     lineage_env::IclParams::default().novel_classes
+}
+
+fn icl_probe_sequences() -> usize {
+    lineage_env::IclParams::default().probe_sequences
 }
 
 fn onehot() -> String {

@@ -158,12 +158,14 @@ impl<E> Check<'_, E> {
             }
             RawEnvironment::Icl {
                 heldout,
+                probe_sequences,
                 positions,
                 max_pairs,
                 pairs,
                 ..
             } => {
                 self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                self.at_most(&env("probe_sequences"), *probe_sequences, MAX_EXAMPLES)?;
                 self.at_most(&env("pairs"), *pairs, MAX_CONTEXT)?;
                 self.at_most(&env("max_pairs"), max_pairs.unwrap_or(0), MAX_CONTEXT)?;
                 if !matches!(positions.as_str(), "onehot" | "random_offset") {
@@ -586,6 +588,7 @@ impl<E> Check<'_, E> {
                 positions,
                 max_pairs,
                 heldout,
+                probe_sequences,
                 seed,
             } => Icl::new(IclParams {
                 classes: *classes,
@@ -607,6 +610,7 @@ impl<E> Check<'_, E> {
                     Positions::OneHot
                 },
                 heldout: *heldout,
+                probe_sequences: *probe_sequences,
                 seed: seed.resolve(self.seed),
             })
             .map(|e| Arc::new(e) as _),
@@ -1331,6 +1335,7 @@ fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
             "positions",
             "max_pairs",
             "heldout",
+            "probe_sequences",
             "seed",
         ],
         RawEnvironment::Hmm { .. } => &[
