@@ -33,17 +33,6 @@ pub(crate) struct Scoring<'a> {
     pub model: &'a ModelSpec,
 }
 
-/// The labels a probe set scores, in example order then step order.
-fn scored_labels(data: &Batch) -> Vec<u32> {
-    match data {
-        Batch::Labeled { labels, .. } => labels.clone(),
-        Batch::Sequences { labels, .. } => {
-            labels.iter().copied().filter(|&l| l != IGNORE).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
 /// Scores the probe sets with the learner's weights now: per set, the mean
 /// cross-entropy of its scored labels, the accuracy of the argmax over its
 /// `choices` (every label without), and over every label where `choices`
@@ -60,24 +49,12 @@ fn score_probes(
     }
     let weights = learner.weights()?;
     for (k, set) in scoring.probes.iter().enumerate() {
-        let labels = scored_labels(&set.data);
-        let (input, steps) = match &*set.data {
-            Batch::Labeled { n, x, .. } => (
-                ProbeInput::Real {
-                    x,
-                    n: *n,
-                    len: x.len() / (*n).max(1),
-                },
-                1,
-            ),
-            Batch::Sequences { n, steps, x, .. } => (
-                ProbeInput::Real {
-                    x,
-                    n: *n,
-                    len: x.len() / (*n).max(1),
-                },
-                *steps,
-            ),
+        // One label per output row: per example (rows), or per example and
+        // step (sequences, `IGNORE` where a step is not scored).
+        let (x, n, labels) = match &*set.data {
+            Batch::Labeled { n, x, labels } | Batch::Sequences { n, x, labels, .. } => {
+                (x, *n, labels)
+            }
             _ => {
                 return Err(LearnError::Probe(format!(
                     "probe set `{}`: probe sets are labelled rows or sequences",
@@ -85,23 +62,20 @@ fn score_probes(
                 )));
             }
         };
-        if labels.is_empty() {
-            continue;
-        }
+        let input = ProbeInput::Real {
+            x,
+            n,
+            len: x.len() / n.max(1),
+        };
         let out_all = crate::probe::outputs(scoring.model, &weights, &input)
             .map_err(|e| LearnError::Probe(format!("probe set `{}`: {e}", set.name)))?;
         let classes = *out_all.shape.last().unwrap_or(&1);
-        // The outputs at the scored positions, in the labels' order.
-        let all_labels: Vec<u32> = match &*set.data {
-            Batch::Sequences { labels, .. } => labels.clone(),
-            _ => labels.clone(),
-        };
-        let positions = all_labels.len().min(out_all.values.len() / classes.max(1));
+        let positions = labels.len().min(out_all.values.len() / classes.max(1));
         let (mut loss, mut right, mut right_all) = (0.0f64, 0usize, 0usize);
         let mut scored = 0usize;
-        for at in (0..positions).filter(|&at| all_labels[at] != IGNORE) {
+        for at in (0..positions).filter(|&at| labels[at] != IGNORE) {
             let z = &out_all.values[at * classes..(at + 1) * classes];
-            let label = all_labels[at] as usize;
+            let label = labels[at] as usize;
             if label >= classes {
                 continue;
             }
@@ -123,7 +97,6 @@ fn score_probes(
             right += usize::from(best == Some(label));
             scored += 1;
         }
-        let _ = steps;
         if scored == 0 {
             continue;
         }
