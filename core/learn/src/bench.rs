@@ -8,7 +8,9 @@
 //! - `rnn:3-64-3:t8` (ReLU RNN, 3 inputs, 64 units, 3 classes, 8 steps);
 //! - `gru:3-64-3:t8`;
 //! - `transformer:49-48-32:l2:h4:ff96:t17` (dense 49-wide inputs, d_model
-//!   48, 32 classes, 2 layers, 4 heads, MLP width 96, 17 positions).
+//!   48, 32 classes, 2 layers, 4 heads, MLP width 96, 17 positions;
+//!   pre-LayerNorm and GELU, or `:noln` and `:relu`; add `:last` to score
+//!   the last position only, as the ICL world does).
 //!
 //! Sequence models are scored at every step. Data are Gaussian inputs with
 //! uniform random labels; weights start at std `1/sqrt(fan_in)`.
@@ -37,6 +39,8 @@ pub struct Workload {
     pub task: Task,
     /// Steps per sequence (1 for an MLP).
     pub seq: usize,
+    /// Only each sequence's last position is scored (`:last`).
+    pub last_only: bool,
 }
 
 /// Parses a model string (see the module docs).
@@ -51,7 +55,7 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
         .map(|w| w.parse::<usize>().ok().filter(|&w| w > 0))
         .collect::<Option<_>>()
         .ok_or_else(|| bad("widths must be positive integers separated by '-'"))?;
-    let (mut activation, mut bias) = (Activation::Relu, true);
+    let (mut activation, mut bias, mut no_ln, mut last_only) = (None, true, false, false);
     let (mut t, mut layers, mut heads, mut ff) = (None, 2, 4, None);
     for opt in parts {
         let num = |prefix: &str| {
@@ -60,7 +64,11 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
                 .filter(|&n| n > 0)
         };
         if let Some(a) = Activation::parse(opt) {
-            activation = a;
+            activation = Some(a);
+        } else if opt == "noln" {
+            no_ln = true;
+        } else if opt == "last" {
+            last_only = true;
         } else if opt == "nobias" {
             bias = false;
         } else if let Some(n) = num("t") {
@@ -82,6 +90,8 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
         }
     };
     let steps = t.unwrap_or(8);
+    let relu = activation == Some(Activation::Relu);
+    let activation = activation.unwrap_or(Activation::Relu);
     Ok(match kind {
         "mlp" => {
             if widths.len() < 2 {
@@ -99,6 +109,7 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
                     bias,
                 }),
                 seq: 1,
+                last_only: false,
             }
         }
         "rnn" | "gru" => {
@@ -127,6 +138,7 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
                     steps,
                 },
                 seq: steps,
+                last_only,
             }
         }
         "transformer" => {
@@ -143,6 +155,12 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
                     layers,
                     d_ff: ff.unwrap_or(2 * d),
                     outputs: o,
+                    layer_norm: !no_ln,
+                    activation: if relu {
+                        Activation::Relu
+                    } else {
+                        Activation::Gelu
+                    },
                 }),
                 task: Task::SequenceClassification {
                     inputs: i,
@@ -150,6 +168,7 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
                     steps,
                 },
                 seq: steps,
+                last_only,
             }
         }
         _ => return Err(bad("the kind must be mlp, rnn, gru or transformer")),
@@ -211,7 +230,14 @@ impl Workload {
                 steps,
                 x: normal(rng, n * steps * inputs),
                 labels: (0..n * steps)
-                    .map(|_| rng.random_range(0..classes as u32))
+                    .map(|k| {
+                        let label = rng.random_range(0..classes as u32);
+                        if self.last_only && (k + 1) % steps != 0 {
+                            lineage_env::IGNORE
+                        } else {
+                            label
+                        }
+                    })
                     .collect(),
             },
             _ => unreachable!("bench workloads are classification tasks"),

@@ -218,36 +218,9 @@ impl Rnn<'_> {
     /// Mean cross-entropy of the outputs [`Rnn::run`] left against the
     /// loaded labels; with `grad`, replaces the outputs by d(loss)/d(y).
     fn loss(&self, ws: &mut Workspace, b: usize, grad: bool) -> f32 {
-        let o = self.spec.outputs;
         let rows = ws.steps * b;
-        let y = &mut ws.y[..rows * o];
-        let scored = ws.labels[..rows].iter().filter(|&&l| l != IGNORE).count();
-        if scored == 0 {
-            y.fill(0.0);
-            return 0.0;
-        }
-        let scale = 1.0 / scored as f32;
-        let mut total = 0.0f64;
-        for (row, &label) in y.chunks_exact_mut(o).zip(&ws.labels[..rows]) {
-            if label == IGNORE {
-                row.fill(0.0);
-                continue;
-            }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let z = row[label as usize];
-            let mut sum = 0.0f32;
-            for v in row.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
-            total += f64::from(max + sum.ln() - z);
-            if grad {
-                let inv = scale / sum;
-                row.iter_mut().for_each(|v| *v *= inv);
-                row[label as usize] -= scale;
-            }
-        }
-        (total / scored as f64) as f32
+        let o = self.spec.outputs;
+        cross_entropy(&mut ws.y[..rows * o], &ws.labels[..rows], o, grad)
     }
 
     /// Back-propagation through time after [`Rnn::forward`].
@@ -375,7 +348,40 @@ impl Rnn<'_> {
     }
 }
 
-fn column_sums(rows: &[f32], width: usize, out: &mut [f32]) {
+/// Mean cross-entropy of output rows `y` (`[rows, o]`) against `labels`,
+/// over the rows whose label is not [`IGNORE`]; with `grad`, replaces `y`
+/// by d(loss)/d(y) (zero on ignored rows). 0 when no row is scored.
+pub(crate) fn cross_entropy(y: &mut [f32], labels: &[u32], o: usize, grad: bool) -> f32 {
+    let scored = labels.iter().filter(|&&l| l != IGNORE).count();
+    if scored == 0 {
+        y.fill(0.0);
+        return 0.0;
+    }
+    let scale = 1.0 / scored as f32;
+    let mut total = 0.0f64;
+    for (row, &label) in y.chunks_exact_mut(o).zip(labels) {
+        if label == IGNORE {
+            row.fill(0.0);
+            continue;
+        }
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let z = row[label as usize];
+        let mut sum = 0.0f32;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        total += f64::from(max + sum.ln() - z);
+        if grad {
+            let inv = scale / sum;
+            row.iter_mut().for_each(|v| *v *= inv);
+            row[label as usize] -= scale;
+        }
+    }
+    (total / scored as f64) as f32
+}
+
+pub(crate) fn column_sums(rows: &[f32], width: usize, out: &mut [f32]) {
     out.fill(0.0);
     for row in rows.chunks_exact(width) {
         out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);

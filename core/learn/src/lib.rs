@@ -10,8 +10,10 @@
 //!   one parameter layout every other part indexes by name;
 //! - [`optim`]: SGD with momentum, Adam, AdamW, schedules, clipping;
 //! - [`data`]: examples and the lifetime's minibatch indices;
-//! - the population-batched path on `gemm` for MLPs (`fast`), and the
-//!   general path on candle for every model ([`general`]), on CPU or CUDA;
+//! - the population-batched path on `gemm` with hand-written backward
+//!   passes for MLPs (`fast`), leaky RNNs (`fast_rnn`) and transformers
+//!   (`fast_transformer`), and the general path on candle for every model
+//!   ([`general`]), on CPU or CUDA;
 //! - [`train_population`], which runs a population's lifetimes on a thread
 //!   pool and picks the path.
 //!
@@ -30,6 +32,7 @@ mod cpu;
 pub mod data;
 mod fast;
 mod fast_rnn;
+mod fast_transformer;
 pub mod general;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
@@ -232,17 +235,21 @@ impl Outcome {
 /// Which implementation trains a population.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
-    /// Hand-written MLP training on `gemm` (CPU only).
+    /// Hand-written training on `gemm` for MLPs, leaky RNNs and
+    /// transformers (CPU only).
     Fast,
     /// candle autograd, any model, CPU or CUDA.
     General,
 }
 
-/// The path a model takes on a device: MLPs and leaky RNNs on the CPU take
-/// the fast path.
+/// The path a model takes on a device: MLPs, leaky RNNs and transformers
+/// on the CPU take the fast path (the GRU always runs on candle).
 pub fn path_for(model: &ModelSpec, device: &candle_core::Device) -> Path {
     match (model, device) {
-        (ModelSpec::Mlp(_) | ModelSpec::Rnn(_), candle_core::Device::Cpu) => Path::Fast,
+        (
+            ModelSpec::Mlp(_) | ModelSpec::Rnn(_) | ModelSpec::Transformer(_),
+            candle_core::Device::Cpu,
+        ) => Path::Fast,
         _ => Path::General,
     }
 }
@@ -271,6 +278,11 @@ pub fn train_population(
             .into_par_iter()
             .with_max_len(1)
             .map(|job| fast_rnn::train(spec, life, job))
+            .collect()),
+        (Path::Fast, ModelSpec::Transformer(spec)) => Ok(jobs
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|job| fast_transformer::train(spec, life, job))
             .collect()),
         _ => {
             if device.is_cpu() {

@@ -863,6 +863,8 @@ mod tests {
             layers: 2,
             d_ff: 6,
             outputs: 3,
+            layer_norm: true,
+            activation: Activation::Gelu,
         })
     }
 

@@ -142,9 +142,9 @@ pub struct GruSpec {
 }
 
 /// A small causal transformer: token (or projected dense) and learned
-/// position embeddings, `layers` pre-LayerNorm blocks of multi-head
-/// attention and a GELU MLP, a final LayerNorm and a linear readout at
-/// every position.
+/// position embeddings, `layers` blocks of multi-head attention and an MLP
+/// (pre-LayerNorm, or without LayerNorm as in Reddy's model), a final
+/// LayerNorm (with `layer_norm`) and a linear readout at every position.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransformerSpec {
     /// Input at each position.
@@ -161,6 +161,11 @@ pub struct TransformerSpec {
     pub d_ff: usize,
     /// Readout width.
     pub outputs: usize,
+    /// Pre-LayerNorm blocks and a final LayerNorm (`true`, the default), or
+    /// no LayerNorm anywhere (`false`: no `ln*` parameters).
+    pub layer_norm: bool,
+    /// The MLP blocks' nonlinearity (GELU by default).
+    pub activation: Activation,
 }
 
 /// Any network Lineage can train.
@@ -303,19 +308,25 @@ impl ModelSpec {
                 });
                 for l in 0..t.layers {
                     let n = |s: &str| format!("layers.{l}.{s}");
-                    p.push(ParamInfo::vector(n("ln1.weight"), d, Role::Gain));
-                    p.push(ParamInfo::vector(n("ln1.bias"), d, Role::Bias));
+                    if t.layer_norm {
+                        p.push(ParamInfo::vector(n("ln1.weight"), d, Role::Gain));
+                        p.push(ParamInfo::vector(n("ln1.bias"), d, Role::Bias));
+                    }
                     p.push(ParamInfo::matrix(n("attn.qkv"), 3 * d, d));
                     p.push(ParamInfo::matrix(n("attn.out"), d, d));
-                    p.push(ParamInfo::vector(n("ln2.weight"), d, Role::Gain));
-                    p.push(ParamInfo::vector(n("ln2.bias"), d, Role::Bias));
+                    if t.layer_norm {
+                        p.push(ParamInfo::vector(n("ln2.weight"), d, Role::Gain));
+                        p.push(ParamInfo::vector(n("ln2.bias"), d, Role::Bias));
+                    }
                     p.push(ParamInfo::matrix(n("mlp.fc"), t.d_ff, d));
                     p.push(ParamInfo::vector(n("mlp.fc_bias"), t.d_ff, Role::Bias));
                     p.push(ParamInfo::matrix(n("mlp.proj"), d, t.d_ff));
                     p.push(ParamInfo::vector(n("mlp.proj_bias"), d, Role::Bias));
                 }
-                p.push(ParamInfo::vector("ln_f.weight", d, Role::Gain));
-                p.push(ParamInfo::vector("ln_f.bias", d, Role::Bias));
+                if t.layer_norm {
+                    p.push(ParamInfo::vector("ln_f.weight", d, Role::Gain));
+                    p.push(ParamInfo::vector("ln_f.bias", d, Role::Bias));
+                }
                 p.push(ParamInfo::matrix("head", t.outputs, d));
             }
         }
@@ -503,6 +514,8 @@ mod tests {
             layers: 2,
             d_ff: 64,
             outputs: 32,
+            layer_norm: true,
+            activation: Activation::Gelu,
         });
         let names: Vec<String> = spec.params().into_iter().map(|p| p.name).collect();
         assert!(names.contains(&"layers.1.attn.qkv".to_string()));

@@ -688,6 +688,8 @@ pub(crate) mod tests {
             layers: 1,
             d_ff: 32,
             outputs: 8,
+            layer_norm: true,
+            activation: Activation::Gelu,
         }));
     }
 }

@@ -1,8 +1,10 @@
 //! The small causal transformer on candle.
 //!
 //! `x = embed(input) + pos[0..T]`; each block is pre-LayerNorm,
-//! `x = x + attn(ln1(x))` then `x = x + proj(gelu(fc(ln2(x))))`; the
-//! readout is `head(ln_f(x))` at every position. Attention is causal and
+//! `x = x + attn(ln1(x))` then `x = x + proj(act(fc(ln2(x))))`; the
+//! readout is `head(ln_f(x))` at every position. Without LayerNorm
+//! (`layer_norm = false`, Reddy's model) every `ln` is the identity. The
+//! activation is GELU unless the spec says otherwise. Attention is causal and
 //! multi-head with scale `1 / sqrt(head_dim)`; `attn.qkv` holds the query,
 //! key and value projections in its rows, in that order. LayerNorm's eps
 //! is 1e-5 and GELU is the tanh approximation.
@@ -20,8 +22,9 @@ use candle_core::{D, Tensor};
 use candle_nn::VarBuilder;
 
 use super::Input;
+use super::mlp::activate;
 use super::rnn::{Dense, spread};
-use crate::spec::{SequenceInput, TransformerSpec};
+use crate::spec::{Activation, SequenceInput, TransformerSpec};
 
 /// LayerNorm's epsilon, as PyTorch's default.
 const LN_EPS: f64 = 1e-5;
@@ -33,10 +36,11 @@ pub struct Transformer {
     embed: Embed,
     pos: Tensor,
     blocks: Vec<Block>,
-    ln_f: LayerNorm,
+    ln_f: Option<LayerNorm>,
     head: Dense,
     heads: usize,
     context: usize,
+    activation: Activation,
 }
 
 #[derive(Debug)]
@@ -49,12 +53,12 @@ enum Embed {
 
 #[derive(Debug)]
 struct Block {
-    ln1: LayerNorm,
+    ln1: Option<LayerNorm>,
     q: Dense,
     k: Dense,
     v: Dense,
     out: Dense,
-    ln2: LayerNorm,
+    ln2: Option<LayerNorm>,
     fc: Dense,
     proj: Dense,
 }
@@ -67,7 +71,7 @@ struct LayerNorm {
 
 impl Transformer {
     /// Builds the transformer from `tok` (or `w_in` and `b_in`), `pos`,
-    /// `layers.{l}.*`, `ln_f.*` and `head`.
+    /// `layers.{l}.*`, `ln_f.*` (with LayerNorm) and `head`.
     pub fn new(spec: &TransformerSpec, vb: VarBuilder) -> candle_core::Result<Transformer> {
         let d = spec.d_model;
         if spec.heads == 0 || !d.is_multiple_of(spec.heads) {
@@ -84,18 +88,21 @@ impl Transformer {
             )),
         };
         let pos = vb.get((spec.context, d), "pos")?;
+        let norm = |vb: VarBuilder| -> candle_core::Result<Option<LayerNorm>> {
+            spec.layer_norm.then(|| LayerNorm::new(d, vb)).transpose()
+        };
         let mut blocks = Vec::with_capacity(spec.layers);
         for l in 0..spec.layers {
             let vb = vb.pp(format!("layers.{l}"));
             let qkv = vb.get((3 * d, d), "attn.qkv")?;
             let rows = |i: usize| qkv.narrow(0, i * d, d).map(|w| Dense::new(w, None));
             blocks.push(Block {
-                ln1: LayerNorm::new(d, vb.pp("ln1"))?,
+                ln1: norm(vb.pp("ln1"))?,
                 q: rows(0)?,
                 k: rows(1)?,
                 v: rows(2)?,
                 out: Dense::new(vb.get((d, d), "attn.out")?, None),
-                ln2: LayerNorm::new(d, vb.pp("ln2"))?,
+                ln2: norm(vb.pp("ln2"))?,
                 fc: Dense::new(
                     vb.get((spec.d_ff, d), "mlp.fc")?,
                     Some(vb.get(spec.d_ff, "mlp.fc_bias")?),
@@ -111,10 +118,11 @@ impl Transformer {
             embed,
             pos,
             blocks,
-            ln_f: LayerNorm::new(d, vb.pp("ln_f"))?,
+            ln_f: norm(vb.pp("ln_f"))?,
             head: Dense::new(vb.get((spec.outputs, d), "head")?, None),
             heads: spec.heads,
             context: spec.context,
+            activation: spec.activation,
         })
     }
 
@@ -126,7 +134,7 @@ impl Transformer {
             candle_core::bail!("the transformer's residual stream is empty");
         };
         self.head
-            .forward(&self.ln_f.forward(x)?)?
+            .forward(&normed(self.ln_f.as_ref(), x)?)?
             .reshape((n, steps, ()))
     }
 
@@ -176,8 +184,13 @@ impl Transformer {
         let mut stream = Vec::with_capacity(self.blocks.len() + 1);
         for block in &self.blocks {
             stream.push(x.clone());
-            x = (&x + block.attend(&block.ln1.forward(&x)?, n, steps, self.heads, &mask)?)?;
-            let hidden = gelu(&block.fc.forward(&block.ln2.forward(&x)?)?)?;
+            let a = normed(block.ln1.as_ref(), &x)?;
+            x = (&x + block.attend(&a, n, steps, self.heads, &mask)?)?;
+            let z = block.fc.forward(&normed(block.ln2.as_ref(), &x)?)?;
+            let hidden = match self.activation {
+                Activation::Gelu => gelu(&z)?,
+                other => activate(other, &z)?,
+            };
             x = (&x + block.proj.forward(&hidden)?)?;
         }
         stream.push(x);
@@ -230,6 +243,14 @@ impl LayerNorm {
     }
 }
 
+/// `x` through `ln`, or `x` itself without LayerNorm.
+fn normed(ln: Option<&LayerNorm>, x: &Tensor) -> candle_core::Result<Tensor> {
+    match ln {
+        Some(ln) => ln.forward(x),
+        None => Ok(x.clone()),
+    }
+}
+
 /// `[steps, steps]` of 0 on and below the diagonal and -inf above it, in
 /// `like`'s dtype and device.
 fn causal_mask(steps: usize, like: &Tensor) -> candle_core::Result<Tensor> {
@@ -275,6 +296,8 @@ mod tests {
             layers: 2,
             d_ff: 12,
             outputs: 5,
+            layer_norm: true,
+            activation: Activation::Gelu,
         }
     }
 

@@ -422,6 +422,9 @@ pub(crate) enum RawModel {
         heads: usize,
         layers: usize,
         d_ff: Option<usize>,
+        #[serde(default = "yes")]
+        layer_norm: bool,
+        activation: Option<String>,
     },
 }
 

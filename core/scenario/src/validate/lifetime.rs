@@ -233,6 +233,7 @@ impl<E> Check<'_, E> {
                 heads,
                 layers,
                 d_ff,
+                ..
             } => {
                 self.at_most("model.d_model", *d_model, MAX_WIDTH)?;
                 self.at_most("model.heads", *heads, MAX_WIDTH)?;
@@ -796,6 +797,8 @@ impl<E> Check<'_, E> {
                 heads,
                 layers,
                 d_ff,
+                layer_norm,
+                activation: a,
             } => {
                 let d = positive("d_model", *d_model)?;
                 let h = positive("heads", *heads)?;
@@ -822,6 +825,8 @@ impl<E> Check<'_, E> {
                     layers: positive("layers", *layers)?,
                     d_ff: positive("d_ff", d_ff.unwrap_or(4 * d))?,
                     outputs,
+                    layer_norm: *layer_norm,
+                    activation: a.as_deref().map_or(Ok(Activation::Gelu), activation)?,
                 })
             }
         })
