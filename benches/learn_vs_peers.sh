@@ -13,6 +13,16 @@
 # them and a markdown table, and the machine's 1024^3 f32 GEMM rate, so the
 # GFLOP/s columns can be read against what the cores can do.
 #
+# Workloads (model, optimiser, batch): mlp:64-128-10 with SGD and with AdamW
+# (64), rnn:3-64-3:t8 with SGD (32), transformer:49-48-32:l2:h4:ff96:t17 with
+# AdamW (64), and the ICL model, $ICL_MODEL with AdamW (128): by default
+# transformer:49-48-32:l2:h4:ff96:t17:last, the small-scale ICL recipe's
+# transformer (32 content + 17 position dimensions, 32 labels, 17 tokens)
+# scored on the query's label alone (`:last`); set ICL_MODEL to e.g.
+# transformer:49-48-32:l2:h4:ff96:t17:last:noln:relu for Reddy's model
+# (no LayerNorm, ReLU). The model strings are `lineage bench learn`'s
+# (core/learn/src/bench.rs); the peers accept the same.
+#
 # Usage: bash benches/learn_vs_peers.sh [--check] [--peers-only]
 #   --check        also run each peer's sanity check (loss falls; organism 0
 #                  trained alone matches its training inside the population)
@@ -23,6 +33,9 @@
 #   STEPS_MLP, STEPS_RNN, STEPS_TRANSFORMER   timed steps per workload
 #                          (defaults 200, 100, 10: each measurement a few seconds
 #                          to half a minute on the 2-core benchmark machine)
+#   ICL_MODEL              the ICL workload's model string (default
+#                          transformer:49-48-32:l2:h4:ff96:t17:last)
+#   STEPS_ICL              its timed steps (default STEPS_TRANSFORMER)
 #
 # Installs jax[cpu] and torch (CPU) with pip into benches/.venv (ignored by
 # git; shared with engine_vs_deap.sh, whose DEAP stays) on first use.
@@ -36,7 +49,7 @@ for arg in "$@"; do
   case "$arg" in
     --check) check="--check" ;;
     --peers-only) lineage_ok=0 ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +59,8 @@ population=${POPULATION:-64}
 steps_mlp=${STEPS_MLP:-200}
 steps_rnn=${STEPS_RNN:-100}
 steps_transformer=${STEPS_TRANSFORMER:-10}
+icl_model=${ICL_MODEL:-transformer:49-48-32:l2:h4:ff96:t17:last}
+steps_icl=${STEPS_ICL:-$steps_transformer}
 
 venv=benches/.venv
 py=$venv/bin/python
@@ -123,7 +138,8 @@ rows=()
 for row in "mlp:64-128-10 sgd 64 $steps_mlp" \
            "mlp:64-128-10 adamw 64 $steps_mlp" \
            "rnn:3-64-3:t8 sgd 32 $steps_rnn" \
-           "transformer:49-48-32:l2:h4:ff96:t17 adamw 64 $steps_transformer"; do
+           "transformer:49-48-32:l2:h4:ff96:t17 adamw 64 $steps_transformer" \
+           "$icl_model adamw 128 $steps_icl"; do
   read -r model optimizer batch steps <<<"$row"
   args=(--model "$model" --optimizer "$optimizer" --batch "$batch" --population "$population" --steps "$steps")
   echo "== $model $optimizer, batch $batch, $population organisms x $steps steps"

@@ -225,6 +225,14 @@ fn bad_conditions_are_explained() {
             "conditions[2].connectome.mask",
         ),
         (
+            SCENARIO.replace("name = \"NoConnectome\"", "name = \"..\""),
+            "a condition's name becomes a folder name: start with a letter or digit",
+        ),
+        (
+            SCENARIO.replace("name = \"NoConnectome\"", "name = \"no/connectome\""),
+            "a condition's name becomes a folder name",
+        ),
+        (
             SCENARIO.replace("name = \"NoConnectome\"", "name = \"Connectome\""),
             "two conditions are named `Connectome`",
         ),
@@ -409,4 +417,55 @@ set = { lifetime = { develop = { matrix = [{ name = "w_rec", dale = 0.8 }] } } }
         fulls.push(full);
     }
     assert_ne!(fulls[0], fulls[1], "each seed draws its own G");
+}
+
+/// Runs of population 1 on 4 threads go several at once (each on its share
+/// of the threads), conditions that start `from` another wait for it, and
+/// every record is the same bytes as when they run one by one on 1 thread.
+#[test]
+fn runs_side_by_side_give_the_records_of_runs_one_by_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_scenario(tmp.path(), "c.toml", SCENARIO);
+    let mut trees = Vec::new();
+    for threads in ["1", "4"] {
+        let root = tmp.path().join(format!("t{threads}"));
+        lineage_ok(&[
+            "run",
+            s(&path),
+            "--out",
+            s(&root),
+            "--quiet",
+            "--threads",
+            threads,
+        ]);
+        let mut files = BTreeMap::new();
+        for condition in std::fs::read_dir(root.join("conditions"))
+            .unwrap()
+            .flatten()
+        {
+            for seed in std::fs::read_dir(condition.path()).unwrap().flatten() {
+                for file in std::fs::read_dir(seed.path()).unwrap().flatten() {
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    // Timings are the one record that is wall time.
+                    if name.ends_with(".csv") && name != "timings.csv" {
+                        let key = format!(
+                            "{}/{}/{name}",
+                            condition.file_name().to_string_lossy(),
+                            seed.file_name().to_string_lossy()
+                        );
+                        files.insert(key, read(&file.path()));
+                    }
+                }
+            }
+        }
+        trees.push(files);
+    }
+    assert_eq!(
+        trees[0].keys().collect::<Vec<_>>(),
+        trees[1].keys().collect::<Vec<_>>()
+    );
+    assert!(trees[0].len() >= 7 * 2, "{:?}", trees[0].keys());
+    for (name, bytes) in &trees[0] {
+        assert!(&trees[1][name] == bytes, "{name} differs");
+    }
 }

@@ -111,3 +111,40 @@ develop = {{ density = 0.5, init = \"kaiming\" }}
         "JAX ends {rel} (relative) away from Lineage's weights"
     );
 }
+
+/// A causal transformer (the fast CPU path) reading in-context-learning
+/// sequences, scored on the query's label alone (every other label is
+/// IGNORE), trained by AdamW with clipping and a schedule: once with
+/// pre-LayerNorm GELU blocks (two of them), once without LayerNorm and with
+/// ReLU (Reddy's model). The replay reads the model's heads and activation
+/// from `lifetime.json` and every shape from the birth weights.
+#[test]
+fn transformer_lifetime_replays_in_jax() {
+    // Learning rates a tenth of the MLPs': AdamW steps of 0.02 or more
+    // are too coarse for this small transformer.
+    let base = BASE.replace("min = 0.02, max = 0.05", "min = 0.002, max = 0.005");
+    assert_ne!(base, BASE, "the learning-rate gene's range is in BASE");
+    for model in [
+        "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 2, d_ff = 32 }",
+        "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 1, d_ff = 32, layer_norm = false, activation = \"relu\" }",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = format!(
+            "{base}
+[lifetime]
+budget = 1600
+steps = 150
+batch = 16
+eval_every = 50
+environment = {{ kind = \"icl\", classes = 32, dim = 8, labels = 4, pairs = 4, burstiness = 2, heldout = 50, probe_sequences = 0, seed = 3 }}
+model = {model}
+optimizer = {{ method = \"adamw\", weight_decay = 0.05, clip = 1.0, schedule = \"warmup-hold-cooldown\", warmup = 10, cooldown = 50 }}
+"
+        );
+        let rel = replay(dir.path(), &scenario, "3");
+        assert!(
+            rel < TOLERANCE,
+            "{model}: JAX ends {rel} (relative) away from Lineage's weights"
+        );
+    }
+}

@@ -25,9 +25,17 @@ Models (spelled as Lineage's CLI spells them):
                              and out [D, D] without bias; MLP D->F GELU(tanh)->D with
                              biases), final LayerNorm, head [OUT, D] without bias,
                              cross-entropy at every position.
+Options (Lineage's too): `:relu` (the MLP's and the RNN's activation already;
+  the transformer's MLP blocks use ReLU instead of GELU; `:gelu` says the
+  default), `:noln` (transformer: no LayerNorm anywhere, and no LayerNorm
+  parameters), `:last` (RNN and transformer: only the last position of each
+  sequence is scored, as in the ICL world; the other positions' labels are
+  drawn but unused). With `:last` the readout (the transformer's final
+  LayerNorm and head, the RNN's w_out) runs at the last position only, a
+  shortcut the FLOP count below does not take.
 Data: x ~ N(0, 1), one fixed batch per organism, uniform random labels.
 Init: matrices N(0, 1/fan_in), position table N(0, 1), biases 0, LayerNorm gains 1.
-Loss of an organism: mean over its examples (and positions).
+Loss of an organism: mean over its examples (and scored positions).
 
 Optimisers (PyTorch semantics, written by hand, no optax):
   sgd:   lr 0.01, momentum 0.9: buf = 0.9 buf + g; p -= lr buf.
@@ -79,26 +87,43 @@ def parse_model(text):
     except (IndexError, ValueError):
         sys.exit(f"model `{text}`: expected KIND:WIDTHS, e.g. mlp:64-128-10")
     opts = {"t": 8, "l": 2, "h": 4, "ff": None}
+    flags = set()
     for opt in parts[2:]:
+        if opt in ("relu", "gelu", "noln", "last"):
+            flags.add(opt)
+            continue
         for key in ("ff", "t", "l", "h"):
             if opt.startswith(key) and opt[len(key):].isdigit():
                 opts[key] = int(opt[len(key):])
                 break
         else:
             sys.exit(f"model `{text}`: unsupported option `{opt}`")
+    # ReLU is the MLP's and the RNN's activation already; GELU, `:noln`
+    # and `:last` change only what they say below.
+    allowed = {"mlp": {"relu"}, "rnn": {"relu", "last"}, "transformer": {"relu", "gelu", "noln", "last"}}
+    for flag in sorted(flags - allowed.get(kind, flags)):
+        sys.exit(f"model `{text}`: `:{flag}` is not an option of {kind} here")
+    if {"relu", "gelu"} <= flags:
+        sys.exit(f"model `{text}`: `:relu` or `:gelu`, not both")
     if kind == "mlp":
         if len(widths) < 2:
             sys.exit(f"model `{text}`: an MLP needs an input and an output width")
-        return {"kind": "mlp", "widths": widths, "seq": 1}
+        return {"kind": "mlp", "widths": widths, "seq": 1, "last": False}
     if kind in ("rnn", "transformer"):
         if len(widths) != 3:
             sys.exit(f"model `{text}`: expected IN-HIDDEN-OUT")
         i, h, o = widths
-        m = {"kind": kind, "in": i, "hidden": h, "out": o, "seq": opts["t"]}
+        m = {"kind": kind, "in": i, "hidden": h, "out": o, "seq": opts["t"], "last": "last" in flags}
         if kind == "transformer":
             if h % opts["h"]:
                 sys.exit(f"model `{text}`: {opts['h']} heads do not divide d_model {h}")
-            m.update(layers=opts["l"], heads=opts["h"], ff=opts["ff"] or 2 * h)
+            m.update(
+                layers=opts["l"],
+                heads=opts["h"],
+                ff=opts["ff"] or 2 * h,
+                layer_norm="noln" not in flags,
+                activation="relu" if "relu" in flags else "gelu",
+            )
         return m
     sys.exit(f"model `{text}`: the kind must be mlp, rnn or transformer")
 
@@ -175,19 +200,23 @@ def main():
             mat("w_in", d, i)
             vec("b_in", d)
             p["pos"] = normal(next(keys), (t, d), 1.0)
+            ln = m["layer_norm"]
             for l in range(m["layers"]):
-                vec(f"l{l}.ln1.g", d, 1.0)
-                vec(f"l{l}.ln1.b", d)
+                if ln:
+                    vec(f"l{l}.ln1.g", d, 1.0)
+                    vec(f"l{l}.ln1.b", d)
                 mat(f"l{l}.qkv", 3 * d, d)
                 mat(f"l{l}.out", d, d)
-                vec(f"l{l}.ln2.g", d, 1.0)
-                vec(f"l{l}.ln2.b", d)
+                if ln:
+                    vec(f"l{l}.ln2.g", d, 1.0)
+                    vec(f"l{l}.ln2.b", d)
                 mat(f"l{l}.fc", f, d)
                 vec(f"l{l}.fc_b", f)
                 mat(f"l{l}.proj", d, f)
                 vec(f"l{l}.proj_b", d)
-            vec("ln_f.g", d, 1.0)
-            vec("ln_f.b", d)
+            if ln:
+                vec("ln_f.g", d, 1.0)
+                vec("ln_f.b", d)
             mat("head", o, d)
         return p
 
@@ -203,10 +232,17 @@ def main():
             y = jax.random.randint(ky, (b, m["seq"]), 0, m["out"])
         return x, y
 
-    def layer_norm(x, g, b):
+    def layer_norm(p, name, x):
+        if not m["layer_norm"]:
+            return x  # `:noln`: the identity, no parameters
         mu = x.mean(-1, keepdims=True)
         var = ((x - mu) ** 2).mean(-1, keepdims=True)
-        return (x - mu) * lax.rsqrt(var + 1e-5) * g + b
+        return (x - mu) * lax.rsqrt(var + 1e-5) * p[f"{name}.g"] + p[f"{name}.b"]
+
+    def act(z):
+        if m["activation"] == "relu":
+            return jax.nn.relu(z)
+        return jax.nn.gelu(z, approximate=True)
 
     def logits_of(p, x):
         if m["kind"] == "mlp":
@@ -226,6 +262,8 @@ def main():
                 return h, h
 
             _, hs = lax.scan(cell, h0, xs)  # [T, B, H]
+            if m["last"]:
+                return hs[-1] @ p["w_out"].T + p["b_out"]  # [B, OUT]
             return jnp.swapaxes(hs @ p["w_out"].T + p["b_out"], 0, 1)
         # transformer
         b, t = x.shape[0], x.shape[1]
@@ -234,7 +272,7 @@ def main():
         causal = jnp.tril(jnp.ones((t, t), bool))
         h = x @ p["w_in"].T + p["b_in"] + p["pos"][:t]
         for l in range(m["layers"]):
-            a = layer_norm(h, p[f"l{l}.ln1.g"], p[f"l{l}.ln1.b"])
+            a = layer_norm(p, f"l{l}.ln1", h)
             qkv = (a @ p[f"l{l}.qkv"].T).reshape(b, t, 3, nh, hd)
             q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, T, NH, HD]
             s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(hd)
@@ -242,17 +280,21 @@ def main():
             att = jax.nn.softmax(s, axis=-1)
             o = jnp.einsum("bhqk,bkhd->bqhd", att, v).reshape(b, t, d)
             h = h + o @ p[f"l{l}.out"].T
-            a = layer_norm(h, p[f"l{l}.ln2.g"], p[f"l{l}.ln2.b"])
-            a = jax.nn.gelu(a @ p[f"l{l}.fc"].T + p[f"l{l}.fc_b"], approximate=True)
+            a = layer_norm(p, f"l{l}.ln2", h)
+            a = act(a @ p[f"l{l}.fc"].T + p[f"l{l}.fc_b"])
             h = h + a @ p[f"l{l}.proj"].T + p[f"l{l}.proj_b"]
-        h = layer_norm(h, p["ln_f.g"], p["ln_f.b"])
+        if m["last"]:
+            h = h[:, -1]  # [B, D]: only the last position is read out
+        h = layer_norm(p, "ln_f", h)
         return h @ p["head"].T
 
     def loss_fn(p, x, y):
         z = logits_of(p, x)
+        if m["last"]:
+            y = y[:, -1]  # `:last`: the last position's label alone
         logp = jax.nn.log_softmax(z, axis=-1)
         nll = -jnp.take_along_axis(logp, y[..., None], axis=-1)
-        return nll.mean()  # one organism's mean over examples (and positions)
+        return nll.mean()  # one organism's mean over examples (and scored positions)
 
     if args.optimizer == "sgd":
         lr, mu = 0.01, 0.9

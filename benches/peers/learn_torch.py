@@ -33,6 +33,14 @@ Models (spelled as Lineage's CLI spells them):
                              F.scaled_dot_product_attention(is_causal=True); MLP
                              D->F GELU(tanh)->D with biases), final LayerNorm, head
                              [OUT, D] without bias, cross-entropy at every position.
+Options (Lineage's too): `:relu` (the MLP's and the RNN's activation already;
+  the transformer's MLP blocks use ReLU instead of GELU; `:gelu` says the
+  default), `:noln` (transformer: no LayerNorm anywhere, and no LayerNorm
+  parameters), `:last` (RNN and transformer: only the last position of each
+  sequence is scored, as in the ICL world; the other positions' labels are
+  drawn but unused). With `:last` the readout (the transformer's final
+  LayerNorm and head, the RNN's w_out) runs at the last position only, a
+  shortcut the FLOP count below does not take.
 Data: x ~ N(0, 1), one fixed batch per organism, uniform random labels.
 Init: matrices N(0, 1/fan_in), position table N(0, 1), biases 0, LayerNorm gains 1.
 
@@ -80,26 +88,43 @@ def parse_model(text):
     except (IndexError, ValueError):
         sys.exit(f"model `{text}`: expected KIND:WIDTHS, e.g. mlp:64-128-10")
     opts = {"t": 8, "l": 2, "h": 4, "ff": None}
+    flags = set()
     for opt in parts[2:]:
+        if opt in ("relu", "gelu", "noln", "last"):
+            flags.add(opt)
+            continue
         for key in ("ff", "t", "l", "h"):
             if opt.startswith(key) and opt[len(key):].isdigit():
                 opts[key] = int(opt[len(key):])
                 break
         else:
             sys.exit(f"model `{text}`: unsupported option `{opt}`")
+    # ReLU is the MLP's and the RNN's activation already; GELU, `:noln`
+    # and `:last` change only what they say below.
+    allowed = {"mlp": {"relu"}, "rnn": {"relu", "last"}, "transformer": {"relu", "gelu", "noln", "last"}}
+    for flag in sorted(flags - allowed.get(kind, flags)):
+        sys.exit(f"model `{text}`: `:{flag}` is not an option of {kind} here")
+    if {"relu", "gelu"} <= flags:
+        sys.exit(f"model `{text}`: `:relu` or `:gelu`, not both")
     if kind == "mlp":
         if len(widths) < 2:
             sys.exit(f"model `{text}`: an MLP needs an input and an output width")
-        return {"kind": "mlp", "widths": widths, "seq": 1}
+        return {"kind": "mlp", "widths": widths, "seq": 1, "last": False}
     if kind in ("rnn", "transformer"):
         if len(widths) != 3:
             sys.exit(f"model `{text}`: expected IN-HIDDEN-OUT")
         i, h, o = widths
-        m = {"kind": kind, "in": i, "hidden": h, "out": o, "seq": opts["t"]}
+        m = {"kind": kind, "in": i, "hidden": h, "out": o, "seq": opts["t"], "last": "last" in flags}
         if kind == "transformer":
             if h % opts["h"]:
                 sys.exit(f"model `{text}`: {opts['h']} heads do not divide d_model {h}")
-            m.update(layers=opts["l"], heads=opts["h"], ff=opts["ff"] or 2 * h)
+            m.update(
+                layers=opts["l"],
+                heads=opts["h"],
+                ff=opts["ff"] or 2 * h,
+                layer_norm="noln" not in flags,
+                activation="relu" if "relu" in flags else "gelu",
+            )
         return m
     sys.exit(f"model `{text}`: the kind must be mlp, rnn or transformer")
 
@@ -167,19 +192,23 @@ def main():
             mat("w_in", d, i)
             vec("b_in", d)
             p["pos"] = torch.randn(P, t, d)
+            ln = m["layer_norm"]
             for l in range(m["layers"]):
-                vec(f"l{l}.ln1.g", d, 1.0)
-                vec(f"l{l}.ln1.b", d)
+                if ln:
+                    vec(f"l{l}.ln1.g", d, 1.0)
+                    vec(f"l{l}.ln1.b", d)
                 mat(f"l{l}.qkv", 3 * d, d)
                 mat(f"l{l}.out", d, d)
-                vec(f"l{l}.ln2.g", d, 1.0)
-                vec(f"l{l}.ln2.b", d)
+                if ln:
+                    vec(f"l{l}.ln2.g", d, 1.0)
+                    vec(f"l{l}.ln2.b", d)
                 mat(f"l{l}.fc", f, d)
                 vec(f"l{l}.fc_b", f)
                 mat(f"l{l}.proj", d, f)
                 vec(f"l{l}.proj_b", d)
-            vec("ln_f.g", d, 1.0)
-            vec("ln_f.b", d)
+            if ln:
+                vec("ln_f.g", d, 1.0)
+                vec("ln_f.b", d)
             mat("head", o, d)
         return p
 
@@ -198,9 +227,16 @@ def main():
         wt = w.transpose(1, 2)
         return torch.bmm(h, wt) if b is None else torch.baddbmm(b, h, wt)
 
-    def layer_norm(h, g, b):
+    def layer_norm(p, name, h):
+        if not m["layer_norm"]:
+            return h  # `:noln`: the identity, no parameters
         # h [P, R, D]; per-organism gain and bias [P, 1, D].
-        return torch.addcmul(b, F.layer_norm(h, h.shape[-1:], eps=1e-5), g)
+        return torch.addcmul(p[f"{name}.b"], F.layer_norm(h, h.shape[-1:], eps=1e-5), p[f"{name}.g"])
+
+    def act(z):
+        if m["activation"] == "relu":
+            return torch.relu(z)
+        return F.gelu(z, approximate="tanh")
 
     def logits_of(p, x):
         if m["kind"] == "mlp":
@@ -221,6 +257,8 @@ def main():
             for s in range(t):
                 h = torch.relu(torch.baddbmm(u[:, :, s], h, w_rec_t))
                 hs.append(h)
+            if m["last"]:
+                return linear(h, p["w_out"], p["b_out"])  # [P, B, OUT]
             hs = torch.stack(hs, 2).reshape(Pn, b * t, -1)
             return linear(hs, p["w_out"], p["b_out"])
         # transformer
@@ -230,19 +268,23 @@ def main():
         h = linear(x.reshape(Pn, b * t, -1), p["w_in"], p["b_in"]).reshape(Pn, b, t, d)
         h = (h + p["pos"][:, None, :t]).reshape(Pn, b * t, d)
         for l in range(m["layers"]):
-            a = layer_norm(h, p[f"l{l}.ln1.g"], p[f"l{l}.ln1.b"])
+            a = layer_norm(p, f"l{l}.ln1", h)
             qkv = linear(a, p[f"l{l}.qkv"]).reshape(Pn * b, t, 3, nh, hd).permute(2, 0, 3, 1, 4)
             o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True)  # [P*B, NH, T, HD]
             o = o.transpose(1, 2).reshape(Pn, b * t, d)
             h = h + linear(o, p[f"l{l}.out"])
-            a = layer_norm(h, p[f"l{l}.ln2.g"], p[f"l{l}.ln2.b"])
-            a = F.gelu(linear(a, p[f"l{l}.fc"], p[f"l{l}.fc_b"]), approximate="tanh")
+            a = layer_norm(p, f"l{l}.ln2", h)
+            a = act(linear(a, p[f"l{l}.fc"], p[f"l{l}.fc_b"]))
             h = linear(a, p[f"l{l}.proj"], p[f"l{l}.proj_b"]).add_(h)
-        h = layer_norm(h, p["ln_f.g"], p["ln_f.b"])
+        if m["last"]:
+            h = h.reshape(Pn, b, t, d)[:, :, -1]  # [P, B, D]: only the last position is read out
+        h = layer_norm(p, "ln_f", h)
         return linear(h, p["head"])
 
     def per_organism_loss(p, x, y):
-        """[P]: each organism's mean cross-entropy over its examples (and positions)."""
+        """[P]: each organism's mean cross-entropy over its examples (and scored positions)."""
+        if m["last"]:
+            y = y[..., -1]  # `:last`: the last position's label alone, [P, B]
         z = logits_of(p, x).reshape(-1, classes)
         nll = F.cross_entropy(z, y.reshape(-1), reduction="none")
         return nll.reshape(x.shape[0], -1).mean(1)

@@ -412,7 +412,8 @@ fn drive_conditions(
             Event::Started {
                 condition, seed, ..
             } => {
-                eprintln!("[{}/{total}] {condition} seed {seed} ...", done + 1)
+                // Runs may go side by side: the count is of finished ones.
+                eprintln!("[{done}/{total} done] {condition} seed {seed} started")
             }
             Event::Skipped { condition, seed } => {
                 done += 1;

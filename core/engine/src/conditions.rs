@@ -367,69 +367,182 @@ pub enum Event {
     },
 }
 
-/// Runs every condition's runs in order into `root` (which exists and
-/// holds the index), starting runs that are missing, resuming unfinished
-/// ones and skipping finished ones: so the same call both runs and resumes
-/// an experiment.
+/// Runs every condition's runs into `root` (which exists and holds the
+/// index), starting runs that are missing, resuming unfinished ones and
+/// skipping finished ones: so the same call both runs and resumes an
+/// experiment.
+///
+/// Runs are independent, so several run at once when their populations
+/// are smaller than the thread count: a stage of runs (up to the next
+/// condition that starts `from` another, which waits for its source) is
+/// shared out among `threads / population` workers, each running one run
+/// at a time on its share of the threads, as many as fit in the machine's
+/// available memory by the runs' estimates. Every run's records are the
+/// same whatever its thread count, so this changes only the wall time.
+/// Events arrive in the order they happen, from whichever run.
 pub fn run_all(
     scenario: &Scenario,
     root: &Path,
     threads: usize,
     mut on_event: impl FnMut(Event),
 ) -> Result<(), EngineError> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut stage: Vec<(&Condition, &Scenario)> = Vec::new();
     for condition in &scenario.conditions {
-        for run in &condition.runs {
-            let dir = root.join(run_dir(&condition.name, run.seed));
-            let (name, seed) = (condition.name.clone(), run.seed);
-            if dir.exists() && !started(&dir) {
-                // Killed while it was being created: nothing was computed.
-                std::fs::remove_dir_all(&dir).map_err(EngineError::io("cannot remove", &dir))?;
-            }
-            let mut active = if dir.exists() {
-                let manifest = crate::manifest::Manifest::read(&dir)?;
-                let skip = || Event::Skipped {
-                    condition: name.clone(),
-                    seed,
-                };
-                if manifest.finished.is_some() {
-                    on_event(skip());
-                    continue;
-                }
-                match crate::Run::resume(&dir, None, threads)? {
-                    crate::Resumed::Running(run) => *run,
-                    crate::Resumed::Finished(_) => {
-                        on_event(skip());
-                        continue;
-                    }
-                }
-            } else {
-                let founders = match source_dir(root, scenario, condition, seed)? {
-                    Some(source) => Some(founders_from(&source, run, condition.connectome)?),
-                    None => None,
-                };
-                let options = crate::RunOptions {
-                    out: Some(dir.clone()),
-                    threads,
-                };
-                crate::Run::start_with(run.clone(), &options, founders)?
-            };
-            on_event(Event::Started {
-                condition: name.clone(),
-                seed,
-                dir: dir.clone(),
-            });
-            let mut best = f64::NAN;
-            while !active.is_done() {
-                best = active.step()?.best.first().copied().unwrap_or(f64::NAN);
-            }
-            active.finish()?;
-            on_event(Event::Finished {
-                condition: name,
-                seed,
-                best,
-            });
+        if condition.from.is_some() {
+            run_stage(scenario, root, threads, &stage, &mut on_event)?;
+            stage.clear();
         }
+        stage.extend(condition.runs.iter().map(|run| (condition, run)));
     }
+    run_stage(scenario, root, threads, &stage, &mut on_event)
+}
+
+/// How many of `runs` to run at once on `threads` threads.
+fn concurrent_runs(runs: &[(&Condition, &Scenario)], threads: usize) -> usize {
+    let population = runs
+        .iter()
+        .flat_map(|(_, run)| run.phases.iter().map(|p| p.pressures.population))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let by_memory = match (
+        lineage_scenario::available_memory(),
+        runs.iter().map(|(_, run)| run.memory.total()).max(),
+    ) {
+        (Some(available), Some(each)) if each > 0 => (available / each).max(1) as usize,
+        _ => usize::MAX,
+    };
+    (threads / population)
+        .min(by_memory)
+        .clamp(1, runs.len().max(1))
+}
+
+/// Runs `runs`, several at once where [`concurrent_runs`] allows; after a
+/// failure no further run starts, the runs under way finish (nothing they
+/// compute is lost), and the first error is returned.
+fn run_stage(
+    scenario: &Scenario,
+    root: &Path,
+    threads: usize,
+    runs: &[(&Condition, &Scenario)],
+    on_event: &mut impl FnMut(Event),
+) -> Result<(), EngineError> {
+    let jobs = concurrent_runs(runs, threads);
+    if jobs <= 1 {
+        for &(condition, run) in runs {
+            run_one(scenario, root, condition, run, threads, on_event)?;
+        }
+        return Ok(());
+    }
+    let per_run = (threads / jobs).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                let tx = tx.clone();
+                let (next, failed) = (&next, &failed);
+                scope.spawn(move || -> Result<(), EngineError> {
+                    use std::sync::atomic::Ordering;
+                    while !failed.load(Ordering::SeqCst) {
+                        let Some(&(condition, run)) = runs.get(next.fetch_add(1, Ordering::SeqCst))
+                        else {
+                            break;
+                        };
+                        let mut send = |event| {
+                            // The receiver lives until every worker is done.
+                            let _ = tx.send(event);
+                        };
+                        if let Err(e) = run_one(scenario, root, condition, run, per_run, &mut send)
+                        {
+                            failed.store(true, Ordering::SeqCst);
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        drop(tx);
+        for event in rx {
+            on_event(event);
+        }
+        let mut outcome = Ok(());
+        for worker in workers {
+            let result = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if outcome.is_ok() {
+                outcome = result;
+            }
+        }
+        outcome
+    })
+}
+
+/// Runs (or resumes, or skips when finished) one seed's run of `condition`.
+fn run_one(
+    scenario: &Scenario,
+    root: &Path,
+    condition: &Condition,
+    run: &Scenario,
+    threads: usize,
+    on_event: &mut impl FnMut(Event),
+) -> Result<(), EngineError> {
+    let dir = root.join(run_dir(&condition.name, run.seed));
+    let (name, seed) = (condition.name.clone(), run.seed);
+    if dir.exists() && !started(&dir) {
+        // Killed while it was being created: nothing was computed.
+        std::fs::remove_dir_all(&dir).map_err(EngineError::io("cannot remove", &dir))?;
+    }
+    let mut active = if dir.exists() {
+        let manifest = crate::manifest::Manifest::read(&dir)?;
+        let skip = || Event::Skipped {
+            condition: name.clone(),
+            seed,
+        };
+        if manifest.finished.is_some() {
+            on_event(skip());
+            return Ok(());
+        }
+        match crate::Run::resume(&dir, None, threads)? {
+            crate::Resumed::Running(run) => *run,
+            crate::Resumed::Finished(_) => {
+                on_event(skip());
+                return Ok(());
+            }
+        }
+    } else {
+        let founders = match source_dir(root, scenario, condition, seed)? {
+            Some(source) => Some(founders_from(&source, run, condition.connectome)?),
+            None => None,
+        };
+        let options = crate::RunOptions {
+            out: Some(dir.clone()),
+            threads,
+        };
+        crate::Run::start_with(run.clone(), &options, founders)?
+    };
+    on_event(Event::Started {
+        condition: name.clone(),
+        seed,
+        dir: dir.clone(),
+    });
+    let mut best = f64::NAN;
+    while !active.is_done() {
+        best = active.step()?.best.first().copied().unwrap_or(f64::NAN);
+    }
+    active.finish()?;
+    on_event(Event::Finished {
+        condition: name,
+        seed,
+        best,
+    });
     Ok(())
 }
 

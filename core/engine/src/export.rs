@@ -24,6 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use lineage_env::Batch;
+use lineage_learn::spec::SequenceInput;
 use lineage_learn::{ModelSpec, Schedule};
 use safetensors::{Dtype, tensor::TensorView};
 
@@ -313,7 +314,40 @@ fn model_json(model: &ModelSpec) -> serde_json::Value {
             "bias": m.bias,
             "embedding": m.embedding.map(|e| serde_json::json!({"vocab": e.vocab, "dim": e.dim, "context": e.context})),
         }),
-        other => serde_json::json!({ "kind": format!("{other:?}") }),
+        ModelSpec::Rnn(r) => serde_json::json!({
+            "kind": "rnn",
+            "input": input_json(r.input),
+            "hidden": r.hidden,
+            "outputs": r.outputs,
+            "alpha": r.alpha,
+            "activation": format!("{:?}", r.activation).to_lowercase(),
+            "bias": r.bias,
+        }),
+        ModelSpec::Gru(g) => serde_json::json!({
+            "kind": "gru",
+            "input": input_json(g.input),
+            "hidden": g.hidden,
+            "outputs": g.outputs,
+        }),
+        ModelSpec::Transformer(t) => serde_json::json!({
+            "kind": "transformer",
+            "input": input_json(t.input),
+            "context": t.context,
+            "d_model": t.d_model,
+            "heads": t.heads,
+            "layers": t.layers,
+            "d_ff": t.d_ff,
+            "outputs": t.outputs,
+            "layer_norm": t.layer_norm,
+            "activation": format!("{:?}", t.activation).to_lowercase(),
+        }),
+    }
+}
+
+fn input_json(input: SequenceInput) -> serde_json::Value {
+    match input {
+        SequenceInput::Tokens { vocab } => serde_json::json!({"tokens": vocab}),
+        SequenceInput::Dense { dim } => serde_json::json!({"dense": dim}),
     }
 }
 

@@ -9,7 +9,7 @@
 //! - `gru:3-64-3:t8`;
 //! - `transformer:49-48-32:l2:h4:ff96:t17` (dense 49-wide inputs, d_model
 //!   48, 32 classes, 2 layers, 4 heads, MLP width 96, 17 positions;
-//!   pre-LayerNorm and GELU, or `:noln` and `:relu`; add `:last` to score
+//!   pre-LayerNorm and GELU, or `:noln` and `:relu` (any activation); `:last` scores
 //!   the last position only, as the ICL world does).
 //!
 //! Sequence models are scored at every step. Data are Gaussian inputs with
@@ -90,8 +90,14 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
         }
     };
     let steps = t.unwrap_or(8);
-    let relu = activation == Some(Activation::Relu);
+    let transformer_activation = activation.unwrap_or(Activation::Gelu);
     let activation = activation.unwrap_or(Activation::Relu);
+    if no_ln && kind != "transformer" {
+        return Err(bad("`noln` applies to transformers only"));
+    }
+    if last_only && kind == "mlp" {
+        return Err(bad("`last` applies to sequence models only"));
+    }
     Ok(match kind {
         "mlp" => {
             if widths.len() < 2 {
@@ -156,11 +162,7 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
                     d_ff: ff.unwrap_or(2 * d),
                     outputs: o,
                     layer_norm: !no_ln,
-                    activation: if relu {
-                        Activation::Relu
-                    } else {
-                        Activation::Gelu
-                    },
+                    activation: transformer_activation,
                 }),
                 task: Task::SequenceClassification {
                     inputs: i,

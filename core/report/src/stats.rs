@@ -194,19 +194,29 @@ impl Report {
             spec.conditions.insert(0, first);
         }
         let mut runs = Vec::with_capacity(spec.conditions.len());
+        let mut probes = Vec::with_capacity(spec.conditions.len());
         for c in &spec.conditions {
             let mut seeds = Vec::with_capacity(c.seeds.len());
+            let mut tracks = Vec::new();
             for (&seed, path) in c.seeds.iter().zip(&c.runs) {
+                let mut outcome = read_run(&dir.join(path))?;
+                if let Outcome::Finished(v) = &mut outcome
+                    && let Some(p) = read_probes(&dir.join(path))?
+                {
+                    v.values.extend(probe_summary(&p));
+                    tracks.push(p);
+                }
                 seeds.push(SeedRun {
                     seed,
                     path: path.clone(),
-                    outcome: read_run(&dir.join(path))?,
+                    outcome,
                 });
             }
             runs.push(seeds);
+            probes.push(tracks);
         }
         let mut report = Report::aggregate(spec, runs);
-        for c in &mut report.conditions {
+        for (c, seeds) in report.conditions.iter_mut().zip(probes) {
             let mut tables = Vec::new();
             for r in &c.runs {
                 if let Outcome::Finished(_) = r.outcome
@@ -216,14 +226,6 @@ impl Report {
                 }
             }
             c.genes = tracks(&tables);
-            let mut seeds = Vec::new();
-            for r in &c.runs {
-                if let Outcome::Finished(_) = r.outcome
-                    && let Some(p) = read_probes(&dir.join(&r.path))?
-                {
-                    seeds.push(p);
-                }
-            }
             c.probes = mean_tracks(&seeds);
         }
         Ok(report)
@@ -315,6 +317,28 @@ impl Report {
             effects,
         }
     }
+}
+
+/// One run's probe sets summarised as metrics: for each set's accuracy
+/// (over its choices), `<set>.final` (at the lifetime's end) and
+/// `<set>.peak` (the best along the lifetime), each the mean over the last
+/// generation's organisms. Their difference is how transient what the set
+/// measures was (in-context learning can emerge and then fade).
+pub fn probe_summary(tracks: &[ProbeTrack]) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for t in tracks.iter().filter(|t| t.metric == "accuracy") {
+        let Some(&(_, last)) = t.points.last() else {
+            continue;
+        };
+        let peak = t
+            .points
+            .iter()
+            .map(|&(_, v)| v)
+            .fold(f64::NEG_INFINITY, f64::max);
+        out.push((format!("{}.final", t.probe), last));
+        out.push((format!("{}.peak", t.probe), peak));
+    }
+    out
 }
 
 /// The mean over seeds of each (probe, metric) track, step by step.

@@ -465,3 +465,31 @@ fn bad_input_names_the_file() {
         )
     );
 }
+
+/// A run's probe sets become `<set>.final` and `<set>.peak` metrics of its
+/// accuracy (not of its loss or accuracy over every label).
+#[test]
+fn probe_sets_are_summarised_by_their_final_and_peak_accuracy() {
+    use crate::read::ProbeTrack;
+    let track = |probe: &str, metric: &str, points: &[(u64, f64)]| ProbeTrack {
+        probe: probe.into(),
+        metric: metric.into(),
+        points: points.to_vec(),
+    };
+    let tracks = [
+        track("icl_novel", "loss", &[(0, 3.0), (10, 1.0)]),
+        track("icl_novel", "accuracy", &[(0, 0.5), (10, 0.9), (20, 0.6)]),
+        track("icl_novel", "accuracy_all", &[(0, 0.1), (10, 0.8)]),
+        track("iwl", "accuracy", &[(0, 0.0), (10, 0.2), (20, 0.4)]),
+        track("empty", "accuracy", &[]),
+    ];
+    assert_eq!(
+        crate::stats::probe_summary(&tracks),
+        [
+            ("icl_novel.final".to_owned(), 0.6),
+            ("icl_novel.peak".to_owned(), 0.9),
+            ("iwl.final".to_owned(), 0.4),
+            ("iwl.peak".to_owned(), 0.4),
+        ]
+    );
+}

@@ -66,15 +66,17 @@ pub(super) fn conditions(
                 ),
             ));
         }
-        let valid_name = !c.name.is_empty()
+        // `.` so that a condition can be named by its setting (`bursty-0.5`),
+        // but not first: no hidden folders, no `.` or `..`.
+        let valid_name = c.name.starts_with(|ch: char| ch.is_ascii_alphanumeric())
             && c.name
                 .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
         if !valid_name {
             return Err(ctx.at(
                 &format!("{here}.name"),
                 format!(
-                    "a condition's name becomes a folder name: use letters, digits, `_` or `-`, found {:?}",
+                    "a condition's name becomes a folder name: start with a letter or digit and use letters, digits, `_`, `-` or `.`, found {:?}",
                     c.name
                 ),
             ));
