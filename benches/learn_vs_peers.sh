@@ -31,7 +31,7 @@
 #   LINEAGE_BENCH_THREADS  threads for every framework (default: all cores)
 #   POPULATION             organisms (default 64)
 #   STEPS_MLP, STEPS_RNN, STEPS_TRANSFORMER   timed steps per workload
-#                          (defaults 200, 100, 10: each measurement a few seconds
+#                          (defaults 200, 100, 30: each measurement a few seconds
 #                          to half a minute on the 2-core benchmark machine)
 #   ICL_MODEL              the ICL workload's model string (default
 #                          transformer:49-48-32:l2:h4:ff96:t17:last)
@@ -58,7 +58,7 @@ threads=${LINEAGE_BENCH_THREADS:-$(nproc)}
 population=${POPULATION:-64}
 steps_mlp=${STEPS_MLP:-200}
 steps_rnn=${STEPS_RNN:-100}
-steps_transformer=${STEPS_TRANSFORMER:-10}
+steps_transformer=${STEPS_TRANSFORMER:-30}
 icl_model=${ICL_MODEL:-transformer:49-48-32:l2:h4:ff96:t17:last}
 steps_icl=${STEPS_ICL:-$steps_transformer}
 

@@ -277,3 +277,31 @@ fn lineage_records_parents_and_births() {
         }
     }
 }
+
+/// A reader that stops early (`lineage validate X | head -1`) is not an
+/// error: the printing stops quietly, exit 0, no "internal error".
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let scenario = root().join("scenarios/icl-recurrent.toml");
+    for _ in 0..3 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lineage"))
+            .args(["validate", s(&scenario)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("RUST_BACKTRACE")
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success() && err.is_empty(), "{status}: {err}");
+    }
+}

@@ -203,9 +203,15 @@ fn main() -> ExitCode {
             eprintln!("error: {}", f.message.trim_end());
             ExitCode::from(f.code)
         }
+        // Stdout was closed by its reader (`lineage validate X | head`):
+        // not an error, as for any Unix filter.
+        Err(_) if STDOUT_CLOSED.load(std::sync::atomic::Ordering::SeqCst) => ExitCode::SUCCESS,
         Err(_) => ExitCode::from(1),
     }
 }
+
+/// Set when printing failed because stdout's reader went away.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Replaces Rust's panic message with one line naming it an internal error
 /// and where it happened; the backtrace only when `RUST_BACKTRACE` asks.
@@ -217,6 +223,10 @@ fn install_panic_hook() {
             .map(|s| (*s).to_owned())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".to_owned());
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
         let location = info
             .location()
             .map_or_else(|| "an unknown place".to_owned(), |l| l.to_string());

@@ -236,7 +236,14 @@ fn merge_value(
     provenance: &mut HashMap<String, Origin>,
 ) {
     match (table.get_mut(key), value) {
-        (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => {
+        // A table that names another `kind` (a GRU for a transformer) is a
+        // different thing: it replaces the old one whole rather than
+        // inheriting fields that mean nothing to it.
+        (Some(toml::Value::Table(existing)), toml::Value::Table(incoming))
+            if incoming
+                .get("kind")
+                .is_none_or(|kind| existing.get("kind") == Some(kind)) =>
+        {
             for (k, v) in incoming {
                 merge_value(existing, k, v, &format!("{path}.{k}"), provenance);
             }
@@ -329,5 +336,31 @@ mod tests {
         assert_eq!(parent("a.b[2]"), Some("a.b"));
         assert_eq!(parent("a"), None);
         assert!(is_under("a.b", "a") && is_under("a[0]", "a") && !is_under("ab", "a"));
+    }
+
+    #[test]
+    fn a_table_of_another_kind_replaces_rather_than_merges() {
+        let table = |text: &str| -> toml::Table { toml::from_str(text).unwrap() };
+        let merged = |base: &str, over: &str| {
+            let mut base = table(base);
+            let mut provenance = HashMap::new();
+            for (k, v) in &table(over) {
+                merge_value(&mut base, k, v, k, &mut provenance);
+            }
+            base
+        };
+        let base = "model = { kind = \"transformer\", d_model = 48, d_ff = 96 }";
+        assert_eq!(
+            merged(base, "model = { kind = \"gru\", hidden = 96 }"),
+            table("model = { kind = \"gru\", hidden = 96 }")
+        );
+        assert_eq!(
+            merged(base, "model = { kind = \"transformer\", d_ff = 64 }"),
+            table("model = { kind = \"transformer\", d_model = 48, d_ff = 64 }")
+        );
+        assert_eq!(
+            merged(base, "model = { d_ff = 64 }"),
+            table("model = { kind = \"transformer\", d_model = 48, d_ff = 64 }")
+        );
     }
 }
