@@ -76,6 +76,12 @@ pub fn healthy(failure: Res<Failure>) -> bool {
 /// Builds the generation schedule with the engine's own systems.
 pub fn generation_schedule() -> Schedule {
     let mut schedule = Schedule::default();
+    // Systems run on the run's own thread, one after another (the sets are
+    // a chain anyway; the work inside them goes to the run's rayon pool).
+    // The multi-threaded executor would run them on bevy's process-wide
+    // task pool, where one run's lifetime-long learning system holds a
+    // thread that another run side by side (an experiment's seeds) waits for.
+    schedule.set_executor(bevy_ecs::schedule::SingleThreadedExecutor::new());
     schedule.set_build_settings(ScheduleBuildSettings {
         ambiguity_detection: LogLevel::Error,
         ..Default::default()
