@@ -413,3 +413,79 @@ set = { lifetime = { model = { kind = "rnn", hidden = 64, activation = "tanh", b
         "{text}"
     );
 }
+
+/// The `icl:lifetime` offering reads each organism's own probe records
+/// through the host (ABI 2): its `icl_final` and `icl_peak` are the last
+/// and the best `icl_novel` accuracy of `probes.csv`, the same in the run's
+/// process and in a worker process; an environment that records no probe
+/// sets is an unfit set-up, exit 2.
+#[test]
+fn the_lifetime_offering_reads_the_probe_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = SMALL.replace("seed = 3 }", "probe_sequences = 20, seed = 3 }");
+    let model = "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 1 }";
+    let suite = |isolation: &str| {
+        format!(
+            "[plugins.icl]\nlibrary = \"lineage_icl_suite\"\nisolation = \"{isolation}\"\n[evaluate]\nsuites = [\"icl:lifetime\"]\n"
+        )
+    };
+    let mut tables = Vec::new();
+    for isolation in ["in-process", "process"] {
+        let out = run(
+            dir.path(),
+            &format!("lifetime-{isolation}"),
+            &scenario(&world, model, &suite(isolation)),
+        );
+        let (_, metrics) = common::csv(&out.join("metrics.csv"));
+        let (_, probes) = common::csv(&out.join("probes.csv"));
+        // Columns: id, generation, step, probe, metric, value.
+        for m in &metrics {
+            let (id, name, value) = (&m[0], m[3].as_str(), m[4].parse::<f64>().unwrap());
+            let track: Vec<f64> = probes
+                .iter()
+                .filter(|p| &p[0] == id && p[3] == "icl_novel" && p[4] == "accuracy")
+                .map(|p| p[5].parse().unwrap())
+                .collect();
+            assert_eq!(track.len(), 3, "organism {id}: {track:?}");
+            let last = track[2];
+            let peak = track.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let want = match name {
+                "icl_final" => last,
+                "icl_peak" => peak,
+                "icl_transience" => peak - last,
+                other => panic!("unexpected metric {other}"),
+            };
+            assert!(
+                (value - want).abs() < 1e-6,
+                "{id} {name}: {value} vs {want}"
+            );
+        }
+        assert_eq!(
+            metrics.len(),
+            4 * 3,
+            "2 generations of 2 organisms, 3 metrics"
+        );
+        tables.push(std::fs::read(out.join("metrics.csv")).unwrap());
+    }
+    assert_eq!(tables[0], tables[1], "in-process and isolated differ");
+
+    let silent = SMALL.replace("seed = 3 }", "probe_sequences = 0, seed = 3 }");
+    let path = write_scenario(
+        dir.path(),
+        "none.toml",
+        &scenario(&silent, model, &suite("in-process")),
+    );
+    let out = lineage(&[
+        "run",
+        s(&path),
+        "--out",
+        s(&dir.path().join("none")),
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("[plugins.icl]") && err.contains("probe_sequences"),
+        "{err}"
+    );
+}

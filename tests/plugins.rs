@@ -363,7 +363,7 @@ fn c_example_scores_learning_speed_from_the_curve() {
     let check = lineage_ok(&["plugins", "check", s(&lib)]);
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(
-        text.contains("learning_speed 1.0.0 (ABI version 1)"),
+        text.contains("learning_speed 1.0.0 (ABI version 2)"),
         "{text}"
     );
     assert!(text.contains("fitness learning_speed: auc (minimize), steps_to_half (minimize)"));
@@ -433,7 +433,7 @@ fn scaffolded_plugin_drives_selection(lang: &str) {
     };
     let check = lineage_ok(&["plugins", "check", s(&lib)]);
     let text = String::from_utf8_lossy(&check.stdout);
-    assert!(text.contains("my_fit 0.1.0 (ABI version 1)"), "{text}");
+    assert!(text.contains("my_fit 0.1.0 (ABI version 2)"), "{text}");
     assert!(text.contains("distance: ok"), "{text}");
 
     let run = tmp.path().join("run");
@@ -513,7 +513,7 @@ fn an_abi_mismatch_is_refused_with_both_versions() {
     load_fails(
         tmp.path(),
         &scenario,
-        &[s(&lib), "ABI version 999", "ABI version 1"],
+        &[s(&lib), "ABI version 999", "ABI versions 1 to 2"],
     );
     let check = lineage(&["plugins", "check", s(&lib)]);
     assert_eq!(check.status.code(), Some(2));
@@ -538,6 +538,30 @@ fn a_name_not_on_the_search_path_lists_where_it_looked() {
             s(&real),
         ],
     );
+}
+
+/// ABI 2 only appended a host service: a library built for version 1 (its
+/// descriptor says 1) still loads and drives selection.
+#[test]
+fn a_version_1_plugin_still_loads_and_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = faulty(tmp.path(), "abi1", &["-DFAULTY_ABI=1"]);
+    let check = lineage(&["plugins", "check", s(&lib)]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("(ABI version 1)"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let scenario = genome_scenario("old", s(&lib), "old:score", "");
+    let path = write_scenario(tmp.path(), "old.toml", &scenario);
+    lineage_ok(&[
+        "run",
+        s(&path),
+        "--out",
+        s(&tmp.path().join("run")),
+        "--quiet",
+    ]);
 }
 
 #[test]
@@ -725,7 +749,7 @@ fn plugins_list_shows_what_the_search_path_holds() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("faulty 0.0.1 (ABI version 1)"), "{text}");
+    assert!(text.contains("faulty 0.0.1 (ABI version 2)"), "{text}");
     assert!(text.contains("fitness score: value (maximize)"), "{text}");
     assert!(text.contains("ABI version 999"), "{text}");
     // And a run finds a plugin by name there.

@@ -430,6 +430,38 @@ impl Services for BatchServices<'_> {
         })
     }
 
+    fn probes(&self, organism: usize, set: &str, metric: &str) -> Result<Tensor<'static>, String> {
+        let records = self.curves[organism].map_or(&[][..], |c| c.probes.as_slice());
+        let rows: Vec<f32> = records
+            .iter()
+            .filter(|r| r.probe == set && r.metric == metric)
+            .flat_map(|r| [r.step as f32, r.value])
+            .collect();
+        if rows.is_empty() {
+            let mut there: Vec<String> = Vec::new();
+            for r in records {
+                let name = format!("{}/{}", r.probe, r.metric);
+                if !there.contains(&name) {
+                    there.push(name);
+                }
+            }
+            return Err(if there.is_empty() {
+                format!(
+                    "no probe set `{set}`: the organism has no probe records (its environment declares no probe sets, or it has not learned)"
+                )
+            } else {
+                format!(
+                    "no probe record `{set}/{metric}` (the organism has: {})",
+                    there.join(", ")
+                )
+            });
+        }
+        Ok(Tensor {
+            shape: vec![rows.len() / 2, 2],
+            data: Cow::Owned(rows),
+        })
+    }
+
     fn heldout(&self, organism: usize) -> Result<&Batch, String> {
         self.config()?;
         self.curves[organism]

@@ -124,6 +124,14 @@ pub trait Services: Sync {
         let _ = (organism, request);
         Err("no model to run: the scenario has no [lifetime]".into())
     }
+    /// The organism's record of probe set `set` measured by `metric`:
+    /// `[n, 2]` rows of (step, value), by step.
+    fn probes(&self, organism: usize, set: &str, metric: &str) -> Result<Tensor<'static>, String> {
+        let _ = (organism, metric);
+        Err(format!(
+            "no probe set `{set}`: the scenario has no [lifetime] whose environment declares probe sets"
+        ))
+    }
 }
 
 /// A configured instance of a plugin's offering.
@@ -275,6 +283,7 @@ impl Instance {
             curve: curve_service,
             heldout: heldout_service,
             run: run_service,
+            probes: probes_service,
         };
         let call = LnCall {
             generation,
@@ -594,6 +603,24 @@ unsafe extern "C" fn weights_service(
         serve(ctx, error, |c| {
             c.organism(organism)?;
             let t = c.services.weights(organism, name(weight)?, stage(at)?)?;
+            put(out, c.tensor(t)?)
+        })
+    }
+}
+
+unsafe extern "C" fn probes_service(
+    ctx: *const c_void,
+    organism: usize,
+    set: *const c_char,
+    metric: *const c_char,
+    out: *mut LnTensor,
+    error: *mut LnError,
+) -> LnStatus {
+    // SAFETY: called by a plugin during a call, as the ABI defines.
+    unsafe {
+        serve(ctx, error, |c| {
+            c.organism(organism)?;
+            let t = c.services.probes(organism, name(set)?, name(metric)?)?;
             put(out, c.tensor(t)?)
         })
     }

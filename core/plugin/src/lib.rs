@@ -85,7 +85,7 @@ pub enum PluginError {
     },
     /// The library speaks another ABI version.
     #[error(
-        "plugin {path}: ABI version {found}, but this Lineage speaks ABI version {expected}; rebuild the plugin against a matching SDK or header"
+        "plugin {path}: ABI version {found}, but this Lineage speaks ABI versions 1 to {expected}; rebuild the plugin against a matching SDK or header"
     )]
     AbiMismatch {
         /// The path.

@@ -161,7 +161,8 @@ pub struct Plugin {
     pub version: String,
     /// One line on what it offers.
     pub description: String,
-    /// The ABI version it speaks (always [`ABI_VERSION`] once loaded).
+    /// The ABI version it speaks ([`ABI_VERSION_MIN`] to [`ABI_VERSION`]
+    /// once loaded).
     pub abi_version: u32,
     /// Its offerings.
     pub offerings: Vec<OfferingInfo>,
@@ -257,7 +258,9 @@ impl Plugin {
             .map_err(|e| PluginError::BadDescriptor {
                 path: label.to_owned(),
                 message: match e {
-                    CheckError::Abi(v) => format!("ABI version {v}, expected {ABI_VERSION}"),
+                    CheckError::Abi(v) => {
+                        format!("ABI version {v}, expected {ABI_VERSION_MIN} to {ABI_VERSION}")
+                    }
                     CheckError::Bad(m) => m,
                 },
             })
@@ -379,10 +382,11 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
     // SAFETY: the ABI puts `abi_version` first in every version, so it is
     // the one field read before the version is known.
     let abi_version = unsafe { std::ptr::read_unaligned(raw.cast::<u32>()) };
-    if abi_version != ABI_VERSION {
+    if !(ABI_VERSION_MIN..=ABI_VERSION).contains(&abi_version) {
         return Err(CheckError::Abi(abi_version));
     }
-    // SAFETY: a version-1 descriptor, valid for the process's life.
+    // SAFETY: a descriptor of a version whose `LnPlugin` is this one (it
+    // has not changed since version 1), valid for the process's life.
     let d: &'static LnPlugin = unsafe { &*raw };
     if d.struct_size as usize != size_of::<LnPlugin>() {
         return Err(bad(format!(

@@ -24,6 +24,16 @@
 //! read the world's tokens, is an unfit set-up (`Batch::unfit`): bad input,
 //! exit 2. A world whose environment `seed` is `"run"` cannot be rebuilt
 //! from a fixed configuration, and is refused the same way.
+//!
+//! Offering `lifetime` reads no world: it takes the organism's own record
+//! of the environment's probe set `set` (default `icl_novel`) along its
+//! lifetime (ABI 2, `Batch::probes`), so it follows the environment
+//! wherever the scenario's schedule takes it. Metrics, of the set's
+//! accuracy over its choices: `icl_final` (at the end of the lifetime),
+//! `icl_peak` (the best along it) and `icl_transience` (peak minus final:
+//! in-context learning that emerged and then faded). An environment that
+//! records no such set (`probe_sequences = 0`, or not an `icl` world) is an
+//! unfit set-up.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -267,6 +277,51 @@ impl Evaluate for Suite {
     }
 }
 
+/// The `lifetime` offering.
+struct Lifetime {
+    /// The probe set read.
+    set: String,
+}
+
+impl Lifetime {
+    fn new(config: &Config) -> Result<Lifetime, Error> {
+        config.expect_keys(&["set"])?;
+        Ok(Lifetime {
+            set: config.string("set")?.unwrap_or_else(|| "icl_novel".into()),
+        })
+    }
+
+    /// `[final, peak, peak - final]` of the set's accuracy along a record.
+    fn measures(record: &[(u32, f32)]) -> Option<[f64; 3]> {
+        let &(_, last) = record.last()?;
+        let peak = record
+            .iter()
+            .map(|&(_, v)| v)
+            .fold(f32::NEG_INFINITY, f32::max);
+        Some([f64::from(last), f64::from(peak), f64::from(peak - last)])
+    }
+}
+
+impl Evaluate for Lifetime {
+    fn evaluate(&self, batch: &Batch<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
+        for i in 0..batch.len() {
+            let record = batch.probes(i, &self.set, "accuracy").map_err(|e| {
+                batch.unfit(format!(
+                    "offering `lifetime` reads probe set `{}` along the lifetime: {e}; an `icl` environment records it when its `probe_sequences` is above 0 (config key `set` names another set)",
+                    self.set
+                ))
+            })?;
+            let Some(values) = Lifetime::measures(&record) else {
+                return Err(batch.unfit(format!("probe set `{}` has no points", self.set)));
+            };
+            for (m, v) in values.into_iter().enumerate() {
+                scores.set(i, m, v);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The plugin.
 pub struct IclPlugin;
 
@@ -277,23 +332,35 @@ impl Plugin for IclPlugin {
         "in-context against in-weights learning in the `icl` world, on the learned weights";
 
     fn offerings() -> Vec<Offering> {
-        vec![Offering::suite(
-            "icl",
-            "few-shot accuracy on novel classes (over 2 labels and over all), with flipped labels, and in-weights accuracy (all, common, rare classes)",
-            vec![
-                Metric::maximize("icl_novel_acc"),
-                Metric::maximize("icl_novel_acc_all"),
-                Metric::maximize("icl_flip_acc"),
-                Metric::maximize("iwl_acc"),
-                Metric::maximize("iwl_common_acc"),
-                Metric::maximize("iwl_rare_acc"),
-            ],
-        )]
+        vec![
+            Offering::suite(
+                "icl",
+                "few-shot accuracy on novel classes (over 2 labels and over all), with flipped labels, and in-weights accuracy (all, common, rare classes)",
+                vec![
+                    Metric::maximize("icl_novel_acc"),
+                    Metric::maximize("icl_novel_acc_all"),
+                    Metric::maximize("icl_flip_acc"),
+                    Metric::maximize("iwl_acc"),
+                    Metric::maximize("iwl_common_acc"),
+                    Metric::maximize("iwl_rare_acc"),
+                ],
+            ),
+            Offering::suite(
+                "lifetime",
+                "a probe set's accuracy (default icl_novel) along the lifetime, from the organism's probe records: at the end, at its peak, and how much it faded",
+                vec![
+                    Metric::maximize("icl_final"),
+                    Metric::maximize("icl_peak"),
+                    Metric::minimize("icl_transience"),
+                ],
+            ),
+        ]
     }
 
     fn create(offering: &str, config: &Config) -> Result<Box<dyn Evaluate>, Error> {
         match offering {
             "icl" => Ok(Box::new(Suite::new(config)?)),
+            "lifetime" => Ok(Box::new(Lifetime::new(config)?)),
             other => Err(Error::new(format!("no offering `{other}`"))),
         }
     }
@@ -328,6 +395,17 @@ mod tests {
         // Restricted to labels 0 and 1: sequence 0 picks 1, sequence 1 picks 0.
         assert_eq!(accuracy(&outputs, 2, 4, &[1, 0], Some(&[0, 1])), 1.0);
         assert_eq!(accuracy(&outputs, 2, 4, &[0, 0], Some(&[0, 1])), 0.5);
+    }
+
+    #[test]
+    fn lifetime_measures_are_final_peak_and_their_difference() {
+        let record = [(0, 0.5), (500, 0.9), (1000, 0.6)];
+        let [last, peak, faded] = Lifetime::measures(&record).unwrap();
+        assert_eq!((last, peak), (0.6f32 as f64, 0.9f32 as f64));
+        assert!((faded - 0.3).abs() < 1e-6);
+        assert!(Lifetime::measures(&[]).is_none());
+        assert!(Lifetime::new(&config(&[("sets", "\"x\"")])).is_err());
+        assert_eq!(Lifetime::new(&config(&[])).unwrap().set, "icl_novel");
     }
 
     #[test]

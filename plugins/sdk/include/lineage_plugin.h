@@ -62,7 +62,9 @@
  *
  * Evolution. LnHost and LnCall carry no size field: adding a service or a
  *   field is a new ABI version, and the host refuses plugins built against
- *   another one with both numbers in its message.
+ *   a version it does not know with both numbers in its message. Version 2
+ *   appended LnHost.probes and changed nothing else: a version-2 host also
+ *   loads version-1 plugins, which read the prefix of LnHost they know.
  */
 #ifndef LINEAGE_PLUGIN_H
 #define LINEAGE_PLUGIN_H
@@ -75,7 +77,10 @@ extern "C" {
 #endif
 
 /* The ABI version this header speaks: the value of LnPlugin.abi_version. */
-#define LINEAGE_PLUGIN_ABI_VERSION 1
+#define LINEAGE_PLUGIN_ABI_VERSION 2
+
+/* The oldest ABI version a host of this version still loads. */
+#define LINEAGE_PLUGIN_ABI_VERSION_MIN 1
 
 /* The symbol every plugin library exports. */
 #define LINEAGE_PLUGIN_ENTRY "lineage_plugin_entry"
@@ -399,6 +404,12 @@ struct LnHost {
     /* Runs the organism's model. */
     LnStatus (*run)(const void *ctx, size_t organism, const LnRun *request, LnTensor *out,
                     LnError *error);
+    /* ABI 2: the organism's record of the environment's probe set `set`
+     * measured by `metric` ("loss", "accuracy", "accuracy_all") at every
+     * point of its learning curve, as an [n, 2] tensor of (step, value) rows,
+     * by step. Fails naming the sets and metrics there are. */
+    LnStatus (*probes)(const void *ctx, size_t organism, const char *set, const char *metric,
+                       LnTensor *out, LnError *error);
 };
 
 /* The entry symbol's type. */

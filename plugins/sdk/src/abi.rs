@@ -13,8 +13,16 @@
 use std::ffi::{c_char, c_void};
 
 /// The ABI version this SDK speaks. The host refuses a library whose
-/// descriptor carries another number, before calling anything else in it.
-pub const ABI_VERSION: u32 = 1;
+/// descriptor carries a number it does not know, before calling anything
+/// else in it.
+///
+/// Version 2 appended [`LnHost::probes`]; nothing else changed, so a host
+/// of version 2 also loads version-1 libraries (they read the prefix of
+/// [`LnHost`] they know).
+pub const ABI_VERSION: u32 = 2;
+
+/// The oldest ABI version a host of this SDK still loads.
+pub const ABI_VERSION_MIN: u32 = 1;
 
 /// The symbol every plugin library exports: `const LnPlugin *lineage_plugin_entry(void)`.
 pub const ENTRY_SYMBOL: &str = "lineage_plugin_entry";
@@ -380,6 +388,18 @@ pub struct LnHost {
         ctx: *const c_void,
         organism: usize,
         request: *const LnRun,
+        out: *mut LnTensor,
+        error: *mut LnError,
+    ) -> LnStatus,
+    /// ABI 2: the organism's record of the environment's probe set `set`
+    /// measured by `metric` (`loss`, `accuracy`, `accuracy_all`) at every
+    /// point of its learning curve, as an `[n, 2]` tensor of (step, value)
+    /// rows, by step. Fails naming the sets and metrics there are.
+    pub probes: unsafe extern "C" fn(
+        ctx: *const c_void,
+        organism: usize,
+        set: *const c_char,
+        metric: *const c_char,
         out: *mut LnTensor,
         error: *mut LnError,
     ) -> LnStatus,

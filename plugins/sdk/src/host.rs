@@ -312,6 +312,36 @@ impl<'a> Batch<'a> {
         Ok(Curve { points, life })
     }
 
+    /// Organism `organism`'s record of the environment's probe set `set`
+    /// measured by `metric` (`loss`, `accuracy` or `accuracy_all`): `(step,
+    /// value)` at every point of its learning curve, by step (ABI 2). An
+    /// error names the sets and metrics the organism has.
+    pub fn probes(
+        &self,
+        organism: usize,
+        set: &str,
+        metric: &str,
+    ) -> Result<Vec<(u32, f32)>, Error> {
+        let (set, metric) = (c_string(set)?, c_string(metric)?);
+        let mut out = empty_tensor();
+        // SAFETY: a host service called as the contract says.
+        self.service(|ctx, e| unsafe {
+            (self.host.probes)(ctx, organism, set.as_ptr(), metric.as_ptr(), &mut out, e)
+        })?;
+        // SAFETY: valid for the call.
+        let t = unsafe { TensorView::from_raw(&out) }?;
+        if t.shape().len() != 2 || t.shape()[1] != 2 {
+            return Err(Error(format!(
+                "host returned a probe record of shape {:?}, expected [n, 2]",
+                t.shape()
+            )));
+        }
+        Ok(t.data
+            .chunks_exact(2)
+            .map(|row| (row[0] as u32, row[1]))
+            .collect())
+    }
+
     /// The held-out data organism `organism`'s lifetime was scored on
     /// (the same buffers for every organism when the environment holds one
     /// held-out set).

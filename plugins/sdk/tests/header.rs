@@ -193,7 +193,7 @@ structs! {
     LnCurve { points, n_points, status, diverged_at }
     LnData { kind, n, x, y, labels, n_labels, tokens, len }
     LnRun { what, stage, name, n, len, x, tokens, cotangent }
-    LnHost { ctx, genome, gene, weights, curve, heldout, run }
+    LnHost { ctx, genome, gene, weights, curve, heldout, run, probes }
 }
 
 /// A constant: its Rust name, its C name, and its value.
@@ -226,6 +226,11 @@ fn constants() -> Vec<Constant> {
             rust: "ABI_VERSION",
             c: "LINEAGE_PLUGIN_ABI_VERSION",
             value: ConstValue::Int(ABI_VERSION as i128, None),
+        },
+        Constant {
+            rust: "ABI_VERSION_MIN",
+            c: "LINEAGE_PLUGIN_ABI_VERSION_MIN",
+            value: ConstValue::Int(ABI_VERSION_MIN as i128, None),
         },
         Constant {
             rust: "ENTRY_SYMBOL",

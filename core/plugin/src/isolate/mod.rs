@@ -628,6 +628,13 @@ fn answer(tag: u8, r: &mut In<'_>, n: usize, services: &dyn Services) -> Result<
             let b = services.heldout(i).map_err(service)?;
             put_batch(&mut reply, b);
         }
+        wire::ASK_PROBES => {
+            let i = organism(r)?;
+            let set = r.str().map_err(protocol)?;
+            let metric = r.str().map_err(protocol)?;
+            let t = services.probes(i, set, metric).map_err(service)?;
+            put_tensor(&mut reply, &t);
+        }
         wire::ASK_RUN => {
             let i = organism(r)?;
             let stage = stage_of(r.u32().map_err(protocol)?).map_err(protocol)?;

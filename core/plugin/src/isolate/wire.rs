@@ -39,6 +39,8 @@ pub(crate) const ASK_CURVE: u8 = 33;
 pub(crate) const ASK_HELDOUT: u8 = 34;
 /// Worker → engine: a model run.
 pub(crate) const ASK_RUN: u8 = 35;
+/// Worker → engine: a probe record.
+pub(crate) const ASK_PROBES: u8 = 36;
 
 /// `LOAD_FAILED` kinds, one per load error.
 pub(crate) const FAIL_NOT_A_LIBRARY: u8 = 1;

@@ -315,4 +315,11 @@ impl Services for Forwarded<'_> {
         let reply = self.ask(q)?;
         get_tensor(&mut In::new(&reply))
     }
+
+    fn probes(&self, organism: usize, set: &str, metric: &str) -> Result<Tensor<'static>, String> {
+        let mut q = Out::new(wire::ASK_PROBES);
+        q.usize(organism).str(set).str(metric);
+        let reply = self.ask(q)?;
+        get_tensor(&mut In::new(&reply))
+    }
 }
