@@ -9,8 +9,8 @@
 
 use lineage_env::{Batch, IGNORE};
 
-use crate::fast::{OptimizerState, View, activate, activate_backward, matmul};
-use crate::optim::Hyper;
+use crate::fast::{View, activate, activate_backward, matmul};
+use crate::fast_seq::{self, EVAL_ROWS, SequenceModel, steps_of};
 use crate::spec::{RnnSpec, SequenceInput};
 use crate::{Job, LifetimeSpec, Outcome};
 
@@ -93,15 +93,6 @@ impl Workspace {
             g: vec![0.0; rows * h],
             w_in_t: if dense { Vec::new() } else { vec![0.0; i * h] },
         }
-    }
-}
-
-/// Steps per sequence of a batch this path trains on.
-pub(crate) fn steps_of(batch: &Batch) -> usize {
-    match batch {
-        Batch::Sequences { steps, .. } => *steps,
-        Batch::Tokens { len, .. } => len.saturating_sub(1),
-        _ => 0,
     }
 }
 
@@ -321,31 +312,6 @@ impl Rnn<'_> {
             }
         }
     }
-
-    fn evaluate(
-        &self,
-        ws: &mut Workspace,
-        params: &[Vec<f32>],
-        batch: &Batch,
-        limit: usize,
-    ) -> f32 {
-        let n = batch.len().min(limit);
-        if n == 0 || steps_of(batch) != ws.steps {
-            return f32::NAN;
-        }
-        let ids: Vec<u32> = (0..n as u32).collect();
-        let (mut total, mut count) = (0.0f64, 0usize);
-        for chunk in ids.chunks(ws.rows) {
-            self.load(ws, batch, chunk);
-            let scored = ws.labels[..ws.steps * chunk.len()]
-                .iter()
-                .filter(|&&l| l != IGNORE)
-                .count();
-            total += f64::from(self.forward(ws, params, chunk.len(), false)) * scored as f64;
-            count += scored;
-        }
-        (total / count.max(1) as f64) as f32
-    }
 }
 
 /// Mean cross-entropy of output rows `y` (`[rows, o]`) against `labels`,
@@ -388,92 +354,43 @@ pub(crate) fn column_sums(rows: &[f32], width: usize, out: &mut [f32]) {
     }
 }
 
-/// One organism's RNN lifetime on the fast path.
-struct RnnLearner<'a> {
-    rnn: Rnn<'a>,
-    life: &'a LifetimeSpec,
-    ws: Workspace,
-    params: Vec<Vec<f32>>,
-    masks: Vec<Option<Vec<f32>>>,
-    signs: Vec<Option<Vec<f32>>>,
-    hyper: Hyper,
-    train: &'a Batch,
-    state: OptimizerState,
-}
+impl SequenceModel for Rnn<'_> {
+    type Workspace = Workspace;
 
-impl crate::lifetime::Learner for RnnLearner<'_> {
-    fn evaluate(&mut self, batch: &Batch, limit: usize) -> Result<f32, crate::LearnError> {
-        Ok(self.rnn.evaluate(&mut self.ws, &self.params, batch, limit))
+    fn rows(ws: &Workspace) -> usize {
+        ws.rows
     }
 
-    fn loss_and_grads(&mut self, ids: &[u32]) -> Result<f32, crate::LearnError> {
-        self.rnn.load(&mut self.ws, self.train, ids);
-        let loss = self
-            .rnn
-            .forward(&mut self.ws, &self.params, ids.len(), true);
-        if loss.is_finite() {
-            self.rnn
-                .backward(&mut self.ws, &self.params, &mut self.state.grads, ids.len());
-        }
-        Ok(loss)
+    fn steps(ws: &Workspace) -> usize {
+        ws.steps
     }
 
-    fn update(&mut self, step: u32) -> Result<(), crate::LearnError> {
-        self.state.step(
-            self.life,
-            &self.hyper,
-            step,
-            &mut self.params,
-            &self.masks,
-            &self.signs,
-        );
-        Ok(())
+    fn labels(ws: &Workspace) -> &[u32] {
+        &ws.labels
     }
 
-    fn params(self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
-        Ok(self.params)
+    fn load(&self, ws: &mut Workspace, batch: &Batch, ids: &[u32]) {
+        Rnn::load(self, ws, batch, ids);
     }
 
-    fn weights(&self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
-        Ok(self.params.clone())
+    fn forward(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize, grad: bool) -> f32 {
+        Rnn::forward(self, ws, params, b, grad)
+    }
+
+    fn backward(&self, ws: &mut Workspace, params: &[Vec<f32>], grads: &mut [Vec<f32>], b: usize) {
+        Rnn::backward(self, ws, params, grads, b);
     }
 }
 
 /// Runs one organism's lifetime on the fast RNN path.
 pub(crate) fn train(spec: &RnnSpec, life: &LifetimeSpec, job: Job) -> Outcome {
-    let learner = RnnLearner {
-        rnn: Rnn {
-            spec,
-            layout: Layout::of(spec),
-        },
-        life,
-        ws: Workspace::new(spec, life.batch.max(EVAL_ROWS), steps_of(job.train)),
-        state: OptimizerState::new(&job.params),
-        params: job.params,
-        masks: job.masks,
-        signs: job.signs,
-        hyper: job.hyper,
-        train: job.train,
+    let ws = Workspace::new(spec, life.batch.max(EVAL_ROWS), steps_of(job.train));
+    let rnn = Rnn {
+        spec,
+        layout: Layout::of(spec),
     };
-    {
-        let model = crate::ModelSpec::Rnn(spec.clone());
-        crate::lifetime::live(
-            learner,
-            life,
-            job.hyper.steps,
-            crate::lifetime::Scoring {
-                heldout: job.heldout,
-                probes: job.probes,
-                model: &model,
-            },
-            &job.indices,
-        )
-    }
-    .expect("the fast path does not fail")
+    fast_seq::live(rnn, &crate::ModelSpec::Rnn(spec.clone()), ws, life, job)
 }
-
-/// Sequences per chunk when scoring held-out data.
-const EVAL_ROWS: usize = 128;
 
 /// The inputs [`example_gradients`] reads: `n` sequences of `steps` steps,
 /// example-major.
@@ -609,8 +526,8 @@ fn step_sum(dst: &mut [f32], rows: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Status;
     use crate::spec::{Activation, ModelSpec};
+    use crate::{Hyper, Status};
     use crate::{Method, OptimizerSpec, Path, Schedule, train_population};
     use lineage_env::Task;
     use rand::{Rng, SeedableRng};

@@ -17,9 +17,9 @@
 
 use lineage_env::Batch;
 
-use crate::fast::{OptimizerState, View, activate, activate_backward, matmul, wide};
-use crate::fast_rnn::{column_sums, cross_entropy, steps_of};
-use crate::optim::Hyper;
+use crate::fast::{View, activate, activate_backward, matmul, wide};
+use crate::fast_rnn::{column_sums, cross_entropy};
+use crate::fast_seq::{self, EVAL_ROWS, SequenceModel, steps_of};
 use crate::spec::{ModelSpec, SequenceInput, TransformerSpec};
 use crate::{Job, LifetimeSpec, Outcome};
 
@@ -499,33 +499,6 @@ impl Transformer<'_> {
             }
         }
     }
-
-    /// Mean loss over the scored positions of the first `limit` sequences
-    /// of `batch`, in chunks of the workspace's rows.
-    fn evaluate(
-        &self,
-        ws: &mut Workspace,
-        params: &[Vec<f32>],
-        batch: &Batch,
-        limit: usize,
-    ) -> f32 {
-        let n = batch.len().min(limit);
-        if n == 0 || steps_of(batch) != ws.steps {
-            return f32::NAN;
-        }
-        let ids: Vec<u32> = (0..n as u32).collect();
-        let (mut total, mut count) = (0.0f64, 0usize);
-        for chunk in ids.chunks(ws.rows) {
-            self.load(ws, batch, chunk);
-            let scored = ws.labels[..ws.steps * chunk.len()]
-                .iter()
-                .filter(|&&l| l != lineage_env::IGNORE)
-                .count();
-            total += f64::from(self.forward(ws, params, chunk.len(), false)) * scored as f64;
-            count += scored;
-        }
-        (total / count.max(1) as f64) as f32
-    }
 }
 
 /// `x` through the LayerNorm `norm` (saving what its backward needs in
@@ -737,91 +710,42 @@ fn add_rows(rows: &mut [f32], v: &[f32]) {
     }
 }
 
-/// One organism's transformer lifetime on the fast path.
-struct TransformerLearner<'a> {
-    model: Transformer<'a>,
-    life: &'a LifetimeSpec,
-    ws: Workspace,
-    params: Vec<Vec<f32>>,
-    masks: Vec<Option<Vec<f32>>>,
-    signs: Vec<Option<Vec<f32>>>,
-    hyper: Hyper,
-    train: &'a Batch,
-    state: OptimizerState,
-}
+impl SequenceModel for Transformer<'_> {
+    type Workspace = Workspace;
 
-impl crate::lifetime::Learner for TransformerLearner<'_> {
-    fn evaluate(&mut self, batch: &Batch, limit: usize) -> Result<f32, crate::LearnError> {
-        Ok(self
-            .model
-            .evaluate(&mut self.ws, &self.params, batch, limit))
+    fn rows(ws: &Workspace) -> usize {
+        ws.rows
     }
 
-    fn loss_and_grads(&mut self, ids: &[u32]) -> Result<f32, crate::LearnError> {
-        self.model.load(&mut self.ws, self.train, ids);
-        let loss = self
-            .model
-            .forward(&mut self.ws, &self.params, ids.len(), true);
-        if loss.is_finite() {
-            self.model
-                .backward(&mut self.ws, &self.params, &mut self.state.grads, ids.len());
-        }
-        Ok(loss)
+    fn steps(ws: &Workspace) -> usize {
+        ws.steps
     }
 
-    fn update(&mut self, step: u32) -> Result<(), crate::LearnError> {
-        self.state.step(
-            self.life,
-            &self.hyper,
-            step,
-            &mut self.params,
-            &self.masks,
-            &self.signs,
-        );
-        Ok(())
+    fn labels(ws: &Workspace) -> &[u32] {
+        &ws.labels
     }
 
-    fn params(self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
-        Ok(self.params)
+    fn load(&self, ws: &mut Workspace, batch: &Batch, ids: &[u32]) {
+        Transformer::load(self, ws, batch, ids);
     }
 
-    fn weights(&self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
-        Ok(self.params.clone())
+    fn forward(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize, grad: bool) -> f32 {
+        Transformer::forward(self, ws, params, b, grad)
+    }
+
+    fn backward(&self, ws: &mut Workspace, params: &[Vec<f32>], grads: &mut [Vec<f32>], b: usize) {
+        Transformer::backward(self, ws, params, grads, b);
     }
 }
-
-/// Sequences per chunk when scoring held-out data.
-const EVAL_ROWS: usize = 128;
 
 /// Runs one organism's lifetime on the fast transformer path.
 pub(crate) fn train(spec: &TransformerSpec, life: &LifetimeSpec, job: Job) -> Outcome {
-    let learner = TransformerLearner {
-        model: Transformer {
-            spec,
-            layout: Layout::of(spec),
-        },
-        life,
-        ws: Workspace::new(spec, life.batch.max(EVAL_ROWS), steps_of(job.train)),
-        state: OptimizerState::new(&job.params),
-        params: job.params,
-        masks: job.masks,
-        signs: job.signs,
-        hyper: job.hyper,
-        train: job.train,
+    let ws = Workspace::new(spec, life.batch.max(EVAL_ROWS), steps_of(job.train));
+    let model = Transformer {
+        spec,
+        layout: Layout::of(spec),
     };
-    let model = ModelSpec::Transformer(spec.clone());
-    crate::lifetime::live(
-        learner,
-        life,
-        job.hyper.steps,
-        crate::lifetime::Scoring {
-            heldout: job.heldout,
-            probes: job.probes,
-            model: &model,
-        },
-        &job.indices,
-    )
-    .expect("the fast path does not fail")
+    fast_seq::live(model, &ModelSpec::Transformer(spec.clone()), ws, life, job)
 }
 
 #[cfg(test)]
@@ -830,6 +754,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::Hyper;
     use crate::spec::{Activation, Role};
     use crate::{Method, OptimizerSpec, Path, Schedule, Status, train_population};
 

@@ -32,6 +32,7 @@ mod cpu;
 pub mod data;
 mod fast;
 mod fast_rnn;
+mod fast_seq;
 mod fast_transformer;
 pub mod general;
 #[cfg(target_arch = "x86_64")]
