@@ -16,12 +16,11 @@
 # Workloads (model, optimiser, batch): mlp:64-128-10 with SGD and with AdamW
 # (64), rnn:3-64-3:t8 with SGD (32), transformer:49-48-32:l2:h4:ff96:t17 with
 # AdamW (64), and the ICL model, $ICL_MODEL with AdamW (128): by default
-# transformer:49-48-32:l2:h4:ff96:t17:last, the small-scale ICL recipe's
-# transformer (32 content + 17 position dimensions, 32 labels, 17 tokens)
-# scored on the query's label alone (`:last`); set ICL_MODEL to e.g.
-# transformer:49-48-32:l2:h4:ff96:t17:last:noln:relu for Reddy's model
-# (no LayerNorm, ReLU). The model strings are `lineage bench learn`'s
-# (core/learn/src/bench.rs); the peers accept the same.
+# transformer:49-48-32:l2:h1:ff96:t17:noln:relu:last, the transformer the
+# scenarios/icl-*.toml train (Reddy's kind: one head per layer, no LayerNorm,
+# ReLU; 32 content + 17 position dimensions, 32 labels, 17 tokens), scored on
+# the query's label alone (`:last`). The model strings are `lineage bench
+# learn`'s (core/learn/src/bench.rs); the peers accept the same.
 #
 # Usage: bash benches/learn_vs_peers.sh [--check] [--peers-only]
 #   --check        also run each peer's sanity check (loss falls; organism 0
@@ -34,7 +33,7 @@
 #                          (defaults 200, 100, 30: each measurement a few seconds
 #                          to half a minute on the 2-core benchmark machine)
 #   ICL_MODEL              the ICL workload's model string (default
-#                          transformer:49-48-32:l2:h4:ff96:t17:last)
+#                          transformer:49-48-32:l2:h1:ff96:t17:noln:relu:last)
 #   STEPS_ICL              its timed steps (default STEPS_TRANSFORMER)
 #
 # Installs jax[cpu] and torch (CPU) with pip into benches/.venv (ignored by
@@ -59,7 +58,7 @@ population=${POPULATION:-64}
 steps_mlp=${STEPS_MLP:-200}
 steps_rnn=${STEPS_RNN:-100}
 steps_transformer=${STEPS_TRANSFORMER:-30}
-icl_model=${ICL_MODEL:-transformer:49-48-32:l2:h4:ff96:t17:last}
+icl_model=${ICL_MODEL:-transformer:49-48-32:l2:h1:ff96:t17:noln:relu:last}
 steps_icl=${STEPS_ICL:-$steps_transformer}
 
 venv=benches/.venv
