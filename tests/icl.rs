@@ -414,6 +414,26 @@ set = { lifetime = { model = { kind = "rnn", hidden = 64, activation = "tanh", b
     );
 }
 
+/// Builds the `icl` suite's shared library (`lineage-icl-suite-cdylib`)
+/// beside the `lineage` binary, with its profile, where the plugin search
+/// path finds it.
+fn build_icl_suite_library() {
+    let dir = Path::new(env!("CARGO_BIN_EXE_lineage")).parent().unwrap();
+    let mut cmd =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(common::root())
+        .args(["build", "-p", "lineage-icl-suite-cdylib"]);
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building the icl suite's library failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The `icl:lifetime` offering reads each organism's own probe records
 /// through the host (ABI 2): its `icl_final` and `icl_peak` are the last
 /// and the best `icl_novel` accuracy of `probes.csv`, the same in the run's
@@ -421,6 +441,8 @@ set = { lifetime = { model = { kind = "rnn", hidden = 64, activation = "tanh", b
 /// sets is an unfit set-up, exit 2.
 #[test]
 fn the_lifetime_offering_reads_the_probe_records() {
+    // A worker process loads the suite from its library file.
+    build_icl_suite_library();
     let dir = tempfile::tempdir().unwrap();
     let world = SMALL.replace("seed = 3 }", "probe_sequences = 20, seed = 3 }");
     let model = "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 1 }";
