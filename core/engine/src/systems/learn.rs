@@ -192,57 +192,104 @@ pub fn learn_lifetimes(
             return;
         }
     };
-    // Each organism's data and minibatch order, from its learning stream.
-    let lives: Vec<(lineage_env::Lifetime, Vec<u32>, lineage_learn::Hyper)> =
-        threads.0.install(|| {
-            todo.par_iter()
-                .map(|(lineage, genome, _, _, _)| {
-                    lifetime_data(cfg, streams.seed, g, lineage.id, &genome.0)
-                })
-                .collect()
-        });
     let signs = develop::signs(cfg);
     // The environment's probe sets, the same for every organism.
     let probes = cfg.environment.env.probe_sets();
-    let mut jobs = Vec::with_capacity(todo.len());
-    for ((lineage, _, _, weights, _), (life, indices, hyper)) in todo.iter().zip(&lives) {
+    // Lifetimes stream: a few per worker thread at a time are given their
+    // data, learn and keep what later stages need (weights, curve, probe
+    // records, the shared held-out set), and their training data are
+    // dropped before the next ones are drawn, so the data held at once
+    // grow with the threads, not with the population. Each lifetime is a
+    // pure function of its organism, so the grouping changes nothing else.
+    let group = threads.0.current_num_threads().max(1) * LIFETIMES_PER_THREAD;
+    for part in todo.chunks_mut(group) {
+        if let Err(e) = learn_group(
+            cfg,
+            streams.seed,
+            g,
+            &device,
+            &signs,
+            &probes,
+            &threads,
+            part,
+        ) {
+            failure.0 = Some(e);
+            return;
+        }
+    }
+}
+
+/// Lifetimes in flight per worker thread: enough that threads rarely wait
+/// for the slowest lifetime of a group, few enough that their data stay
+/// small.
+const LIFETIMES_PER_THREAD: usize = 4;
+
+type Learner<'w> = (
+    &'w Lineage,
+    &'w Genome,
+    &'w Fitness,
+    Mut<'w, Weights>,
+    Mut<'w, LearningCurve>,
+);
+
+/// Runs the lifetimes of `part`: their data and minibatch order from each
+/// organism's learning stream, then learning, then the results into the
+/// organisms' components.
+#[allow(clippy::too_many_arguments)]
+fn learn_group(
+    cfg: &LifetimeConfig,
+    seed: u64,
+    g: u32,
+    device: &candle_core::Device,
+    signs: &[Option<Vec<f32>>],
+    probes: &[lineage_env::ProbeSet],
+    threads: &Threads,
+    part: &mut [Learner<'_>],
+) -> Result<(), EngineError> {
+    let fail = |message: String| EngineError::Learning {
+        generation: g,
+        message,
+    };
+    let lives: Vec<(lineage_env::Lifetime, Vec<u32>, lineage_learn::Hyper)> =
+        threads.0.install(|| {
+            part.par_iter()
+                .map(|(lineage, genome, _, _, _)| {
+                    lifetime_data(cfg, seed, g, lineage.id, &genome.0)
+                })
+                .collect()
+        });
+    let mut jobs = Vec::with_capacity(part.len());
+    for ((lineage, _, _, weights, _), (life, indices, hyper)) in part.iter().zip(&lives) {
         let birth: Option<Vec<Vec<f32>>> = from_tensors(cfg, &weights.birth).into_iter().collect();
         let Some(params) = birth else {
-            failure.0 = Some(fail(format!(
+            return Err(fail(format!(
                 "organism {} has no birth weights",
                 lineage.id
             )));
-            return;
         };
         if Examples::of(&life.train, &cfg.model).is_none() {
-            failure.0 = Some(fail(format!(
+            return Err(fail(format!(
                 "organism {}: the lifetime's data hold no example this model can learn from",
                 lineage.id
             )));
-            return;
         }
         jobs.push(Job {
             params,
             masks: from_tensors(cfg, &weights.masks),
-            signs: signs.clone(),
+            signs: signs.to_vec(),
             hyper: *hyper,
             train: &life.train,
             heldout: &life.heldout,
-            probes: &probes,
+            probes,
             indices: indices.clone(),
         });
     }
-    let outcomes = match lineage_learn::train_population(
-        &cfg.model, &cfg.task, &cfg.life, &device, None, jobs, &threads.0,
-    ) {
-        Ok(o) => o,
-        Err(e) => {
-            failure.0 = Some(fail(e.to_string()));
-            return;
-        }
-    };
+    let outcomes = lineage_learn::train_population(
+        &cfg.model, &cfg.task, &cfg.life, device, None, jobs, &threads.0,
+    )
+    .map_err(|e| fail(e.to_string()))?;
     for (((_, _, _, weights, curve), outcome), (life, _, _)) in
-        todo.iter_mut().zip(outcomes).zip(&lives)
+        part.iter_mut().zip(outcomes).zip(&lives)
     {
         weights.learned = to_tensors(cfg, &outcome.params);
         curve.points = outcome.curve;
@@ -259,6 +306,7 @@ pub fn learn_lifetimes(
         curve.status = Some(outcome.status);
         curve.heldout = Some(life.heldout.clone());
     }
+    Ok(())
 }
 
 /// An organism's lifetime data, minibatch order and hyper-parameters: a
