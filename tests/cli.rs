@@ -65,7 +65,7 @@ fn run_without_a_scenario_runs_the_embedded_quickstart_into_runs() {
     // The resolved scenario validates and equals the run's scenario.
     lineage_ok(&["validate", s(&dir.join("scenario.toml"))]);
     let (header, rows) = csv(&dir.join("timings.csv"));
-    assert_eq!(header.len(), 10);
+    assert_eq!(header.len(), 9);
     assert_eq!(rows.len(), 4);
 }
 

@@ -79,6 +79,116 @@ fn learning_runs_are_identical_across_thread_counts() {
     );
 }
 
+/// Rows of `organisms.csv` by generation (the third column).
+fn rows_by_generation(run: &Path) -> std::collections::BTreeMap<String, Vec<Vec<String>>> {
+    let (_, rows) = common::csv(&run.join("organisms.csv"));
+    let mut by = std::collections::BTreeMap::<String, Vec<Vec<String>>>::new();
+    for row in rows {
+        by.entry(row[2].clone()).or_default().push(row);
+    }
+    by
+}
+
+#[test]
+fn record_options_write_a_seeded_sample_or_the_elites_and_change_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = run(dir.path(), "all", &scenario("darwinian", ""), &[]);
+    let sample_text = scenario(
+        "darwinian",
+        "[record]\norganisms = \"sample\"\nsample = 3\nweights = \"learned\"",
+    );
+    let sample = run(dir.path(), "sample", &sample_text, &[]);
+    let elites = run(
+        dir.path(),
+        "elites",
+        &scenario("darwinian", "[record]\norganisms = \"elites\"\nelites = 2"),
+        &[],
+    );
+    // What is recorded and kept changes no result.
+    for run in [&sample, &elites] {
+        assert_eq!(
+            read(&all.join("generations.csv")),
+            read(&run.join("generations.csv"))
+        );
+    }
+    let every = rows_by_generation(&all);
+    let sampled = rows_by_generation(&sample);
+    let best = rows_by_generation(&elites);
+    assert_eq!(
+        every.keys().collect::<Vec<_>>(),
+        sampled.keys().collect::<Vec<_>>()
+    );
+    let mut differs = false;
+    for (g, rows) in &every {
+        let s = &sampled[g];
+        assert_eq!(s.len(), rows.len().min(3), "generation {g}");
+        assert!(s.iter().all(|r| rows.contains(r)), "generation {g}");
+        differs |= s[..] != rows[..s.len()];
+        // The elites: the two lowest `heldout_auc` values (it is
+        // minimised), ties by id.
+        let mut ranked = rows.clone();
+        ranked.sort_by(|a, b| {
+            let f = |r: &Vec<String>| r[5].parse::<f64>().unwrap();
+            f(a).total_cmp(&f(b)).then(
+                a[0].parse::<u64>()
+                    .unwrap()
+                    .cmp(&b[0].parse::<u64>().unwrap()),
+            )
+        });
+        ranked.truncate(2);
+        ranked.sort_by_key(|r| r[0].parse::<u64>().unwrap());
+        assert_eq!(best[g], ranked, "generation {g}");
+    }
+    assert!(differs, "the sample is the first rows in every generation");
+    // Curves follow the rows written.
+    let (_, curves) = common::csv(&sample.join("curves.csv"));
+    let ids: std::collections::BTreeSet<(String, String)> = sampled
+        .values()
+        .flatten()
+        .map(|r| (r[0].clone(), r[2].clone()))
+        .collect();
+    assert!(
+        curves
+            .iter()
+            .all(|c| ids.contains(&(c[0].clone(), c[1].clone())))
+    );
+    // The sample is drawn from the run's seed: a resumed run draws it again.
+    let part = run(dir.path(), "part", &sample_text, &["--generations", "2"]);
+    lineage_ok(&["resume", s(&part), "--generations", "4", "--quiet"]);
+    assert_eq!(
+        read(&sample.join("organisms.csv")),
+        read(&part.join("organisms.csv"))
+    );
+}
+
+#[test]
+fn bad_record_options_are_named() {
+    let text = scenario("darwinian", "[record]\norganisms = \"sample\"");
+    let err = validate_with(&text);
+    assert!(
+        err.contains("record.organisms") && err.contains("record.sample = N"),
+        "{err}"
+    );
+    let text = scenario("darwinian", "[record]\norganisms = \"best\"");
+    let err = validate_with(&text);
+    assert!(
+        err.contains("record.organisms") && err.contains("elites"),
+        "{err}"
+    );
+    let text = scenario("darwinian", "[record]\nelites = 3");
+    let err = validate_with(&text);
+    assert!(
+        err.contains("record.elites") && err.contains("\"elites\""),
+        "{err}"
+    );
+    let text = scenario("darwinian", "[record]\nweights = \"some\"");
+    let err = validate_with(&text);
+    assert!(
+        err.contains("record.weights") && err.contains("needed"),
+        "{err}"
+    );
+}
+
 #[test]
 fn resume_is_exact_under_every_inheritance_mode() {
     for mode in ["darwinian", "lamarckian", "prune"] {

@@ -288,17 +288,17 @@ fn rust_example_drives_selection_and_records_its_suite() {
     );
 }
 
-#[test]
-fn host_services_agree_with_each_other_through_the_abi() {
+/// Runs the learning scenario for 2 generations into `dir/name` with the
+/// `services` test plugin as `svc` and `extra` tables.
+fn run_services(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let lib = workspace_plugins().join(dylib("lineage_test_services"));
-    let tmp = tempfile::tempdir().unwrap();
     let scenario = learning_scenario(
         &format!("[plugins.svc]\nlibrary = \"{}\"", s(&lib)),
         "heldout_loss",
-        "[evaluate]\nsuites = [\"svc:consistency\"]",
+        extra,
     );
-    let path = write_scenario(tmp.path(), "svc.toml", &scenario);
-    let run = tmp.path().join("run");
+    let path = write_scenario(dir, &format!("{name}.toml"), &scenario);
+    let run = dir.join(name);
     lineage_ok(&[
         "run",
         s(&path),
@@ -308,6 +308,31 @@ fn host_services_agree_with_each_other_through_the_abi() {
         "--generations",
         "2",
     ]);
+    run
+}
+
+/// The tensor names in the `weights.safetensors` of a run's last
+/// checkpoint.
+fn last_checkpoint_weights(run: &Path) -> Vec<String> {
+    let last = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    common::tensors(&last.join("weights.safetensors"))
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+#[test]
+fn host_services_agree_with_each_other_through_the_abi() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_services(
+        tmp.path(),
+        "run",
+        "[evaluate]\nsuites = [\"svc:consistency\"]",
+    );
     let (_, metrics) = csv(&run.join("metrics.csv"));
     let values = |name: &str| -> Vec<(String, String, f64)> {
         metrics
@@ -351,6 +376,58 @@ fn host_services_agree_with_each_other_through_the_abi() {
     }
 }
 
+/// Birth weights that a run does not keep are developed again when a
+/// plugin asks for them: the same values as those a run keeps with
+/// `record.weights = "all"`, so every metric is the same to the bit.
+#[test]
+fn birth_weights_developed_again_are_the_weights_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut metrics = Vec::new();
+    for weights in ["needed", "all"] {
+        let run = run_services(
+            tmp.path(),
+            weights,
+            &format!(
+                "[evaluate]\nsuites = [\"svc:consistency\"]\n\n[record]\nweights = \"{weights}\""
+            ),
+        );
+        metrics.push(common::read(&run.join("metrics.csv")));
+        // Checkpoints hold birth weights only when they are kept.
+        let names = last_checkpoint_weights(&run);
+        assert!(names.iter().any(|n| n.ends_with("/learned")));
+        assert_eq!(
+            names.iter().any(|n| n.ends_with("/birth")),
+            weights == "all",
+            "{weights}: {names:?}"
+        );
+    }
+    assert!(metrics[0].len() > 100);
+    assert_eq!(metrics[0], metrics[1]);
+}
+
+/// An offering that reads weights without declaring it gets an error that
+/// says so, and a run whose offerings read no weights keeps none.
+#[test]
+fn undeclared_weight_reads_are_refused_and_unread_weights_not_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_services(
+        tmp.path(),
+        "run",
+        "[evaluate]\nsuites = [\"svc:undeclared\"]",
+    );
+    let refused = column(&run.join("metrics.csv"), "value");
+    assert!(!refused.is_empty());
+    assert!(refused.iter().all(|&v| v == 1.0), "{refused:?}");
+    let names = last_checkpoint_weights(&run);
+    assert!(names.iter().any(|n| n.ends_with("/curve")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with("/learned") || n.ends_with("/birth")),
+        "{names:?}"
+    );
+}
+
 #[test]
 fn c_example_scores_learning_speed_from_the_curve() {
     let tmp = tempfile::tempdir().unwrap();
@@ -363,7 +440,7 @@ fn c_example_scores_learning_speed_from_the_curve() {
     let check = lineage_ok(&["plugins", "check", s(&lib)]);
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(
-        text.contains("learning_speed 1.0.0 (ABI version 2)"),
+        text.contains("learning_speed 1.0.0 (ABI version 3)"),
         "{text}"
     );
     assert!(text.contains("fitness learning_speed: auc (minimize), steps_to_half (minimize)"));
@@ -433,7 +510,7 @@ fn scaffolded_plugin_drives_selection(lang: &str) {
     };
     let check = lineage_ok(&["plugins", "check", s(&lib)]);
     let text = String::from_utf8_lossy(&check.stdout);
-    assert!(text.contains("my_fit 0.1.0 (ABI version 2)"), "{text}");
+    assert!(text.contains("my_fit 0.1.0 (ABI version 3)"), "{text}");
     assert!(text.contains("distance: ok"), "{text}");
 
     let run = tmp.path().join("run");
@@ -513,7 +590,7 @@ fn an_abi_mismatch_is_refused_with_both_versions() {
     load_fails(
         tmp.path(),
         &scenario,
-        &[s(&lib), "ABI version 999", "ABI versions 1 to 2"],
+        &[s(&lib), "ABI version 999", "ABI versions 1 to 3"],
     );
     let check = lineage(&["plugins", "check", s(&lib)]);
     assert_eq!(check.status.code(), Some(2));
@@ -749,7 +826,7 @@ fn plugins_list_shows_what_the_search_path_holds() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("faulty 0.0.1 (ABI version 2)"), "{text}");
+    assert!(text.contains("faulty 0.0.1 (ABI version 3)"), "{text}");
     assert!(text.contains("fitness score: value (maximize)"), "{text}");
     assert!(text.contains("ABI version 999"), "{text}");
     // And a run finds a plugin by name there.

@@ -100,7 +100,16 @@ fn describe(plugin: &Plugin) -> String {
             .iter()
             .map(|m| format!("{} ({:?})", m.name, m.direction).to_lowercase())
             .collect();
-        out.push_str(&format!("    {kind} {}: {}\n", o.name, metrics.join(", ")));
+        let reads = if o.reads_weights {
+            " [reads weights]"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "    {kind} {}: {}{reads}\n",
+            o.name,
+            metrics.join(", ")
+        ));
         if !o.description.is_empty() {
             out.push_str(&format!("      {}\n", o.description));
         }

@@ -43,6 +43,7 @@
 #include "lineage_plugin.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,7 +254,8 @@ static const LnOffering offerings[] = {
 
 static const LnPlugin plugin = {
     .abi_version = FAULTY_ABI,
-    .struct_size = sizeof(LnPlugin),
+    /* A library built with an older header ends before offering_reads. */
+    .struct_size = FAULTY_ABI >= 3 ? sizeof(LnPlugin) : offsetof(LnPlugin, offering_reads),
     .name = "faulty",
     .version = "0.0.1",
     .description = "a plugin that misbehaves on request, for the host's tests",

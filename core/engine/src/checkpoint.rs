@@ -18,13 +18,15 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::components::{Fitness, Genome, Inherited, LearningCurve, Lineage, OrganismId, Weights};
+use crate::components::{
+    Fitness, Genome, Inherited, LearningCurve, Lineage, Masks, OrganismId, Params, Weights,
+};
 use crate::error::EngineError;
 use crate::recorder::TableLengths;
 use crate::resources::Progress;
 
 /// Version of the checkpoint layout.
-pub const CHECKPOINT_FORMAT: u32 = 1;
+pub const CHECKPOINT_FORMAT: u32 = 2;
 
 const STATE: &str = "state.json";
 const POPULATION: &str = "population.safetensors";
@@ -104,7 +106,7 @@ pub fn save(
     run_dir: &Path,
     state: &CheckpointState,
     organisms: &[(&Genome, &Lineage, &Fitness)],
-    learned: &[(OrganismId, &Weights, &LearningCurve)],
+    learned: &[(OrganismId, Option<&Weights>, &LearningCurve)],
     inherited: &[(OrganismId, &Inherited)],
 ) -> Result<PathBuf, EngineError> {
     let target = dir_for(run_dir, state.generation);
@@ -189,17 +191,20 @@ pub fn save(
     Ok(target)
 }
 
-/// `weights.safetensors`: for organism `ID`, `ID/birth/NAME`,
-/// `ID/learned/NAME` and `ID/mask/NAME` (f32, the parameter's shape),
+/// `weights.safetensors`: for organism `ID`, what it keeps of its model:
+/// `ID/birth` and `ID/learned` (f32, every parameter flat in the model's
+/// order), `ID/mask/K` (u64 words, the bits of parameter `K`'s mask) and
+/// `ID/mask_len` (i64, each parameter's mask length, 0 where dense);
 /// `ID/curve` (f32 `[points, 3]`: step, train loss, held-out loss) and
-/// `ID/status` (i64 `[2]`: 0 none, 1 completed, 2 diverged; the step).
+/// `ID/status` (i64 `[2]`: 0 none, 1 completed, 2 diverged; the step) for
+/// every organism that has learned.
 ///
 /// A newborn that inherits weights (Lamarckian, prune) and has not yet
 /// developed has `ID/inherited/K` and `ID/inherited_mask/K` instead: the
 /// parent's learned weights and masks of parameter `K`, flat.
 fn weights_bytes(
     tmp: &Path,
-    learned: &[(OrganismId, &Weights, &LearningCurve)],
+    learned: &[(OrganismId, Option<&Weights>, &LearningCurve)],
     inherited: &[(OrganismId, &Inherited)],
 ) -> Result<Vec<u8>, EngineError> {
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -225,27 +230,38 @@ fn weights_bytes(
         }
     }
     for (id, weights, curve) in learned {
-        for (kind, map) in [
-            ("birth", &weights.birth),
-            ("learned", &weights.learned),
-            ("mask", &weights.masks),
-        ] {
-            for (name, t) in map {
-                let values = t
-                    .flatten_all()
-                    .and_then(|t| t.to_vec1::<f32>())
-                    .map_err(|e| {
-                        bad(
-                            tmp,
-                            format!("cannot read weights `{name}` of organism {id}: {e}"),
-                        )
-                    })?;
-                tensors.push((
-                    format!("{id}/{kind}/{name}"),
-                    Dtype::F32,
-                    t.dims().to_vec(),
-                    f32_bytes(&values),
-                ));
+        if let Some(weights) = weights {
+            for (kind, params) in [("birth", &weights.birth), ("learned", &weights.learned)] {
+                if let Some(p) = params {
+                    tensors.push((
+                        format!("{id}/{kind}"),
+                        Dtype::F32,
+                        vec![p.0.len()],
+                        f32_bytes(&p.0),
+                    ));
+                }
+            }
+            let lens: Vec<i64> = weights
+                .masks
+                .0
+                .iter()
+                .map(|m| m.as_ref().map_or(0, |b| b.len() as i64))
+                .collect();
+            tensors.push((
+                format!("{id}/mask_len"),
+                Dtype::I64,
+                vec![lens.len()],
+                lens.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ));
+            for (k, m) in weights.masks.0.iter().enumerate() {
+                if let Some(bits) = m {
+                    tensors.push((
+                        format!("{id}/mask/{k}"),
+                        Dtype::U64,
+                        vec![bits.words().len()],
+                        bits.words().iter().flat_map(|w| w.to_le_bytes()).collect(),
+                    ));
+                }
             }
         }
         let points: Vec<f32> = curve
@@ -285,8 +301,10 @@ fn weights_bytes(
 /// What a checkpoint holds beyond the genome for one organism.
 #[derive(Default)]
 pub struct LearnedState {
-    /// Weights and curve, once developed.
-    pub weights: Option<(Weights, LearningCurve)>,
+    /// What it kept of its model (`None`: nothing), once it has learned.
+    pub weights: Option<Weights>,
+    /// Its learning curve, once it has learned.
+    pub curve: Option<LearningCurve>,
     /// What it inherited, while not yet developed.
     pub inherited: Option<Inherited>,
 }
@@ -294,9 +312,10 @@ pub struct LearnedState {
 /// Reads a checkpoint's `weights.safetensors` (none: an empty map).
 pub fn load_weights(dir: &Path) -> Result<HashMap<OrganismId, LearnedState>, EngineError> {
     let path = dir.join(WEIGHTS);
-    let mut out: HashMap<OrganismId, (Weights, LearningCurve)> = HashMap::new();
     let mut inherited: HashMap<OrganismId, (BTreeMap<usize, Vec<f32>>, BTreeMap<usize, Vec<f32>>)> =
         HashMap::new();
+    // Mask words by parameter, and each parameter's mask length.
+    let mut masks: HashMap<OrganismId, (BTreeMap<usize, Vec<u64>>, Vec<i64>)> = HashMap::new();
     let mut states: HashMap<OrganismId, LearnedState> = HashMap::new();
     if !path.exists() {
         return Ok(states);
@@ -304,6 +323,16 @@ pub fn load_weights(dir: &Path) -> Result<HashMap<OrganismId, LearnedState>, Eng
     let bytes = fs::read(&path).map_err(EngineError::io("cannot read", &path))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(&path, format!("is not a safetensors file: {e}")))?;
+    let f32s = |data: &[u8]| -> Vec<f32> {
+        data.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let i64s = |data: &[u8]| -> Vec<i64> {
+        data.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
     for (name, view) in st.tensors() {
         let malformed = || bad(&path, format!("holds a malformed tensor `{name}`"));
         let mut parts = name.splitn(3, '/');
@@ -312,74 +341,83 @@ pub fn load_weights(dir: &Path) -> Result<HashMap<OrganismId, LearnedState>, Eng
             .and_then(|s| s.parse().ok())
             .ok_or_else(malformed)?;
         let kind = parts.next().ok_or_else(malformed)?;
-        if kind == "inherited" || kind == "inherited_mask" {
-            let k: usize = parts
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(malformed)?;
-            if view.dtype() != Dtype::F32 {
-                return Err(malformed());
-            }
-            let v: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            let e = inherited.entry(id).or_default();
-            if kind == "inherited" {
-                e.0.insert(k, v)
-            } else {
-                e.1.insert(k, v)
-            };
-            continue;
-        }
-        let entry = out.entry(id).or_default();
+        let index = parts
+            .next()
+            .map(|s| s.parse::<usize>().map_err(|_| malformed()));
         let data = view.data();
-        match (kind, view.dtype()) {
-            ("status", Dtype::I64) => {
-                let v: Vec<i64> = data
+        let state = states.entry(id).or_default();
+        match (kind, view.dtype(), index) {
+            ("inherited" | "inherited_mask", Dtype::F32, Some(k)) => {
+                let e = inherited.entry(id).or_default();
+                let side = if kind == "inherited" {
+                    &mut e.0
+                } else {
+                    &mut e.1
+                };
+                side.insert(k?, f32s(data));
+            }
+            ("birth" | "learned", Dtype::F32, None) => {
+                let w = state.weights.get_or_insert_with(Weights::default);
+                let p = Some(Params(f32s(data).into_boxed_slice()));
+                if kind == "birth" {
+                    w.birth = p;
+                } else {
+                    w.learned = p;
+                }
+            }
+            ("mask", Dtype::U64, Some(k)) => {
+                let words = data
                     .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
                     .collect();
-                entry.1.status = match v.as_slice() {
+                masks.entry(id).or_default().0.insert(k?, words);
+            }
+            ("mask_len", Dtype::I64, None) => {
+                state.weights.get_or_insert_with(Weights::default);
+                masks.entry(id).or_default().1 = i64s(data);
+            }
+            ("status", Dtype::I64, None) => {
+                let curve = state.curve.get_or_insert_with(LearningCurve::default);
+                curve.status = match i64s(data).as_slice() {
                     [0, _] => None,
                     [1, _] => Some(lineage_learn::Status::Completed),
                     [2, step] => Some(lineage_learn::Status::Diverged { step: *step as u32 }),
                     _ => return Err(malformed()),
                 };
             }
-            (kind, Dtype::F32) => {
-                let v: Vec<f32> = data
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            ("curve", Dtype::F32, None) => {
+                let curve = state.curve.get_or_insert_with(LearningCurve::default);
+                curve.points = f32s(data)
+                    .chunks_exact(3)
+                    .map(|p| lineage_learn::CurvePoint {
+                        step: p[0] as u32,
+                        train: p[1],
+                        heldout: p[2],
+                    })
                     .collect();
-                if kind == "curve" {
-                    entry.1.points = v
-                        .chunks_exact(3)
-                        .map(|p| lineage_learn::CurvePoint {
-                            step: p[0] as u32,
-                            train: p[1],
-                            heldout: p[2],
-                        })
-                        .collect();
-                    continue;
-                }
-                let param = parts.next().ok_or_else(malformed)?.to_owned();
-                let t = candle_core::Tensor::from_vec(v, view.shape(), &candle_core::Device::Cpu)
-                    .map_err(|_| malformed())?;
-                let map = match kind {
-                    "birth" => &mut entry.0.birth,
-                    "learned" => &mut entry.0.learned,
-                    "mask" => &mut entry.0.masks,
-                    _ => return Err(malformed()),
-                };
-                map.insert(param, t);
             }
             _ => return Err(malformed()),
         }
     }
-    for (id, w) in out {
-        states.entry(id).or_default().weights = Some(w);
+    for (id, (mut words, lens)) in masks {
+        let mut bits = Vec::with_capacity(lens.len());
+        for (k, &len) in lens.iter().enumerate() {
+            bits.push(match (len, words.remove(&k)) {
+                (0, None) => None,
+                (len, Some(w)) if len > 0 && w.len() == (len as usize).div_ceil(64) => {
+                    Some(lineage_evo::BitString::from_words(w, len as usize))
+                }
+                _ => {
+                    return Err(bad(
+                        &path,
+                        format!("holds a malformed mask of parameter {k} of organism {id}"),
+                    ));
+                }
+            });
+        }
+        if let Some(w) = states.entry(id).or_default().weights.as_mut() {
+            w.masks = Masks(bits);
+        }
     }
     for (id, (learned, masks)) in inherited {
         let n = learned.len();

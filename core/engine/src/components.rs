@@ -1,7 +1,5 @@
 //! Components: what each organism (entity) carries.
 
-use std::collections::BTreeMap;
-
 use bevy_ecs::component::Component;
 use smallvec::SmallVec;
 
@@ -55,17 +53,106 @@ impl Fitness {
     }
 }
 
-/// Model weights by name (candle tensors on the CPU), in the parameter
-/// names of `lineage_learn::ModelSpec::params`. Genome-only organisms have
-/// none.
-#[derive(Component, Clone, Debug, Default)]
+/// What an organism keeps of its model after its lifetime, in flat `f32`
+/// buffers in the order of `lineage_learn::ModelSpec::params`.
+///
+/// An organism keeps only what something later reads (the run's
+/// [`crate::resources::KeptWeights`]): learned weights for Lamarckian and
+/// pruning inheritance and for plugins that read weights, birth weights
+/// only where they cannot be developed again from the genome. Organisms
+/// that keep nothing have no `Weights` at all; genome-only organisms never
+/// do.
+#[derive(Component, Clone, Debug, Default, PartialEq)]
 pub struct Weights {
-    /// Weights at birth (developed or inherited).
-    pub birth: BTreeMap<String, candle_core::Tensor>,
-    /// Weights at the end of the lifetime; empty until it has learned.
-    pub learned: BTreeMap<String, candle_core::Tensor>,
-    /// 0/1 connectivity masks of the masked matrices.
-    pub masks: BTreeMap<String, candle_core::Tensor>,
+    /// Weights at birth (developed or inherited), when kept.
+    pub birth: Option<Params>,
+    /// Weights at the end of the lifetime, when kept.
+    pub learned: Option<Params>,
+    /// Connectivity masks of the masked matrices, one bit per weight.
+    pub masks: Masks,
+}
+
+/// A model's parameters in one allocation, in the order of
+/// `lineage_learn::ModelSpec::params`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Params(pub Box<[f32]>);
+
+impl Params {
+    /// Concatenates parameters given one vector each.
+    pub fn from_parts(parts: &[Vec<f32>]) -> Params {
+        Params(parts.concat().into_boxed_slice())
+    }
+
+    /// The parameters one vector each, cut by their lengths.
+    pub fn parts(&self, lens: impl IntoIterator<Item = usize>) -> Vec<Vec<f32>> {
+        let mut at = 0;
+        lens.into_iter()
+            .map(|len| {
+                let part = self.0.get(at..at + len).unwrap_or(&[]).to_vec();
+                at += len;
+                part
+            })
+            .collect()
+    }
+
+    /// Parameter `index` of the layout whose lengths are `lens` (`None`
+    /// when the buffer is too short: a layout it was not made for).
+    pub fn part(&self, lens: impl IntoIterator<Item = usize>, index: usize) -> Option<&[f32]> {
+        let mut at = 0;
+        for (k, len) in lens.into_iter().enumerate() {
+            if k == index {
+                return self.0.get(at..at + len);
+            }
+            at += len;
+        }
+        None
+    }
+}
+
+/// 0/1 masks, one per parameter (`None`: dense), stored as bits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Masks(pub Vec<Option<lineage_evo::BitString>>);
+
+impl Masks {
+    /// Bits from 0/1 values (any non-zero value is a 1).
+    pub fn from_values(masks: &[Option<Vec<f32>>]) -> Masks {
+        Masks(
+            masks
+                .iter()
+                .map(|m| {
+                    m.as_ref().map(|m| {
+                        let mut bits = lineage_evo::BitString::zeros(m.len());
+                        for (i, &x) in m.iter().enumerate() {
+                            if x != 0.0 {
+                                bits.set(i, true);
+                            }
+                        }
+                        bits
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// 0/1 values, one vector per parameter (what learning and
+    /// inheritance take).
+    pub fn values(&self) -> Vec<Option<Vec<f32>>> {
+        self.0
+            .iter()
+            .map(|m| {
+                m.as_ref().map(|bits| {
+                    (0..bits.len())
+                        .map(|i| f32::from(u8::from(bits.get(i))))
+                        .collect()
+                })
+            })
+            .collect()
+    }
+
+    /// True when no parameter is masked.
+    pub fn is_dense(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
 }
 
 /// Losses recorded during an organism's lifetime: at birth, every

@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint;
 use crate::components::{Genome, Inherited};
 use crate::error::EngineError;
-use crate::systems::from_tensors;
 
 /// `RUN/conditions.json`.
 pub const INDEX: &str = "conditions.json";
@@ -203,16 +202,12 @@ pub fn founders_from(
         let state = learned.get(&lineage.id);
         let inherited = match state {
             Some(s) if s.inherited.is_some() => s.inherited.clone(),
-            Some(s) => s.weights.as_ref().map(|(w, _)| {
-                let values = if w.learned.is_empty() {
-                    &w.birth
-                } else {
-                    &w.learned
-                };
-                Inherited {
-                    learned: Arc::new(from_tensors(cfg, values).into_iter().flatten().collect()),
-                    masks: Arc::new(from_tensors(cfg, &w.masks)),
-                }
+            Some(s) => s.weights.as_ref().and_then(|w| {
+                let values = w.learned.as_ref().or(w.birth.as_ref())?;
+                Some(Inherited {
+                    learned: Arc::new(values.parts(layout.iter().map(|p| p.len()))),
+                    masks: Arc::new(w.masks.values()),
+                })
             }),
             None => None,
         };

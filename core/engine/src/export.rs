@@ -31,7 +31,7 @@ use safetensors::{Dtype, tensor::TensorView};
 use crate::checkpoint;
 use crate::components::{LearningCurve, OrganismId};
 use crate::error::EngineError;
-use crate::systems::{from_tensors, lifetime_data, masks_to_tensors, to_tensors};
+use crate::systems::{birth_of, lifetime_data};
 
 /// Exports organism `id` of the run in `run_dir` into `out`; returns the
 /// files written.
@@ -54,7 +54,7 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
             break;
         }
     }
-    let Some(((genome, _, fitness), stored, checkpoint_generation)) = found else {
+    let Some(((genome, lineage, fitness), stored, checkpoint_generation)) = found else {
         return Err(bad(format!(
             "no checkpoint holds organism {id} (a checkpoint holds the organisms alive when it was written)"
         )));
@@ -67,13 +67,27 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
         )));
     };
     let (life, indices, hyper) = lifetime_data(&cfg, scenario.seed, generation, id, &genome.0);
-    let (weights, curve) = match stored.weights {
-        Some((w, c)) if !w.learned.is_empty() => (w, c),
-        _ => live(
+    let lens: Vec<usize> = cfg.model.params().iter().map(|p| p.len()).collect();
+    let kept = match (stored.weights, stored.curve) {
+        (Some(w), Some(curve)) => match (&w.birth, &w.learned) {
+            (Some(birth), Some(learned)) => Some(Exported {
+                birth: birth.parts(lens.iter().copied()),
+                learned: learned.parts(lens.iter().copied()),
+                masks: w.masks.values(),
+                curve,
+            }),
+            _ => None,
+        },
+        _ => None,
+    };
+    // What the checkpoint does not hold is lived again, as the run lived it.
+    let weights = match kept {
+        Some(k) => k,
+        None => live(
             &cfg,
             scenario.seed,
             generation,
-            id,
+            &lineage,
             &genome.0,
             stored.inherited.as_ref(),
             &life,
@@ -81,6 +95,7 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
             hyper,
         )?,
     };
+    let curve = &weights.curve;
     fs::create_dir_all(out).map_err(EngineError::io("cannot create", out))?;
     let mut written = Vec::new();
     let mut write = |name: &str, bytes: Vec<u8>| -> Result<(), EngineError> {
@@ -90,14 +105,15 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
         Ok(())
     };
     let names: Vec<String> = cfg.model.params().into_iter().map(|p| p.name).collect();
-    let signs = masks_to_tensors(&cfg, &crate::develop::signs(&cfg));
-    for (file, map) in [
-        ("birth.safetensors", &weights.birth),
-        ("final.safetensors", &weights.learned),
+    let signs = crate::develop::signs(&cfg);
+    let some = |v: &[Vec<f32>]| v.iter().cloned().map(Some).collect::<Vec<_>>();
+    for (file, values) in [
+        ("birth.safetensors", &some(&weights.birth)),
+        ("final.safetensors", &some(&weights.learned)),
         ("masks.safetensors", &weights.masks),
         ("signs.safetensors", &signs),
     ] {
-        write(file, named_f32(&cfg, map, &names)?)?;
+        write(file, named_f32(&cfg, values, &names)?)?;
     }
     let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     batch_tensors("train", &life.train, &mut data);
@@ -131,7 +147,7 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
         "steps": hyper.steps,
         "parameters": names,
         "status": format!("{:?}", curve.status),
-        "curve": curve_json(&curve),
+        "curve": curve_json(curve),
     });
     write(
         "lifetime.json",
@@ -140,26 +156,31 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
     Ok(written)
 }
 
-/// Develops and trains a newborn exactly as the run does.
+/// An organism's weights and curve, as exported.
+struct Exported {
+    birth: Vec<Vec<f32>>,
+    learned: Vec<Vec<f32>>,
+    masks: Vec<Option<Vec<f32>>>,
+    curve: LearningCurve,
+}
+
+/// Develops and trains an organism exactly as the run does.
 fn live(
     cfg: &lineage_scenario::LifetimeConfig,
     seed: u64,
     generation: u32,
-    id: OrganismId,
+    lineage: &crate::components::Lineage,
     genome: &lineage_evo::Genome,
     inherited: Option<&crate::components::Inherited>,
     life: &lineage_env::Lifetime,
     indices: &[u32],
     hyper: lineage_learn::Hyper,
-) -> Result<(crate::components::Weights, LearningCurve), EngineError> {
+) -> Result<Exported, EngineError> {
     let fail = |message: String| EngineError::Learning {
         generation,
         message,
     };
-    let mut rng =
-        lineage_evo::rng::stream(seed, generation, id, lineage_evo::rng::Purpose::Develop);
-    let inherited = inherited.map(|i| (i.learned.as_slice(), i.masks.as_slice()));
-    let (birth, masks) = crate::develop::develop(cfg, genome, inherited, &mut rng).map_err(fail)?;
+    let (birth, masks) = birth_of(cfg, seed, lineage, genome, inherited, None).map_err(fail)?;
     let device = cfg.device.device().map_err(|e| fail(e.to_string()))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
@@ -186,28 +207,24 @@ fn live(
     )
     .map_err(|e| fail(e.to_string()))?
     .remove(0);
-    let mask_map = masks_to_tensors(cfg, &masks);
-    Ok((
-        crate::components::Weights {
-            birth: to_tensors(cfg, &birth),
-            learned: to_tensors(cfg, &outcome.params),
-            masks: mask_map,
-        },
-        LearningCurve {
+    Ok(Exported {
+        birth,
+        learned: outcome.params,
+        masks,
+        curve: LearningCurve {
             points: outcome.curve,
             status: Some(outcome.status),
             heldout: None,
             probes: Vec::new(),
         },
-    ))
+    })
 }
 
 fn named_f32(
     cfg: &lineage_scenario::LifetimeConfig,
-    map: &std::collections::BTreeMap<String, candle_core::Tensor>,
+    values: &[Option<Vec<f32>>],
     names: &[String],
 ) -> Result<Vec<u8>, EngineError> {
-    let values = from_tensors(cfg, map);
     let params = cfg.model.params();
     let mut data = Vec::new();
     for ((name, v), p) in names.iter().zip(values).zip(&params) {

@@ -20,7 +20,7 @@ use lineage_plugin_host::{
 use lineage_scenario::{FitnessSpec, Isolation, LifetimeConfig, OnError, PluginOffering, Scenario};
 use serde::{Deserialize, Serialize};
 
-use crate::components::{LearningCurve, Weights};
+use crate::components::{LearningCurve, Lineage, Params, Weights};
 use crate::error::EngineError;
 
 /// A loaded plugin as the manifest records it.
@@ -305,9 +305,11 @@ fn names(objectives: &[Objective]) -> String {
 
 /// The host's answers about one batch of organisms.
 pub struct BatchServices<'a> {
+    /// Each organism's lineage (its id and birth generation).
+    pub lineages: Vec<&'a Lineage>,
     /// Each organism's genome.
     pub genomes: Vec<&'a Genome>,
-    /// Each organism's weights, when it has a model.
+    /// What each organism kept of its model.
     pub weights: Vec<Option<&'a Weights>>,
     /// Each organism's learning curve.
     pub curves: Vec<Option<&'a LearningCurve>>,
@@ -315,52 +317,118 @@ pub struct BatchServices<'a> {
     pub spec: &'a GenomeSpec,
     /// The lifetime configuration in force.
     pub lifetime: Option<&'a LifetimeConfig>,
+    /// The run's seed: birth weights not kept are developed again from it.
+    pub seed: u64,
+    /// The offering being called, for messages.
+    pub label: &'a str,
+    /// Whether it declared that it reads weights.
+    pub reads_weights: bool,
+    /// Birth weights developed again, per organism, once asked for.
+    pub births: Vec<std::sync::OnceLock<Result<Params, String>>>,
 }
 
-impl BatchServices<'_> {
+impl<'a> BatchServices<'a> {
+    /// Services for `members` (lineage, genome, weights, curve) under the
+    /// offering of `call`.
+    pub fn new(
+        members: &[(
+            &'a Lineage,
+            &'a crate::components::Genome,
+            Option<&'a Weights>,
+            Option<&'a LearningCurve>,
+        )],
+        call: &'a Call,
+        spec: &'a GenomeSpec,
+        lifetime: Option<&'a LifetimeConfig>,
+        seed: u64,
+    ) -> BatchServices<'a> {
+        BatchServices {
+            lineages: members.iter().map(|m| m.0).collect(),
+            genomes: members.iter().map(|m| &m.1.0).collect(),
+            weights: members.iter().map(|m| m.2).collect(),
+            curves: members.iter().map(|m| m.3).collect(),
+            spec,
+            lifetime,
+            seed,
+            label: &call.label,
+            reads_weights: call.instance.offering().reads_weights,
+            births: members.iter().map(|_| std::sync::OnceLock::new()).collect(),
+        }
+    }
+
     fn config(&self) -> Result<&LifetimeConfig, String> {
         self.lifetime.ok_or_else(|| {
             "organisms in this run have no model: the scenario has no [lifetime]".into()
         })
     }
 
-    /// An organism's parameters at a stage, in the model's order.
-    fn params(&self, organism: usize, stage: Stage) -> Result<Vec<Vec<f32>>, String> {
+    /// An organism's parameters at a stage, flat in the model's order.
+    fn flat(&self, organism: usize, stage: Stage) -> Result<&Params, String> {
         let cfg = self.config()?;
-        cfg.model
-            .params()
-            .iter()
-            .map(|p| {
-                self.tensor(organism, &p.name, stage)
-                    .map(|t| t.data.into_owned())
-            })
-            .collect()
+        if !self.reads_weights {
+            return Err(format!(
+                "`{}` reads weights but does not declare it: a Rust plugin declares it with \
+                 `Offering::reading_weights()`, a C plugin sets LN_READS_WEIGHTS in \
+                 `offering_reads` (plugin ABI 3)",
+                self.label
+            ));
+        }
+        let kept = self.weights[organism];
+        match stage {
+            Stage::Learned => match kept.and_then(|w| w.learned.as_ref()) {
+                Some(p) => Ok(p),
+                None if self.curves[organism].is_none_or(|c| c.status.is_none()) => {
+                    Err("the organism has not learned yet".into())
+                }
+                None => Err("the organism kept no learned weights".into()),
+            },
+            Stage::Birth => {
+                if let Some(p) = kept.and_then(|w| w.birth.as_ref()) {
+                    return Ok(p);
+                }
+                self.births[organism]
+                    .get_or_init(|| {
+                        crate::systems::birth_of(
+                            cfg,
+                            self.seed,
+                            self.lineages[organism],
+                            self.genomes[organism],
+                            None,
+                            None,
+                        )
+                        .map(|(birth, _)| Params::from_parts(&birth))
+                    })
+                    .as_ref()
+                    .map_err(|e| format!("cannot develop the birth weights again: {e}"))
+            }
+        }
     }
 
-    fn tensor(&self, organism: usize, name: &str, stage: Stage) -> Result<Tensor<'static>, String> {
+    /// An organism's parameters at a stage, one vector each in the
+    /// model's order.
+    fn params(&self, organism: usize, stage: Stage) -> Result<Vec<Vec<f32>>, String> {
         let cfg = self.config()?;
-        let weights = self.weights[organism].ok_or("the organism has no weights")?;
-        let map = match stage {
-            Stage::Birth => &weights.birth,
-            Stage::Learned if weights.learned.is_empty() => {
-                return Err("the organism has not learned yet".into());
-            }
-            Stage::Learned => &weights.learned,
-        };
-        let Some(t) = map.get(name) else {
-            let known: Vec<String> = cfg.model.params().into_iter().map(|p| p.name).collect();
+        let flat = self.flat(organism, stage)?;
+        Ok(flat.parts(cfg.model.params().iter().map(|p| p.len())))
+    }
+
+    fn tensor(&self, organism: usize, name: &str, stage: Stage) -> Result<Tensor<'_>, String> {
+        let cfg = self.config()?;
+        let layout = cfg.model.params();
+        let Some(index) = layout.iter().position(|p| p.name == name) else {
+            let known: Vec<&str> = layout.iter().map(|p| p.name.as_str()).collect();
             return Err(format!(
                 "no weight `{name}` (the model has: {})",
                 known.join(", ")
             ));
         };
-        let data = t
-            .flatten_all()
-            .and_then(|f| f.to_vec1::<f32>())
-            .map_err(|e| format!("cannot read weight `{name}`: {e}"))?;
+        let flat = self.flat(organism, stage)?;
+        let data = flat
+            .part(layout.iter().map(|p| p.len()), index)
+            .ok_or_else(|| format!("the organism's weights do not fit the model's `{name}`"))?;
         Ok(Tensor {
-            data: Cow::Owned(data),
-            shape: t.dims().to_vec(),
+            data: Cow::Borrowed(data),
+            shape: layout[index].shape.clone(),
         })
     }
 }

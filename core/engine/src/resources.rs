@@ -174,3 +174,20 @@ pub struct GenerationStats {
     /// each.
     pub errors: Vec<String>,
 }
+
+/// Which weights organisms keep after their lifetime. Weights nothing reads
+/// are not kept: a generation of learning organisms then holds little more
+/// than genomes, curves and fitness.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeptWeights {
+    /// Birth weights: kept where they cannot be developed again from the
+    /// genome alone (Lamarckian and pruning inheritance, whose births
+    /// depend on a parent's weights), for plugins that read them and for a
+    /// survivor that learns again after an environment change. Elsewhere
+    /// they are developed again when asked.
+    pub birth: bool,
+    /// Learned weights (and masks): kept for Lamarckian and pruning
+    /// inheritance, for plugin offerings that declare they read weights,
+    /// and for runs other conditions start from.
+    pub learned: bool,
+}

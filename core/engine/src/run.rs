@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use lineage_evo::rng::{self, Purpose};
-use lineage_scenario::Scenario;
+use lineage_scenario::{RecordWeights, Scenario};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointState};
@@ -180,7 +180,7 @@ impl Run {
         let recorder = Recorder::create(
             &dir,
             &scenario.objectives,
-            scenario.record.organisms,
+            scenario.record.organisms.any(),
             lifetimes,
             !scenario.suites.is_empty(),
             probes,
@@ -322,7 +322,7 @@ impl Run {
         manifest.write(dir)?;
 
         let scenario = Arc::new(scenario);
-        let recorder = Recorder::reopen(dir, &state.tables, scenario.record.organisms)?;
+        let recorder = Recorder::reopen(dir, &state.tables, scenario.record.organisms.any())?;
         let mut world = base_world(&scenario, threads, recorder, evaluation)?;
         let mut learned = checkpoint::load_weights(&checkpoint_dir)?;
         for organism in organisms {
@@ -330,7 +330,11 @@ impl Run {
             let mut entity = world.spawn(organism);
             if let Some(state) = learned.remove(&id) {
                 if let Some(w) = state.weights {
+                    check_weights(&checkpoint_dir, &scenario, id, &w)?;
                     entity.insert(w);
+                }
+                if let Some(c) = state.curve {
+                    entity.insert(c);
                 }
                 if let Some(i) = state.inherited {
                     entity.insert(i);
@@ -474,7 +478,9 @@ impl Run {
             organisms: 0,
         };
         let mut query = self.world.query::<(&Genome, &Lineage, &Fitness)>();
-        let mut learned = self.world.query::<(&Lineage, &Weights, &LearningCurve)>();
+        let mut learned = self
+            .world
+            .query::<(&Lineage, Option<&Weights>, &LearningCurve)>();
         let mut inherited = self.world.query::<(&Lineage, &Inherited)>();
         let mut organisms: Vec<_> = query.iter(&self.world).collect();
         organisms.sort_by_key(|(_, l, _)| l.id);
@@ -550,6 +556,7 @@ fn base_world(
     });
     world.insert_resource(NextOrganismId(0));
     world.insert_resource(Objectives(scenario.objectives.clone()));
+    world.insert_resource(kept_weights(scenario, &evaluation));
     world.insert_resource(evaluation);
     world.insert_resource(EvaluationErrors::default());
     world.insert_resource(SuiteScores::default());
@@ -564,6 +571,67 @@ fn base_world(
     world.insert_resource(GenerationStats::default());
     world.insert_resource(recorder);
     Ok(world)
+}
+
+/// Which weights organisms keep: what inheritance, the offerings in use
+/// and `record.weights` read.
+fn kept_weights(scenario: &Scenario, evaluation: &Evaluation) -> KeptWeights {
+    let inheriting = scenario.phases.iter().any(|p| {
+        p.pressures.lifetime.as_ref().is_some_and(|l| {
+            l.inheritance != lineage_scenario::Inheritance::Darwinian && l.genes.weights.is_none()
+        })
+    });
+    let read = evaluation
+        .fitness
+        .iter()
+        .chain(&evaluation.suites)
+        .any(|c| c.instance.offering().reads_weights);
+    let asked = scenario.record.weights;
+    KeptWeights {
+        birth: inheriting || asked == RecordWeights::All,
+        learned: inheriting || read || asked != RecordWeights::Needed,
+    }
+}
+
+/// Refuses kept weights that do not fit the model of the checkpoint's
+/// scenario (a damaged or foreign checkpoint).
+fn check_weights(
+    checkpoint: &Path,
+    scenario: &Scenario,
+    id: u64,
+    weights: &Weights,
+) -> Result<(), EngineError> {
+    let Some(cfg) = scenario
+        .phases
+        .iter()
+        .find_map(|p| p.pressures.lifetime.as_ref())
+    else {
+        return Ok(());
+    };
+    let layout = cfg.model.params();
+    let total: usize = layout.iter().map(|p| p.len()).sum();
+    let flat_fits = [&weights.birth, &weights.learned]
+        .into_iter()
+        .flatten()
+        .all(|p| p.0.len() == total);
+    let masks_fit = weights.masks.0.is_empty()
+        || (weights.masks.0.len() == layout.len()
+            && weights
+                .masks
+                .0
+                .iter()
+                .zip(&layout)
+                .all(|(m, p)| m.as_ref().is_none_or(|b| b.len() == p.len())));
+    if flat_fits && masks_fit {
+        Ok(())
+    } else {
+        Err(EngineError::BadRunDir {
+            path: checkpoint.to_path_buf(),
+            message: format!(
+                "the weights of organism {id} do not fit the scenario's model ({total} parameters)"
+            ),
+        })
+    }
 }
 
 fn resolve_threads(threads: usize) -> usize {

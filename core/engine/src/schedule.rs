@@ -1,7 +1,7 @@
 //! The generation schedule: named, ordered system sets.
 //!
 //! One run of the schedule is one generation:
-//! `Environment -> Develop -> Learn -> Evaluate -> Record -> Select -> Reproduce`.
+//! `Environment -> Learn -> Evaluate -> Record -> Select -> Reproduce`.
 //! Systems that add behaviour (lifetime learning, plugins) go into the set
 //! named for what they do; the sets' order is the contract. A clock mark
 //! runs before each set so the driver can write each set's wall time to
@@ -20,9 +20,8 @@ use crate::systems;
 pub enum LineageSystems {
     /// Apply the environment schedule's changes for this generation.
     Environment,
-    /// Genome -> initial weights for newborns.
-    Develop,
-    /// Lifetime learning.
+    /// Lifetime learning, from development (genome -> birth weights) to
+    /// the learned weights.
     Learn,
     /// Fitness functions and evaluation suites.
     Evaluate,
@@ -36,9 +35,8 @@ pub enum LineageSystems {
 
 impl LineageSystems {
     /// Every set, in schedule order.
-    pub const ALL: [LineageSystems; 7] = [
+    pub const ALL: [LineageSystems; 6] = [
         LineageSystems::Environment,
-        LineageSystems::Develop,
         LineageSystems::Learn,
         LineageSystems::Evaluate,
         LineageSystems::Record,
@@ -50,7 +48,6 @@ impl LineageSystems {
     pub fn name(self) -> &'static str {
         match self {
             LineageSystems::Environment => "environment",
-            LineageSystems::Develop => "develop",
             LineageSystems::Learn => "learn",
             LineageSystems::Evaluate => "evaluate",
             LineageSystems::Record => "record",
@@ -106,7 +103,6 @@ pub fn generation_schedule() -> Schedule {
             .chain()
             .in_set(LineageSystems::Environment),
     );
-    schedule.add_systems(systems::develop_newborns.in_set(LineageSystems::Develop));
     schedule.add_systems(systems::learn_lifetimes.in_set(LineageSystems::Learn));
     schedule.add_systems(
         (systems::evaluate_fitness, systems::evaluate_suites)

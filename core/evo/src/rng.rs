@@ -51,6 +51,9 @@ pub enum Purpose {
     /// Transforms of an inherited connectome that found a condition
     /// (shuffled mask, random signs).
     Transform = 8,
+    /// Which organisms a generation's records sample (`record.organisms =
+    /// "sample"`; organism id [`POPULATION`]).
+    Record = 9,
 }
 
 /// Organism id used for population-level streams.

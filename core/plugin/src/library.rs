@@ -150,6 +150,9 @@ pub struct OfferingInfo {
     pub description: String,
     /// Its metrics in score order, with their directions.
     pub metrics: Vec<Objective>,
+    /// Whether it reads organisms' weights (declared from ABI 3 on; a
+    /// library of an older version may read anything).
+    pub reads_weights: bool,
 }
 
 /// A loaded plugin with a checked descriptor.
@@ -385,16 +388,29 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
     if !(ABI_VERSION_MIN..=ABI_VERSION).contains(&abi_version) {
         return Err(CheckError::Abi(abi_version));
     }
-    // SAFETY: a descriptor of a version whose `LnPlugin` is this one (it
-    // has not changed since version 1), valid for the process's life.
-    let d: &'static LnPlugin = unsafe { &*raw };
-    if d.struct_size as usize != size_of::<LnPlugin>() {
+    // Versions 1 and 2 end `LnPlugin` before `offering_reads`; version 3
+    // has all of it.
+    let expected = if abi_version >= 3 {
+        size_of::<LnPlugin>()
+    } else {
+        std::mem::offset_of!(LnPlugin, offering_reads)
+    };
+    // SAFETY: `struct_size` follows `abi_version` in every version.
+    let struct_size = unsafe { std::ptr::read_unaligned(raw.cast::<u32>().add(1)) };
+    if struct_size as usize != expected {
         return Err(bad(format!(
-            "descriptor size {} bytes, expected {} for ABI version {ABI_VERSION}",
-            d.struct_size,
-            size_of::<LnPlugin>()
+            "descriptor size {struct_size} bytes, expected {expected} for ABI version {abi_version}"
         )));
     }
+    // SAFETY: the descriptor holds `expected` bytes of an `LnPlugin` of its
+    // version; the rest of the copy stays zero (null `offering_reads`:
+    // undeclared). All-zero is a valid `LnPlugin` (null pointers, `None`
+    // functions). The copy lives as long as the process, as the library.
+    let d: &'static LnPlugin = unsafe {
+        let mut copy: LnPlugin = std::mem::zeroed();
+        std::ptr::copy_nonoverlapping(raw.cast::<u8>(), (&raw mut copy).cast::<u8>(), expected);
+        Box::leak(Box::new(copy))
+    };
     let name = text(d.name, "the plugin's name").map_err(bad)?;
     if name.is_empty() {
         return Err(bad("the plugin's name is empty".into()));
@@ -417,6 +433,9 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
     }
     // SAFETY: `n_offerings` offerings by the ABI.
     let raw_offerings = unsafe { std::slice::from_raw_parts(d.offerings, d.n_offerings) };
+    // SAFETY: null, or `n_offerings` bit sets by the ABI.
+    let reads: Option<&[u32]> = (!d.offering_reads.is_null())
+        .then(|| unsafe { std::slice::from_raw_parts(d.offering_reads, d.n_offerings) });
     let mut offerings: Vec<OfferingInfo> = Vec::with_capacity(raw_offerings.len());
     for (i, o) in raw_offerings.iter().enumerate() {
         let oname = text(o.name, &format!("offering {i}'s name")).map_err(bad)?;
@@ -459,11 +478,13 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
                 direction,
             });
         }
+        let reads_weights = reads.is_none_or(|r| r[i] & LN_READS_WEIGHTS != 0);
         offerings.push(OfferingInfo {
             name: oname,
             kind,
             description: optional_text(o.description).map_err(bad)?,
             metrics,
+            reads_weights,
         });
     }
     Ok(Plugin {

@@ -50,7 +50,9 @@ pub use error::{Diagnostic, ScenarioError};
 pub use lifetime::{
     ConnectomeBits, EnvHandle, Inheritance, LearningGenes, LifetimeConfig, MatrixRule, Rewire,
 };
-pub use memory::{Bytes, MemoryEstimate, MemoryPart, available_memory, parse_size};
+pub use memory::{
+    Bytes, LIFETIMES_PER_THREAD, MemoryEstimate, MemoryPart, available_memory, parse_size,
+};
 
 /// The alias of the built-in plugin: `builtin:onemax` is `onemax`.
 pub const BUILTIN_PLUGIN: &str = "builtin";
@@ -327,8 +329,59 @@ pub struct Stop {
 /// What the run records.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Record {
-    /// Write one row per evaluated organism to `organisms.csv`.
-    pub organisms: bool,
+    /// Which evaluated organisms get a row in `organisms.csv` (and their
+    /// curves and probes in `curves.csv` and `probes.csv`).
+    pub organisms: RecordOrganisms,
+    /// Which weights organisms keep (and checkpoints hold).
+    pub weights: RecordWeights,
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Record {
+            organisms: RecordOrganisms::All,
+            weights: RecordWeights::Needed,
+        }
+    }
+}
+
+/// `record.organisms`: which of a generation's evaluated organisms are
+/// written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordOrganisms {
+    /// Every one (`"all"` or `true`, the default).
+    All,
+    /// None (`"none"` or `false`).
+    None,
+    /// A uniform sample of this many, drawn from the generation's record
+    /// stream (`"sample"` with `record.sample`).
+    Sample(usize),
+    /// The this-many best by the first objective, ties by id (`"elites"`
+    /// with `record.elites`).
+    Elites(usize),
+}
+
+impl RecordOrganisms {
+    /// True when any organism is written.
+    pub fn any(self) -> bool {
+        !matches!(
+            self,
+            RecordOrganisms::None | RecordOrganisms::Sample(0) | RecordOrganisms::Elites(0)
+        )
+    }
+}
+
+/// `record.weights`: which weights organisms keep after their lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordWeights {
+    /// What something in the run reads (the default): learned weights for
+    /// Lamarckian and pruning inheritance and for plugin offerings that
+    /// read weights, birth weights where they cannot be developed again.
+    Needed,
+    /// Learned weights (and masks) of every organism, as well.
+    Learned,
+    /// Birth and learned weights of every organism.
+    All,
 }
 
 /// Values from the command line that override the file.

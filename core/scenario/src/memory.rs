@@ -390,9 +390,22 @@ pub(crate) fn building(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart> {
     }
 }
 
+/// Lifetimes one worker thread runs at a time: enough that threads rarely
+/// wait for the slowest lifetime of a group, few enough that their data stay
+/// small. The engine streams lifetimes in groups of this many per thread.
+pub const LIFETIMES_PER_THREAD: usize = 4;
+
+/// Lifetimes in flight at once on this machine (one worker thread per
+/// core, the default).
+fn lifetimes_in_flight() -> u64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * LIFETIMES_PER_THREAD) as u64
+}
+
 /// What one generation of `population` organisms holds at once: genomes
-/// (parents and offspring), and with `[lifetime]` every organism's weights,
-/// lifetime data, minibatch order, curve and activations, and a checkpoint.
+/// (parents and offspring), and with `[lifetime]` the weights every
+/// organism keeps, its curve, a checkpoint, and the data, minibatch order,
+/// working weights and activations of the lifetimes in flight.
 pub(crate) fn generation(
     population: usize,
     genome: &GenomeSpec,
@@ -416,18 +429,42 @@ pub(crate) fn generation(
         return parts;
     };
     let params = cfg.model.parameter_count() as u64;
-    // Birth, learned and mask values; the gradient, the optimiser's two
-    // moments and a working copy while learning; an inherited copy.
+    let inheriting =
+        !matches!(cfg.inheritance, crate::Inheritance::Darwinian) && cfg.genes.weights.is_none();
+    // What an organism keeps after its lifetime, at most: learned weights
+    // (kept whenever anything reads them), mask bits, and under Lamarckian
+    // and pruning inheritance its birth weights and an inherited copy.
+    let kept = product(&[params, 4])
+        .saturating_add(params / 8)
+        .saturating_add(if inheriting { product(&[params, 8]) } else { 0 });
     parts.push(part(
-        "weights of every organism",
+        "weights every organism keeps",
         "lifetime.model",
-        product(&[pop, params, 4, 8]),
+        product(&[pop, kept]),
     ));
     parts.push(part(
         "a checkpoint being written",
         "population",
-        product(&[pop, product(&[params, 4, 3]).saturating_add(genome_bytes)]),
+        product(&[pop, kept.saturating_add(genome_bytes)]),
     ));
+    if let RawEnvironment::Sinusoids { heldout } = &raw.environment {
+        parts.push(part(
+            "held-out data of every organism",
+            "lifetime.environment.heldout",
+            product(&[pop, *heldout as u64, 2, 4]),
+        ));
+    }
+    if let Some(points) = steps.checked_div(raw.eval_every) {
+        parts.push(part(
+            "learning curves of every organism",
+            "lifetime.eval_every",
+            product(&[pop, points as u64 + 2, 32]),
+        ));
+    }
+    // Lifetimes stream: only those in flight hold their data, minibatch
+    // order, activations, birth weights, gradient, optimiser moments and
+    // working copies.
+    let in_flight = pop.min(lifetimes_in_flight());
     let budget = raw.budget as u64;
     let example = match cfg.task {
         Task::Regression { inputs, outputs } => (inputs as u64).saturating_add(outputs as u64),
@@ -438,34 +475,25 @@ pub(crate) fn generation(
         Task::NextToken { .. } => 2,
     };
     parts.push(part(
-        "lifetime data of every organism",
+        "lifetime data of the lifetimes in flight",
         "lifetime.budget",
-        product(&[pop, budget, example, 4]),
+        product(&[in_flight, budget, example, 4]),
     ));
-    if let RawEnvironment::Sinusoids { heldout } = &raw.environment {
-        parts.push(part(
-            "held-out data of every organism",
-            "lifetime.environment.heldout",
-            product(&[pop, *heldout as u64, 2, 4]),
-        ));
-    }
     parts.push(part(
-        "minibatch order of every organism",
+        "minibatch order of the lifetimes in flight",
         "lifetime.steps",
-        product(&[pop, raw.batch as u64, steps as u64, 4]),
+        product(&[in_flight, raw.batch as u64, steps as u64, 4]),
     ));
-    if let Some(points) = steps.checked_div(raw.eval_every) {
-        parts.push(part(
-            "learning curves of every organism",
-            "lifetime.eval_every",
-            product(&[pop, points as u64 + 2, 32]),
-        ));
-    }
     parts.push(part(
-        "activations of every organism's minibatch",
+        "weights and optimiser state of the lifetimes in flight",
+        "lifetime.model",
+        product(&[in_flight, params, 4, 8]),
+    ));
+    parts.push(part(
+        "activations of the lifetimes in flight",
         "lifetime.batch",
         product(&[
-            pop,
+            in_flight,
             raw.batch as u64,
             activations(&cfg.model, &cfg.task),
             4,

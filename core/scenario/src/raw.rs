@@ -218,21 +218,22 @@ pub(crate) struct RawStop {
     pub stagnation: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRecord {
-    #[serde(default = "yes")]
-    pub organisms: bool,
+    #[serde(default)]
+    pub organisms: Option<RawRecordOrganisms>,
+    pub sample: Option<usize>,
+    pub elites: Option<usize>,
+    pub weights: Option<String>,
 }
 
-fn yes() -> bool {
-    true
-}
-
-impl Default for RawRecord {
-    fn default() -> Self {
-        RawRecord { organisms: true }
-    }
+/// `record.organisms`: a mode name, or `true` / `false` (all / none).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawRecordOrganisms {
+    Flag(bool),
+    Mode(String),
 }
 
 #[derive(Debug, Deserialize)]

@@ -341,9 +341,7 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved, budget: &Budget) -> 
         genome,
         objectives,
         stop,
-        record: Record {
-            organisms: raw.record.organisms,
-        },
+        record: record(&ctx, &raw.record)?,
         phases,
         plugins,
         suites,
@@ -351,6 +349,67 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved, budget: &Budget) -> 
         resolved_toml,
         memory,
     })
+}
+
+/// The `[record]` table.
+fn record(ctx: &Ctx<'_>, raw: &crate::raw::RawRecord) -> Result<Record, Box<Diagnostic>> {
+    use crate::raw::RawRecordOrganisms as Raw;
+    use crate::{RecordOrganisms, RecordWeights};
+    let count = |key: &str, value: Option<usize>| {
+        value.ok_or_else(|| {
+            ctx.at(
+                "record.organisms",
+                format!("`organisms = \"{key}\"` needs `record.{key} = N`, the organisms written per generation"),
+            )
+        })
+    };
+    let organisms = match &raw.organisms {
+        None | Some(Raw::Flag(true)) => RecordOrganisms::All,
+        Some(Raw::Flag(false)) => RecordOrganisms::None,
+        Some(Raw::Mode(mode)) => match mode.as_str() {
+            "all" => RecordOrganisms::All,
+            "none" => RecordOrganisms::None,
+            "sample" => RecordOrganisms::Sample(count("sample", raw.sample)?),
+            "elites" => RecordOrganisms::Elites(count("elites", raw.elites)?),
+            other => {
+                return Err(ctx.at(
+                    "record.organisms",
+                    one_of(
+                        "organism record",
+                        other,
+                        &["all", "none", "sample", "elites", "true", "false"],
+                    ),
+                ));
+            }
+        },
+    };
+    for (key, value, mode) in [
+        ("sample", raw.sample, "sample"),
+        ("elites", raw.elites, "elites"),
+    ] {
+        let used = matches!(
+            (&organisms, mode),
+            (RecordOrganisms::Sample(_), "sample") | (RecordOrganisms::Elites(_), "elites")
+        );
+        if value.is_some() && !used {
+            return Err(ctx.at_key(
+                &format!("record.{key}"),
+                format!("`record.{key}` is read only with `organisms = \"{mode}\"`"),
+            ));
+        }
+    }
+    let weights = match raw.weights.as_deref() {
+        None | Some("needed") => RecordWeights::Needed,
+        Some("learned") => RecordWeights::Learned,
+        Some("all") => RecordWeights::All,
+        Some(other) => {
+            return Err(ctx.at(
+                "record.weights",
+                one_of("weight record", other, &["needed", "learned", "all"]),
+            ));
+        }
+    };
+    Ok(Record { organisms, weights })
 }
 
 /// Merges `set` (the table at `HERE.set`) over `base`, keeping where each

@@ -810,7 +810,8 @@ impl Plugin for ConnectomePlugin {
                 Metric::maximize("state_r"),
                 Metric::maximize("choice_accuracy"),
             ],
-        )]
+        )
+        .reading_weights()]
     }
 
     fn create(offering: &str, config: &Config) -> Result<Box<dyn Evaluate>, Error> {

@@ -344,7 +344,8 @@ impl Plugin for IclPlugin {
                     Metric::maximize("iwl_common_acc"),
                     Metric::maximize("iwl_rare_acc"),
                 ],
-            ),
+            )
+            .reading_weights(),
             Offering::suite(
                 "lifetime",
                 "a probe set's accuracy (default icl_novel) along the lifetime, from the organism's probe records: at the end, at its peak, and how much it faded",

@@ -504,7 +504,8 @@ impl Plugin for RichLazyPlugin {
                     Metric::maximize("decision_accuracy"),
                     Metric::minimize("decision_loss"),
                 ],
-            ),
+            )
+            .reading_weights(),
             Offering::suite(
                 "linear",
                 "rich/lazy measures of the linear student-teacher (kernel over all parameters)",
@@ -517,7 +518,8 @@ impl Plugin for RichLazyPlugin {
                     Metric::maximize("rank_entropy"),
                     Metric::minimize("heldout_loss"),
                 ],
-            ),
+            )
+            .reading_weights(),
         ]
     }
 

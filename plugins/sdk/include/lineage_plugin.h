@@ -77,10 +77,14 @@ extern "C" {
 #endif
 
 /* The ABI version this header speaks: the value of LnPlugin.abi_version. */
-#define LINEAGE_PLUGIN_ABI_VERSION 2
+#define LINEAGE_PLUGIN_ABI_VERSION 3
 
 /* The oldest ABI version a host of this version still loads. */
 #define LINEAGE_PLUGIN_ABI_VERSION_MIN 1
+
+/* LnPlugin.offering_reads bit: the offering reads organisms' weights, through
+ * host->weights or model runs (host->run). */
+#define LN_READS_WEIGHTS 1u
 
 /* The symbol every plugin library exports. */
 #define LINEAGE_PLUGIN_ENTRY "lineage_plugin_entry"
@@ -214,6 +218,13 @@ struct LnPlugin {
                          LnError *error);
     /* Frees an instance (may be NULL when instances own nothing). */
     void (*destroy)(void *instance);
+    /* Version 3: what each offering reads, n_offerings bit sets of
+     * LN_READS_* in offering order; NULL: every offering may read
+     * everything (what a version-1 or -2 descriptor, which ends before this
+     * field, means). The host keeps organisms' weights after a lifetime only
+     * where something reads them, and refuses a weights request or model run
+     * from an offering that declared it reads no weights. */
+    const uint32_t *offering_reads;
 };
 
 /* A fitness function or an evaluation suite. */

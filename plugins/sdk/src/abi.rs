@@ -18,11 +18,20 @@ use std::ffi::{c_char, c_void};
 ///
 /// Version 2 appended [`LnHost::probes`]; nothing else changed, so a host
 /// of version 2 also loads version-1 libraries (they read the prefix of
-/// [`LnHost`] they know).
-pub const ABI_VERSION: u32 = 2;
+/// [`LnHost`] they know). Version 3 appended [`LnPlugin::offering_reads`];
+/// a host of version 3 reads a version-1 or -2 descriptor's shorter
+/// `LnPlugin` (its `struct_size`) as one whose offerings may read
+/// everything.
+pub const ABI_VERSION: u32 = 3;
 
 /// The oldest ABI version a host of this SDK still loads.
 pub const ABI_VERSION_MIN: u32 = 1;
+
+/// [`LnPlugin::offering_reads`] bit: the offering reads organisms' weights,
+/// through [`LnHost::weights`] or model runs ([`LnHost::run`]). The host
+/// keeps weights after a lifetime only where something reads them, and
+/// refuses such a request from an offering that did not declare it.
+pub const LN_READS_WEIGHTS: u32 = 1;
 
 /// The symbol every plugin library exports: `const LnPlugin *lineage_plugin_entry(void)`.
 pub const ENTRY_SYMBOL: &str = "lineage_plugin_entry";
@@ -142,6 +151,11 @@ pub struct LnPlugin {
     >,
     /// Frees an instance (may be null when instances own nothing).
     pub destroy: Option<unsafe extern "C" fn(instance: *mut c_void)>,
+    /// Version 3: what each offering reads, `n_offerings` bit sets of
+    /// `LN_READS_*` ([`LN_READS_WEIGHTS`]) in offering order; null: every
+    /// offering may read everything (what a version-1 or -2 descriptor,
+    /// which lacks the field, means).
+    pub offering_reads: *const u32,
 }
 
 /// A fitness function or an evaluation suite.

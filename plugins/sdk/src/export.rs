@@ -58,6 +58,7 @@ pub struct Descriptor {
     _strings: Vec<CString>,
     _offerings: Vec<LnOffering>,
     _metrics: Vec<Vec<LnMetric>>,
+    _reads: Vec<u32>,
 }
 
 // SAFETY: the raw pointers point into the descriptor's own, never mutated,
@@ -114,6 +115,10 @@ fn build<P: Plugin>() -> Descriptor {
             description: intern(&o.description),
         })
         .collect();
+    let reads: Vec<u32> = offerings
+        .iter()
+        .map(|o| if o.reads_weights { LN_READS_WEIGHTS } else { 0 })
+        .collect();
     Descriptor {
         raw: LnPlugin {
             abi_version: ABI_VERSION,
@@ -126,10 +131,12 @@ fn build<P: Plugin>() -> Descriptor {
             create: Some(create::<P>),
             evaluate: Some(evaluate),
             destroy: Some(destroy),
+            offering_reads: reads.as_ptr(),
         },
         _strings: strings,
         _offerings: raw_offerings,
         _metrics: metrics,
+        _reads: reads,
     }
 }
 

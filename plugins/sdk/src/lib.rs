@@ -170,6 +170,9 @@ pub struct Offering {
     pub description: String,
     /// The values it writes per organism, in order.
     pub metrics: Vec<Metric>,
+    /// True when it reads organisms' weights ([`Batch::weights`] or model
+    /// runs such as [`Batch::outputs`]); see [`Offering::reading_weights`].
+    pub reads_weights: bool,
 }
 
 impl Offering {
@@ -180,6 +183,7 @@ impl Offering {
             kind: Kind::Fitness,
             description: description.to_owned(),
             metrics,
+            reads_weights: false,
         }
     }
 
@@ -190,7 +194,17 @@ impl Offering {
             kind: Kind::Suite,
             description: description.to_owned(),
             metrics,
+            reads_weights: false,
         }
+    }
+
+    /// Declares that the offering reads organisms' weights, at birth or
+    /// learned, directly or through model runs. The host keeps weights
+    /// after a lifetime only where an offering in use (or inheritance)
+    /// reads them, and answers an undeclared request with an error.
+    pub fn reading_weights(mut self) -> Offering {
+        self.reads_weights = true;
+        self
     }
 }
 

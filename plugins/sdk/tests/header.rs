@@ -178,7 +178,7 @@ macro_rules! structs {
 structs! {
     LnPlugin {
         abi_version, struct_size, name, version, description, offerings, n_offerings,
-        create, evaluate, destroy,
+        create, evaluate, destroy, offering_reads,
     }
     LnOffering { name, kind, metrics, n_metrics, description }
     LnMetric { name, direction }
@@ -261,6 +261,7 @@ fn constants() -> Vec<Constant> {
         LN_RUN_GRADIENT,
         LN_RUN_KERNEL,
         LN_MAX_RANK,
+        LN_READS_WEIGHTS,
     ]);
     all
 }

@@ -14,8 +14,8 @@ use crate::components::{Fitness, Genome, LearningCurve, Lineage, Weights};
 use crate::error::EngineError;
 use crate::plugins::{BatchServices, Call, Evaluation};
 use crate::resources::{
-    EnvironmentState, EvaluationErrors, Failure, FitnessScores, Generation, ScenarioRes,
-    SuiteScores, Threads,
+    EnvironmentState, EvaluationErrors, Failure, FitnessScores, Generation, RandomStreams,
+    ScenarioRes, SuiteScores, Threads,
 };
 
 /// What a fitness call or suite reads of one organism.
@@ -40,6 +40,7 @@ pub fn evaluate_fitness(
     env: Res<EnvironmentState>,
     evaluation: Res<Evaluation>,
     threads: Res<Threads>,
+    streams: Res<RandomStreams>,
     mut failure: ResMut<Failure>,
     mut errors: ResMut<EvaluationErrors>,
     mut full: ResMut<FitnessScores>,
@@ -73,7 +74,7 @@ pub fn evaluate_fitness(
     let members: Vec<Member<'_>> = batch.iter().map(|(m, _)| *m).collect();
     let call = &evaluation.fitness[env.phase];
     let phase = &scenario.0.phases[env.phase];
-    let (scores, error) = score(call, g, &members, &scenario, phase, &threads);
+    let (scores, error) = score(call, g, &members, &scenario, phase, &threads, streams.seed);
     if !tolerate(call, g, error, &mut failure, &mut errors) {
         return;
     }
@@ -96,6 +97,7 @@ pub fn evaluate_suites(
     env: Res<EnvironmentState>,
     evaluation: Res<Evaluation>,
     threads: Res<Threads>,
+    streams: Res<RandomStreams>,
     mut failure: ResMut<Failure>,
     mut errors: ResMut<EvaluationErrors>,
     fitness: Res<FitnessScores>,
@@ -133,7 +135,7 @@ pub fn evaluate_suites(
             Some((source, scored, scores)) if *source == call.source && *scored == ids => {
                 (scores.clone(), None)
             }
-            _ => score(call, g, &batch, &scenario, phase, &threads),
+            _ => score(call, g, &batch, &scenario, phase, &threads, streams.seed),
         };
         if !tolerate(call, g, error, &mut failure, &mut errors) {
             return;
@@ -190,14 +192,15 @@ fn score(
     scenario: &ScenarioRes,
     phase: &lineage_scenario::Phase,
     threads: &Threads,
+    seed: u64,
 ) -> (Vec<f64>, Option<EvalError>) {
-    let services = BatchServices {
-        genomes: batch.iter().map(|(_, g, ..)| &g.0).collect(),
-        weights: batch.iter().map(|(.., w, _)| *w).collect(),
-        curves: batch.iter().map(|(.., c)| *c).collect(),
-        spec: &scenario.0.genome,
-        lifetime: phase.pressures.lifetime.as_deref(),
-    };
+    let services = BatchServices::new(
+        batch,
+        call,
+        &scenario.0.genome,
+        phase.pressures.lifetime.as_deref(),
+        seed,
+    );
     let ids: Vec<u64> = batch.iter().map(|(l, ..)| l.id).collect();
     let metrics = call.instance.offering().metrics.len();
     let mut scores = vec![f64::NAN; ids.len() * metrics];

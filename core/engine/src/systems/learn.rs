@@ -1,10 +1,9 @@
 //! Develop and Learn sets, and what offspring inherit.
 //!
-//! - [`develop_newborns`] (Develop): newborns get birth weights and masks
-//!   from their genome, or from what they inherited;
 //! - [`learn_lifetimes`] (Learn): every organism whose fitness is pending
-//!   lives its lifetime: data from the environment, training from its birth
-//!   weights, a learning curve;
+//!   lives its lifetime: birth weights and masks developed from its genome
+//!   or from what it inherited, data from the environment, training, a
+//!   learning curve, and the weights the run keeps ([`KeptWeights`]);
 //! - [`capture_inheritance`] and [`attach_inheritance`] (Reproduce): under
 //!   Lamarckian and pruning inheritance, a child receives its first
 //!   parent's learned weights and masks before the parent's entity is
@@ -12,25 +11,25 @@
 //!
 //! All of them do nothing in a scenario without `[lifetime]`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
-use candle_core::{Device, Tensor};
 use lineage_evo::rng::{Purpose, stream};
 use lineage_learn::Job;
 use lineage_learn::data::{Examples, minibatch_indices};
-use lineage_scenario::{Inheritance, LifetimeConfig};
+use lineage_scenario::{Inheritance, LIFETIMES_PER_THREAD, LifetimeConfig};
 use rand::Rng as _;
 use rayon::prelude::*;
 
 use crate::components::{
-    Fitness, Genome, Inherited, LearningCurve, Lineage, OrganismId, ProbeRecord, Weights,
+    Fitness, Genome, Inherited, LearningCurve, Lineage, Masks, OrganismId, Params, ProbeRecord,
+    Weights,
 };
 use crate::develop;
 use crate::error::EngineError;
 use crate::resources::{
-    Brood, EnvironmentState, Failure, Generation, RandomStreams, ScenarioRes, Threads,
+    Brood, EnvironmentState, Failure, Generation, KeptWeights, RandomStreams, ScenarioRes, Threads,
 };
 
 /// The lifetime settings in force in the current phase.
@@ -47,266 +46,239 @@ fn config<'a>(
         .as_ref()
 }
 
-/// Named CPU tensors from flat values in parameter order.
-pub fn to_tensors(cfg: &LifetimeConfig, values: &[Vec<f32>]) -> BTreeMap<String, Tensor> {
-    cfg.model
-        .params()
-        .iter()
-        .zip(values)
-        .map(|(p, v)| {
-            let t = Tensor::from_slice(v, p.shape.as_slice(), &Device::Cpu)
-                .expect("values have their parameter's shape");
-            (p.name.clone(), t)
-        })
-        .collect()
-}
-
-/// Named 0/1 CPU tensors of the masked parameters.
-pub fn masks_to_tensors(
-    cfg: &LifetimeConfig,
-    masks: &[Option<Vec<f32>>],
-) -> BTreeMap<String, Tensor> {
-    cfg.model
-        .params()
-        .iter()
-        .zip(masks)
-        .filter_map(|(p, m)| {
-            let t = Tensor::from_slice(m.as_ref()?, p.shape.as_slice(), &Device::Cpu);
-            Some((
-                p.name.clone(),
-                t.expect("masks have their parameter's shape"),
-            ))
-        })
-        .collect()
-}
-
-/// Flat values in parameter order from named tensors (`None` where a name
-/// is missing).
-pub fn from_tensors(
-    cfg: &LifetimeConfig,
-    tensors: &BTreeMap<String, Tensor>,
-) -> Vec<Option<Vec<f32>>> {
-    cfg.model
-        .params()
-        .iter()
-        .map(|p| {
-            tensors
-                .get(&p.name)
-                .and_then(|t| t.flatten_all().ok()?.to_vec1::<f32>().ok())
-        })
-        .collect()
-}
-
-/// Gives newborns (pending organisms without weights) their birth weights.
-pub fn develop_newborns(
+/// Runs the lifetime of every organism whose fitness is pending. A
+/// lifetime starts with development: birth weights and masks from the
+/// genome (from the development stream of the organism's birth
+/// generation), from what it inherited, or the birth weights it kept from
+/// an earlier lifetime.
+pub fn learn_lifetimes(
     mut commands: Commands,
     scenario: Res<ScenarioRes>,
     env: Res<EnvironmentState>,
     generation: Res<Generation>,
     streams: Res<RandomStreams>,
     threads: Res<Threads>,
+    kept: Res<KeptWeights>,
     mut failure: ResMut<Failure>,
-    newborns: Query<(Entity, &Lineage, &Genome, &Fitness, Option<&Inherited>), Without<Weights>>,
-) {
-    let Some(cfg) = config(&scenario, &env) else {
-        return;
-    };
-    let mut todo: Vec<_> = newborns
-        .iter()
-        .filter(|(_, _, _, f, _)| f.is_pending())
-        .collect();
-    if todo.is_empty() {
-        return;
-    }
-    todo.sort_by_key(|(_, l, _, _, _)| l.id);
-    let g = generation.0;
-    let developed: Vec<Result<develop::Birth, String>> = threads.0.install(|| {
-        todo.par_iter()
-            .map(|(_, lineage, genome, _, inherited)| {
-                let mut rng = stream(streams.seed, g, lineage.id, Purpose::Develop);
-                let inherited = inherited.map(|i| (i.learned.as_slice(), i.masks.as_slice()));
-                develop::develop(cfg, &genome.0, inherited, &mut rng)
-            })
-            .collect()
-    });
-    for ((entity, lineage, _, _, _), birth) in todo.into_iter().zip(developed) {
-        match birth {
-            Ok((weights, masks)) => {
-                let masks = masks_to_tensors(cfg, &masks);
-                commands.entity(entity).remove::<Inherited>().insert((
-                    Weights {
-                        birth: to_tensors(cfg, &weights),
-                        learned: BTreeMap::new(),
-                        masks,
-                    },
-                    LearningCurve::default(),
-                ));
-            }
-            Err(message) => {
-                failure.0 = Some(EngineError::Learning {
-                    generation: g,
-                    message: format!("organism {}: development failed: {message}", lineage.id),
-                });
-                return;
-            }
-        }
-    }
-}
-
-/// Runs the lifetime of every organism whose fitness is pending.
-pub fn learn_lifetimes(
-    scenario: Res<ScenarioRes>,
-    env: Res<EnvironmentState>,
-    generation: Res<Generation>,
-    streams: Res<RandomStreams>,
-    threads: Res<Threads>,
-    mut failure: ResMut<Failure>,
-    mut organisms: Query<(
+    organisms: Query<(
+        Entity,
         &Lineage,
         &Genome,
         &Fitness,
-        &mut Weights,
-        &mut LearningCurve,
+        Option<&Inherited>,
+        Option<&Weights>,
     )>,
 ) {
     let Some(cfg) = config(&scenario, &env) else {
         return;
     };
-    let mut todo: Vec<_> = organisms
-        .iter_mut()
-        .filter(|(_, _, f, _, _)| f.is_pending())
+    let mut todo: Vec<Learner<'_>> = organisms
+        .iter()
+        .filter(|(_, _, _, f, _, _)| f.is_pending())
+        .map(|(entity, lineage, genome, _, inherited, weights)| Learner {
+            entity,
+            lineage,
+            genome,
+            inherited,
+            weights,
+        })
         .collect();
     if todo.is_empty() {
         return;
     }
-    todo.sort_by_key(|(l, _, _, _, _)| l.id);
+    todo.sort_by_key(|l| l.lineage.id);
     let g = generation.0;
-    let fail = |message: String| EngineError::Learning {
-        generation: g,
-        message,
-    };
     let device = match cfg.device.device() {
         Ok(d) => d,
         Err(e) => {
-            failure.0 = Some(fail(e.to_string()));
+            failure.0 = Some(EngineError::Learning {
+                generation: g,
+                message: e.to_string(),
+            });
             return;
         }
     };
     let signs = develop::signs(cfg);
     // The environment's probe sets, the same for every organism.
     let probes = cfg.environment.env.probe_sets();
-    // Lifetimes stream: a few per worker thread at a time are given their
-    // data, learn and keep what later stages need (weights, curve, probe
-    // records, the shared held-out set), and their training data are
-    // dropped before the next ones are drawn, so the data held at once
-    // grow with the threads, not with the population. Each lifetime is a
-    // pure function of its organism, so the grouping changes nothing else.
+    // Lifetimes stream: a few per worker thread at a time are developed,
+    // given their data, learn and keep what later stages need (the weights
+    // the run keeps, the curve, probe records, the shared held-out set),
+    // and their birth weights and training data are dropped before the
+    // next ones are drawn, so what is held at once grows with the threads,
+    // not with the population. Each lifetime is a pure function of its
+    // organism, so the grouping changes nothing else.
     let group = threads.0.current_num_threads().max(1) * LIFETIMES_PER_THREAD;
-    for part in todo.chunks_mut(group) {
-        if let Err(e) = learn_group(
-            cfg,
-            streams.seed,
-            g,
-            &device,
-            &signs,
-            &probes,
-            &threads,
-            part,
-        ) {
-            failure.0 = Some(e);
-            return;
+    let context = GroupContext {
+        cfg,
+        seed: streams.seed,
+        generation: g,
+        device: &device,
+        signs: &signs,
+        probes: &probes,
+        threads: &threads,
+        kept: *kept,
+    };
+    for part in todo.chunks(group) {
+        match learn_group(&context, part) {
+            Ok(results) => {
+                for (learner, (weights, curve)) in part.iter().zip(results) {
+                    let mut entity = commands.entity(learner.entity);
+                    entity.remove::<Inherited>().insert(curve);
+                    match weights {
+                        Some(w) => entity.insert(w),
+                        None => entity.remove::<Weights>(),
+                    };
+                }
+            }
+            Err(e) => {
+                failure.0 = Some(e);
+                return;
+            }
         }
     }
 }
 
-/// Lifetimes in flight per worker thread: enough that threads rarely wait
-/// for the slowest lifetime of a group, few enough that their data stay
-/// small.
-const LIFETIMES_PER_THREAD: usize = 4;
+/// One pending organism, as learning reads it.
+struct Learner<'w> {
+    entity: Entity,
+    lineage: &'w Lineage,
+    genome: &'w Genome,
+    inherited: Option<&'w Inherited>,
+    weights: Option<&'w Weights>,
+}
 
-type Learner<'w> = (
-    &'w Lineage,
-    &'w Genome,
-    &'w Fitness,
-    Mut<'w, Weights>,
-    Mut<'w, LearningCurve>,
-);
+/// What every lifetime of a generation shares.
+struct GroupContext<'a> {
+    cfg: &'a LifetimeConfig,
+    seed: u64,
+    generation: u32,
+    device: &'a candle_core::Device,
+    signs: &'a [Option<Vec<f32>>],
+    probes: &'a [lineage_env::ProbeSet],
+    threads: &'a Threads,
+    kept: KeptWeights,
+}
 
-/// Runs the lifetimes of `part`: their data and minibatch order from each
-/// organism's learning stream, then learning, then the results into the
-/// organisms' components.
-#[allow(clippy::too_many_arguments)]
-fn learn_group(
+/// An organism's birth weights and masks: those it kept, else developed
+/// from its genome (and what it inherited) with the development stream of
+/// its birth generation, which is the generation it first develops in, so
+/// developing again gives the same weights.
+pub fn birth_of(
     cfg: &LifetimeConfig,
     seed: u64,
-    g: u32,
-    device: &candle_core::Device,
-    signs: &[Option<Vec<f32>>],
-    probes: &[lineage_env::ProbeSet],
-    threads: &Threads,
-    part: &mut [Learner<'_>],
-) -> Result<(), EngineError> {
+    lineage: &Lineage,
+    genome: &lineage_evo::Genome,
+    inherited: Option<&Inherited>,
+    weights: Option<&Weights>,
+) -> Result<develop::Birth, String> {
+    if let Some(w) = weights
+        && let Some(birth) = &w.birth
+    {
+        let lens = cfg
+            .model
+            .params()
+            .iter()
+            .map(|p| p.len())
+            .collect::<Vec<_>>();
+        return Ok((birth.parts(lens), w.masks.values()));
+    }
+    let mut rng = stream(seed, lineage.birth, lineage.id, Purpose::Develop);
+    let inherited = inherited.map(|i| (i.learned.as_slice(), i.masks.as_slice()));
+    develop::develop(cfg, genome, inherited, &mut rng)
+}
+
+/// Runs the lifetimes of `part`: birth weights, their data and minibatch
+/// order from each organism's learning stream, then learning; returns what
+/// each organism keeps.
+fn learn_group(
+    cx: &GroupContext<'_>,
+    part: &[Learner<'_>],
+) -> Result<Vec<(Option<Weights>, LearningCurve)>, EngineError> {
+    let (cfg, g) = (cx.cfg, cx.generation);
     let fail = |message: String| EngineError::Learning {
         generation: g,
         message,
     };
-    let lives: Vec<(lineage_env::Lifetime, Vec<u32>, lineage_learn::Hyper)> =
-        threads.0.install(|| {
-            part.par_iter()
-                .map(|(lineage, genome, _, _, _)| {
-                    lifetime_data(cfg, seed, g, lineage.id, &genome.0)
-                })
-                .collect()
-        });
-    let mut jobs = Vec::with_capacity(part.len());
-    for ((lineage, _, _, weights, _), (life, indices, hyper)) in part.iter().zip(&lives) {
-        let birth: Option<Vec<Vec<f32>>> = from_tensors(cfg, &weights.birth).into_iter().collect();
-        let Some(params) = birth else {
-            return Err(fail(format!(
-                "organism {} has no birth weights",
-                lineage.id
-            )));
-        };
-        if Examples::of(&life.train, &cfg.model).is_none() {
+    type Prepared = (
+        develop::Birth,
+        (lineage_env::Lifetime, Vec<u32>, lineage_learn::Hyper),
+    );
+    let prepared: Vec<Result<Prepared, String>> = cx.threads.0.install(|| {
+        part.par_iter()
+            .map(|o| {
+                let birth = birth_of(cfg, cx.seed, o.lineage, &o.genome.0, o.inherited, o.weights)
+                    .map_err(|m| format!("organism {}: development failed: {m}", o.lineage.id))?;
+                let life = lifetime_data(cfg, cx.seed, g, o.lineage.id, &o.genome.0);
+                Ok((birth, life))
+            })
+            .collect()
+    });
+    let mut lives = Vec::with_capacity(part.len());
+    let mut births = Vec::with_capacity(part.len());
+    for (o, p) in part.iter().zip(prepared) {
+        let (birth, life) = p.map_err(fail)?;
+        if Examples::of(&life.0.train, &cfg.model).is_none() {
             return Err(fail(format!(
                 "organism {}: the lifetime's data hold no example this model can learn from",
-                lineage.id
+                o.lineage.id
             )));
         }
-        jobs.push(Job {
-            params,
-            masks: from_tensors(cfg, &weights.masks),
-            signs: signs.to_vec(),
+        births.push(birth);
+        lives.push(life);
+    }
+    let jobs = births
+        .iter()
+        .zip(&lives)
+        .map(|((params, masks), (life, indices, hyper))| Job {
+            params: params.clone(),
+            masks: masks.clone(),
+            signs: cx.signs.to_vec(),
             hyper: *hyper,
             train: &life.train,
             heldout: &life.heldout,
-            probes,
+            probes: cx.probes,
             indices: indices.clone(),
-        });
-    }
+        })
+        .collect();
     let outcomes = lineage_learn::train_population(
-        &cfg.model, &cfg.task, &cfg.life, device, None, jobs, &threads.0,
+        &cfg.model,
+        &cfg.task,
+        &cfg.life,
+        cx.device,
+        None,
+        jobs,
+        &cx.threads.0,
     )
     .map_err(|e| fail(e.to_string()))?;
-    for (((_, _, _, weights, curve), outcome), (life, _, _)) in
-        part.iter_mut().zip(outcomes).zip(&lives)
-    {
-        weights.learned = to_tensors(cfg, &outcome.params);
-        curve.points = outcome.curve;
-        curve.probes = outcome
-            .probes
-            .iter()
-            .map(|p| ProbeRecord {
-                step: p.step,
-                probe: probes[p.probe].name.clone(),
-                metric: p.metric.name(),
-                value: p.value,
-            })
-            .collect();
-        curve.status = Some(outcome.status);
-        curve.heldout = Some(life.heldout.clone());
-    }
-    Ok(())
+    Ok(outcomes
+        .into_iter()
+        .zip(births)
+        .zip(&lives)
+        .map(|((outcome, (birth, masks)), (life, _, _))| {
+            let weights = (cx.kept.birth || cx.kept.learned).then(|| Weights {
+                birth: cx.kept.birth.then(|| Params::from_parts(&birth)),
+                learned: cx.kept.learned.then(|| Params::from_parts(&outcome.params)),
+                masks: Masks::from_values(&masks),
+            });
+            let curve = LearningCurve {
+                points: outcome.curve,
+                status: Some(outcome.status),
+                probes: outcome
+                    .probes
+                    .iter()
+                    .map(|p| ProbeRecord {
+                        step: p.step,
+                        probe: cx.probes[p.probe].name.clone(),
+                        metric: p.metric.name(),
+                        value: p.value,
+                    })
+                    .collect(),
+                heldout: Some(life.heldout.clone()),
+            };
+            (weights, curve)
+        })
+        .collect())
 }
 
 /// An organism's lifetime data, minibatch order and hyper-parameters: a
@@ -402,17 +374,17 @@ pub fn capture_inheritance(
         .collect();
     let mut shared: HashMap<OrganismId, Inherited> = HashMap::new();
     for (lineage, weights) in &parents {
-        if !wanted.contains_key(&lineage.id) || weights.learned.is_empty() {
+        let Some(learned) = weights.learned.as_ref() else {
+            continue;
+        };
+        if !wanted.contains_key(&lineage.id) {
             continue;
         }
-        let learned: Option<Vec<Vec<f32>>> =
-            from_tensors(cfg, &weights.learned).into_iter().collect();
-        let Some(learned) = learned else { continue };
         shared.insert(
             lineage.id,
             Inherited {
-                learned: Arc::new(learned),
-                masks: Arc::new(from_tensors(cfg, &weights.masks)),
+                learned: Arc::new(learned.parts(cfg.model.params().iter().map(|p| p.len()))),
+                masks: Arc::new(weights.masks.values()),
             },
         );
     }

@@ -13,8 +13,8 @@ mod select;
 pub use environment::{apply_environment_changes, invalidate_stale_fitness};
 pub use evaluate::{evaluate_fitness, evaluate_suites};
 pub use learn::{
-    PendingInheritance, attach_inheritance, capture_inheritance, develop_newborns, from_tensors,
-    learn_lifetimes, lifetime_data, masks_to_tensors, rewire_connectomes, to_tensors,
+    PendingInheritance, attach_inheritance, birth_of, capture_inheritance, learn_lifetimes,
+    lifetime_data, rewire_connectomes,
 };
 pub use record::{
     summarize_population, track_progress, write_generation_row, write_metric_rows,

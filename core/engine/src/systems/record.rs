@@ -4,14 +4,16 @@
 use std::fmt::Write as _;
 
 use bevy_ecs::prelude::*;
+use lineage_evo::rng::{POPULATION, Purpose, stream};
 use lineage_evo::stats::{self, Summary};
+use lineage_scenario::RecordOrganisms;
 
 use crate::components::{Fitness, Genome, LearningCurve, Lineage};
 use crate::plugins::Evaluation;
 use crate::recorder::Recorder;
 use crate::resources::{
     EnvironmentState, EvaluationErrors, Failure, Generation, GenerationStats, Objectives, Progress,
-    ScenarioRes, StopReason, SuiteScores, Threads,
+    RandomStreams, ScenarioRes, StopReason, SuiteScores, Threads,
 };
 
 /// Summarises the evaluated population: each objective's best, mean,
@@ -81,12 +83,15 @@ pub fn write_generation_row(
 }
 
 /// Appends one row per organism evaluated this generation to
-/// `organisms.csv`, in id order.
+/// `organisms.csv` (with its curve and probe rows), in id order: every one,
+/// a seeded sample or the elites, as `record.organisms` says.
 pub fn write_organism_rows(
     generation: Res<Generation>,
     mut recorder: ResMut<Recorder>,
     mut failure: ResMut<Failure>,
     scenario: Res<ScenarioRes>,
+    objectives: Res<Objectives>,
+    streams: Res<RandomStreams>,
     organisms: Query<(&Lineage, &Genome, &Fitness, Option<&LearningCurve>)>,
 ) {
     if !recorder.records_organisms() {
@@ -102,6 +107,31 @@ pub fn write_organism_rows(
         .filter(|(_, _, f, _)| f.evaluated_at == Some(generation.0))
         .collect();
     fresh.sort_by_key(|(lineage, _, _, _)| lineage.id);
+    match scenario.0.record.organisms {
+        RecordOrganisms::All | RecordOrganisms::None => {}
+        RecordOrganisms::Sample(n) => {
+            let mut rng = stream(streams.seed, generation.0, POPULATION, Purpose::Record);
+            let mut keep =
+                rand::seq::index::sample(&mut rng, fresh.len(), n.min(fresh.len())).into_vec();
+            keep.sort_unstable();
+            fresh = keep.into_iter().map(|i| fresh[i]).collect();
+        }
+        RecordOrganisms::Elites(n) => {
+            let direction = objectives.0.first().map(|o| o.direction);
+            let utility = |f: &Fitness| match direction {
+                Some(d) => d.utility(f.values[0]),
+                None => f64::NEG_INFINITY,
+            };
+            // Best first (invalid last), ties by id; then back to id order.
+            fresh.sort_by(|a, b| {
+                utility(b.2)
+                    .total_cmp(&utility(a.2))
+                    .then(a.0.id.cmp(&b.0.id))
+            });
+            fresh.truncate(n);
+            fresh.sort_by_key(|(lineage, _, _, _)| lineage.id);
+        }
+    }
     let mut rows = String::with_capacity(fresh.len() * 64);
     let mut curves = String::new();
     let mut probes = String::new();

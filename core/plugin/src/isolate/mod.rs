@@ -756,6 +756,7 @@ fn put_descriptor(out: &mut Out, p: &Plugin) {
                 _ => 2,
             })
             .str(&o.description)
+            .u8(u8::from(o.reads_weights))
             .usize(o.metrics.len());
         for m in &o.metrics {
             out.str(&m.name).u8(match m.direction {
@@ -781,6 +782,7 @@ fn read_descriptor(r: &mut In<'_>) -> Result<Plugin, String> {
             Kind::Suite
         };
         let odescription = r.str()?.to_owned();
+        let reads_weights = r.u8()? != 0;
         let m = r.usize()?;
         let mut metrics = Vec::new();
         for _ in 0..m {
@@ -800,6 +802,7 @@ fn read_descriptor(r: &mut In<'_>) -> Result<Plugin, String> {
             kind,
             description: odescription,
             metrics,
+            reads_weights,
         });
     }
     Ok(Plugin {

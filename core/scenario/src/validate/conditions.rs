@@ -31,6 +31,18 @@ pub(super) const CONDITION_KEYS: [&str; 13] = [
 
 /// `[[conditions]]`: each condition is the scenario with its `set` merged
 /// in, validated as a whole scenario once per seed.
+/// Sets `record.weights = "learned"` unless the table keeps every weight.
+fn keep_learned_weights(table: &mut toml::Table) {
+    let record = table
+        .entry("record")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(record) = record.as_table_mut()
+        && record.get("weights").and_then(|w| w.as_str()) != Some("all")
+    {
+        record.insert("weights".into(), toml::Value::String("learned".into()));
+    }
+}
+
 pub(super) fn conditions(
     sources: &Sources,
     resolved: &Resolved,
@@ -184,11 +196,20 @@ pub(super) fn conditions(
             ("cannot be set by a condition", "settable"),
             base.clone(),
         )?;
+        // A condition others start from keeps its organisms' learned
+        // weights: its dependents' founders inherit them.
+        let is_source = raw
+            .conditions
+            .iter()
+            .any(|d| d.from.as_deref() == Some(c.name.as_str()));
         let mut runs = Vec::with_capacity(seeds.len());
         for seed in seeds {
             let mut one = merged.clone();
             one.table
                 .insert("seed".into(), toml::Value::Integer(seed as i64));
+            if is_source {
+                keep_learned_weights(&mut one.table);
+            }
             let mut scenario = check(sources, &one, budget)?;
             scenario.name = format!("{}-{}", scenario.name, c.name);
             runs.push(scenario);

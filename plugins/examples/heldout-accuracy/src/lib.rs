@@ -204,7 +204,8 @@ impl Plugin for AccuracyPlugin {
                 "heldout_accuracy",
                 "fraction of held-out examples the learned model classifies right",
                 vec![Metric::maximize("accuracy")],
-            ),
+            )
+            .reading_weights(),
             Offering::suite(
                 "accuracy_gain",
                 "held-out accuracy at birth and after learning, and the gain",
@@ -213,7 +214,8 @@ impl Plugin for AccuracyPlugin {
                     Metric::maximize("learned_accuracy"),
                     Metric::maximize("gain"),
                 ],
-            ),
+            )
+            .reading_weights(),
         ]
     }
 

@@ -15,6 +15,10 @@
 //! - `learned_change`: the Frobenius norm of learned minus birth `layers.0.weight`;
 //! - `lr`: the gene `lr`, found by name;
 //! - `birth_loss`: the first point of the learning curve.
+//!
+//! Its suite `undeclared` does not declare that it reads weights, asks for
+//! them anyway and writes `refused` = 1 when the host refuses with a
+//! message that says why.
 
 use lineage_plugin::{
     Batch, Config, Data, Error, Evaluate, Input, Metric, Offering, Plugin, Scores, Stage,
@@ -145,6 +149,22 @@ impl Evaluate for Consistency {
     }
 }
 
+struct Undeclared;
+
+impl Evaluate for Undeclared {
+    fn evaluate(&self, batch: &Batch<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
+        for i in 0..batch.len() {
+            let refused = match batch.weights(i, "layers.0.weight", Stage::Learned) {
+                Ok(_) => false,
+                Err(e) if e.0.contains("does not declare it") => true,
+                Err(e) => return Err(Error::new(format!("unexpected message: {e}"))),
+            };
+            scores.row_mut(i)[0] = f64::from(u8::from(refused));
+        }
+        Ok(())
+    }
+}
+
 struct Services;
 
 impl Plugin for Services {
@@ -152,23 +172,34 @@ impl Plugin for Services {
     const VERSION: &'static str = "0.0.1";
 
     fn offerings() -> Vec<Offering> {
-        vec![Offering::suite(
-            "consistency",
-            "host services checked against each other",
-            vec![
-                Metric::minimize("readout_error"),
-                Metric::minimize("gradient_error"),
-                Metric::minimize("kernel_error"),
-                Metric::maximize("learned_change"),
-                Metric::maximize("lr"),
-                Metric::minimize("birth_loss"),
-            ],
-        )]
+        vec![
+            Offering::suite(
+                "consistency",
+                "host services checked against each other",
+                vec![
+                    Metric::minimize("readout_error"),
+                    Metric::minimize("gradient_error"),
+                    Metric::minimize("kernel_error"),
+                    Metric::maximize("learned_change"),
+                    Metric::maximize("lr"),
+                    Metric::minimize("birth_loss"),
+                ],
+            )
+            .reading_weights(),
+            Offering::suite(
+                "undeclared",
+                "asks for weights without declaring it",
+                vec![Metric::maximize("refused")],
+            ),
+        ]
     }
 
-    fn create(_offering: &str, config: &Config) -> Result<Box<dyn Evaluate>, Error> {
+    fn create(offering: &str, config: &Config) -> Result<Box<dyn Evaluate>, Error> {
         config.expect_keys(&[])?;
-        Ok(Box::new(Consistency))
+        Ok(match offering {
+            "undeclared" => Box::new(Undeclared),
+            _ => Box::new(Consistency),
+        })
     }
 }
 
