@@ -1181,16 +1181,16 @@ mod tests {
 
     /// A population's lifetimes on the fast path and on the batched path
     /// (chunks within `budget`).
-    struct Comparison<'a> {
+    struct Comparison {
         model: ModelSpec,
         task: Task,
         life: LifetimeSpec,
-        trains: &'a [Batch],
-        heldout: &'a Batch,
-        probes: &'a [ProbeSet],
+        trains: Vec<Batch>,
+        heldout: Batch,
+        probes: Vec<ProbeSet>,
     }
 
-    impl Comparison<'_> {
+    impl Comparison {
         fn jobs(&self, organisms: &[Organism]) -> Vec<Job<'_>> {
             organisms
                 .iter()
@@ -1203,8 +1203,8 @@ mod tests {
                         k,
                         o,
                         train,
-                        self.heldout,
-                        self.probes,
+                        &self.heldout,
+                        &self.probes,
                     )
                 })
                 .collect()
@@ -1298,9 +1298,9 @@ mod tests {
             model: work.model,
             task: work.task,
             life: life(method, schedule, Some(0.3)),
-            trains: &trains,
-            heldout: &heldout,
-            probes: &probes,
+            trains: trains.into(),
+            heldout,
+            probes: probes.into(),
         };
         comparison.gap(&mixed(lr))
     }
@@ -1341,9 +1341,9 @@ mod tests {
                 outputs: 2,
             },
             life: life(Method::Sgd, WARMUP_COOLDOWN, Some(0.3)),
-            trains: &trains,
-            heldout: &heldout,
-            probes: &[],
+            trains: trains.into(),
+            heldout,
+            probes: Vec::new(),
         };
         let gap = comparison.gap(&mixed(0.1));
         assert!(gap < 1e-5, "gap {gap}");
@@ -1378,27 +1378,24 @@ mod tests {
                 context: 4,
             },
             life: life(Method::AdamW, WARMUP_COOLDOWN, Some(0.3)),
-            trains: &trains,
-            heldout: &heldout,
-            probes: &[],
+            trains: trains.into(),
+            heldout,
+            probes: Vec::new(),
         };
         let gap = comparison.gap(&mixed(0.01));
         assert!(gap < 1e-5, "gap {gap}");
     }
 
     /// Classification with an MLP 6-16-12-3 (ReLU), no probe sets.
-    fn plain(method: Method, trains: &[Batch; 2], heldout: &Batch) -> Comparison<'static> {
+    fn plain(method: Method, trains: [Batch; 2], heldout: Batch) -> Comparison {
         let work = crate::bench::parse_model("mlp:6-16-12-3:relu").unwrap();
-        // Leaked: the comparison outlives this function (a test only).
-        let trains: &'static [Batch] = Box::leak(Box::new(trains.clone()));
-        let heldout: &'static Batch = Box::leak(Box::new(heldout.clone()));
         Comparison {
             model: work.model,
             task: work.task,
             life: life(method, WARMUP_COOLDOWN, Some(0.3)),
-            trains,
+            trains: trains.into(),
             heldout,
-            probes: &[],
+            probes: Vec::new(),
         }
     }
 
@@ -1411,7 +1408,8 @@ mod tests {
     fn a_population_split_into_chunks_learns_as_one() {
         let mut r = rng(4);
         let trains = [clusters(40, 6, 3, &mut r), clusters(24, 6, 3, &mut r)];
-        let comparison = plain(Method::Adam, &trains, &clusters(30, 6, 3, &mut r));
+        let heldout = clusters(30, 6, 3, &mut r);
+        let comparison = plain(Method::Adam, trains, heldout);
         let organisms = [mixed(0.01), mixed(0.02)].concat();
         let ModelSpec::Mlp(spec) = &comparison.model else {
             unreachable!()
@@ -1445,7 +1443,8 @@ mod tests {
     fn a_diverging_organism_stops_alone() {
         let mut r = rng(5);
         let trains = [clusters(40, 6, 3, &mut r), clusters(24, 6, 3, &mut r)];
-        let mut comparison = plain(Method::Sgd, &trains, &clusters(30, 6, 3, &mut r));
+        let heldout = clusters(30, 6, 3, &mut r);
+        let mut comparison = plain(Method::Sgd, trains, heldout);
         comparison.life.optimizer.clip = None;
         comparison.life.optimizer.schedule = Schedule::Constant;
         let healthy = mixed(0.1);
