@@ -1,4 +1,4 @@
-//! The population-batched path: MLPs (and MLP language models) trained on
+//! The fast path for MLPs (and MLP language models): trained on
 //! the `gemm` crate with a hand-written backward pass.
 //!
 //! candle allocates a tensor per operation and its CPU `bmm` loops over the

@@ -1,4 +1,4 @@
-//! The population-batched path for the leaky RNN: forward through time and
+//! The fast path for the leaky RNN: forward through time and
 //! back-propagation through time on `gemm`, in buffers allocated once per
 //! lifetime (see [`crate::fast`] for why).
 //!

@@ -10,10 +10,14 @@
 //!   one parameter layout every other part indexes by name;
 //! - [`optim`]: SGD with momentum, Adam, AdamW, schedules, clipping;
 //! - [`data`]: examples and the lifetime's minibatch indices;
-//! - the population-batched path on `gemm` with hand-written backward
-//!   passes for MLPs (`fast`), leaky RNNs (`fast_rnn`) and transformers
-//!   (`fast_transformer`), and the general path on candle for every model
-//!   ([`general`]), on CPU or CUDA;
+//! - the fast paths on `gemm`, one organism per thread, with hand-written
+//!   backward passes for MLPs (`fast`), leaky RNNs (`fast_rnn`) and
+//!   transformers (`fast_transformer`), CPU only;
+//! - [`batched`]: MLP lifetimes of a whole population in lockstep on
+//!   candle tensors stacked `[P, ...]`, on any device (the path MLPs take
+//!   on CUDA);
+//! - [`general`]: every model on candle with autograd, one organism at a
+//!   time, on CPU or CUDA;
 //! - [`train_population`], which runs a population's lifetimes on a thread
 //!   pool and picks the path.
 //!
@@ -26,6 +30,7 @@
 //! safe code compiled for AVX2); the crate denies it everywhere else.
 #![deny(unsafe_code)]
 
+pub mod batched;
 pub mod bench;
 #[allow(unsafe_code)]
 mod cpu;
@@ -106,6 +111,9 @@ pub enum LearnError {
     /// A probe set could not be scored.
     #[error("{0}")]
     Probe(String),
+    /// The chosen path cannot train these jobs (this model, or this data).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// How every lifetime of a population is run.
@@ -241,16 +249,21 @@ pub enum Path {
     Fast,
     /// candle autograd, any model, CPU or CUDA.
     General,
+    /// MLPs only: the whole population in lockstep on candle tensors
+    /// ([`batched`]), any device.
+    Batched,
 }
 
 /// The path a model takes on a device: MLPs, leaky RNNs and transformers
-/// on the CPU take the fast path (the GRU always runs on candle).
+/// on the CPU take the fast path; MLPs elsewhere (CUDA) the batched path;
+/// the rest runs on candle one organism at a time.
 pub fn path_for(model: &ModelSpec, device: &candle_core::Device) -> Path {
     match (model, device) {
         (
             ModelSpec::Mlp(_) | ModelSpec::Rnn(_) | ModelSpec::Transformer(_),
             candle_core::Device::Cpu,
         ) => Path::Fast,
+        (ModelSpec::Mlp(_), _) => Path::Batched,
         _ => Path::General,
     }
 }
@@ -285,6 +298,13 @@ pub fn train_population(
             .with_max_len(1)
             .map(|job| fast_transformer::train(spec, life, job))
             .collect()),
+        (Path::Batched, ModelSpec::Mlp(spec)) => {
+            let budget = batched::memory_budget(device);
+            batched::train(spec, loss, life, device, jobs, budget)
+        }
+        (Path::Batched, _) => Err(LearnError::Unsupported(
+            "the batched path trains MLPs only".into(),
+        )),
         _ => {
             if device.is_cpu() {
                 jobs.into_par_iter()

@@ -47,7 +47,17 @@ fn score_probes(
     if scoring.probes.is_empty() {
         return Ok(());
     }
-    let weights = learner.weights()?;
+    score_probe_sets(&learner.weights()?, scoring, step, out)
+}
+
+/// [`score_probes`] for `weights` (in parameter order): what a path that
+/// does not run [`live`] scores its organisms' curve points with.
+pub(crate) fn score_probe_sets(
+    weights: &[Vec<f32>],
+    scoring: &Scoring,
+    step: u32,
+    out: &mut Vec<ProbePoint>,
+) -> Result<(), LearnError> {
     for (k, set) in scoring.probes.iter().enumerate() {
         // One label per output row: per example (rows), or per example and
         // step (sequences, `IGNORE` where a step is not scored).
@@ -67,7 +77,7 @@ fn score_probes(
             n,
             len: x.len() / n.max(1),
         };
-        let out_all = crate::probe::outputs(scoring.model, &weights, &input)
+        let out_all = crate::probe::outputs(scoring.model, weights, &input)
             .map_err(|e| LearnError::Probe(format!("probe set `{}`: {e}", set.name)))?;
         let classes = *out_all.shape.last().unwrap_or(&1);
         let positions = labels.len().min(out_all.values.len() / classes.max(1));

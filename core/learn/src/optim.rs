@@ -1,5 +1,5 @@
 //! Optimisers, learning-rate schedules and gradient clipping, on plain
-//! `f32` slices (the population-batched path; the candle path mirrors the
+//! `f32` slices (the fast paths; the candle paths mirror the
 //! same arithmetic with tensor operations in [`crate::general`]).
 //!
 //! Semantics follow PyTorch's, so a lifetime can be replayed elsewhere:

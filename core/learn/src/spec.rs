@@ -1,8 +1,8 @@
 //! Model specifications and their parameter layouts.
 //!
 //! A [`ModelSpec`] says what a network is; [`ModelSpec::params`] lists its
-//! parameters in a fixed order with their names and shapes. Both training
-//! paths (candle and the population-batched gemm path), development,
+//! parameters in a fixed order with their names and shapes. Every training
+//! path (candle, the fast paths on gemm, the batched path), development,
 //! checkpoints and `lineage export` index parameters through this one list,
 //! so a name means the same tensor everywhere.
 
