@@ -53,8 +53,8 @@ else
   echo "MLP 64-128-10, 100 SGD steps: record.weights = $weights, inheritance = $inheritance, record.organisms = $organisms, $threads threads"
 fi
 echo
-echo "| population | peak RSS (MiB) | wall (s) | organism-steps/s | organisms.csv bytes/row | checkpoint bytes/organism |"
-echo "|---|---|---|---|---|---|"
+echo "| population | peak RSS (MiB) | wall (s) | organism-steps/s | organisms.csv bytes/row | checkpoint bytes/organism | records + checkpoint share |"
+echo "|---|---|---|---|---|---|---|"
 prev_n=""; prev_kb=""
 for n in "${sizes[@]}"; do
   if [ "$genome_only" = 1 ]; then
@@ -117,7 +117,11 @@ TOML
   if [ "$genome_only" != 1 ]; then
     steps=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", n * 100 / s }')
   fi
-  echo "| $n | $((kb / 1024)) | $secs | $steps | $per_row | $(( ckpt / n )) |"
+  # Wall time of the Record set and the checkpoint against the generation's.
+  share=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    { r += $col["record_ms"] + $col["checkpoint_ms"]; t += $col["total_ms"] }
+    END { printf "%.1f%%", 100 * r / t }' "$run/timings.csv")
+  echo "| $n | $((kb / 1024)) | $secs | $steps | $per_row | $(( ckpt / n )) | $share |"
   if [ -n "$prev_n" ]; then
     slope=$(( (kb - prev_kb) * 1024 / (n - prev_n) ))
     last_slope="marginal: $slope bytes per organism (between $prev_n and $n)"

@@ -109,13 +109,30 @@ pub fn save(
     learned: &[(OrganismId, Option<&Weights>, &LearningCurve)],
     inherited: &[(OrganismId, &Inherited)],
 ) -> Result<PathBuf, EngineError> {
+    encode(run_dir, state, organisms, learned, inherited)?.write()
+}
+
+/// A checkpoint encoded in memory, ready to be written: what the world
+/// holds is copied out, so the run can go on while it is written
+/// ([`crate::writer`]).
+pub struct Encoded {
+    target: PathBuf,
+    generation: u32,
+    population: Vec<u8>,
+    weights: Option<Vec<u8>>,
+    state: Vec<u8>,
+}
+
+/// Encodes a checkpoint. `organisms` must be sorted by id.
+pub fn encode(
+    run_dir: &Path,
+    state: &CheckpointState,
+    organisms: &[(&Genome, &Lineage, &Fitness)],
+    learned: &[(OrganismId, Option<&Weights>, &LearningCurve)],
+    inherited: &[(OrganismId, &Inherited)],
+) -> Result<Encoded, EngineError> {
     let target = dir_for(run_dir, state.generation);
     let tmp = target.with_extension("tmp");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(EngineError::io("cannot remove", &tmp))?;
-    }
-    fs::create_dir_all(&tmp).map_err(EngineError::io("cannot create", &tmp))?;
-
     let n = organisms.len();
     let m = organisms.first().map_or(0, |(_, _, f)| f.values.len());
     let words = organisms
@@ -158,37 +175,64 @@ pub fn save(
         .map_err(|e| bad(&tmp, format!("cannot lay out the population: {e}")))?;
     let bytes = safetensors::serialize(views, None::<HashMap<String, String>>)
         .map_err(|e| bad(&tmp, format!("cannot serialise the population: {e}")))?;
-    write_synced(&tmp.join(POPULATION), &bytes)?;
-    if !learned.is_empty() || !inherited.is_empty() {
-        write_synced(
-            &tmp.join(WEIGHTS),
-            &weights_bytes(&tmp, learned, inherited)?,
-        )?;
-    }
-    crate::fault::at(crate::fault::Point::Checkpoint, state.generation);
+    let weights = if !learned.is_empty() || !inherited.is_empty() {
+        Some(weights_bytes(&tmp, learned, inherited)?)
+    } else {
+        None
+    };
     let json = serde_json::to_vec_pretty(state).map_err(|e| bad(&tmp, e.to_string()))?;
-    write_synced(&tmp.join(STATE), &json)?;
+    Ok(Encoded {
+        target,
+        generation: state.generation,
+        population: bytes,
+        weights,
+        state: json,
+    })
+}
 
-    // Replacing a checkpoint of the same generation (an abort's): the old
-    // one steps aside as `.old` first, so at every moment one of the two
-    // is there for `all` to find.
-    let old = target.with_extension("old");
-    if target.exists() {
+impl Encoded {
+    /// The generation the checkpoint starts.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Writes the checkpoint atomically: into `gen-NNNNNN.tmp/`, every file
+    /// synced, then renamed into place.
+    pub fn write(self) -> Result<PathBuf, EngineError> {
+        let target = self.target;
+        let tmp = target.with_extension("tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(EngineError::io("cannot remove", &tmp))?;
+        }
+        fs::create_dir_all(&tmp).map_err(EngineError::io("cannot create", &tmp))?;
+        write_synced(&tmp.join(POPULATION), &self.population)?;
+        if let Some(weights) = &self.weights {
+            write_synced(&tmp.join(WEIGHTS), weights)?;
+        }
+        crate::fault::at(crate::fault::Point::Checkpoint, self.generation);
+        write_synced(&tmp.join(STATE), &self.state)?;
+        // Replacing a checkpoint of the same generation (an abort's): the old
+        // one steps aside as `.old` first, so at every moment one of the two
+        // is there for `all` to find.
+        let old = target.with_extension("old");
+        if target.exists() {
+            if old.exists() {
+                fs::remove_dir_all(&old).map_err(EngineError::io("cannot remove", &old))?;
+            }
+            fs::rename(&target, &old).map_err(EngineError::io("cannot move aside", &target))?;
+        }
+        fs::rename(&tmp, &target)
+            .map_err(EngineError::io("cannot move checkpoint into", &target))?;
         if old.exists() {
             fs::remove_dir_all(&old).map_err(EngineError::io("cannot remove", &old))?;
         }
-        fs::rename(&target, &old).map_err(EngineError::io("cannot move aside", &target))?;
+        if let Some(parent) = target.parent()
+            && let Ok(d) = File::open(parent)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(target)
     }
-    fs::rename(&tmp, &target).map_err(EngineError::io("cannot move checkpoint into", &target))?;
-    if old.exists() {
-        fs::remove_dir_all(&old).map_err(EngineError::io("cannot remove", &old))?;
-    }
-    if let Some(parent) = target.parent()
-        && let Ok(d) = File::open(parent)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(target)
 }
 
 /// `weights.safetensors`: for organism `ID`, what it keeps of its model:

@@ -37,6 +37,7 @@ pub mod resources;
 mod run;
 pub mod schedule;
 pub mod systems;
+mod writer;
 
 pub use error::EngineError;
 pub use run::{

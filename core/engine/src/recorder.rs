@@ -104,12 +104,34 @@ impl Table {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), EngineError> {
+    /// Hands what is buffered to the OS and returns a handle that syncs it
+    /// to disk, for whoever must know it is durable (a checkpoint's writer).
+    fn hand_over(&mut self) -> Result<Unsynced, EngineError> {
         self.writer
             .flush()
             .map_err(EngineError::io("cannot write", &self.path))?;
-        self.writer
+        let file = self
+            .writer
             .get_ref()
+            .try_clone()
+            .map_err(EngineError::io("cannot write", &self.path))?;
+        Ok(Unsynced {
+            path: self.path.clone(),
+            file,
+        })
+    }
+}
+
+/// A table handed to the OS but maybe not yet on disk.
+pub struct Unsynced {
+    path: PathBuf,
+    file: File,
+}
+
+impl Unsynced {
+    /// Syncs it to disk.
+    pub fn sync(self) -> Result<(), EngineError> {
+        self.file
             .sync_data()
             .map_err(EngineError::io("cannot sync", &self.path))
     }
@@ -302,27 +324,38 @@ impl Recorder {
 
     /// Flushes everything to disk and returns the tables' lengths.
     pub fn flush(&mut self) -> Result<TableLengths, EngineError> {
-        self.generations.flush()?;
-        self.timings.flush()?;
-        if let Some(t) = &mut self.organisms {
-            t.flush()?;
+        let (lengths, unsynced) = self.hand_over()?;
+        for table in unsynced {
+            table.sync()?;
         }
-        if let Some(t) = &mut self.curves {
-            t.flush()?;
+        Ok(lengths)
+    }
+
+    /// Hands every table's buffered rows to the OS and returns their
+    /// lengths and the handles that sync them to disk.
+    pub fn hand_over(&mut self) -> Result<(TableLengths, Vec<Unsynced>), EngineError> {
+        let mut unsynced = vec![self.generations.hand_over()?, self.timings.hand_over()?];
+        for t in [
+            &mut self.organisms,
+            &mut self.curves,
+            &mut self.metrics,
+            &mut self.probes,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            unsynced.push(t.hand_over()?);
         }
-        if let Some(t) = &mut self.metrics {
-            t.flush()?;
-        }
-        if let Some(t) = &mut self.probes {
-            t.flush()?;
-        }
-        Ok(TableLengths {
-            generations: self.generations.len,
-            organisms: self.organisms.as_ref().map_or(0, |t| t.len),
-            timings: self.timings.len,
-            curves: self.curves.as_ref().map_or(0, |t| t.len),
-            metrics: self.metrics.as_ref().map_or(0, |t| t.len),
-            probes: self.probes.as_ref().map_or(0, |t| t.len),
-        })
+        Ok((
+            TableLengths {
+                generations: self.generations.len,
+                organisms: self.organisms.as_ref().map_or(0, |t| t.len),
+                timings: self.timings.len,
+                curves: self.curves.as_ref().map_or(0, |t| t.len),
+                metrics: self.metrics.as_ref().map_or(0, |t| t.len),
+                probes: self.probes.as_ref().map_or(0, |t| t.len),
+            },
+            unsynced,
+        ))
     }
 }

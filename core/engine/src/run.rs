@@ -106,6 +106,8 @@ pub struct Run {
     target: u32,
     manifest: Manifest,
     last_checkpoint: Option<u32>,
+    /// Writes checkpoints while the next generation runs.
+    writer: crate::writer::Writer,
     warnings: Vec<String>,
 }
 
@@ -229,12 +231,13 @@ impl Run {
             target,
             manifest,
             last_checkpoint: None,
+            writer: crate::writer::Writer::start()?,
             warnings: Vec::new(),
         };
         run.initialize_schedule()?;
         // The founders are a checkpoint too: a run killed in its first
-        // generation resumes like any other.
-        run.checkpoint()?;
+        // generation resumes like any other (written while it runs).
+        run.hand_over_checkpoint()?;
         Ok(run)
     }
 
@@ -358,6 +361,7 @@ impl Run {
             target,
             manifest,
             last_checkpoint: Some(from),
+            writer: crate::writer::Writer::start()?,
             warnings,
         };
         run.initialize_schedule()?;
@@ -428,6 +432,7 @@ impl Run {
             } else {
                 // Keep what the tables already hold; the last checkpoint is
                 // the point to resume from.
+                self.writer.wait()?;
                 let _ = self.world.resource_mut::<Recorder>().flush();
             }
             return Err(e);
@@ -436,7 +441,7 @@ impl Run {
         let every = self.scenario.checkpoint_every;
         let checkpoint_started = Instant::now();
         if (every > 0 && completed.is_multiple_of(every)) || self.is_done() {
-            self.checkpoint()?;
+            self.hand_over_checkpoint()?;
         }
         let checkpoint_time = checkpoint_started.elapsed();
         let mut row = generation.to_string();
@@ -460,10 +465,20 @@ impl Run {
         })
     }
 
-    /// Writes a checkpoint of the state that starts the next generation.
+    /// Writes a checkpoint of the state that starts the next generation,
+    /// and waits until it is on disk.
     pub fn checkpoint(&mut self) -> Result<PathBuf, EngineError> {
+        self.hand_over_checkpoint()?;
+        let written = self.writer.wait()?;
+        Ok(written.expect("a checkpoint was handed over"))
+    }
+
+    /// Encodes a checkpoint of the state that starts the next generation
+    /// and hands it to the writer thread (after the previous one is
+    /// written); the run goes on while it is written.
+    fn hand_over_checkpoint(&mut self) -> Result<(), EngineError> {
         let generation = self.generation();
-        let tables = self.world.resource_mut::<Recorder>().flush()?;
+        let (tables, unsynced) = self.world.resource_mut::<Recorder>().hand_over()?;
         let env = *self.world.resource::<EnvironmentState>();
         let state = CheckpointState {
             format: CHECKPOINT_FORMAT,
@@ -498,17 +513,19 @@ impl Run {
             .map(|(l, i)| (l.id, i))
             .collect();
         inherited.sort_by_key(|(id, _)| *id);
-        let path = checkpoint::save(&self.dir, &state, &organisms, &learned, &inherited)?;
+        let encoded = checkpoint::encode(&self.dir, &state, &organisms, &learned, &inherited)?;
+        self.writer.submit(unsynced, encoded)?;
         self.last_checkpoint = Some(generation);
-        Ok(path)
+        Ok(())
     }
 
     /// Ends the session: a final checkpoint if the last generation has none,
     /// and the manifest's closing fields.
     pub fn finish(mut self) -> Result<PathBuf, EngineError> {
         if self.last_checkpoint != Some(self.generation()) {
-            self.checkpoint()?;
+            self.hand_over_checkpoint()?;
         }
+        self.writer.wait()?;
         let (generation, stop) = (self.generation(), self.stop_reason());
         close_manifest(&mut self.manifest, generation, stop);
         self.manifest.write(&self.dir)?;

@@ -108,7 +108,17 @@ pub fn learn_lifetimes(
     // next ones are drawn, so what is held at once grows with the threads,
     // not with the population. Each lifetime is a pure function of its
     // organism, so the grouping changes nothing else.
-    let group = threads.0.current_num_threads().max(1) * LIFETIMES_PER_THREAD;
+    let mut group = threads.0.current_num_threads().max(1) * LIFETIMES_PER_THREAD;
+    if let (lineage_learn::Path::Batched, lineage_learn::ModelSpec::Mlp(spec)) =
+        (lineage_learn::path_for(&cfg.model, &device), &cfg.model)
+    {
+        // The batched path (MLPs on CUDA) stacks a group's organisms on the
+        // device: a group is as many as its memory budget holds (it cuts
+        // them again by their data).
+        let budget = lineage_learn::batched::memory_budget(&device);
+        let one = lineage_learn::batched::organism_bytes(spec, cfg.life.batch, 0).max(1);
+        group = group.max(budget / one);
+    }
     let context = GroupContext {
         cfg,
         seed: streams.seed,
