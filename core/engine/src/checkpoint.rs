@@ -119,7 +119,7 @@ pub struct Encoded {
     target: PathBuf,
     generation: u32,
     population: Vec<u8>,
-    weights: Option<Vec<u8>>,
+    weights: Option<Vec<Named>>,
     state: Vec<u8>,
 }
 
@@ -175,11 +175,8 @@ pub fn encode(
         .map_err(|e| bad(&tmp, format!("cannot lay out the population: {e}")))?;
     let bytes = safetensors::serialize(views, None::<HashMap<String, String>>)
         .map_err(|e| bad(&tmp, format!("cannot serialise the population: {e}")))?;
-    let weights = if !learned.is_empty() || !inherited.is_empty() {
-        Some(weights_bytes(&tmp, learned, inherited)?)
-    } else {
-        None
-    };
+    let weights =
+        (!learned.is_empty() || !inherited.is_empty()).then(|| weights_tensors(learned, inherited));
     let json = serde_json::to_vec_pretty(state).map_err(|e| bad(&tmp, e.to_string()))?;
     Ok(Encoded {
         target,
@@ -207,7 +204,7 @@ impl Encoded {
         fs::create_dir_all(&tmp).map_err(EngineError::io("cannot create", &tmp))?;
         write_synced(&tmp.join(POPULATION), &self.population)?;
         if let Some(weights) = &self.weights {
-            write_synced(&tmp.join(WEIGHTS), weights)?;
+            write_tensors_synced(&tmp.join(WEIGHTS), weights)?;
         }
         crate::fault::at(crate::fault::Point::Checkpoint, self.generation);
         write_synced(&tmp.join(STATE), &self.state)?;
@@ -246,12 +243,11 @@ impl Encoded {
 /// A newborn that inherits weights (Lamarckian, prune) and has not yet
 /// developed has `ID/inherited/K` and `ID/inherited_mask/K` instead: the
 /// parent's learned weights and masks of parameter `K`, flat.
-fn weights_bytes(
-    tmp: &Path,
+fn weights_tensors(
     learned: &[(OrganismId, Option<&Weights>, &LearningCurve)],
     inherited: &[(OrganismId, &Inherited)],
-) -> Result<Vec<u8>, EngineError> {
-    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+) -> Vec<Named> {
+    let mut tensors: Vec<Named> = Vec::new();
     let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     for (id, inh) in inherited {
         for (k, w) in inh.learned.iter().enumerate() {
@@ -331,15 +327,27 @@ fn weights_bytes(
             status.iter().flat_map(|x| x.to_le_bytes()).collect(),
         ));
     }
-    let views: Vec<(String, TensorView<'_>)> = tensors
+    tensors
+}
+
+/// A named tensor's dtype, shape and little-endian bytes.
+type Named = (String, Dtype, Vec<usize>, Vec<u8>);
+
+/// Writes `tensors` as a safetensors file streamed to disk (no second copy
+/// of the bytes in memory), synced.
+fn write_tensors_synced(path: &Path, tensors: &[Named]) -> Result<(), EngineError> {
+    let views: Vec<(&str, TensorView<'_>)> = tensors
         .iter()
         .map(|(name, dtype, shape, data)| {
-            TensorView::new(*dtype, shape.clone(), data).map(|v| (name.clone(), v))
+            TensorView::new(*dtype, shape.clone(), data).map(|v| (name.as_str(), v))
         })
         .collect::<Result<_, _>>()
-        .map_err(|e| bad(tmp, format!("cannot lay out the weights: {e}")))?;
-    safetensors::serialize(views, None::<HashMap<String, String>>)
-        .map_err(|e| bad(tmp, format!("cannot serialise the weights: {e}")))
+        .map_err(|e| bad(path, format!("cannot lay out the weights: {e}")))?;
+    safetensors::serialize_to_file(views, None, path)
+        .map_err(|e| bad(path, format!("cannot write the weights: {e}")))?;
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(EngineError::io("cannot sync", path))
 }
 
 /// What a checkpoint holds beyond the genome for one organism.
