@@ -64,10 +64,9 @@ lineage_cuda_toolkit() {
     [ -e "$root/bin/$lib" ] || { echo "cuda-toolkit: $root/bin/$lib missing: the wheels' layout changed" >&2; return 1; }
   done
   for lib in cudart cublas cublasLt curand nvrtc; do
-    local real
-    real=$(cd "$root/lib" && ls "lib$lib.so."* 2>/dev/null | head -1)
-    [ -n "$real" ] || { echo "cuda-toolkit: lib$lib.so.* missing under $root/lib" >&2; return 1; }
-    ln -sfn "$real" "$root/lib/lib$lib.so"
+    local real=("$root/lib/lib$lib.so."*)
+    [ -e "${real[0]}" ] || { echo "cuda-toolkit: lib$lib.so.* missing under $root/lib" >&2; return 1; }
+    ln -sfn "$(basename "${real[0]}")" "$root/lib/lib$lib.so"
   done
   if [ ! -e "$root/lib/stubs/libcuda.so" ]; then
     mkdir -p "$root/lib/stubs"
