@@ -23,9 +23,10 @@
 #     $STEPS --json` at P in $POPULATIONS, on --device cuda and on --device cpu
 #     (all cores), each run stopped after $RUN_TIMEOUT seconds.
 #  4. JAX: benches/peers/learn_jax.py --platform cuda (jax.jit(jax.vmap(step)),
-#     the peer of learn_vs_peers.sh) on the same workloads and GPU, when
-#     `pip install "jax[cuda12]"` into benches/.venv-gpu succeeds; otherwise
-#     the results say why JAX is missing and the run goes on.
+#     the peer of learn_vs_peers.sh) on the same workloads and GPU, with
+#     $JAX_PYTHON, else python3 if its JAX already sees the GPU, else
+#     benches/.venv-gpu when `pip install "jax[cuda12]"` into it succeeds;
+#     otherwise the results say why JAX is missing and the run goes on.
 #  5. Writes one JSON file ($OUT, default runs/gpu-<UTC time>.json; the path
 #     is printed at the end): the machine (GPU, driver, CUDA, nvcc, cores),
 #     the commit, the build's time, the check's pairs and verdict, and every
@@ -39,6 +40,16 @@
 # the check a minute or two, the speed runs up to 3 x (2 + 1) x $RUN_TIMEOUT s
 # but usually a few minutes.
 #
+# A GPU machine with no network (the H200 this workplace lends has nvcc
+# 13.0, driver 580 and JAX for CUDA 13, but no cargo and no registries):
+# build here (`source .ci/cuda-toolkit.sh && cargo build --release --locked
+# --features cuda --bin lineage`: CUDA 13.0, as that driver runs), strip and
+# gzip the binary into a folder git ignores (150 MB -> 55 MB stripped -> 15 MB
+# gzipped, within the 64 MiB a device call carries), carry it, gunzip it
+# there and run `LINEAGE=that/lineage bash benches/gpu.sh`.
+# The binary's CUDA libraries (cublas, cublasLt, curand, cudart 13) are then
+# looked for in /usr/local/cuda and in python3's NVIDIA wheels.
+#
 # Usage: bash benches/gpu.sh [--no-jax] [--allow-no-gpu]
 #   --no-jax        skip step 4
 #   --allow-no-gpu  run without nvidia-smi (the plumbing test: builds against
@@ -46,6 +57,7 @@
 #                   "cannot open CUDA device 0", and the JSON says so; exit 1)
 # Environment:
 #   LINEAGE           a CUDA build of lineage to use instead of building one
+#   LINEAGE_CUDA_TARGET  the build's target folder (default target/cuda)
 #   JAX_PYTHON        a python with JAX for the GPU, instead of benches/.venv-gpu
 #   POPULATIONS       speed-run population sizes (default "64 1024 16384")
 #   STEPS             timed steps per speed run (default 50)
@@ -133,7 +145,12 @@ fi
   echo "driver_cuda=${driver_cuda:-}"
   echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "cores=$threads"
-  echo "commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+changes')"
+  if commit=$(git rev-parse HEAD 2>/dev/null); then
+    git diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
+  else
+    commit=unknown
+  fi
+  echo "commit=$commit"
 } >"$tmp/machine"
 
 # ---- 1. build ------------------------------------------------------------
@@ -142,6 +159,25 @@ fi
 # (ldd's output goes through a variable: `ldd | grep -q` fails under
 # pipefail when grep stops reading early.)
 missing() { case "$(ldd "$1" 2>&1)" in *"not found"*) return 0 ;; *) return 1 ;; esac; }
+# A given binary whose CUDA libraries are not on the loader's path: look in
+# a system toolkit and in python3's NVIDIA wheels (PyTorch's and JAX's).
+cuda_lib_dirs() {
+  echo /usr/local/cuda/lib64
+  echo /usr/local/cuda/targets/x86_64-linux/lib
+  python3 - <<'PY' 2>/dev/null || true
+import glob, site
+for p in site.getsitepackages():
+    for d in sorted(glob.glob(p + "/nvidia/cu1[3-9]/lib")) + sorted(glob.glob(p + "/nvidia/*/lib")):
+        print(d)
+PY
+}
+if [ -n "${LINEAGE:-}" ] && missing "$LINEAGE"; then
+  while read -r dir; do
+    if [ -d "$dir" ] && missing "$LINEAGE"; then
+      export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$dir"
+    fi
+  done < <(cuda_lib_dirs)
+fi
 if ! command -v nvcc >/dev/null 2>&1 && { [ -z "${LINEAGE:-}" ] || missing "$LINEAGE"; }; then
   if [ -n "${driver_cuda:-}" ] && [ "${driver_cuda%%.*}" -lt 13 ]; then
     echo "the driver runs CUDA $driver_cuda, and pip's nvcc is CUDA 13 (the CUDA 12 wheels have no nvcc):" >&2
@@ -158,9 +194,10 @@ if [ -n "${LINEAGE:-}" ]; then
   echo "build=given: $bin" >>"$tmp/machine"
 else
   echo "compute_cap=${CUDA_COMPUTE_CAP:-}" >>"$tmp/machine"
-  echo "== building Lineage (release, --features cuda) into target/cuda" >&2
-  step build 7200 cargo build --release --locked --features cuda --bin lineage --target-dir target/cuda
-  bin=target/cuda/release/lineage
+  target_dir=${LINEAGE_CUDA_TARGET:-target/cuda}
+  echo "== building Lineage (release, --features cuda) into $target_dir" >&2
+  step build 7200 cargo build --release --locked --features cuda --bin lineage --target-dir "$target_dir"
+  bin=$target_dir/release/lineage
   if [ "$(cat "$tmp/steps/build.rc")" != 0 ]; then
     tail -30 "$tmp/steps/build.err" >&2
     bin=""  # not a stale binary from an earlier build
@@ -233,8 +270,14 @@ fi
 jax_missing=""
 if [ "$jax_ok" = 1 ]; then
   venv=benches/.venv-gpu
-  py=${JAX_PYTHON:-$venv/bin/python}
-  [ -x "$py" ] || python3 -m venv "$venv"
+  if [ -n "${JAX_PYTHON:-}" ]; then
+    py=$JAX_PYTHON
+  elif python3 -c 'import jax; jax.devices("cuda")' >/dev/null 2>&1; then
+    py=python3  # an image with JAX for its GPU already (no network needed)
+  else
+    py=$venv/bin/python
+    [ -x "$py" ] || python3 -m venv "$venv"
+  fi
   if ! "$py" -c 'import jax' 2>/dev/null; then
     echo "== installing jax[cuda12] into $venv" >&2
     if ! "$py" -m pip install --quiet --disable-pip-version-check "jax[cuda12]" 2>"$tmp/jax-install.err"; then
