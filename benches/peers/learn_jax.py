@@ -53,6 +53,9 @@ takes:
                  pairs, causal mask or not)
 gflops = P * S * flops_per_step / seconds / 1e9.
 
+Platform: `--platform cuda` runs on the first GPU instead of the CPU (the
+JSON line says which device); `--threads` then only narrows the host threads.
+
 Threads: XLA's CPU client sizes its intra-op thread pool to the CPUs this
 process may run on (the affinity mask); by default that is all cores (2 on
 the benchmark machine). `--threads N` narrows the affinity mask to N cores
@@ -155,6 +158,8 @@ def main():
     ap.add_argument("--scan", action="store_true", help="all steps in one jitted lax.scan")
     ap.add_argument("--check", action="store_true", help="sanity check on stderr")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--platform", default="cpu", choices=["cpu", "cuda"],
+                    help="XLA backend (cuda needs jax[cuda12] and a GPU; benches/gpu.sh)")
     args = ap.parse_args()
     m = parse_model(args.model)
 
@@ -167,7 +172,7 @@ def main():
     import jax.numpy as jnp
     from jax import lax
 
-    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_platforms", args.platform)
 
     # ---- one organism -------------------------------------------------
     def normal(key, shape, std):
@@ -392,6 +397,8 @@ def main():
         "batch": args.batch,
         "steps": args.steps,
         "threads": threads,
+        "platform": args.platform,
+        "device": str(jax.devices()[0].device_kind),
         "variant": "jit(vmap(step)), lax.scan over steps" if args.scan else "jit(vmap(step)), one call per step",
         "seconds": round(seconds, 6),
         "organism_steps_per_s": round(org_steps / seconds, 1),
