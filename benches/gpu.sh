@@ -18,7 +18,8 @@
 #     `lineage run --device cpu` and `--device cuda`: every organism's birth
 #     and final held-out loss in organisms.csv must agree within $TOL
 #     relative. (The CPU runs MLPs, RNNs and transformers on the hand-written
-#     fast path and the GRU on candle; CUDA runs everything on candle.)
+#     fast path and the GRU on candle; CUDA runs MLPs on the population-batched
+#     path, `path` "batched", and the rest on candle one organism at a time.)
 #  3. Speed: `lineage bench learn --model mlp:64-128-10 --batch 64 --steps
 #     $STEPS --json` at P in $POPULATIONS, on --device cuda and on --device cpu
 #     (all cores), each run stopped after $RUN_TIMEOUT seconds.
