@@ -29,8 +29,6 @@ pub(super) const CONDITION_KEYS: [&str; 13] = [
     "evaluate",
 ];
 
-/// `[[conditions]]`: each condition is the scenario with its `set` merged
-/// in, validated as a whole scenario once per seed.
 /// Sets `record.weights = "learned"` unless the table keeps every weight.
 fn keep_learned_weights(table: &mut toml::Table) {
     let record = table
@@ -43,6 +41,8 @@ fn keep_learned_weights(table: &mut toml::Table) {
     }
 }
 
+/// `[[conditions]]`: each condition is the scenario with its `set` merged
+/// in, validated as a whole scenario once per seed.
 pub(super) fn conditions(
     sources: &Sources,
     resolved: &Resolved,
