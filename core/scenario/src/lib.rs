@@ -88,6 +88,8 @@ pub struct Scenario {
     /// Conditions (`[[conditions]]`): variants of this scenario run side by
     /// side, each over its seeds; empty for a plain scenario.
     pub conditions: Vec<Condition>,
+    /// The island model (`[islands]`), if the population is split.
+    pub islands: Option<Islands>,
     /// The scenario as resolved TOML (extends merged, overrides applied),
     /// which loads back into the same scenario.
     pub resolved_toml: String,
@@ -161,6 +163,94 @@ pub struct Condition {
     pub connectome: ConnectomeTransform,
     /// One checked scenario per seed, in seed order (each with its seed).
     pub runs: Vec<Scenario>,
+}
+
+/// `[islands]`: the population split into islands that evolve side by side
+/// under their own pressures and exchange migrants every
+/// `migration_interval` generations. The number of islands is part of the
+/// experiment; how many processes run them is not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Islands {
+    /// Islands.
+    pub count: usize,
+    /// Generations between migrations: migrants move after every
+    /// generation whose number plus one is a multiple of it.
+    pub migration_interval: u32,
+    /// Organisms each island sends to each island it sends to.
+    pub migrants: usize,
+    /// Who sends to whom.
+    pub topology: Topology,
+    /// Which organisms leave (among those evaluated that generation).
+    pub emigrants: Choice,
+    /// Which organisms the arrivals replace.
+    pub replace: Choice,
+    /// Each island's scenario (the base with its overrides), in island
+    /// order; `population` is the island's.
+    pub scenarios: Vec<Scenario>,
+}
+
+/// Who sends migrants to whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// Island `i` sends to `i + 1` (the last to the first).
+    Ring,
+    /// The islands on a grid of `rows` rows that wraps around: each sends
+    /// to its four neighbours (fewer where the grid is 1 or 2 wide).
+    Torus {
+        /// Rows of the grid (a divisor of the count).
+        rows: usize,
+    },
+    /// Every island sends to every other.
+    Full,
+    /// At every migration each island sends to `degree` other islands
+    /// drawn afresh from the migration stream.
+    Random {
+        /// Islands each sends to.
+        degree: usize,
+    },
+}
+
+impl Topology {
+    /// The islands `island` of `count` sends migrants to, ascending; a
+    /// random topology draws them from `rng`.
+    pub fn targets(self, island: usize, count: usize, rng: &mut impl rand::Rng) -> Vec<usize> {
+        let mut out: Vec<usize> = match self {
+            Topology::Ring => vec![(island + 1) % count],
+            Topology::Full => (0..count).collect(),
+            Topology::Torus { rows } => {
+                let cols = count / rows.max(1);
+                let (r, c) = (island / cols, island % cols);
+                vec![
+                    r * cols + (c + 1) % cols,
+                    r * cols + (c + cols - 1) % cols,
+                    ((r + 1) % rows) * cols + c,
+                    ((r + rows - 1) % rows) * cols + c,
+                ]
+            }
+            Topology::Random { degree } => {
+                let others = count.saturating_sub(1);
+                rand::seq::index::sample(rng, others, degree.min(others))
+                    .into_iter()
+                    .map(|k| if k >= island { k + 1 } else { k })
+                    .collect()
+            }
+        };
+        out.retain(|&t| t != island);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// How emigrants or the organisms they replace are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// The best by the first objective, ties by id.
+    Best,
+    /// The worst by the first objective (invalid first), ties by id.
+    Worst,
+    /// Uniformly at random, from the migration stream.
+    Random,
 }
 
 /// What happens to an inherited connectome's mask and signs, matrix by

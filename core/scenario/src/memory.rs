@@ -71,6 +71,13 @@ impl MemoryEstimate {
         summed.into_iter().max_by_key(|p| p.bytes)
     }
 
+    /// Adds everything `other` holds, its generation too (islands run
+    /// their generations at the same time).
+    pub(crate) fn add(&mut self, other: &MemoryEstimate) {
+        self.held.extend(other.held.iter().cloned());
+        self.generation.extend(other.generation.iter().cloned());
+    }
+
     /// Adds what `other` holds, and keeps the larger generation of the two.
     pub(crate) fn absorb(&mut self, other: &MemoryEstimate) {
         self.held.extend(other.held.iter().cloned());

@@ -40,6 +40,51 @@ pub(crate) struct RawScenario {
     pub evaluate: RawEvaluate,
     #[serde(default)]
     pub conditions: Vec<RawCondition>,
+    pub islands: Option<RawIslands>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIslands {
+    pub count: usize,
+    #[serde(default = "default_migration_interval")]
+    pub migration_interval: u32,
+    #[serde(default = "default_migrants")]
+    pub migrants: usize,
+    #[serde(default = "default_topology")]
+    pub topology: String,
+    pub degree: Option<usize>,
+    pub rows: Option<usize>,
+    #[serde(default = "default_emigrants")]
+    pub emigrants: String,
+    #[serde(default = "default_replace")]
+    pub replace: String,
+    #[serde(default, rename = "override")]
+    pub overrides: Vec<RawIslandOverride>,
+}
+
+fn default_migration_interval() -> u32 {
+    5
+}
+fn default_migrants() -> usize {
+    1
+}
+fn default_topology() -> String {
+    "ring".into()
+}
+fn default_emigrants() -> String {
+    "best".into()
+}
+fn default_replace() -> String {
+    "worst".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIslandOverride {
+    pub islands: Vec<usize>,
+    #[serde(default)]
+    pub set: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@ mod conditions;
 mod environment;
 mod fitness;
 mod genome;
+mod islands;
 mod lifetime;
 mod mutation;
 mod paths;
@@ -325,6 +326,7 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved, budget: &Budget) -> 
             memory.absorb(&run.memory);
         }
     }
+    let islands = islands::islands(sources, resolved, &raw, budget, &mut memory)?;
     if let Some((field, message)) = budget.refuse(&memory) {
         return Err(ctx.at(&field, message));
     }
@@ -346,6 +348,7 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved, budget: &Budget) -> 
         plugins,
         suites,
         conditions,
+        islands,
         resolved_toml,
         memory,
     })
