@@ -270,6 +270,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 let root = lineage_engine::conditions::create_root(&scenario, out.as_deref())?;
                 return drive_conditions(&scenario, &root, threads, quiet);
             }
+            if scenario.islands.is_some() {
+                return drive_islands(&scenario, RunOptions { out, threads }, quiet);
+            }
             let run = Run::start(scenario, &RunOptions { out, threads })?;
             drive(run, quiet)
         }
@@ -453,6 +456,40 @@ fn drive_conditions(
 }
 
 /// Steps a run to its end with a progress bar.
+/// Runs an island model in this process: one line per island and
+/// generation unless `quiet`.
+fn drive_islands(scenario: &Scenario, options: RunOptions, quiet: bool) -> Result<(), Failure> {
+    let islands = scenario
+        .islands
+        .as_ref()
+        .expect("a scenario with [islands]");
+    // Every island's plugins load before anything is written.
+    for island in &islands.scenarios {
+        lineage_engine::plugins::Evaluation::prepare(island, &[])?;
+    }
+    let objective = scenario.objectives[0].name.clone();
+    let dir = lineage_engine::islands::run_islands(scenario, &options, |island, report| {
+        if !quiet {
+            eprintln!(
+                "gen {} island {island}: {objective} best {} mean {}",
+                report.generation,
+                lineage_report::number(report.best[0]),
+                lineage_report::number(report.mean[0])
+            );
+        }
+        for e in &report.errors {
+            eprintln!(
+                "warning: generation {} island {island}: {e} (organisms invalidated, run goes on)",
+                report.generation
+            );
+        }
+    })?;
+    if !quiet {
+        println!("run directory: {}", dir.display());
+    }
+    Ok(())
+}
+
 fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {
     for warning in run.warnings() {
         eprintln!("warning: {warning}");

@@ -4,8 +4,8 @@
 //! [`components::Lineage`] record, a [`components::Fitness`] and, for
 //! learning organisms, [`components::Weights`] and a
 //! [`components::LearningCurve`]. One generation is one run of the schedule
-//! built by [`schedule::generation_schedule`], whose sets
-//! ([`LineageSystems`]) run in the order environment, develop, learn,
+//! built by [`schedule::generation_schedules`] (two halves), whose sets
+//! ([`LineageSystems`]) run in the order environment, learn,
 //! evaluate, record, select, reproduce.
 //!
 //! The principal type is [`Run`]: it starts a run of a validated scenario in
@@ -30,6 +30,7 @@ pub mod develop;
 mod error;
 pub mod export;
 pub mod fault;
+pub mod islands;
 pub mod manifest;
 pub mod plugins;
 pub mod recorder;

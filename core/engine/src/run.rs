@@ -17,7 +17,7 @@ use crate::manifest::{self, Manifest, Session};
 use crate::plugins::Evaluation;
 use crate::recorder::Recorder;
 use crate::resources::*;
-use crate::schedule::generation_schedule;
+use crate::schedule::generation_schedules;
 
 /// The resolved scenario's file name inside a run directory.
 pub const SCENARIO_FILE: &str = "scenario.toml";
@@ -99,7 +99,10 @@ impl std::fmt::Display for Finished {
 /// A run in progress.
 pub struct Run {
     world: World,
-    schedule: Schedule,
+    /// The generation's two halves (`schedule::FIRST_HALF`, `SECOND_HALF`).
+    schedules: [Schedule; 2],
+    /// When the generation in progress started, once its first half ran.
+    started: Option<(Instant, EnvironmentState)>,
     dir: PathBuf,
     scenario: Arc<Scenario>,
     scenario_sha256: String,
@@ -224,7 +227,8 @@ impl Run {
         let target = scenario.generations;
         let mut run = Run {
             world,
-            schedule: generation_schedule(),
+            schedules: generation_schedules(),
+            started: None,
             dir,
             scenario,
             scenario_sha256,
@@ -354,7 +358,8 @@ impl Run {
         let from = state.generation;
         let mut run = Run {
             world,
-            schedule: generation_schedule(),
+            schedules: generation_schedules(),
+            started: None,
             dir: dir.to_owned(),
             scenario,
             scenario_sha256,
@@ -368,20 +373,39 @@ impl Run {
         Ok(Resumed::Running(Box::new(run)))
     }
 
-    /// Builds the generation schedule for this run's world.
+    /// Builds the generation schedules for this run's world.
     fn initialize_schedule(&mut self) -> Result<(), EngineError> {
-        match self.schedule.initialize(&mut self.world) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(EngineError::Schedule(
-                e.to_string(self.schedule.graph(), &self.world),
-            )),
+        for schedule in &mut self.schedules {
+            if let Err(e) = schedule.initialize(&mut self.world) {
+                return Err(EngineError::Schedule(
+                    e.to_string(schedule.graph(), &self.world),
+                ));
+            }
         }
+        Ok(())
     }
 
     /// What the caller should tell the user before the run goes on (for
     /// now: a resume on a machine whose CPU features differ).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Every organism alive: lineage, genome and fitness, by id.
+    pub fn population(&mut self) -> Vec<(Lineage, Genome, Fitness)> {
+        let mut all: Vec<_> = self
+            .world
+            .query::<(&Lineage, &Genome, &Fitness)>()
+            .iter(&self.world)
+            .map(|(l, g, f)| (*l, g.clone(), f.clone()))
+            .collect();
+        all.sort_by_key(|(l, _, _)| l.id);
+        all
+    }
+
+    /// The run's world, for the island model's exchanges.
+    pub(crate) fn world_mut(&mut self) -> &mut World {
+        &mut self.world
     }
 
     /// The run directory.
@@ -416,27 +440,34 @@ impl Run {
 
     /// Simulates one generation, records it, and checkpoints when due.
     pub fn step(&mut self) -> Result<GenerationReport, EngineError> {
+        self.evaluate_generation()?;
+        self.breed_generation()
+    }
+
+    /// The generation's first half: environment, learning, evaluation and
+    /// records. Afterwards every organism alive has been evaluated; an
+    /// island model exchanges migrants now ([`Run::emigrants`],
+    /// [`Run::immigrate`]), then calls [`Run::breed_generation`].
+    pub fn evaluate_generation(&mut self) -> Result<(), EngineError> {
         let started = Instant::now();
         let generation = self.generation();
         let environment = *self.world.resource::<EnvironmentState>();
         crate::fault::at(crate::fault::Point::Generation, generation);
-        self.schedule.run(&mut self.world);
-        if let Some(e) = self.world.resource_mut::<Failure>().0.take() {
-            if matches!(e, EngineError::PluginEval { .. }) {
-                // `on_error = "abort"`: nothing computed is lost. The
-                // checkpoint holds the generation as it started (the
-                // environment as it was, the organisms still to be
-                // scored), so a resumed run redoes it exactly.
-                self.world.insert_resource(environment);
-                self.checkpoint()?;
-            } else {
-                // Keep what the tables already hold; the last checkpoint is
-                // the point to resume from.
-                self.writer.wait()?;
-                let _ = self.world.resource_mut::<Recorder>().flush();
-            }
-            return Err(e);
-        }
+        self.schedules[0].run(&mut self.world);
+        self.started = Some((started, environment));
+        self.check_failure()
+    }
+
+    /// The generation's second half: selection and reproduction, then a
+    /// checkpoint when due and the generation's timing row.
+    pub fn breed_generation(&mut self) -> Result<GenerationReport, EngineError> {
+        let (started, _) = self
+            .started
+            .expect("the generation's first half ran: evaluate_generation before breed_generation");
+        let generation = self.generation();
+        self.schedules[1].run(&mut self.world);
+        self.check_failure()?;
+        self.started = None;
         let completed = generation + 1;
         let every = self.scenario.checkpoint_every;
         let checkpoint_started = Instant::now();
@@ -463,6 +494,29 @@ impl Run {
             mean: stats.summaries.iter().map(|s| s.mean).collect(),
             errors: stats.errors.clone(),
         })
+    }
+
+    /// After a half: a system's failure becomes the run's error. Nothing
+    /// computed is lost: after a plugin's evaluation error with `on_error =
+    /// "abort"` the checkpoint holds the generation as it started (the
+    /// environment as it was, the organisms still to be scored), so a
+    /// resumed run redoes it exactly; after any other, the tables keep
+    /// what they hold and the last checkpoint is the point to resume from.
+    fn check_failure(&mut self) -> Result<(), EngineError> {
+        let Some(e) = self.world.resource_mut::<Failure>().0.take() else {
+            return Ok(());
+        };
+        let environment = self.started.take().map(|(_, env)| env);
+        if matches!(e, EngineError::PluginEval { .. })
+            && let Some(environment) = environment
+        {
+            self.world.insert_resource(environment);
+            self.checkpoint()?;
+        } else {
+            self.writer.wait()?;
+            let _ = self.world.resource_mut::<Recorder>().flush();
+        }
+        Err(e)
     }
 
     /// Writes a checkpoint of the state that starts the next generation,

@@ -54,6 +54,25 @@ pub enum Purpose {
     /// Which organisms a generation's records sample (`record.organisms =
     /// "sample"`; organism id [`POPULATION`]).
     Record = 9,
+    /// Whom an island sends migrants to, under a random topology (organism
+    /// id: the island).
+    Topology = 10,
+    /// Which organisms emigrate (organism id: source island x islands +
+    /// target island).
+    Emigrate = 11,
+    /// Which organisms the arrivals replace (organism id: the island).
+    Immigrate = 12,
+}
+
+/// The seed of island `island` of a run seeded `seed`: every stream of an
+/// island derives from it, so streams are keyed by (seed, island,
+/// generation, organism, purpose). At most `i64::MAX`, as scenario seeds.
+pub fn island_seed(seed: u64, island: usize) -> u64 {
+    let mut state = seed ^ 0x6973_6c61_6e64_7321; // "islands!"
+    let mut acc = splitmix(&mut state);
+    let mut s = acc ^ island as u64;
+    acc = splitmix(&mut s);
+    acc & i64::MAX as u64
 }
 
 /// Organism id used for population-level streams.

@@ -165,6 +165,11 @@ pub(super) fn islands(
     let mut scenarios = Vec::with_capacity(r.count);
     for island in 0..r.count {
         let mut one = base.clone();
+        // Each island's streams derive from its own seed.
+        one.table.insert(
+            "seed".into(),
+            toml::Value::Integer(lineage_evo::rng::island_seed(raw.seed, island) as i64),
+        );
         for (k, o) in r.overrides.iter().enumerate() {
             if o.islands.contains(&island) {
                 one = merge_set(
@@ -177,7 +182,8 @@ pub(super) fn islands(
                 )?;
             }
         }
-        let scenario = check(sources, &one, budget)?;
+        let mut scenario = check(sources, &one, budget)?;
+        scenario.name = format!("{}-island-{island}", scenario.name);
         if r.migrants >= scenario.pressures_at(0).population {
             return Err(ctx.at(
                 "islands.migrants",
