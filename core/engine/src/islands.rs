@@ -233,12 +233,12 @@ pub fn run_islands(
 fn exchange(islands: &Islands, seed: u64, g: u32, runs: &mut [Run]) -> String {
     let n = islands.count;
     let mut inbox: Vec<Vec<Migrant>> = vec![Vec::new(); n];
-    for island in 0..n {
+    for (island, run) in runs.iter_mut().enumerate() {
         let mut topology = stream(seed, g, island as u64, Purpose::Topology);
         for target in islands.topology.targets(island, n, &mut topology) {
             let mut rng = stream(seed, g, (island * n + target) as u64, Purpose::Emigrate);
             let sent = emigrants(
-                &mut runs[island],
+                run,
                 island,
                 islands.emigrants,
                 islands.migrants,
