@@ -166,3 +166,37 @@ fn an_arrival_keeps_its_genome_and_fitness_and_replaces_the_worst() {
         run.breed_generation().unwrap();
     }
 }
+
+/// A run killed in its sixth generation resumes from the latest generation
+/// every island has a checkpoint of and ends with the records of a run
+/// never killed, byte for byte; resuming it again changes nothing.
+#[test]
+fn a_killed_island_run_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(RING);
+    let whole = run(dir.path(), "whole", &text, "2");
+    let file = write_scenario(dir.path(), "killed.toml", &text);
+    let killed = dir.path().join("killed");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["run", s(&file), "--out", s(&killed), "--quiet", "--threads", "2"])
+        .env("LINEAGE_FAULT", "abort:generation:5")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_ne!(read(&whole.join("migrations.csv")), read(&killed.join("migrations.csv")));
+    lineage_ok(&["resume", s(&killed), "--quiet", "--threads", "1"]);
+    assert_eq!(read(&whole.join("migrations.csv")), read(&killed.join("migrations.csv")));
+    for island in 0..3 {
+        for table in ["generations.csv", "organisms.csv"] {
+            assert_eq!(
+                read(&whole.join(island_dir(island)).join(table)),
+                read(&killed.join(island_dir(island)).join(table)),
+                "island {island}: {table}"
+            );
+        }
+    }
+    let before = read(&killed.join("migrations.csv"));
+    let again = lineage_ok(&["resume", s(&killed)]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
+    assert_eq!(before, read(&killed.join("migrations.csv")));
+}

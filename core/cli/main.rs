@@ -305,6 +305,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 memory_limit,
                 ..Overrides::default()
             };
+            if lineage_engine::islands::is_islands_dir(&run_dir) {
+                return resume_islands(&run_dir, generations, threads, quiet);
+            }
             if run_dir.join(lineage_engine::conditions::INDEX).exists() {
                 if generations.is_some() {
                     return Err(Failure::bad_input(
@@ -467,8 +470,47 @@ fn drive_islands(scenario: &Scenario, options: RunOptions, quiet: bool) -> Resul
     for island in &islands.scenarios {
         lineage_engine::plugins::Evaluation::prepare(island, &[])?;
     }
-    let objective = scenario.objectives[0].name.clone();
-    let dir = lineage_engine::islands::run_islands(scenario, &options, |island, report| {
+    let dir = lineage_engine::islands::run_islands(
+        scenario,
+        &options,
+        island_progress(&scenario.objectives[0].name, quiet),
+    )?;
+    if !quiet {
+        println!("run directory: {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Resumes the island model in `root`.
+fn resume_islands(
+    root: &std::path::Path,
+    generations: Option<u32>,
+    threads: usize,
+    quiet: bool,
+) -> Result<(), Failure> {
+    use lineage_engine::islands::ResumedIslands;
+    let scenario = lineage_scenario::load(
+        &root.join(lineage_engine::SCENARIO_FILE),
+        &Overrides::default(),
+    )?;
+    let progress = island_progress(&scenario.objectives[0].name, quiet);
+    match lineage_engine::islands::resume_islands(root, generations, threads, progress)? {
+        ResumedIslands::Ran(dir) if !quiet => println!("run directory: {}", dir.display()),
+        ResumedIslands::Ran(_) => {}
+        ResumedIslands::Finished(g) => {
+            println!("{}: ended at generation {g}; nothing to do", root.display())
+        }
+    }
+    Ok(())
+}
+
+/// What an island model prints as each island's generation ends.
+fn island_progress(
+    objective: &str,
+    quiet: bool,
+) -> impl FnMut(usize, &lineage_engine::GenerationReport) {
+    let objective = objective.to_owned();
+    move |island, report| {
         if !quiet {
             eprintln!(
                 "gen {} island {island}: {objective} best {} mean {}",
@@ -483,11 +525,7 @@ fn drive_islands(scenario: &Scenario, options: RunOptions, quiet: bool) -> Resul
                 report.generation
             );
         }
-    })?;
-    if !quiet {
-        println!("run directory: {}", dir.display());
     }
-    Ok(())
 }
 
 fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {

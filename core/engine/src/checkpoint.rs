@@ -76,6 +76,13 @@ pub fn latest(run_dir: &Path) -> Result<PathBuf, EngineError> {
     })
 }
 
+/// The generation a checkpoint folder starts (`gen-NNNNNN`, or one moved
+/// aside as `gen-NNNNNN.old`).
+pub fn generation_of(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?.strip_prefix("gen-")?;
+    name.strip_suffix(".old").unwrap_or(name).parse().ok()
+}
+
 /// Every checkpoint in a run directory, oldest first.
 pub fn all(run_dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
     let root = run_dir.join("checkpoints");
@@ -495,6 +502,14 @@ fn bad(path: &Path, message: String) -> EngineError {
         path: path.to_owned(),
         message,
     }
+}
+
+/// Reads a checkpoint's state alone (no population).
+pub fn load_state(dir: &Path) -> Result<CheckpointState, EngineError> {
+    let state_path = dir.join(STATE);
+    let text = fs::read(&state_path).map_err(EngineError::io("cannot read", &state_path))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| bad(&state_path, format!("is not a checkpoint state: {e}")))
 }
 
 /// Reads a checkpoint directory. `bits` and `genes` give the genome shape.

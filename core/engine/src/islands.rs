@@ -177,14 +177,15 @@ pub fn immigrate(
 pub fn run_islands(
     scenario: &Scenario,
     options: &RunOptions,
-    mut on_generation: impl FnMut(usize, &GenerationReport),
+    on_generation: impl FnMut(usize, &GenerationReport),
 ) -> Result<PathBuf, EngineError> {
     let islands = scenario
         .islands
         .as_ref()
         .expect("run_islands is given a scenario with [islands]");
     let root = crate::run::output_dir(options.out.as_deref(), &scenario.name)?;
-    std::fs::create_dir_all(&root).map_err(EngineError::io("cannot create", &root))?;
+    std::fs::create_dir_all(root.join("checkpoints"))
+        .map_err(EngineError::io("cannot create", &root))?;
     crate::checkpoint::write_synced(
         &root.join(crate::SCENARIO_FILE),
         scenario.resolved_toml.as_bytes(),
@@ -197,13 +198,176 @@ pub fn run_islands(
         };
         runs.push(Run::start(s.clone(), &options)?);
     }
-    let migrations_path = root.join(MIGRATIONS);
-    let mut migrations = std::io::BufWriter::new(
-        std::fs::File::create(&migrations_path)
-            .map_err(EngineError::io("cannot create", &migrations_path))?,
-    );
-    writeln!(migrations, "generation,from_island,from_id,to_island,to_id")
-        .map_err(EngineError::io("cannot write", &migrations_path))?;
+    let mut migrations = Migrations::create(&root)?;
+    migrations.checkpoint(&root, 0)?;
+    drive(&root, islands, scenario, runs, migrations, on_generation)
+}
+
+/// What [`resume_islands`] found.
+pub enum ResumedIslands {
+    /// The run went on and ended; its directory.
+    Ran(PathBuf),
+    /// The run had ended at this generation; nothing was run and no record
+    /// changed.
+    Finished(u32),
+}
+
+/// Resumes the island model in `root` from the latest generation every
+/// island has a checkpoint of, and runs it to its end (or to
+/// `generations`). The records come out byte for byte as an uninterrupted
+/// run's.
+pub fn resume_islands(
+    root: &Path,
+    generations: Option<u32>,
+    threads: usize,
+    on_generation: impl FnMut(usize, &GenerationReport),
+) -> Result<ResumedIslands, EngineError> {
+    let bad = |message: String| EngineError::BadRunDir {
+        path: root.to_path_buf(),
+        message,
+    };
+    let scenario = lineage_scenario::load(&root.join(crate::SCENARIO_FILE), &Default::default())?;
+    let islands = scenario
+        .islands
+        .as_ref()
+        .ok_or_else(|| bad("its scenario.toml has no [islands]".into()))?;
+    // The latest generation that the run recorded and every island holds.
+    let mut recorded = crate::checkpoint::all(root)?;
+    recorded.reverse();
+    let mut found = None;
+    for record in recorded {
+        let Some(g) = crate::checkpoint::generation_of(&record) else {
+            continue;
+        };
+        let everywhere = (0..islands.count).all(|i| {
+            crate::checkpoint::all(&root.join(island_dir(i))).is_ok_and(|all| {
+                all.iter()
+                    .any(|p| crate::checkpoint::generation_of(p) == Some(g))
+            })
+        });
+        if everywhere {
+            found = Some((g, record));
+            break;
+        }
+    }
+    let Some((g, record)) = found else {
+        return Err(bad(
+            "holds no generation that every island has a checkpoint of: start the run again".into(),
+        ));
+    };
+    let len: u64 = std::fs::read_to_string(record.join(MIGRATIONS_LEN))
+        .map_err(EngineError::io("cannot read", record.join(MIGRATIONS_LEN)))?
+        .trim()
+        .parse()
+        .map_err(|_| bad(format!("{} is damaged", record.display())))?;
+    // A run that had ended is left exactly as it is: no island is resumed
+    // (which would note a session in its manifest) when one had stopped.
+    for (island, s) in islands.scenarios.iter().enumerate() {
+        let state = crate::checkpoint::load_state(&crate::checkpoint::dir_for(
+            &root.join(island_dir(island)),
+            g,
+        ))?;
+        if state.progress.stop.is_some() || generations.unwrap_or(s.generations) <= g {
+            return Ok(ResumedIslands::Finished(g));
+        }
+    }
+    let mut runs = Vec::with_capacity(islands.count);
+    for island in 0..islands.count {
+        match Run::resume_at(
+            &root.join(island_dir(island)),
+            Some(g),
+            generations,
+            threads,
+        )? {
+            crate::Resumed::Running(run) => runs.push(*run),
+            crate::Resumed::Finished(_) => return Ok(ResumedIslands::Finished(g)),
+        }
+    }
+    let migrations = Migrations::reopen(root, len)?;
+    drive(root, islands, &scenario, runs, migrations, on_generation).map(ResumedIslands::Ran)
+}
+
+/// `checkpoints/gen-NNNNNN/` at the run's root: the length of
+/// `migrations.csv` when the islands' checkpoints of that generation were
+/// handed over.
+const MIGRATIONS_LEN: &str = "migrations.len";
+
+/// `migrations.csv`, which knows its length.
+struct Migrations {
+    path: PathBuf,
+    file: std::fs::File,
+    len: u64,
+}
+
+impl Migrations {
+    const HEADER: &str = "generation,from_island,from_id,to_island,to_id\n";
+
+    fn create(root: &Path) -> Result<Migrations, EngineError> {
+        let path = root.join(MIGRATIONS);
+        let mut file =
+            std::fs::File::create(&path).map_err(EngineError::io("cannot create", &path))?;
+        file.write_all(Self::HEADER.as_bytes())
+            .map_err(EngineError::io("cannot write", &path))?;
+        Ok(Migrations {
+            path,
+            file,
+            len: Self::HEADER.len() as u64,
+        })
+    }
+
+    /// Opens the table, cut back to `len` bytes.
+    fn reopen(root: &Path, len: u64) -> Result<Migrations, EngineError> {
+        let path = root.join(MIGRATIONS);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(EngineError::io("cannot open", &path))?;
+        file.set_len(len)
+            .map_err(EngineError::io("cannot cut back", &path))?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
+            .map_err(EngineError::io("cannot open", &path))?;
+        Ok(Migrations { path, file, len })
+    }
+
+    fn append(&mut self, rows: &str) -> Result<(), EngineError> {
+        self.file
+            .write_all(rows.as_bytes())
+            .map_err(EngineError::io("cannot write", &self.path))?;
+        self.len += rows.len() as u64;
+        Ok(())
+    }
+
+    /// Syncs the table and records its length as of generation `g`'s
+    /// checkpoints.
+    fn checkpoint(&mut self, root: &Path, g: u32) -> Result<(), EngineError> {
+        self.file
+            .sync_data()
+            .map_err(EngineError::io("cannot sync", &self.path))?;
+        let dir = crate::checkpoint::dir_for(root, g);
+        let tmp = dir.with_extension("tmp");
+        std::fs::create_dir_all(&tmp).map_err(EngineError::io("cannot create", &tmp))?;
+        crate::checkpoint::write_synced(
+            &tmp.join(MIGRATIONS_LEN),
+            self.len.to_string().as_bytes(),
+        )?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(EngineError::io("cannot remove", &dir))?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(EngineError::io("cannot move checkpoint into", &dir))
+    }
+}
+
+/// Steps the islands in lockstep to their end, exchanging migrants, and
+/// records the migrations table's length at every checkpoint.
+fn drive(
+    root: &Path,
+    islands: &Islands,
+    scenario: &Scenario,
+    mut runs: Vec<Run>,
+    mut migrations: Migrations,
+    mut on_generation: impl FnMut(usize, &GenerationReport),
+) -> Result<PathBuf, EngineError> {
+    let every = islands.scenarios[0].checkpoint_every;
     while !runs.iter().any(Run::is_done) {
         let g = runs[0].generation();
         for run in &mut runs {
@@ -211,22 +375,23 @@ pub fn run_islands(
         }
         if (g + 1).is_multiple_of(islands.migration_interval) {
             let rows = exchange(islands, scenario.seed, g, &mut runs);
-            migrations
-                .write_all(rows.as_bytes())
-                .map_err(EngineError::io("cannot write", &migrations_path))?;
+            migrations.append(&rows)?;
         }
         for (island, run) in runs.iter_mut().enumerate() {
             let report = run.breed_generation()?;
             on_generation(island, &report);
         }
+        // The islands checkpoint at the same generations (they share
+        // `checkpoint_every`, and stop together).
+        let completed = g + 1;
+        if (every > 0 && completed.is_multiple_of(every)) || runs.iter().any(Run::is_done) {
+            migrations.checkpoint(root, completed)?;
+        }
     }
-    migrations
-        .flush()
-        .map_err(EngineError::io("cannot write", &migrations_path))?;
     for run in runs {
         run.finish()?;
     }
-    Ok(root)
+    Ok(root.to_path_buf())
 }
 
 /// One exchange at generation `g`; returns its `migrations.csv` rows.
@@ -237,13 +402,7 @@ fn exchange(islands: &Islands, seed: u64, g: u32, runs: &mut [Run]) -> String {
         let mut topology = stream(seed, g, island as u64, Purpose::Topology);
         for target in islands.topology.targets(island, n, &mut topology) {
             let mut rng = stream(seed, g, (island * n + target) as u64, Purpose::Emigrate);
-            let sent = emigrants(
-                run,
-                island,
-                islands.emigrants,
-                islands.migrants,
-                &mut rng,
-            );
+            let sent = emigrants(run, island, islands.emigrants, islands.migrants, &mut rng);
             inbox[target].extend(sent);
         }
     }

@@ -259,6 +259,18 @@ impl Run {
         generations: Option<u32>,
         threads: usize,
     ) -> Result<Resumed, EngineError> {
+        Run::resume_at(dir, None, generations, threads)
+    }
+
+    /// [`Run::resume`] from the checkpoint that starts generation `at`
+    /// (`None`: the latest), as an island model resumes every island from
+    /// the latest generation they all have.
+    pub fn resume_at(
+        dir: &Path,
+        at: Option<u32>,
+        generations: Option<u32>,
+        threads: usize,
+    ) -> Result<Resumed, EngineError> {
         let mut manifest = Manifest::read(dir)?;
         let scenario_path = dir.join(SCENARIO_FILE);
         let text = std::fs::read(&scenario_path)
@@ -273,7 +285,16 @@ impl Run {
             });
         }
         let mut scenario = lineage_scenario::load(&scenario_path, &Default::default())?;
-        let checkpoint_dir = checkpoint::latest(dir)?;
+        let checkpoint_dir = match at {
+            None => checkpoint::latest(dir)?,
+            Some(g) => checkpoint::all(dir)?
+                .into_iter()
+                .find(|p| checkpoint::generation_of(p) == Some(g))
+                .ok_or_else(|| EngineError::BadRunDir {
+                    path: dir.join("checkpoints"),
+                    message: format!("holds no checkpoint of generation {g}"),
+                })?,
+        };
         let (state, organisms) = checkpoint::load(
             &checkpoint_dir,
             scenario.genome.bits,
