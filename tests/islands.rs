@@ -178,14 +178,28 @@ fn a_killed_island_run_resumes_exactly() {
     let file = write_scenario(dir.path(), "killed.toml", &text);
     let killed = dir.path().join("killed");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lineage"))
-        .args(["run", s(&file), "--out", s(&killed), "--quiet", "--threads", "2"])
+        .args([
+            "run",
+            s(&file),
+            "--out",
+            s(&killed),
+            "--quiet",
+            "--threads",
+            "2",
+        ])
         .env("LINEAGE_FAULT", "abort:generation:5")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert_ne!(read(&whole.join("migrations.csv")), read(&killed.join("migrations.csv")));
+    assert_ne!(
+        read(&whole.join("migrations.csv")),
+        read(&killed.join("migrations.csv"))
+    );
     lineage_ok(&["resume", s(&killed), "--quiet", "--threads", "1"]);
-    assert_eq!(read(&whole.join("migrations.csv")), read(&killed.join("migrations.csv")));
+    assert_eq!(
+        read(&whole.join("migrations.csv")),
+        read(&killed.join("migrations.csv"))
+    );
     for island in 0..3 {
         for table in ["generations.csv", "organisms.csv"] {
             assert_eq!(
@@ -199,4 +213,24 @@ fn a_killed_island_run_resumes_exactly() {
     let again = lineage_ok(&["resume", s(&killed)]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
     assert_eq!(before, read(&killed.join("migrations.csv")));
+}
+
+/// The shipped scenario runs: 5 exchanges of 2 migrants round a ring of 4.
+#[test]
+fn the_shipped_island_scenario_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    lineage_ok(&[
+        "run",
+        s(&common::scenario("islands.toml")),
+        "--out",
+        s(&out),
+        "--quiet",
+    ]);
+    let (_, rows) = csv(&out.join("migrations.csv"));
+    assert_eq!(rows.len(), 5 * 4 * 2);
+    for island in 0..4 {
+        let (_, gens) = csv(&out.join(island_dir(island)).join("generations.csv"));
+        assert_eq!(gens.len(), 15);
+    }
 }

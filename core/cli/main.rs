@@ -390,6 +390,18 @@ fn print_scenario(s: &Scenario) {
     for suite in &s.suites {
         println!("  suite:       {}:{}", suite.plugin, suite.offering);
     }
+    if let Some(i) = &s.islands {
+        println!(
+            "  islands:     {} ({:?}), {} migrant(s) per neighbour every {} generation(s), emigrants {:?}, replacing {:?}",
+            i.count, i.topology, i.migrants, i.migration_interval, i.emigrants, i.replace
+        );
+        let populations: Vec<String> = i
+            .scenarios
+            .iter()
+            .map(|s| s.pressures_at(0).population.to_string())
+            .collect();
+        println!("  populations: {}", populations.join(", "));
+    }
     for p in &s.phases {
         let pr = &p.pressures;
         let m = &pr.mutation;
