@@ -23,7 +23,6 @@
 //! when any island's stop criterion holds.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use bevy_ecs::prelude::*;
@@ -292,63 +291,35 @@ pub fn resume_islands(
 /// handed over.
 const MIGRATIONS_LEN: &str = "migrations.len";
 
-/// `migrations.csv`, which knows its length.
-struct Migrations {
-    path: PathBuf,
-    file: std::fs::File,
-    len: u64,
-}
+/// `migrations.csv`, a table of the recorder's kind.
+struct Migrations(crate::recorder::Table);
 
 impl Migrations {
-    const HEADER: &str = "generation,from_island,from_id,to_island,to_id\n";
+    const HEADER: &str = "generation,from_island,from_id,to_island,to_id";
 
     fn create(root: &Path) -> Result<Migrations, EngineError> {
-        let path = root.join(MIGRATIONS);
-        let mut file =
-            std::fs::File::create(&path).map_err(EngineError::io("cannot create", &path))?;
-        file.write_all(Self::HEADER.as_bytes())
-            .map_err(EngineError::io("cannot write", &path))?;
-        Ok(Migrations {
-            path,
-            file,
-            len: Self::HEADER.len() as u64,
-        })
+        crate::recorder::Table::create(root.join(MIGRATIONS), Self::HEADER).map(Migrations)
     }
 
     /// Opens the table, cut back to `len` bytes.
     fn reopen(root: &Path, len: u64) -> Result<Migrations, EngineError> {
-        let path = root.join(MIGRATIONS);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(EngineError::io("cannot open", &path))?;
-        file.set_len(len)
-            .map_err(EngineError::io("cannot cut back", &path))?;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
-            .map_err(EngineError::io("cannot open", &path))?;
-        Ok(Migrations { path, file, len })
+        crate::recorder::Table::reopen(root.join(MIGRATIONS), len).map(Migrations)
     }
 
     fn append(&mut self, rows: &str) -> Result<(), EngineError> {
-        self.file
-            .write_all(rows.as_bytes())
-            .map_err(EngineError::io("cannot write", &self.path))?;
-        self.len += rows.len() as u64;
-        Ok(())
+        self.0.append(rows)
     }
 
     /// Syncs the table and records its length as of generation `g`'s
     /// checkpoints.
     fn checkpoint(&mut self, root: &Path, g: u32) -> Result<(), EngineError> {
-        self.file
-            .sync_data()
-            .map_err(EngineError::io("cannot sync", &self.path))?;
+        self.0.hand_over()?.sync()?;
         let dir = crate::checkpoint::dir_for(root, g);
         let tmp = dir.with_extension("tmp");
         std::fs::create_dir_all(&tmp).map_err(EngineError::io("cannot create", &tmp))?;
         crate::checkpoint::write_synced(
             &tmp.join(MIGRATIONS_LEN),
-            self.len.to_string().as_bytes(),
+            self.0.len.to_string().as_bytes(),
         )?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(EngineError::io("cannot remove", &dir))?;

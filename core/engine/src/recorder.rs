@@ -35,14 +35,16 @@ pub mod files {
 }
 
 /// An append-only CSV file that knows its length.
-struct Table {
+pub(crate) struct Table {
     path: PathBuf,
     writer: BufWriter<File>,
-    len: u64,
+    /// Bytes written so far.
+    pub(crate) len: u64,
 }
 
 impl Table {
-    fn create(path: PathBuf, header: &str) -> Result<Table, EngineError> {
+    /// Creates the table with its header line (no newline).
+    pub(crate) fn create(path: PathBuf, header: &str) -> Result<Table, EngineError> {
         let file = File::create(&path).map_err(EngineError::io("cannot create", &path))?;
         let mut table = Table {
             path,
@@ -54,7 +56,7 @@ impl Table {
     }
 
     /// Opens an existing table, cut back to `len` bytes.
-    fn reopen(path: PathBuf, len: u64) -> Result<Table, EngineError> {
+    pub(crate) fn reopen(path: PathBuf, len: u64) -> Result<Table, EngineError> {
         let file = OpenOptions::new()
             .write(true)
             .open(&path)
@@ -85,7 +87,7 @@ impl Table {
     }
 
     /// Appends `rows`, each already ending in a newline.
-    fn append(&mut self, rows: &str) -> Result<(), EngineError> {
+    pub(crate) fn append(&mut self, rows: &str) -> Result<(), EngineError> {
         self.writer
             .write_all(rows.as_bytes())
             .map_err(EngineError::io("cannot write", &self.path))?;
@@ -106,7 +108,7 @@ impl Table {
 
     /// Hands what is buffered to the OS and returns a handle that syncs it
     /// to disk, for whoever must know it is durable (a checkpoint's writer).
-    fn hand_over(&mut self) -> Result<Unsynced, EngineError> {
+    pub(crate) fn hand_over(&mut self) -> Result<Unsynced, EngineError> {
         self.writer
             .flush()
             .map_err(EngineError::io("cannot write", &self.path))?;
