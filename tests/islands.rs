@@ -234,3 +234,20 @@ fn the_shipped_island_scenario_runs() {
         assert_eq!(gens.len(), 15);
     }
 }
+
+/// `inspect` and `report` on an island run's root point at its islands.
+#[test]
+fn inspecting_an_island_run_points_at_its_islands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), "ring", &scenario(RING), "1");
+    for verb in ["inspect", "report"] {
+        let o = common::lineage(&[verb, s(&out)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("island run") && err.contains("islands/island-<k>"),
+            "{err}"
+        );
+    }
+    lineage_ok(&["inspect", s(&out.join(island_dir(1)))]);
+}

@@ -23,9 +23,25 @@ impl From<ReportError> for Failure {
     }
 }
 
+/// Refuses the root of an island run, naming the islands' folders.
+fn not_islands(dir: &Path, verb: &str) -> Result<(), Failure> {
+    if lineage_engine::islands::is_islands_dir(dir) {
+        return Err(Failure::bad_input(format!(
+            "{} is an island run: `lineage {verb} {}/{}` shows one island ({} holds who migrated where)",
+            dir.display(),
+            dir.display(),
+            "islands/island-<k>",
+            lineage_engine::islands::MIGRATIONS
+        )));
+    }
+    Ok(())
+}
+
 /// `lineage inspect RUN_DIR`: the run's summary table. An experiment with
-/// conditions is pointed at `report` and at its runs.
+/// conditions is pointed at `report` and at its runs, an island run at its
+/// islands.
 pub fn inspect(dir: &Path) -> Result<(), Failure> {
+    not_islands(dir, "inspect")?;
     if lineage_report::is_conditions_run(dir) {
         return Err(Failure::bad_input(format!(
             "{} is an experiment with conditions: `lineage report {}` compares them; `lineage inspect {}/conditions/<name>/seed-<k>` shows one run",
@@ -43,6 +59,7 @@ pub fn inspect(dir: &Path) -> Result<(), Failure> {
 /// comparison over seeds (tables, `report.json`, `report.csv`, plots), with
 /// effects against `baseline` (default: the first condition).
 pub fn report(dir: &Path, baseline: Option<&str>) -> Result<(), Failure> {
+    not_islands(dir, "report")?;
     if lineage_report::is_conditions_run(dir) {
         let report = Report::read(dir, baseline)?;
         print!("{}", report.text(dir));
