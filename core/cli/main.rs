@@ -6,6 +6,7 @@
 //! 1 a failure while running.
 
 mod bench;
+mod islands;
 mod plugins;
 mod report;
 
@@ -30,6 +31,10 @@ const QUICKSTART: &str = include_str!("../../scenarios/quickstart.toml");
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How an island model's progress and warnings are written to stderr:
+    /// text, or one JSON object per line for cluster log collectors.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: islands::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -197,7 +202,8 @@ fn main() -> ExitCode {
     // A panic is a bug: the hook has said where; unwinding out of
     // `dispatch` drops the run, which flushes its records, and the process
     // exits 1 like any other failure while running.
-    match std::panic::catch_unwind(|| dispatch(cli.command)) {
+    let log_format = cli.log_format;
+    match std::panic::catch_unwind(|| dispatch(cli.command, log_format)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(f)) => {
             eprintln!("error: {}", f.message.trim_end());
@@ -242,7 +248,7 @@ fn install_panic_hook() {
     }));
 }
 
-fn dispatch(command: Command) -> Result<(), Failure> {
+fn dispatch(command: Command, log_format: islands::LogFormat) -> Result<(), Failure> {
     match command {
         Command::Run {
             scenario,
@@ -261,6 +267,12 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 memory_limit,
             };
             let scenario = load_scenario(scenario.as_deref(), &overrides)?;
+            islands::init_logging(log_format, quiet);
+            let threads = islands::threads(threads);
+            if scenario.islands.is_some() {
+                return islands::run(&scenario, RunOptions { out, threads }, quiet);
+            }
+            islands::refuse_if_launched_many(&format!("scenario {:?}", scenario.name))?;
             if !scenario.conditions.is_empty() {
                 // Every condition's plugins load before anything is
                 // written, as for a single run.
@@ -269,9 +281,6 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 }
                 let root = lineage_engine::conditions::create_root(&scenario, out.as_deref())?;
                 return drive_conditions(&scenario, &root, threads, quiet);
-            }
-            if scenario.islands.is_some() {
-                return drive_islands(&scenario, RunOptions { out, threads }, quiet);
             }
             let run = Run::start(scenario, &RunOptions { out, threads })?;
             drive(run, quiet)
@@ -305,9 +314,12 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 memory_limit,
                 ..Overrides::default()
             };
+            islands::init_logging(log_format, quiet);
+            let threads = islands::threads(threads);
             if lineage_engine::islands::is_islands_dir(&run_dir) {
-                return resume_islands(&run_dir, generations, threads, quiet);
+                return islands::resume(&run_dir, generations, threads, quiet);
             }
+            islands::refuse_if_launched_many(&run_dir.display().to_string())?;
             if run_dir.join(lineage_engine::conditions::INDEX).exists() {
                 if generations.is_some() {
                     return Err(Failure::bad_input(
@@ -471,75 +483,6 @@ fn drive_conditions(
 }
 
 /// Steps a run to its end with a progress bar.
-/// Runs an island model in this process: one line per island and
-/// generation unless `quiet`.
-fn drive_islands(scenario: &Scenario, options: RunOptions, quiet: bool) -> Result<(), Failure> {
-    let islands = scenario
-        .islands
-        .as_ref()
-        .expect("a scenario with [islands]");
-    // Every island's plugins load before anything is written.
-    for island in &islands.scenarios {
-        lineage_engine::plugins::Evaluation::prepare(island, &[])?;
-    }
-    let dir = lineage_engine::islands::run_islands(
-        scenario,
-        &options,
-        island_progress(&scenario.objectives[0].name, quiet),
-    )?;
-    if !quiet {
-        println!("run directory: {}", dir.display());
-    }
-    Ok(())
-}
-
-/// Resumes the island model in `root`.
-fn resume_islands(
-    root: &std::path::Path,
-    generations: Option<u32>,
-    threads: usize,
-    quiet: bool,
-) -> Result<(), Failure> {
-    use lineage_engine::islands::ResumedIslands;
-    let scenario = lineage_scenario::load(
-        &root.join(lineage_engine::SCENARIO_FILE),
-        &Overrides::default(),
-    )?;
-    let progress = island_progress(&scenario.objectives[0].name, quiet);
-    match lineage_engine::islands::resume_islands(root, generations, threads, progress)? {
-        ResumedIslands::Ran(dir) if !quiet => println!("run directory: {}", dir.display()),
-        ResumedIslands::Ran(_) => {}
-        ResumedIslands::Finished(g) => {
-            println!("{}: ended at generation {g}; nothing to do", root.display())
-        }
-    }
-    Ok(())
-}
-
-/// What an island model prints as each island's generation ends.
-fn island_progress(
-    objective: &str,
-    quiet: bool,
-) -> impl FnMut(usize, &lineage_engine::GenerationReport) {
-    let objective = objective.to_owned();
-    move |island, report| {
-        if !quiet {
-            eprintln!(
-                "gen {} island {island}: {objective} best {} mean {}",
-                report.generation,
-                lineage_report::number(report.best[0]),
-                lineage_report::number(report.mean[0])
-            );
-        }
-        for e in &report.errors {
-            eprintln!(
-                "warning: generation {} island {island}: {e} (organisms invalidated, run goes on)",
-                report.generation
-            );
-        }
-    }
-}
-
 fn drive(mut run: Run, quiet: bool) -> Result<(), Failure> {
     for warning in run.warnings() {
         eprintln!("warning: {warning}");

@@ -57,6 +57,24 @@ pub enum EngineError {
     /// The generation schedule could not be built (a bug).
     #[error("the generation schedule is invalid: {0}")]
     Schedule(String),
+    /// The processes of an island model could not talk, or disagree.
+    #[error("island model: {0}")]
+    Fabric(String),
+    /// Another process of an island model failed; this one stopped with it.
+    #[error(
+        "{process} failed in generation {generation} (its own error says why), so {this} stopped too{}",
+        run_dir.as_ref().map_or(String::new(), |d| format!("; the run keeps everything up to its last checkpoint: `lineage resume {}` continues it, with any number of processes", d.display()))
+    )]
+    PeerFailed {
+        /// The process that failed, named.
+        process: String,
+        /// This process, named.
+        this: String,
+        /// The generation it failed in.
+        generation: u32,
+        /// The island model's run directory, once there is one.
+        run_dir: Option<PathBuf>,
+    },
     /// A plugin could not be found, loaded or configured.
     #[error("{source}")]
     Plugin {

@@ -7,8 +7,11 @@
 //! reports it and the process exits 1). `POINT` is `checkpoint` (half-way
 //! through writing the checkpoint that starts `GENERATION`: the population
 //! is written, the state is not) or `generation` (before `GENERATION` is
-//! simulated). Without the variable every point is a no-op that costs one
-//! cached lookup.
+//! simulated). A fourth part, `@RANK`, limits the fault to the process of
+//! that rank among those an MPI launcher started (`OMPI_COMM_WORLD_RANK`,
+//! `PMIX_RANK` or `PMI_RANK`): `abort:generation:5@1` kills process 1 only.
+//! Without the variable every point is a no-op that costs one cached
+//! lookup.
 
 use std::sync::OnceLock;
 
@@ -25,6 +28,21 @@ pub enum Point {
 enum Action {
     Abort,
     Panic,
+}
+
+/// The spec's fault, and the rank it is limited to, if any.
+fn parse_ranked(spec: &str) -> Option<((Action, Point, u32), Option<usize>)> {
+    match spec.split_once('@') {
+        None => Some((parse(spec)?, None)),
+        Some((fault, rank)) => Some((parse(fault)?, Some(rank.parse().ok()?))),
+    }
+}
+
+/// This process's rank among those an MPI launcher started.
+fn launched_rank() -> Option<usize> {
+    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
 }
 
 fn parse(spec: &str) -> Option<(Action, Point, u32)> {
@@ -49,10 +67,8 @@ fn parse(spec: &str) -> Option<(Action, Point, u32)> {
 fn configured() -> Option<(Action, Point, u32)> {
     static FAULT: OnceLock<Option<(Action, Point, u32)>> = OnceLock::new();
     *FAULT.get_or_init(|| {
-        std::env::var("LINEAGE_FAULT")
-            .ok()
-            .as_deref()
-            .and_then(parse)
+        let (fault, rank) = parse_ranked(&std::env::var("LINEAGE_FAULT").ok()?)?;
+        (rank.is_none() || rank == launched_rank()).then_some(fault)
     })
 }
 
@@ -94,5 +110,11 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+        assert_eq!(
+            parse_ranked("abort:generation:5@1"),
+            Some(((Action::Abort, Point::Generation, 5), Some(1)))
+        );
+        assert_eq!(parse_ranked("abort:generation:5@x"), None);
+        assert_eq!(parse_ranked("abort:generation@1"), None);
     }
 }

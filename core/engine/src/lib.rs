@@ -29,6 +29,7 @@ pub mod conditions;
 pub mod develop;
 mod error;
 pub mod export;
+pub mod fabric;
 pub mod fault;
 pub mod islands;
 pub mod manifest;

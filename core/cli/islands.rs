@@ -1,0 +1,215 @@
+//! Island models from the command line: in this process, or over MPI when
+//! the binary has the `mpi` feature and an MPI launcher started it
+//! (`mpirun -np 4 lineage run SCENARIO`, `srun --mpi=pmix lineage run
+//! SCENARIO`). Each process reports its islands' generations through
+//! `tracing`, every event carrying the process and its islands, as text
+//! or, with `--log-format json`, one JSON object per line.
+
+use std::io::IsTerminal;
+use std::ops::Range;
+use std::path::Path;
+
+use lineage_engine::fabric::{Fabric, OneProcess};
+use lineage_engine::islands::ResumedIslands;
+use lineage_engine::{GenerationReport, RunOptions};
+use lineage_scenario::{Overrides, Scenario};
+
+use crate::Failure;
+
+/// How events are written to standard error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for cluster log collectors.
+    Json,
+}
+
+/// Sends `tracing` events to standard error: warnings always, progress
+/// unless `quiet`.
+pub(crate) fn init_logging(format: LogFormat, quiet: bool) {
+    let level = if quiet {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    // A second call (tests running several commands in one process) keeps
+    // the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.without_time().try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Worker threads for this process: `--threads` when given, else Slurm's
+/// `SLURM_CPUS_PER_TASK`, else the cores shared among the MPI processes on
+/// this machine, else 0 (one per core). Results never depend on it.
+pub(crate) fn threads(given: usize) -> usize {
+    if given > 0 {
+        return given;
+    }
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+    };
+    if let Some(n) = var("SLURM_CPUS_PER_TASK") {
+        return n;
+    }
+    let local = var("OMPI_COMM_WORLD_LOCAL_SIZE").or_else(|| var("MPI_LOCALNRANKS"));
+    match local {
+        Some(local) if local > 1 => {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            (cores / local).max(1)
+        }
+        _ => 0,
+    }
+}
+
+/// How many processes an MPI launcher started, read from its environment
+/// (1 when none did).
+fn launched_processes() -> usize {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// Refuses a run that an MPI launcher started as one of several processes
+/// when it is not an island model: each process would run the whole
+/// scenario into the same records.
+pub(crate) fn refuse_if_launched_many(what: &str) -> Result<(), Failure> {
+    let n = launched_processes();
+    if n > 1 && under_launcher() {
+        return Err(Failure::bad_input(format!(
+            "an MPI launcher started {n} processes, but {what} is not an island model: only [islands] split over processes; run it without mpirun/srun (or with one process)"
+        )));
+    }
+    Ok(())
+}
+
+fn under_launcher() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+/// Runs `body` on the processes this one belongs to: MPI when a launcher
+/// started it (and the binary has the `mpi` feature), else this process
+/// alone.
+fn on_processes<T>(body: impl FnOnce(&dyn Fabric) -> Result<T, Failure>) -> Result<T, Failure> {
+    #[cfg(feature = "mpi")]
+    if lineage_mpi::launched() {
+        let mpi = lineage_mpi::Mpi::init()?;
+        let out = body(&mpi);
+        // Every failure an island model reports was heard by every process
+        // (`lineage_engine::islands::agree`), so all finalise together; a
+        // panic skips this and leaves the launcher to end the others.
+        mpi.finish();
+        return out;
+    }
+    #[cfg(not(feature = "mpi"))]
+    if launched_processes() > 1 && under_launcher() {
+        return Err(Failure::bad_input(format!(
+            "an MPI launcher started {} processes, but this lineage was built without MPI: build it with `cargo build --release --features mpi` (see the README's \"Island model\" section)",
+            launched_processes()
+        )));
+    }
+    body(&OneProcess)
+}
+
+/// `lineage run` of a scenario with `[islands]`.
+pub(crate) fn run(scenario: &Scenario, options: RunOptions, quiet: bool) -> Result<(), Failure> {
+    let islands = scenario
+        .islands
+        .as_ref()
+        .expect("a scenario with [islands]");
+    on_processes(|fabric| {
+        // Every island's plugins load before anything is written; every
+        // process hears whether they did everywhere.
+        let prepared = islands.scenarios.iter().try_for_each(|island| {
+            lineage_engine::plugins::Evaluation::prepare(island, &[]).map(|_| ())
+        });
+        lineage_engine::islands::agree(fabric, None, 0, prepared, false)?;
+        let progress = progress(&scenario.objectives[0].name, fabric, islands.count);
+        let dir = lineage_engine::islands::run_islands(scenario, &options, fabric, progress)?;
+        if !quiet && fabric.rank() == 0 {
+            println!("run directory: {}", dir.display());
+        }
+        Ok(())
+    })
+}
+
+/// `lineage resume` of an island model's run directory.
+pub(crate) fn resume(
+    root: &Path,
+    generations: Option<u32>,
+    threads: usize,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let scenario = lineage_scenario::load(
+        &root.join(lineage_engine::SCENARIO_FILE),
+        &Overrides::default(),
+    )?;
+    let count = scenario.islands.as_ref().map_or(1, |i| i.count);
+    on_processes(|fabric| {
+        let progress = progress(&scenario.objectives[0].name, fabric, count);
+        match lineage_engine::islands::resume_islands(root, generations, threads, fabric, progress)?
+        {
+            ResumedIslands::Ran(dir) if !quiet && fabric.rank() == 0 => {
+                println!("run directory: {}", dir.display())
+            }
+            ResumedIslands::Ran(_) => {}
+            ResumedIslands::Finished(g) if fabric.rank() == 0 => {
+                println!("{}: ended at generation {g}; nothing to do", root.display())
+            }
+            ResumedIslands::Finished(_) => {}
+        }
+        Ok(())
+    })
+}
+
+/// What a process reports as each of its islands' generation ends: an
+/// event with the process, its block of islands, the island and the
+/// generation's best and mean; a warning for each evaluation error.
+fn progress(
+    objective: &str,
+    fabric: &dyn Fabric,
+    count: usize,
+) -> impl FnMut(usize, &GenerationReport) + use<> {
+    let objective = objective.to_owned();
+    let process = fabric.rank();
+    let block: Range<usize> = lineage_engine::fabric::block(process, fabric.size(), count);
+    let islands = format!("{}..{}", block.start, block.end);
+    move |island, report| {
+        tracing::info!(
+            process,
+            islands,
+            island,
+            generation = report.generation,
+            best = report.best[0],
+            mean = report.mean[0],
+            "gen {} island {island}: {objective} best {} mean {}",
+            report.generation,
+            lineage_report::number(report.best[0]),
+            lineage_report::number(report.mean[0])
+        );
+        for e in &report.errors {
+            tracing::warn!(
+                process,
+                islands,
+                island,
+                generation = report.generation,
+                "generation {} island {island}: {e} (organisms invalidated, run goes on)",
+                report.generation
+            );
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Island models across processes and machines on MPI: the engine's
+//! [`Fabric`] on rsmpi (the `mpi` crate), for `lineage` built with the
+//! `mpi` feature and started by `mpirun`, `mpiexec` or Slurm's `srun`.
+//!
+//! Each process owns a contiguous block of islands
+//! ([`lineage_engine::fabric::block`]). A migrant batch travels as one
+//! message, sent without waiting (`MPI_Isend`) and received whole
+//! (`MPI_Mprobe` then `MPI_Mrecv`), so there is never a size message
+//! followed by a data message that oversubscribed processes could deadlock
+//! on. Agreements are `MPI_Allgather`s of one word; nothing is reduced in
+//! floating point, so records do not depend on the number of processes.
+//!
+//! MPI is finalised only by [`Mpi::finish`], which every process calls
+//! once all have agreed (on success or on a failure they all heard of).
+//! A process that panics, or fails where the others cannot hear of it,
+//! exits without finalising; the launcher then ends the other processes.
+//!
+//! Everything here is behind the crate's `mpi` feature (the `lineage`
+//! binary's `mpi` feature turns it on), so that the workspace builds and
+//! tests where no MPI library is installed.
+
+#![cfg(feature = "mpi")]
+
+use lineage_engine::EngineError;
+use lineage_engine::fabric::Fabric;
+use mpi::Threading;
+use mpi::environment::Universe;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+
+/// Tag of migrant batches.
+const BATCH: mpi::Tag = 1;
+/// Tag of migration rows on their way to process 0.
+const ROWS: mpi::Tag = 2;
+
+/// The environment variables an MPI launcher sets in the processes it
+/// starts: Open MPI's, then PMI's (MPICH, Intel MPI, Slurm's PMI-2), then
+/// PMIx's (Slurm's `--mpi=pmix`, Open MPI 5).
+const LAUNCHER_VARS: [&str; 4] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"];
+
+/// True when an MPI launcher started this process.
+pub fn launched() -> bool {
+    LAUNCHER_VARS.iter().any(|v| std::env::var_os(v).is_some())
+}
+
+/// The processes an MPI launcher started, as one fabric.
+pub struct Mpi {
+    /// Finalised by [`Mpi::finish`], leaked otherwise (see the crate
+    /// documentation).
+    universe: std::mem::ManuallyDrop<Universe>,
+    world: SimpleCommunicator,
+}
+
+impl Mpi {
+    /// Initialises MPI. Only the calling thread talks to MPI (the engine's
+    /// worker threads never do), so `MPI_THREAD_FUNNELED` is asked for.
+    pub fn init() -> Result<Mpi, EngineError> {
+        let (universe, _) =
+            mpi::initialize_with_threading(Threading::Funneled).ok_or_else(|| {
+                EngineError::Fabric("MPI was initialised twice in this process (a bug)".into())
+            })?;
+        let world = universe.world();
+        stop_message(fabric_name(&world));
+        Ok(Mpi {
+            universe: std::mem::ManuallyDrop::new(universe),
+            world,
+        })
+    }
+
+    /// Finalises MPI: every process calls it, after the island model ended
+    /// or after all heard it failed.
+    pub fn finish(mut self) {
+        // SAFETY: `universe` is taken once, here, and `self` is dropped
+        // without touching it again (`Drop` is not implemented).
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.universe) };
+    }
+
+    /// The MPI library's own version string.
+    pub fn library_version() -> String {
+        mpi::environment::library_version().unwrap_or_else(|_| "unknown MPI library".into())
+    }
+
+    fn process(&self, rank: usize) -> Result<mpi::topology::Process<'_>, EngineError> {
+        i32::try_from(rank)
+            .ok()
+            .filter(|&r| r < self.world.size())
+            .map(|r| self.world.process_at_rank(r))
+            .ok_or_else(|| EngineError::Fabric(format!("there is no process {rank}")))
+    }
+}
+
+fn fabric_name(world: &SimpleCommunicator) -> String {
+    lineage_engine::fabric::name(world.rank() as usize, world.size() as usize)
+}
+
+/// The run directory, once the island model has one (for the message
+/// [`stop_message`] prints).
+static RUN_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// When the launcher ends this process (SIGTERM: another process died or
+/// the job was cancelled), says so and what to do, then ends as the
+/// signal would have.
+fn stop_message(this: String) {
+    use signal_hook::consts::SIGTERM;
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let resume = match RUN_DIR.get() {
+                Some(dir) => format!("`lineage resume {}`", dir.display()),
+                None => "`lineage resume RUN_DIR`".into(),
+            };
+            eprintln!(
+                "error: {this} was stopped by the MPI launcher (SIGTERM), most likely because another process died or the job was cancelled; the run keeps everything up to its last checkpoint: {resume} continues it, with any number of processes"
+            );
+            let _ = signal_hook::low_level::emulate_default_handler(SIGTERM);
+            std::process::exit(143);
+        }
+    });
+}
+
+fn too_long(len: usize) -> EngineError {
+    EngineError::Fabric(format!(
+        "a message of {len} bytes is longer than MPI can send at once (2 GiB): send fewer migrants"
+    ))
+}
+
+impl Fabric for Mpi {
+    fn rank(&self) -> usize {
+        self.world.rank() as usize
+    }
+
+    fn note_run_dir(&self, dir: &std::path::Path) {
+        let _ = RUN_DIR.set(dir.to_path_buf());
+    }
+
+    fn size(&self) -> usize {
+        self.world.size() as usize
+    }
+
+    fn exchange(
+        &self,
+        sends: Vec<(usize, Vec<u8>)>,
+        from: &[usize],
+    ) -> Result<Vec<Vec<u8>>, EngineError> {
+        if let Some((_, long)) = sends.iter().find(|(_, b)| i32::try_from(b.len()).is_err()) {
+            return Err(too_long(long.len()));
+        }
+        let targets = sends
+            .iter()
+            .map(|(p, _)| self.process(*p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sources = from
+            .iter()
+            .map(|&p| self.process(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let received = mpi::request::scope(|scope| {
+            let requests: Vec<_> = targets
+                .iter()
+                .zip(&sends)
+                .map(|(target, (_, bytes))| {
+                    target.immediate_send_with_tag(scope, &bytes[..], BATCH)
+                })
+                .collect();
+            let received: Vec<Vec<u8>> = sources
+                .iter()
+                .map(|source| source.receive_vec_with_tag::<u8>(BATCH).0)
+                .collect();
+            for request in requests {
+                request.wait();
+            }
+            received
+        });
+        Ok(received)
+    }
+
+    fn all_gather(&self, word: u64) -> Result<Vec<u64>, EngineError> {
+        let mut words = vec![0u64; self.size()];
+        self.world.all_gather_into(&word, &mut words[..]);
+        Ok(words)
+    }
+
+    fn gather(&self, bytes: Vec<u8>) -> Result<Vec<Vec<u8>>, EngineError> {
+        if i32::try_from(bytes.len()).is_err() {
+            return Err(too_long(bytes.len()));
+        }
+        let root = self.process(0)?;
+        if self.rank() != 0 {
+            root.send_with_tag(&bytes[..], ROWS);
+            return Ok(Vec::new());
+        }
+        let mut all = Vec::with_capacity(self.size());
+        all.push(bytes);
+        for p in 1..self.size() {
+            all.push(self.process(p)?.receive_vec_with_tag::<u8>(ROWS).0);
+        }
+        Ok(all)
+    }
+
+    fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>, EngineError> {
+        let root = self.process(0)?;
+        let mut len = bytes.len() as u64;
+        root.broadcast_into(&mut len);
+        let mut buf = if self.rank() == 0 {
+            bytes
+        } else {
+            vec![0u8; len as usize]
+        };
+        if i32::try_from(buf.len()).is_err() {
+            return Err(too_long(buf.len()));
+        }
+        root.broadcast_into(&mut buf[..]);
+        Ok(buf)
+    }
+}
