@@ -251,3 +251,66 @@ fn inspecting_an_island_run_points_at_its_islands() {
     }
     lineage_ok(&["inspect", s(&out.join(island_dir(1)))]);
 }
+
+/// `--log-format json`: one JSON object per line, each generation's event
+/// carrying the process, its islands, the island and the generation.
+#[test]
+fn island_progress_is_json_lines_with_process_and_islands() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), "ring.toml", &scenario(RING));
+    let out = lineage_ok(&[
+        "run",
+        s(&file),
+        "--out",
+        s(&dir.path().join("run")),
+        "--log-format",
+        "json",
+    ]);
+    let mut generations = 0;
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(event["process"], 0, "{line}");
+        if event["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("gen "))
+        {
+            assert_eq!(event["islands"], "0..3", "{line}");
+            assert!(event["island"].as_u64().unwrap() < 3, "{line}");
+            assert!(event["generation"].as_u64().unwrap() < 9, "{line}");
+            assert_eq!(event["level"], "INFO");
+            generations += 1;
+        }
+    }
+    assert_eq!(generations, 3 * 9);
+}
+
+/// A binary built without MPI that an MPI launcher started as one of
+/// several processes refuses to run (each process would write the same
+/// records), and so does any binary for a scenario without islands.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn several_processes_without_mpi_or_without_islands_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), "ring.toml", &scenario(RING));
+    let under_launcher = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lineage"))
+            .args(args)
+            .env("OMPI_COMM_WORLD_SIZE", "2")
+            .output()
+            .unwrap()
+    };
+    let out = under_launcher(&["run", s(&file), "--out", s(&dir.path().join("a"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("built without MPI") && err.contains("--features mpi"),
+        "{err}"
+    );
+    let quickstart = common::scenario("quickstart.toml");
+    let out = under_launcher(&["run", s(&quickstart), "--out", s(&dir.path().join("b"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not an island model"), "{err}");
+    assert!(!dir.path().join("a").exists() && !dir.path().join("b").exists());
+}

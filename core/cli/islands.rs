@@ -51,25 +51,37 @@ pub(crate) fn init_logging(format: LogFormat, quiet: bool) {
 /// `SLURM_CPUS_PER_TASK`, else the cores shared among the MPI processes on
 /// this machine, else 0 (one per core). Results never depend on it.
 pub(crate) fn threads(given: usize) -> usize {
-    if given > 0 {
-        return given;
-    }
-    let var = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
+    let var = |name: &str| std::env::var(name).ok();
+    threads_from(
+        given,
+        var("SLURM_CPUS_PER_TASK").as_deref(),
+        var("OMPI_COMM_WORLD_LOCAL_SIZE")
+            .or_else(|| var("MPI_LOCALNRANKS"))
+            .as_deref(),
+        std::thread::available_parallelism().map_or(1, usize::from),
+    )
+}
+
+/// [`threads`] from the values it reads.
+fn threads_from(
+    given: usize,
+    slurm_cpus_per_task: Option<&str>,
+    local_processes: Option<&str>,
+    cores: usize,
+) -> usize {
+    let count = |v: Option<&str>| {
+        v.and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|&n| n > 0)
     };
-    if let Some(n) = var("SLURM_CPUS_PER_TASK") {
-        return n;
-    }
-    let local = var("OMPI_COMM_WORLD_LOCAL_SIZE").or_else(|| var("MPI_LOCALNRANKS"));
-    match local {
-        Some(local) if local > 1 => {
-            let cores = std::thread::available_parallelism().map_or(1, usize::from);
-            (cores / local).max(1)
+    if given > 0 {
+        given
+    } else if let Some(n) = count(slurm_cpus_per_task) {
+        n
+    } else {
+        match count(local_processes) {
+            Some(local) if local > 1 => (cores / local).max(1),
+            _ => 0,
         }
-        _ => 0,
     }
 }
 
@@ -211,5 +223,22 @@ fn progress(
                 report.generation
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_come_from_the_flag_then_slurm_then_the_shared_cores() {
+        assert_eq!(threads_from(3, Some("8"), Some("2"), 16), 3);
+        assert_eq!(threads_from(0, Some("8"), Some("2"), 16), 8);
+        assert_eq!(threads_from(0, Some(" 4\n"), None, 16), 4);
+        assert_eq!(threads_from(0, Some("x"), Some("4"), 16), 4);
+        assert_eq!(threads_from(0, Some("0"), Some("3"), 16), 5);
+        assert_eq!(threads_from(0, None, Some("32"), 16), 1);
+        assert_eq!(threads_from(0, None, Some("1"), 16), 0);
+        assert_eq!(threads_from(0, None, None, 16), 0);
     }
 }
