@@ -29,6 +29,7 @@ pub(crate) enum LogFormat {
 /// Sends `tracing` events to standard error: warnings always, progress
 /// unless `quiet`.
 pub(crate) fn init_logging(format: LogFormat, quiet: bool) {
+    let _ = LOG_FORMAT.set(format);
     let level = if quiet {
         tracing::Level::WARN
     } else {
@@ -46,6 +47,9 @@ pub(crate) fn init_logging(format: LogFormat, quiet: bool) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// The format [`init_logging`] chose.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
 
 /// Worker threads for this process: `--threads` when given, else Slurm's
 /// `SLURM_CPUS_PER_TASK`, else the cores shared among the MPI processes on
@@ -150,7 +154,13 @@ pub(crate) fn run(scenario: &Scenario, options: RunOptions, quiet: bool) -> Resu
             lineage_engine::plugins::Evaluation::prepare(island, &[]).map(|_| ())
         });
         lineage_engine::islands::agree(fabric, None, 0, prepared, false)?;
-        let progress = progress(&scenario.objectives[0].name, fabric, islands.count);
+        let progress = progress(
+            &scenario.objectives[0].name,
+            fabric,
+            islands.count,
+            scenario.generations,
+            quiet,
+        );
         let dir = lineage_engine::islands::run_islands(scenario, &options, fabric, progress)?;
         if !quiet && fabric.rank() == 0 {
             println!("run directory: {}", dir.display());
@@ -171,8 +181,9 @@ pub(crate) fn resume(
         &Overrides::default(),
     )?;
     let count = scenario.islands.as_ref().map_or(1, |i| i.count);
+    let total = generations.unwrap_or(scenario.generations);
     on_processes(|fabric| {
-        let progress = progress(&scenario.objectives[0].name, fabric, count);
+        let progress = progress(&scenario.objectives[0].name, fabric, count, total, quiet);
         match lineage_engine::islands::resume_islands(root, generations, threads, fabric, progress)?
         {
             ResumedIslands::Ran(dir) if !quiet && fabric.rank() == 0 => {
@@ -191,37 +202,75 @@ pub(crate) fn resume(
 /// What a process reports as each of its islands' generation ends: an
 /// event with the process, its block of islands, the island and the
 /// generation's best and mean; a warning for each evaluation error.
+/// Process 0 draws a progress bar instead of the events when its stderr
+/// is a terminal and the format is text (under `mpirun` no process has a
+/// terminal: the launcher pipes their output).
 fn progress(
     objective: &str,
     fabric: &dyn Fabric,
     count: usize,
+    generations: u32,
+    quiet: bool,
 ) -> impl FnMut(usize, &GenerationReport) + use<> {
     let objective = objective.to_owned();
     let process = fabric.rank();
     let block: Range<usize> = lineage_engine::fabric::block(process, fabric.size(), count);
     let islands = format!("{}..{}", block.start, block.end);
+    let bar = (process == 0
+        && !quiet
+        && LOG_FORMAT.get().copied().unwrap_or_default() == LogFormat::Text
+        && std::io::stderr().is_terminal())
+    .then(|| {
+        let bar = indicatif::ProgressBar::new(u64::from(generations));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} gen {pos}/{len} [{bar:24}] {msg} | eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
     move |island, report| {
-        tracing::info!(
-            process,
-            islands,
-            island,
-            generation = report.generation,
-            best = report.best[0],
-            mean = report.mean[0],
+        let line = format!(
             "gen {} island {island}: {objective} best {} mean {}",
             report.generation,
             lineage_report::number(report.best[0]),
             lineage_report::number(report.mean[0])
         );
-        for e in &report.errors {
-            tracing::warn!(
+        match &bar {
+            Some(bar) => {
+                bar.set_position(u64::from(report.generation) + 1);
+                bar.set_message(line);
+                if bar.position() >= u64::from(generations) && island + 1 == block.end {
+                    bar.finish_and_clear();
+                }
+            }
+            None => tracing::info!(
                 process,
                 islands,
                 island,
                 generation = report.generation,
-                "generation {} island {island}: {e} (organisms invalidated, run goes on)",
-                report.generation
-            );
+                best = report.best[0],
+                mean = report.mean[0],
+                "{line}"
+            ),
+        }
+        for e in &report.errors {
+            let warn = || {
+                tracing::warn!(
+                    process,
+                    islands,
+                    island,
+                    generation = report.generation,
+                    "generation {} island {island}: {e} (organisms invalidated, run goes on)",
+                    report.generation
+                )
+            };
+            match &bar {
+                Some(bar) => bar.suspend(warn),
+                None => warn(),
+            }
         }
     }
 }
