@@ -200,6 +200,18 @@ fn a_killed_island_run_resumes_exactly() {
         read(&whole.join("migrations.csv")),
         read(&killed.join("migrations.csv"))
     );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(&killed.join("manifest.json"))).unwrap();
+    let sessions = manifest["sessions"].as_array().unwrap();
+    let commands: Vec<_> = sessions.iter().map(|s| s["command"].clone()).collect();
+    assert_eq!(commands, ["run", "resume"], "{manifest}");
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["processes"] == 1 && s["hosts"].as_array().unwrap().len() == 1)
+    );
+    assert_eq!(manifest["islands"], 3);
+    assert!(manifest["finished"].is_string());
     for island in 0..3 {
         for table in ["generations.csv", "organisms.csv"] {
             assert_eq!(

@@ -272,6 +272,20 @@ fn a_killed_process_stops_the_run_and_it_resumes_with_another_process_count() {
     assert_ne!(records(&whole), records(&killed));
     mpirun_ok(4, &["resume", s(&killed), "--quiet", "--threads", "1"]);
     assert_same_records(&whole, &killed);
+    // The root manifest (process 0's) names both sessions' processes and
+    // hosts.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(&killed.join("manifest.json"))).unwrap();
+    let sessions = manifest["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{manifest}");
+    assert_eq!(sessions[0]["processes"], 2);
+    assert_eq!(sessions[0]["hosts"].as_array().unwrap().len(), 2);
+    assert!(sessions[0]["finished"].is_null());
+    assert_eq!(sessions[1]["command"], "resume");
+    assert_eq!(sessions[1]["processes"], 4);
+    assert_eq!(sessions[1]["hosts"].as_array().unwrap().len(), 4);
+    assert!(sessions[1]["from_generation"].as_u64().unwrap() < 5);
+    assert!(manifest["finished"].is_string());
     let before = records(&killed);
     let again = mpirun_ok(1, &["resume", s(&killed)]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));

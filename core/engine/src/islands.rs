@@ -30,6 +30,7 @@ use std::time::Instant;
 use bevy_ecs::prelude::*;
 use lineage_evo::rng::{Purpose, stream};
 use lineage_scenario::{Choice, Islands, Scenario};
+use serde::{Deserialize, Serialize};
 
 use crate::components::{Fitness, Genome, LearningCurve, Lineage, OrganismId, Weights};
 use crate::error::EngineError;
@@ -220,6 +221,7 @@ pub fn run_islands(
         Ok(_) => path_from(told),
     };
     fabric.note_run_dir(&root);
+    let hosts = hosts(fabric)?;
     let started = (|| {
         let mut runs = Vec::with_capacity(mine.len());
         for island in mine.clone() {
@@ -231,6 +233,19 @@ pub fn run_islands(
         }
         let migrations = match fabric.rank() {
             0 => {
+                let now = crate::manifest::utc_now();
+                IslandsManifest {
+                    lineage_version: env!("CARGO_PKG_VERSION").into(),
+                    git_commit: crate::manifest::git_commit(),
+                    scenario: scenario.name.clone(),
+                    scenario_sha256: crate::run::sha256_hex(scenario.resolved_toml.as_bytes()),
+                    seed: scenario.seed,
+                    islands: islands.count,
+                    started: now,
+                    finished: None,
+                    sessions: vec![session("run", fabric, options.threads, hosts, 0)],
+                }
+                .write(&root)?;
                 let mut m = Migrations::create(&root)?;
                 m.checkpoint(&root, 0)?;
                 Some(m)
@@ -345,6 +360,7 @@ pub fn resume_islands(
             root.display()
         )));
     }
+    let hosts = hosts(fabric)?;
     let resumed = (|| {
         // A run that had ended is left exactly as it is: no island is
         // resumed (which would note a session in its manifest) when one
@@ -371,7 +387,16 @@ pub fn resume_islands(
             }
         }
         let migrations = match fabric.rank() {
-            0 => Some(Migrations::reopen(root, len)?),
+            0 => {
+                if let Some(mut manifest) = IslandsManifest::read(root)? {
+                    manifest.finished = None;
+                    manifest
+                        .sessions
+                        .push(session("resume", fabric, threads, hosts, g));
+                    manifest.write(root)?;
+                }
+                Some(Migrations::reopen(root, len)?)
+            }
             _ => None,
         };
         Ok(Some((runs, migrations)))
@@ -425,6 +450,111 @@ fn resume_point(root: &Path, islands: &Islands) -> Result<(u32, u64), EngineErro
     Err(bad(
         "holds no generation that every island has a checkpoint of: start the run again".into(),
     ))
+}
+
+/// `manifest.json` at an island run's root, written by process 0: what
+/// ran the archipelago, on how many processes, on which hosts and when.
+/// Each island's folder has its own run manifest besides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IslandsManifest {
+    /// Lineage's version.
+    pub lineage_version: String,
+    /// The git commit Lineage was built from, when known.
+    pub git_commit: Option<String>,
+    /// The scenario's name.
+    pub scenario: String,
+    /// SHA-256 of `scenario.toml`.
+    pub scenario_sha256: String,
+    /// The seed.
+    pub seed: u64,
+    /// Number of islands.
+    pub islands: usize,
+    /// When the run started (UTC).
+    pub started: String,
+    /// When the last session ended, if it did.
+    pub finished: Option<String>,
+    /// Each invocation (the run, then resumes).
+    pub sessions: Vec<IslandsSession>,
+}
+
+/// One invocation of an island model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IslandsSession {
+    /// `run` or `resume`.
+    pub command: String,
+    /// Processes (1 without MPI).
+    pub processes: usize,
+    /// Worker threads per process as asked (0: one per core).
+    pub threads: usize,
+    /// Each process's host, in process order.
+    pub hosts: Vec<String>,
+    /// First generation it ran.
+    pub from_generation: u32,
+    /// Started (UTC).
+    pub started: String,
+    /// Ended (UTC), if it did.
+    pub finished: Option<String>,
+}
+
+impl IslandsManifest {
+    fn path(root: &Path) -> PathBuf {
+        root.join(crate::manifest::MANIFEST)
+    }
+
+    /// Reads `root/manifest.json`; `None` if there is none (a run from
+    /// before it was written).
+    fn read(root: &Path) -> Result<Option<IslandsManifest>, EngineError> {
+        let path = Self::path(root);
+        match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(EngineError::io("cannot read", &path)(e)),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| EngineError::BadRunDir {
+                        path,
+                        message: format!("is not an island run's manifest: {e}"),
+                    })
+            }
+        }
+    }
+
+    /// Writes `root/manifest.json` atomically.
+    fn write(&self, root: &Path) -> Result<(), EngineError> {
+        let path = Self::path(root);
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(self).expect("a manifest serialises");
+        crate::checkpoint::write_synced(&tmp, &json)?;
+        std::fs::rename(&tmp, &path).map_err(EngineError::io("cannot write", &path))
+    }
+}
+
+/// Every process's host name, at process 0 (nothing elsewhere).
+fn hosts(fabric: &dyn Fabric) -> Result<Vec<String>, EngineError> {
+    let all = fabric.gather(crate::manifest::host_name().into_bytes())?;
+    Ok(all
+        .into_iter()
+        .map(|h| String::from_utf8_lossy(&h).into_owned())
+        .collect())
+}
+
+/// A session of `command` on this fabric, from generation `g`, now.
+fn session(
+    command: &str,
+    fabric: &dyn Fabric,
+    threads: usize,
+    hosts: Vec<String>,
+    g: u32,
+) -> IslandsSession {
+    IslandsSession {
+        command: command.into(),
+        processes: fabric.size(),
+        threads,
+        hosts,
+        from_generation: g,
+        started: crate::manifest::utc_now(),
+        finished: None,
+    }
 }
 
 /// `checkpoints/gen-NNNNNN/` at the run's root: the length of
@@ -572,6 +702,14 @@ fn drive(
         let g = runs[0].generation();
         if every == 0 || !g.is_multiple_of(every) {
             m.checkpoint(root, g)?;
+        }
+        if let Some(mut manifest) = IslandsManifest::read(root)? {
+            let now = crate::manifest::utc_now();
+            if let Some(last) = manifest.sessions.last_mut() {
+                last.finished = Some(now.clone());
+            }
+            manifest.finished = Some(now);
+            manifest.write(root)?;
         }
     }
     for run in runs {
