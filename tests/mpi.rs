@@ -292,6 +292,48 @@ fn a_killed_process_stops_the_run_and_it_resumes_with_another_process_count() {
     assert!(before == records(&killed));
 }
 
+/// Process 1 of 2 fails with an error in generation 5 (as a full disk
+/// would make it): it says why, process 0 stops at the same agreement
+/// naming it, both finalise MPI and exit 1 without the launcher killing
+/// anyone; the run resumes with 2 processes to the records of a run never
+/// stopped.
+#[test]
+fn a_process_that_fails_stops_every_process_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), "learning.toml", LEARNING);
+    let whole = dir.path().join("whole");
+    lineage_ok(&["run", s(&file), "--out", s(&whole), "--quiet"]);
+    let failed = dir.path().join("failed");
+    let out = mpirun_with(
+        2,
+        &[
+            "run",
+            s(&file),
+            "--out",
+            s(&failed),
+            "--quiet",
+            "--threads",
+            "1",
+        ],
+        &[("LINEAGE_FAULT", "error:generation:5@1")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("error: fault injected by LINEAGE_FAULT at Generation 5"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: process 1 of 2 failed in generation 5 (its own error says why), so process 0 of 2 stopped too")
+            && err.contains(&format!("`lineage resume {}`", failed.display())),
+        "{err}"
+    );
+    // Both stopped on their own: the launcher killed no one.
+    assert!(!err.contains("was stopped by the MPI launcher"), "{err}");
+    mpirun_ok(2, &["resume", s(&failed), "--quiet", "--threads", "1"]);
+    assert_same_records(&whole, &failed);
+}
+
 /// More processes than islands, and a scenario without islands under
 /// several processes: clear errors, nothing run.
 #[test]

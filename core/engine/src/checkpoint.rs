@@ -213,7 +213,7 @@ impl Encoded {
         if let Some(weights) = &self.weights {
             write_tensors_synced(&tmp.join(WEIGHTS), weights)?;
         }
-        crate::fault::at(crate::fault::Point::Checkpoint, self.generation);
+        crate::fault::at(crate::fault::Point::Checkpoint, self.generation)?;
         write_synced(&tmp.join(STATE), &self.state)?;
         // Replacing a checkpoint of the same generation (an abort's): the old
         // one steps aside as `.old` first, so at every moment one of the two

@@ -57,6 +57,9 @@ pub enum EngineError {
     /// The generation schedule could not be built (a bug).
     #[error("the generation schedule is invalid: {0}")]
     Schedule(String),
+    /// A failure injected by `LINEAGE_FAULT` (tests).
+    #[error("{0}")]
+    Injected(String),
     /// The processes of an island model could not talk, or disagree.
     #[error("island model: {0}")]
     Fabric(String),

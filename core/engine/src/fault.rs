@@ -3,8 +3,9 @@
 //! can crash a run exactly where a timed `kill -9` would only land by luck.
 //!
 //! `ACTION` is `abort` (the process dies at once, as under SIGKILL: no
-//! unwinding, no buffer flushed) or `panic` (a bug: the binary's panic hook
-//! reports it and the process exits 1). `POINT` is `checkpoint` (half-way
+//! unwinding, no buffer flushed), `panic` (a bug: the binary's panic hook
+//! reports it and the process exits 1) or `error` (the run fails there with
+//! an ordinary error, as a full disk would make it). `POINT` is `checkpoint` (half-way
 //! through writing the checkpoint that starts `GENERATION`: the population
 //! is written, the state is not) or `generation` (before `GENERATION` is
 //! simulated). A fourth part, `@RANK`, limits the fault to the process of
@@ -28,6 +29,7 @@ pub enum Point {
 enum Action {
     Abort,
     Panic,
+    Error,
 }
 
 /// The spec's fault, and the rank it is limited to, if any.
@@ -50,6 +52,7 @@ fn parse(spec: &str) -> Option<(Action, Point, u32)> {
     let action = match parts.next()? {
         "abort" => Action::Abort,
         "panic" => Action::Panic,
+        "error" => Action::Error,
         _ => return None,
     };
     let point = match parts.next()? {
@@ -73,16 +76,19 @@ fn configured() -> Option<(Action, Point, u32)> {
 }
 
 /// Fails here if `LINEAGE_FAULT` names this point and generation.
-pub fn at(point: Point, generation: u32) {
+pub fn at(point: Point, generation: u32) -> Result<(), crate::EngineError> {
     if let Some((action, p, g)) = configured()
         && p == point
         && g == generation
     {
+        let what = format!("fault injected by LINEAGE_FAULT at {point:?} {generation}");
         match action {
             Action::Abort => std::process::abort(),
-            Action::Panic => panic!("fault injected by LINEAGE_FAULT at {point:?} {generation}"),
+            Action::Panic => panic!("{what}"),
+            Action::Error => return Err(crate::EngineError::Injected(what)),
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -94,6 +100,10 @@ mod tests {
         assert_eq!(
             parse("abort:checkpoint:3"),
             Some((Action::Abort, Point::Checkpoint, 3))
+        );
+        assert_eq!(
+            parse("error:generation:2"),
+            Some((Action::Error, Point::Generation, 2))
         );
         assert_eq!(
             parse("panic:generation:0"),

@@ -467,13 +467,13 @@ impl Run {
 
     /// The generation's first half: environment, learning, evaluation and
     /// records. Afterwards every organism alive has been evaluated; an
-    /// island model exchanges migrants now ([`Run::emigrants`],
-    /// [`Run::immigrate`]), then calls [`Run::breed_generation`].
+    /// island model exchanges migrants now ([`crate::islands::emigrants`],
+    /// [`crate::islands::immigrate`]), then calls [`Run::breed_generation`].
     pub fn evaluate_generation(&mut self) -> Result<(), EngineError> {
         let started = Instant::now();
         let generation = self.generation();
         let environment = *self.world.resource::<EnvironmentState>();
-        crate::fault::at(crate::fault::Point::Generation, generation);
+        crate::fault::at(crate::fault::Point::Generation, generation)?;
         self.schedules[0].run(&mut self.world);
         self.started = Some((started, environment));
         self.check_failure()
