@@ -407,6 +407,10 @@ fn print_scenario(s: &Scenario) {
             "  islands:     {} ({:?}), {} migrant(s) per neighbour every {} generation(s), emigrants {:?}, replacing {:?}",
             i.count, i.topology, i.migrants, i.migration_interval, i.emigrants, i.replace
         );
+        println!(
+            "  processes:   1 to {} under MPI (one block of islands each; the records do not depend on it)",
+            i.count
+        );
         let populations: Vec<String> = i
             .scenarios
             .iter()

@@ -660,6 +660,15 @@ fn drive(
     mut on_generation: impl FnMut(usize, &GenerationReport),
 ) -> Result<PathBuf, EngineError> {
     let started = Instant::now();
+    for (island, run) in mine.clone().zip(&runs) {
+        for warning in run.warnings() {
+            tracing::warn!(
+                process = fabric.rank(),
+                island,
+                "island {island}: {warning}"
+            );
+        }
+    }
     let timed = crate::fabric::Timed::new(fabric);
     let fabric = &timed;
     let every = islands.scenarios[0].checkpoint_every;
