@@ -23,8 +23,10 @@ fn mpirun(processes: usize, args: &[&str]) -> Output {
 
 /// [`mpirun`] with extra environment variables.
 fn mpirun_with(processes: usize, args: &[&str], env: &[(&str, &str)]) -> Output {
+    // A hang fails the test instead of holding CI until its own limit.
     Command::new("mpirun")
-        .args(["--oversubscribe", "-np", &processes.to_string()])
+        .args(["--oversubscribe", "--timeout", "300"])
+        .args(["-np", &processes.to_string()])
         .arg(env!("CARGO_BIN_EXE_lineage"))
         .args(args)
         // Containers run tests as root, which Open MPI refuses unless told;
@@ -332,6 +334,34 @@ fn a_process_that_fails_stops_every_process_with_its_reason() {
     assert!(!err.contains("was stopped by the MPI launcher"), "{err}");
     mpirun_ok(2, &["resume", s(&failed), "--quiet", "--threads", "1"]);
     assert_same_records(&whole, &failed);
+
+    // Batches that reach process 1 damaged at the exchange of generation
+    // 3: it still takes part in gathering the migration rows (process 0
+    // waits for it there), then every process stops at the next agreement.
+    let damaged = dir.path().join("damaged");
+    let out = mpirun_with(
+        2,
+        &[
+            "run",
+            s(&file),
+            "--out",
+            s(&damaged),
+            "--quiet",
+            "--threads",
+            "1",
+        ],
+        &[("LINEAGE_FAULT", "error:arrival:3@1")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("fault injected by LINEAGE_FAULT at Arrival 3")
+            && err.contains("process 1 of 2 failed in generation 4"),
+        "{err}"
+    );
+    assert!(!err.contains("was stopped by the MPI launcher"), "{err}");
+    mpirun_ok(3, &["resume", s(&damaged), "--quiet", "--threads", "1"]);
+    assert_same_records(&whole, &damaged);
 }
 
 /// More processes than islands, and a scenario without islands under

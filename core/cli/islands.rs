@@ -125,10 +125,11 @@ fn on_processes<T>(body: impl FnOnce(&dyn Fabric) -> Result<T, Failure>) -> Resu
     if lineage_mpi::launched() {
         let mpi = lineage_mpi::Mpi::init()?;
         let out = body(&mpi);
-        // Every failure an island model reports was heard by every process
-        // (`lineage_engine::islands::agree`), so all finalise together; a
-        // panic skips this and leaves the launcher to end the others.
-        mpi.finish();
+        // All finalise together after an end or a failure every process
+        // heard of (`lineage_engine::islands::agree`); after any other
+        // failure (or a panic, which skips this) the process leaves without
+        // finalising and the launcher ends the others.
+        mpi.finish_after(&out);
         return out;
     }
     #[cfg(not(feature = "mpi"))]

@@ -54,6 +54,17 @@ pub trait Fabric {
     /// Hears the island model's run directory, once every process knows
     /// it (for messages such as how to resume).
     fn note_run_dir(&self, _dir: &std::path::Path) {}
+
+    /// Hears that every process learned of a failure at an agreement
+    /// (`islands::agree`), so all stop together and may say goodbye
+    /// (`MPI_Finalize`); after a failure the others never heard of, a
+    /// process must exit without waiting for them.
+    fn heard_failure(&self) {}
+
+    /// The longest message [`Fabric::exchange`] can send, in bytes.
+    fn max_message(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// Every island in this process.
@@ -186,6 +197,14 @@ impl Fabric for Timed<'_> {
 
     fn note_run_dir(&self, dir: &std::path::Path) {
         self.inner.note_run_dir(dir)
+    }
+
+    fn heard_failure(&self) {
+        self.inner.heard_failure()
+    }
+
+    fn max_message(&self) -> usize {
+        self.inner.max_message()
     }
 }
 

@@ -7,8 +7,10 @@
 //! reports it and the process exits 1) or `error` (the run fails there with
 //! an ordinary error, as a full disk would make it). `POINT` is `checkpoint` (half-way
 //! through writing the checkpoint that starts `GENERATION`: the population
-//! is written, the state is not) or `generation` (before `GENERATION` is
-//! simulated). A fourth part, `@RANK`, limits the fault to the process of
+//! is written, the state is not), `generation` (before `GENERATION` is
+//! simulated) or `arrival` (as an island model's process reads the
+//! migrant batches that reached it at the end of `GENERATION`: `error`
+//! there is a batch that arrived damaged). A fourth part, `@RANK`, limits the fault to the process of
 //! that rank among those an MPI launcher started (`OMPI_COMM_WORLD_RANK`,
 //! `PMIX_RANK` or `PMI_RANK`): `abort:generation:5@1` kills process 1 only.
 //! Without the variable every point is a no-op that costs one cached
@@ -23,6 +25,9 @@ pub enum Point {
     Checkpoint,
     /// Before a generation is simulated.
     Generation,
+    /// As a process of an island model reads the migrant batches that
+    /// reached it.
+    Arrival,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +63,7 @@ fn parse(spec: &str) -> Option<(Action, Point, u32)> {
     let point = match parts.next()? {
         "checkpoint" => Point::Checkpoint,
         "generation" => Point::Generation,
+        "arrival" => Point::Arrival,
         _ => return None,
     };
     let generation = parts.next()?.parse().ok()?;

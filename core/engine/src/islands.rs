@@ -620,6 +620,9 @@ pub fn agree<T>(
         (Ok(_), false) => GO_ON,
     };
     let words = fabric.all_gather(word)?;
+    if words.contains(&FAILED) {
+        fabric.heard_failure();
+    }
     let value = outcome?;
     if let Some(p) = words.iter().position(|&w| w == FAILED) {
         return Err(EngineError::PeerFailed {
@@ -685,7 +688,7 @@ fn drive(
         agree(fabric, Some(root), g, evaluated, false)?;
         outcome = (|| {
             if (g + 1).is_multiple_of(islands.migration_interval) {
-                let rows = exchange(islands, seed, g, mine.clone(), &mut runs, fabric)?;
+                let rows = exchange(root, islands, seed, g, mine.clone(), &mut runs, fabric)?;
                 if let Some(m) = &mut migrations {
                     m.append(&rows)?;
                 }
@@ -747,6 +750,7 @@ fn drive(
 /// in the topology's order. A batch between islands of the same process
 /// never leaves it.
 fn exchange(
+    root: &Path,
     islands: &Islands,
     seed: u64,
     g: u32,
@@ -784,23 +788,46 @@ fn exchange(
         }
     }
     let from: Vec<usize> = expected.iter().map(|&(source, _)| owner(source)).collect();
+    // A batch too long for one message stops every process before any is
+    // sent.
+    let longest = sends.iter().map(|(_, b)| b.len()).max().unwrap_or(0);
+    let fits = match longest <= fabric.max_message() {
+        true => Ok(()),
+        false => Err(EngineError::Fabric(format!(
+            "a batch of migrants from generation {g} takes {longest} bytes, more than one message can hold ({} bytes): send fewer migrants",
+            fabric.max_message()
+        ))),
+    };
+    agree(fabric, Some(root), g, fits, false)?;
     let received = fabric.exchange(sends, &from)?;
-    for ((source, target), bytes) in expected.into_iter().zip(received) {
-        inbox[target - mine.start].push((source, wire::decode(&bytes)?));
-    }
+    let decoded = crate::fault::at(crate::fault::Point::Arrival, g).and_then(|()| {
+        expected
+            .into_iter()
+            .zip(received)
+            .try_for_each(|((source, target), bytes)| {
+                inbox[target - mine.start].push((source, wire::decode(&bytes)?));
+                Ok(())
+            })
+    });
     let mut rows = String::new();
-    for ((island, run), mut batches) in mine.clone().zip(runs.iter_mut()).zip(inbox) {
-        // Arrivals in the order they were sent: by origin island (stable,
-        // so one origin's batches keep the topology's order).
-        batches.sort_by_key(|&(source, _)| source);
-        let arrivals = batches.into_iter().flat_map(|(_, b)| b).collect();
-        let mut rng = stream(seed, g, island as u64, Purpose::Immigrate);
-        for (m, id) in immigrate(run, arrivals, islands.replace, &mut rng) {
-            let _ = writeln!(rows, "{g},{},{},{island},{id}", m.from_island, m.from_id);
+    if decoded.is_ok() {
+        for ((island, run), mut batches) in mine.clone().zip(runs.iter_mut()).zip(inbox) {
+            // Arrivals in the order they were sent: by origin island
+            // (stable, so one origin's batches keep the topology's order).
+            batches.sort_by_key(|&(source, _)| source);
+            let arrivals = batches.into_iter().flat_map(|(_, b)| b).collect();
+            let mut rng = stream(seed, g, island as u64, Purpose::Immigrate);
+            for (m, id) in immigrate(run, arrivals, islands.replace, &mut rng) {
+                let _ = writeln!(rows, "{g},{},{},{island},{id}", m.from_island, m.from_id);
+            }
         }
     }
     // Process 0 gets every process's rows; blocks are in island order.
+    // A process whose batches arrived damaged takes part all the same (the
+    // others wait for it here) and reports its error at the next
+    // agreement.
     let all = fabric.gather(rows.into_bytes())?;
+    decoded?;
     let mut rows = String::new();
     for part in all {
         rows.push_str(

@@ -10,10 +10,11 @@
 //! on. Agreements are `MPI_Allgather`s of one word; nothing is reduced in
 //! floating point, so records do not depend on the number of processes.
 //!
-//! MPI is finalised only by [`Mpi::finish`], which every process calls
-//! once all have agreed (on success or on a failure they all heard of).
-//! A process that panics, or fails where the others cannot hear of it,
-//! exits without finalising; the launcher then ends the other processes.
+//! MPI is finalised only by [`Mpi::finish_after`] when the island model
+//! ended or every process heard of its failure at an agreement. A process
+//! that panics, or fails where the others cannot hear of it, exits without
+//! finalising (`MPI_Finalize` would wait for peers that wait for it); the
+//! launcher then ends the other processes.
 //!
 //! Everything here is behind the crate's `mpi` feature (the `lineage`
 //! binary's `mpi` feature turns it on), so that the workspace builds and
@@ -49,6 +50,9 @@ pub struct Mpi {
     /// documentation).
     universe: std::mem::ManuallyDrop<Universe>,
     world: SimpleCommunicator,
+    /// Set when an agreement heard of a failure: every process knows, so
+    /// all may finalise.
+    failure_heard: std::cell::Cell<bool>,
 }
 
 impl Mpi {
@@ -64,7 +68,20 @@ impl Mpi {
         Ok(Mpi {
             universe: std::mem::ManuallyDrop::new(universe),
             world,
+            failure_heard: std::cell::Cell::new(false),
         })
+    }
+
+    /// Ends this process's part in MPI after the island model's `outcome`:
+    /// finalises when the model ended or every process heard it failed;
+    /// otherwise (a failure the others never heard of, still waiting for
+    /// this process in some call) leaves without finalising, which would
+    /// wait for them forever, so the launcher ends them once this process
+    /// exits.
+    pub fn finish_after<T, E>(self, outcome: &Result<T, E>) {
+        if outcome.is_ok() || self.failure_heard.get() {
+            self.finish();
+        }
     }
 
     /// Finalises MPI: every process calls it, after the island model ended
@@ -120,10 +137,18 @@ fn stop_message(this: String) {
     });
 }
 
-fn too_long(len: usize) -> EngineError {
-    EngineError::Fabric(format!(
-        "a message of {len} bytes is longer than MPI can send at once (2 GiB): send fewer migrants"
-    ))
+impl Mpi {
+    /// Ends every process: a message of `len` bytes cannot be sent, and the
+    /// peers already wait for it. (The island runner checks migrant
+    /// batches against [`Fabric::max_message`] at an agreement first, so
+    /// only a bug reaches this.)
+    fn too_long(&self, len: usize) -> ! {
+        eprintln!(
+            "error: {}: a message of {len} bytes is longer than MPI can send at once (2 GiB); ending every process",
+            self.name()
+        );
+        self.world.abort(1)
+    }
 }
 
 impl Fabric for Mpi {
@@ -133,6 +158,14 @@ impl Fabric for Mpi {
 
     fn note_run_dir(&self, dir: &std::path::Path) {
         let _ = RUN_DIR.set(dir.to_path_buf());
+    }
+
+    fn heard_failure(&self) {
+        self.failure_heard.set(true);
+    }
+
+    fn max_message(&self) -> usize {
+        i32::MAX as usize
     }
 
     fn size(&self) -> usize {
@@ -145,7 +178,7 @@ impl Fabric for Mpi {
         from: &[usize],
     ) -> Result<Vec<Vec<u8>>, EngineError> {
         if let Some((_, long)) = sends.iter().find(|(_, b)| i32::try_from(b.len()).is_err()) {
-            return Err(too_long(long.len()));
+            self.too_long(long.len());
         }
         let targets = sends
             .iter()
@@ -183,7 +216,7 @@ impl Fabric for Mpi {
 
     fn gather(&self, bytes: Vec<u8>) -> Result<Vec<Vec<u8>>, EngineError> {
         if i32::try_from(bytes.len()).is_err() {
-            return Err(too_long(bytes.len()));
+            self.too_long(bytes.len());
         }
         let root = self.process(0)?;
         if self.rank() != 0 {
@@ -208,7 +241,7 @@ impl Fabric for Mpi {
             vec![0u8; len as usize]
         };
         if i32::try_from(buf.len()).is_err() {
-            return Err(too_long(buf.len()));
+            self.too_long(buf.len());
         }
         root.broadcast_into(&mut buf[..]);
         Ok(buf)

@@ -73,7 +73,9 @@ pub fn encode(batch: &[Migrant]) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Vec<Migrant>, EngineError> {
     let mut r = Reader { bytes, at: 0 };
     let n = r.u32()? as usize;
-    let mut batch = Vec::with_capacity(n.min(bytes.len()));
+    // No more migrants than the message can hold at the smallest encoding
+    // (origin, id, two counts, a count, three flags: 39 bytes).
+    let mut batch = Vec::with_capacity(n.min(bytes.len() / 39));
     for _ in 0..n {
         let from_island = r.u64()? as usize;
         let from_id = r.u64()?;
@@ -350,6 +352,15 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("left over")
+        );
+        // A forged count reserves no more than the message can hold.
+        let mut forged = u32::MAX.to_le_bytes().to_vec();
+        forged.resize(1 << 20, 0);
+        assert!(
+            decode(&forged)
+                .unwrap_err()
+                .to_string()
+                .contains("ends at byte")
         );
         // Every single-byte corruption decodes to something or fails
         // cleanly.
