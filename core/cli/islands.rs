@@ -125,12 +125,20 @@ fn on_processes<T>(body: impl FnOnce(&dyn Fabric) -> Result<T, Failure>) -> Resu
     if lineage_mpi::launched() {
         let mpi = lineage_mpi::Mpi::init()?;
         let out = body(&mpi);
-        // All finalise together after an end or a failure every process
-        // heard of (`lineage_engine::islands::agree`); after any other
-        // failure (or a panic, which skips this) the process leaves without
-        // finalising and the launcher ends the others.
-        mpi.finish_after(&out);
-        return out;
+        // After an end or a failure every process heard of
+        // (`lineage_engine::islands::agree`) each says its error, then all
+        // finalise together; after any other failure (or a panic, which
+        // skips this) the process leaves without finalising and the
+        // launcher ends the others.
+        let reported = mpi.finish_after(&out, || {
+            if let Err(f) = &out {
+                f.report();
+            }
+        });
+        return match out {
+            Err(f) if reported => Err(Failure::reported(f.code)),
+            out => out,
+        };
     }
     #[cfg(not(feature = "mpi"))]
     if launched_processes() > 1 && under_launcher() {

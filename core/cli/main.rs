@@ -169,6 +169,26 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// A failure whose message was already written ([`Failure::report`]).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn reported(code: u8) -> Failure {
+        Failure {
+            code,
+            message: String::new(),
+        }
+    }
+
+    /// Writes `error: MESSAGE` to stderr (nothing for a failure already
+    /// reported) in one write, so that the lines of processes sharing a
+    /// pipe (an MPI launcher forwards every process's stderr) never
+    /// interleave mid-line.
+    pub(crate) fn report(&self) {
+        if !self.message.is_empty() {
+            let line = format!("error: {}\n", self.message.trim_end());
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -206,7 +226,7 @@ fn main() -> ExitCode {
     match std::panic::catch_unwind(|| dispatch(cli.command, log_format)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(f)) => {
-            eprintln!("error: {}", f.message.trim_end());
+            f.report();
             ExitCode::from(f.code)
         }
         // Stdout was closed by its reader (`lineage validate X | head`):

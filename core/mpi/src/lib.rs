@@ -72,16 +72,25 @@ impl Mpi {
         })
     }
 
-    /// Ends this process's part in MPI after the island model's `outcome`:
-    /// finalises when the model ended or every process heard it failed;
-    /// otherwise (a failure the others never heard of, still waiting for
-    /// this process in some call) leaves without finalising, which would
-    /// wait for them forever, so the launcher ends them once this process
-    /// exits.
-    pub fn finish_after<T, E>(self, outcome: &Result<T, E>) {
+    /// Ends this process's part in MPI after the island model's `outcome`.
+    /// When the model ended, or every process heard of its failure at an
+    /// agreement, `report` says what this process has to say (its error)
+    /// and then all wait for each other before finalising: a process that
+    /// exited first with an error would make the launcher end the others
+    /// before they had said theirs. Otherwise (a failure the others never
+    /// heard of, with them still waiting for this process in some call)
+    /// it leaves without finalising, which would wait for them forever, so
+    /// the launcher ends them once this process exits. Returns whether
+    /// `report` ran.
+    pub fn finish_after<T, E>(self, outcome: &Result<T, E>, report: impl FnOnce()) -> bool {
         if outcome.is_ok() || self.failure_heard.get() {
+            report();
+            ENDING.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.world.barrier();
             self.finish();
+            return true;
         }
+        false
     }
 
     /// Finalises MPI: every process calls it, after the island model ended
@@ -110,6 +119,11 @@ fn fabric_name(world: &SimpleCommunicator) -> String {
     lineage_engine::fabric::name(world.rank() as usize, world.size() as usize)
 }
 
+/// Set once every process has said what it had to and waits for the
+/// others to end: the launcher's SIGTERM from then on is expected and
+/// says nothing.
+static ENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The run directory, once the island model has one (for the message
 /// [`stop_message`] prints).
 static RUN_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
@@ -124,13 +138,19 @@ fn stop_message(this: String) {
     };
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
+            if ENDING.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = signal_hook::low_level::emulate_default_handler(SIGTERM);
+                std::process::exit(143);
+            }
             let resume = match RUN_DIR.get() {
                 Some(dir) => format!("`lineage resume {}`", dir.display()),
                 None => "`lineage resume RUN_DIR`".into(),
             };
-            eprintln!(
-                "error: {this} was stopped by the MPI launcher (SIGTERM), most likely because another process died or the job was cancelled; the run keeps everything up to its last checkpoint: {resume} continues it, with any number of processes"
+            // One write: other processes' lines share the launcher's pipe.
+            let line = format!(
+                "error: {this} was stopped by the MPI launcher (SIGTERM), most likely because another process died or the job was cancelled; the run keeps everything up to its last checkpoint: {resume} continues it, with any number of processes\n"
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
             let _ = signal_hook::low_level::emulate_default_handler(SIGTERM);
             std::process::exit(143);
         }
@@ -143,10 +163,11 @@ impl Mpi {
     /// batches against [`Fabric::max_message`] at an agreement first, so
     /// only a bug reaches this.)
     fn too_long(&self, len: usize) -> ! {
-        eprintln!(
-            "error: {}: a message of {len} bytes is longer than MPI can send at once (2 GiB); ending every process",
+        let line = format!(
+            "error: {}: a message of {len} bytes is longer than MPI can send at once (2 GiB); ending every process\n",
             self.name()
         );
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         self.world.abort(1)
     }
 }
