@@ -649,9 +649,10 @@ const FAILED: u64 = 2;
 /// checkpoint.
 ///
 /// The processes agree twice a generation: before it starts (any island
-/// done: all stop) and after the evaluation (before migrants move). A
-/// process that fails says so at the next of these, so no process waits
-/// for a message that will never come.
+/// done: all stop) and after the evaluation (before migrants move); an
+/// exchange adds one (its batches fit in messages). A process that fails
+/// says so at the next of these, so no process waits for a message that
+/// will never come.
 fn drive(
     root: &Path,
     islands: &Islands,
