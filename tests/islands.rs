@@ -75,14 +75,8 @@ fn migrants_move_along_the_ring_at_the_interval_and_populations_keep_their_size(
         assert_eq!((g + 1) % 3, 0, "{row:?}");
         assert_eq!(to, (from + 1) % 3, "{row:?}");
     }
+    common::assert_island_populations(&out, 3, 9, 12);
     for island in 0..3 {
-        let (header, gens) = csv(&out.join(island_dir(island)).join("generations.csv"));
-        let population = header.iter().position(|h| h == "population").unwrap();
-        assert_eq!(gens.len(), 9);
-        assert!(
-            gens.iter().all(|g| g[population] == "12"),
-            "island {island}"
-        );
         // A migrant's new id is fresh in its new island.
         let (_, organisms) = csv(&out.join(island_dir(island)).join("organisms.csv"));
         for row in rows.iter().filter(|r| r[3] == island.to_string()) {

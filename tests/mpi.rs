@@ -229,15 +229,7 @@ migrants = 2
         genome.insert((to, row[4].clone()), sent);
     }
     assert!(checked > 0, "no arrival had a child");
-    for island in 0..3 {
-        let (header, gens) = csv(&out.join(island_dir(island)).join("generations.csv"));
-        let population = header.iter().position(|h| h == "population").unwrap();
-        assert_eq!(gens.len(), 9);
-        assert!(
-            gens.iter().all(|g| g[population] == "12"),
-            "island {island}"
-        );
-    }
+    common::assert_island_populations(&out, 3, 9, 12);
 }
 
 /// Process 1 of 2 dies in generation 5 (as under SIGKILL): the run stops,

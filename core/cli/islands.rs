@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::ops::Range;
 use std::path::Path;
 
-use lineage_engine::fabric::{Fabric, OneProcess};
+use lineage_engine::fabric::{Fabric, OneProcess, launched_processes};
 use lineage_engine::islands::ResumedIslands;
 use lineage_engine::{GenerationReport, RunOptions};
 use lineage_scenario::{Overrides, Scenario};
@@ -89,21 +89,12 @@ fn threads_from(
     }
 }
 
-/// How many processes an MPI launcher started, read from its environment
-/// (1 when none did).
-fn launched_processes() -> usize {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
-        .unwrap_or(1)
-}
-
 /// Refuses a run that an MPI launcher started as one of several processes
 /// when it is not an island model: each process would run the whole
 /// scenario into the same records.
 pub(crate) fn refuse_if_launched_many(what: &str) -> Result<(), Failure> {
     let n = launched_processes();
-    if n > 1 && under_launcher() {
+    if n > 1 {
         return Err(Failure::bad_input(format!(
             "an MPI launcher started {n} processes, but {what} is not an island model: only [islands] split over processes; run it without mpirun/srun (or with one process)"
         )));
@@ -111,18 +102,12 @@ pub(crate) fn refuse_if_launched_many(what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn under_launcher() -> bool {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
-}
-
 /// Runs `body` on the processes this one belongs to: MPI when a launcher
 /// started it (and the binary has the `mpi` feature), else this process
 /// alone.
 fn on_processes<T>(body: impl FnOnce(&dyn Fabric) -> Result<T, Failure>) -> Result<T, Failure> {
     #[cfg(feature = "mpi")]
-    if lineage_mpi::launched() {
+    if lineage_engine::fabric::launched() {
         let mpi = lineage_mpi::Mpi::init()?;
         let out = body(&mpi);
         // After an end or a failure every process heard of
@@ -141,7 +126,7 @@ fn on_processes<T>(body: impl FnOnce(&dyn Fabric) -> Result<T, Failure>) -> Resu
         };
     }
     #[cfg(not(feature = "mpi"))]
-    if launched_processes() > 1 && under_launcher() {
+    if launched_processes() > 1 {
         return Err(Failure::bad_input(format!(
             "an MPI launcher started {} processes, but this lineage was built without MPI: build it with `cargo build --release --features mpi` (see the README's \"Island model\" section)",
             launched_processes()

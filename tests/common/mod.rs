@@ -133,3 +133,23 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
     }
     out
 }
+
+/// Every island of the island run in `out` recorded `generations`
+/// generations, each with `population` organisms.
+pub fn assert_island_populations(
+    out: &Path,
+    islands: usize,
+    generations: usize,
+    population: usize,
+) {
+    for island in 0..islands {
+        let dir = out.join(format!("islands/island-{island}"));
+        let (header, gens) = csv(&dir.join("generations.csv"));
+        let column = header.iter().position(|h| h == "population").unwrap();
+        assert_eq!(gens.len(), generations, "island {island}");
+        assert!(
+            gens.iter().all(|g| g[column] == population.to_string()),
+            "island {island}: {gens:?}"
+        );
+    }
+}

@@ -110,6 +110,36 @@ impl Fabric for OneProcess {
     }
 }
 
+/// The environment variables an MPI launcher sets in the processes it
+/// starts: Open MPI's, then PMI's (MPICH, Intel MPI, Slurm's PMI-2), then
+/// PMIx's (Slurm's `--mpi=pmix`, Open MPI 5).
+const LAUNCHER_VARS: [&str; 4] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"];
+
+/// True when an MPI launcher started this process (read from the
+/// environment, without touching MPI).
+pub fn launched() -> bool {
+    LAUNCHER_VARS.iter().any(|v| std::env::var_os(v).is_some())
+}
+
+/// This process's rank among those an MPI launcher started.
+pub fn launched_rank() -> Option<usize> {
+    env_count(&["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"])
+}
+
+/// How many processes an MPI launcher started (1 when none did).
+pub fn launched_processes() -> usize {
+    match launched() {
+        true => env_count(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]).unwrap_or(1),
+        false => 1,
+    }
+}
+
+/// The first of `vars` set to a whole number.
+fn env_count(vars: &[&str]) -> Option<usize> {
+    vars.iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+}
+
 /// How process `rank` of `size` is named in messages.
 pub fn name(rank: usize, size: usize) -> String {
     format!("process {rank} of {size}")

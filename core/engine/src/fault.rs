@@ -45,13 +45,6 @@ fn parse_ranked(spec: &str) -> Option<((Action, Point, u32), Option<usize>)> {
     }
 }
 
-/// This process's rank among those an MPI launcher started.
-fn launched_rank() -> Option<usize> {
-    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.parse().ok())
-}
-
 fn parse(spec: &str) -> Option<(Action, Point, u32)> {
     let mut parts = spec.split(':');
     let action = match parts.next()? {
@@ -77,7 +70,7 @@ fn configured() -> Option<(Action, Point, u32)> {
     static FAULT: OnceLock<Option<(Action, Point, u32)>> = OnceLock::new();
     *FAULT.get_or_init(|| {
         let (fault, rank) = parse_ranked(&std::env::var("LINEAGE_FAULT").ok()?)?;
-        (rank.is_none() || rank == launched_rank()).then_some(fault)
+        (rank.is_none() || rank == crate::fabric::launched_rank()).then_some(fault)
     })
 }
 

@@ -34,16 +34,6 @@ const BATCH: mpi::Tag = 1;
 /// Tag of migration rows on their way to process 0.
 const ROWS: mpi::Tag = 2;
 
-/// The environment variables an MPI launcher sets in the processes it
-/// starts: Open MPI's, then PMI's (MPICH, Intel MPI, Slurm's PMI-2), then
-/// PMIx's (Slurm's `--mpi=pmix`, Open MPI 5).
-const LAUNCHER_VARS: [&str; 4] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"];
-
-/// True when an MPI launcher started this process.
-pub fn launched() -> bool {
-    LAUNCHER_VARS.iter().any(|v| std::env::var_os(v).is_some())
-}
-
 /// The processes an MPI launcher started, as one fabric.
 pub struct Mpi {
     /// Finalised by [`Mpi::finish`], leaked otherwise (see the crate
