@@ -69,15 +69,34 @@ fn lineage_alone(dir: &Path, args: &[&str]) -> Output {
     std::fs::create_dir_all(&empty).unwrap();
     let exe = bin.join("lineage");
     if !exe.exists() {
-        std::fs::copy(env!("CARGO_BIN_EXE_lineage"), &exe).unwrap();
+        // A hard link opens no file for writing; a copy does, and a child
+        // forked meanwhile by another test's thread holds that descriptor
+        // until it execs, so running the copy can fail with "text file
+        // busy" for a moment (rust-lang/rust#114554).
+        let built = env!("CARGO_BIN_EXE_lineage");
+        if std::fs::hard_link(built, &exe).is_err() {
+            std::fs::copy(built, &exe).unwrap();
+        }
     }
-    let out = Command::new(&exe)
-        .args(args)
-        .env("LINEAGE_PLUGIN_PATH", &empty)
-        .env("CARGO_TARGET_DIR", &empty)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("the copied lineage binary runs");
+    let run = || {
+        Command::new(&exe)
+            .args(args)
+            .env("LINEAGE_PLUGIN_PATH", &empty)
+            .env("CARGO_TARGET_DIR", &empty)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+    };
+    let mut out = run();
+    for _ in 0..100 {
+        match &out {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                out = run();
+            }
+            _ => break,
+        }
+    }
+    let out = out.expect("the copied lineage binary runs");
     assert!(
         out.status.success(),
         "lineage {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
