@@ -97,13 +97,7 @@ fn lineage_alone(dir: &Path, args: &[&str]) -> Output {
         }
     }
     let out = out.expect("the copied lineage binary runs");
-    assert!(
-        out.status.success(),
-        "lineage {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, &format!("lineage {args:?}"));
     out
 }
 

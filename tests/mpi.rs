@@ -43,13 +43,7 @@ fn mpirun_with(processes: usize, args: &[&str], env: &[(&str, &str)]) -> Output 
 
 fn mpirun_ok(processes: usize, args: &[&str]) -> Output {
     let out = mpirun(processes, args);
-    assert!(
-        out.status.success(),
-        "mpirun -np {processes} lineage {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, &format!("mpirun -np {processes} lineage {args:?}"));
     out
 }
 

@@ -27,14 +27,20 @@ pub fn lineage(args: &[&str]) -> Output {
 /// Runs `lineage` and requires success.
 pub fn lineage_ok(args: &[&str]) -> Output {
     let out = lineage(args);
+    assert_success(&out, &format!("lineage {args:?}"));
+    out
+}
+
+/// Requires that `what` (the command, for the message) succeeded, showing
+/// its exit code and both outputs when it did not.
+pub fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
-        "lineage {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        "{what} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status.code(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    out
 }
 
 /// A file's bytes, with its name in the panic message if missing.
