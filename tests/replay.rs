@@ -3,7 +3,8 @@
 //! with the same optimiser, must end at the same weights.
 //!
 //! Needs Python with JAX and numpy: `LINEAGE_PYTHON` names the
-//! interpreter (default `python3`); `.ci/run` makes one.
+//! interpreter; `bash tests/run.sh` (the README's test command) makes a
+//! pinned one under `target/test-venv` and sets it.
 
 mod common;
 
@@ -17,13 +18,13 @@ use common::{lineage_ok, s, write_scenario};
 /// about 1e-4 over a few hundred steps.
 const TOLERANCE: f64 = 1e-3;
 
-/// `LINEAGE_PYTHON`, else the virtual environment `.ci/run` makes, else
-/// `python3`.
+/// `LINEAGE_PYTHON`, else the virtual environment `tests/run.sh` makes,
+/// else `python3`.
 fn python() -> String {
     if let Ok(p) = std::env::var("LINEAGE_PYTHON") {
         return p;
     }
-    let venv = common::root().join(".ci/.venv/bin/python");
+    let venv = common::root().join("target/test-venv/bin/python");
     if venv.exists() {
         return venv.display().to_string();
     }
@@ -39,11 +40,11 @@ fn replay(dir: &std::path::Path, scenario: &str, organism: &str) -> f64 {
     let script = common::root().join("tests/replay/replay_jax.py");
     let py = python();
     let result = Command::new(&py).arg(&script).arg(&out).output().unwrap_or_else(|e| {
-        panic!("cannot run `{py}` ({e}): this test needs Python 3 with JAX and numpy; install them with `pip install 'jax[cpu]' numpy` and set LINEAGE_PYTHON to that interpreter")
+        panic!("cannot run `{py}` ({e}): this test needs Python 3 with JAX and numpy: run the tests with `bash tests/run.sh`, which makes that environment, or set LINEAGE_PYTHON to an interpreter with `pip install -r tests/requirements.txt`")
     });
     assert!(
         result.status.success(),
-        "the JAX replay failed (it needs `pip install 'jax[cpu]' numpy` in the Python that LINEAGE_PYTHON names, default python3):\n{}",
+        "the JAX replay failed with `{py}` (it needs JAX and numpy: run the tests with `bash tests/run.sh`, which makes that environment, or `pip install -r tests/requirements.txt` into the Python that LINEAGE_PYTHON names):\n{}",
         String::from_utf8_lossy(&result.stderr)
     );
     let line = String::from_utf8_lossy(&result.stdout);
