@@ -60,3 +60,73 @@ fn every_shipped_scenario_validates() {
     }
     assert!(count >= 5);
 }
+
+/// Every file or folder that ARCHITECTURE.md's code map names (a backticked
+/// `name.rs` or `folder/`) exists: from the repository's root, or as the
+/// tail of a path in the repository (`isolate/wire.rs`; prose in one
+/// crate's section may name another crate's file). Run-directory names with
+/// placeholders (`gen-NNNNNN.tmp/`, `islands/island-K/`) are not source
+/// paths.
+#[test]
+fn architecture_code_map_names_only_what_exists() {
+    let root = common::root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let map = text
+        .split("\n## Code map")
+        .nth(1)
+        .expect("ARCHITECTURE.md has a `## Code map` section");
+    let map = map.split("\n## ").next().unwrap();
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    let mut section: Option<PathBuf> = None;
+    let mut paths = Vec::new();
+    collect_paths(&root, &mut paths);
+    for line in map.lines() {
+        if let Some(header) = line.strip_prefix("### ") {
+            // `### `core/learn` (crate ...)`: the first backticked path.
+            section = header.split('`').nth(1).map(|dir| root.join(dir));
+            continue;
+        }
+        for name in line.split('`').skip(1).step_by(2) {
+            let is_path = (name.ends_with(".rs") || name.ends_with('/')) && name.len() > 2;
+            let placeholder = name.contains("NNN") || name.contains("-K") || name.contains('<');
+            if !is_path || placeholder || name.contains(' ') {
+                continue;
+            }
+            checked += 1;
+            let rel = Path::new(name.trim_end_matches('/'));
+            let found = root.join(rel).exists() || paths.iter().any(|p| p.ends_with(rel));
+            if !found {
+                missing.push(format!(
+                    "`{name}` (in the section of {})",
+                    section
+                        .as_ref()
+                        .map_or("no crate".into(), |d| d.display().to_string())
+                ));
+            }
+        }
+    }
+    assert!(checked > 50, "the code map names only {checked} paths");
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's code map names paths that do not exist: {missing:#?}"
+    );
+}
+
+/// Every file and folder below `dir` (no `target`, no hidden ones).
+fn collect_paths(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name == "target" || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_paths(&path, out);
+        }
+        out.push(path);
+    }
+}
