@@ -4,7 +4,7 @@
 //! ReLU RNN without biases (3 inputs, 3 outputs), at N = 64 and N = 300.
 //!
 //! - `bptt_gradients/N`: the per-example gradients by the fast path's
-//!   batched back-propagation through time (`probe::output_gradients`);
+//!   batched back-propagation through time (`jacobian::output_gradients`);
 //! - `candle_loop/64`: the same gradients the way the probe computed them
 //!   before (one candle forward and backward pass per example, only
 //!   `w_rec` tracked), the reference the batched path replaced;
@@ -18,8 +18,9 @@ use std::time::Duration;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use criterion::{Criterion, criterion_group};
-use lineage_learn::general::{Input, Network};
-use lineage_learn::probe::{ProbeInput, gradient_kernel, output_gradients};
+use lineage_learn::jacobian::{gradient_kernel, output_gradients};
+use lineage_learn::measure::ProbeInput;
+use lineage_learn::models::{Input, Network};
 use lineage_learn::spec::{RnnSpec, SequenceInput};
 use lineage_learn::{Activation, ModelSpec};
 use rand::{Rng, SeedableRng};

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use bevy_ecs::resource::Resource;
 use lineage_env::Batch;
 use lineage_evo::{Genome, GenomeSpec, Objective};
-use lineage_learn::probe::{self, ProbeInput};
+use lineage_learn::jacobian;
+use lineage_learn::measure::{self, ProbeInput};
 use lineage_plugin::abi::{LN_LIFE_COMPLETED, LN_LIFE_DIVERGED, LN_LIFE_NONE, LnCurvePoint};
 use lineage_plugin_host::{
     Curve, Instance, Isolation as HostIsolation, Kind, Plugin, PluginError, RunInput, RunRequest,
@@ -553,13 +554,13 @@ impl Services for BatchServices<'_> {
             },
         };
         let probed = match request.what {
-            RunWhat::Outputs => probe::outputs(&cfg.model, &params, &input),
-            RunWhat::Hidden(layer) => probe::hidden(&cfg.model, &params, &input, layer),
+            RunWhat::Outputs => measure::outputs(&cfg.model, &params, &input),
+            RunWhat::Hidden(layer) => measure::hidden(&cfg.model, &params, &input, layer),
             RunWhat::Gradient(weight) => {
-                probe::output_gradients(&cfg.model, &params, &input, request.cotangent, weight)
+                jacobian::output_gradients(&cfg.model, &params, &input, request.cotangent, weight)
             }
             RunWhat::Kernel(weight) => {
-                probe::gradient_kernel(&cfg.model, &params, &input, request.cotangent, weight)
+                jacobian::gradient_kernel(&cfg.model, &params, &input, request.cotangent, weight)
             }
         }
         .map_err(|e| e.to_string())?;

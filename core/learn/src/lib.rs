@@ -5,53 +5,71 @@
 //! data an environment hands it, and is scored on held-out data. This crate
 //! owns what happens in between:
 //!
+//! The crate is laid out by part. The vocabulary every part shares sits
+//! at the top:
+//!
 //! - [`spec`]: the models (MLP and MLP language model, leaky RNN, GRU,
 //!   causal transformer; the two-layer linear network is an MLP) and the
 //!   one parameter layout every other part indexes by name;
 //! - [`optim`]: SGD with momentum, Adam, AdamW, schedules, clipping;
 //! - [`data`]: examples and the lifetime's minibatch indices;
-//! - the fast paths on `gemm`, one organism per thread, with hand-written
-//!   backward passes for MLPs (`fast`), leaky RNNs (`fast_rnn`) and
-//!   transformers (`fast_transformer`), CPU only;
+//! - `lifetime`: the one lifetime loop every path runs (birth score,
+//!   steps, divergence, curve points, probe sets);
+//! - this file: [`Job`] in, [`Outcome`] out, and [`train_population`],
+//!   which picks a path ([`path_for`]) and runs a population's lifetimes
+//!   on a thread pool.
+//!
+//! The parts, one folder each, depend on the vocabulary and on another part
+//! only where their module doc says they are built on it (a test,
+//! `tests/layout.rs`, keeps that rule):
+//!
+//! - `kernels`: the calls into `gemm`, the AVX2+FMA kernel, AVX2 dispatch
+//!   (all of the crate's `unsafe`);
+//! - `fast`: the hand-written CPU paths, one organism per core, for MLPs,
+//!   leaky RNNs and transformers (built on `kernels`);
+//! - [`models`]: every model family as a candle module;
+//! - [`autograd`]: any model trained by candle autograd, CPU or CUDA
+//!   (built on [`models`]);
 //! - [`batched`]: MLP lifetimes of a whole population in lockstep on
 //!   candle tensors stacked `[P, ...]`, on any device (the path MLPs take
 //!   on CUDA);
-//! - [`general`]: every model on candle with autograd, one organism at a
-//!   time, on CPU or CUDA;
-//! - [`train_population`], which runs a population's lifetimes on a thread
-//!   pool and picks the path.
+//! - [`measure`]: a model run on a plugin's inputs for its outputs and
+//!   hidden layers (built on [`models`]);
+//! - [`jacobian`]: per-example gradients and tangent kernels (built on
+//!   [`measure`], [`models`] and the RNN fast path);
+//! - [`mod@bench`]: `lineage bench learn`'s workloads.
 //!
 //! A lifetime is a pure function of its [`Job`]: birth weights, masks,
 //! sign constraints, hyper-parameters, data and minibatch indices. Nothing in it draws random
 //! numbers, so results do not depend on the thread count.
 //!
-//! `unsafe` lives in two modules only, `kernel` (the AVX2+FMA small-GEMM
-//! kernel) and `cpu` (the calls into `gemm` and the kernel, and running
-//! safe code compiled for AVX2); the crate denies it everywhere else.
+//! `unsafe` lives in `kernels` only; the crate denies it everywhere else.
 #![deny(unsafe_code)]
 
-pub mod batched;
-pub mod bench;
-#[allow(unsafe_code)]
-mod cpu;
+// The vocabulary every part shares.
 pub mod data;
-mod fast;
-mod fast_rnn;
-mod fast_seq;
-mod fast_transformer;
-pub mod general;
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod kernel;
 mod lifetime;
 pub mod optim;
-pub mod probe;
 pub mod spec;
+
+// The parts: each depends on the vocabulary, and on another part only where
+// its module doc says it is built on it (checked by `tests/layout.rs`).
+pub mod autograd;
+pub mod batched;
+mod fast;
+pub mod jacobian;
+#[allow(unsafe_code)]
+mod kernels;
+pub mod measure;
+pub mod models;
+
+// Services on top of the whole crate.
+pub mod bench;
 
 use lineage_env::Batch;
 use rayon::prelude::*;
 
-pub use cpu::features as cpu_features;
+pub use kernels::features as cpu_features;
 pub use optim::{Hyper, Method, OptimizerSpec, Schedule};
 pub use spec::{Activation, Loss, ModelSpec};
 
@@ -286,17 +304,17 @@ pub fn train_population(
         (Path::Fast, ModelSpec::Mlp(spec)) => Ok(jobs
             .into_par_iter()
             .with_max_len(1)
-            .map(|job| fast::train(spec, loss, life, job))
+            .map(|job| fast::mlp::train(spec, loss, life, job))
             .collect()),
         (Path::Fast, ModelSpec::Rnn(spec)) => Ok(jobs
             .into_par_iter()
             .with_max_len(1)
-            .map(|job| fast_rnn::train(spec, life, job))
+            .map(|job| fast::rnn::train(spec, life, job))
             .collect()),
         (Path::Fast, ModelSpec::Transformer(spec)) => Ok(jobs
             .into_par_iter()
             .with_max_len(1)
-            .map(|job| fast_transformer::train(spec, life, job))
+            .map(|job| fast::transformer::train(spec, life, job))
             .collect()),
         (Path::Batched, ModelSpec::Mlp(spec)) => {
             let budget = batched::memory_budget(device);
@@ -309,12 +327,12 @@ pub fn train_population(
             if device.is_cpu() {
                 jobs.into_par_iter()
                     .with_max_len(1)
-                    .map(|job| general::train(model, loss, life, device, job))
+                    .map(|job| autograd::train(model, loss, life, device, job))
                     .collect()
             } else {
                 // One device: organisms queue on it in order.
                 jobs.into_iter()
-                    .map(|job| general::train(model, loss, life, device, job))
+                    .map(|job| autograd::train(model, loss, life, device, job))
                     .collect()
             }
         }

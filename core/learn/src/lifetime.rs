@@ -1,10 +1,13 @@
 //! The one lifetime loop every training path runs: birth score, steps,
 //! divergence check, learning-curve points (with the environment's probe
 //! sets scored at each), final score.
+//!
+//! Built on [`crate::measure`], through which the probe sets are scored
+//! whatever path trains the model.
 
 use lineage_env::{Batch, IGNORE, ProbeSet};
 
-use crate::probe::ProbeInput;
+use crate::measure::ProbeInput;
 use crate::spec::ModelSpec;
 use crate::{CurvePoint, LearnError, LifetimeSpec, Outcome, ProbeMetric, ProbePoint, Status};
 
@@ -29,14 +32,14 @@ pub(crate) struct Scoring<'a> {
     pub heldout: &'a Batch,
     /// The environment's probe sets.
     pub probes: &'a [ProbeSet],
-    /// The model, which the probe sets run through [`crate::probe`].
+    /// The model, which the probe sets run through [`crate::measure`].
     pub model: &'a ModelSpec,
 }
 
 /// Scores the probe sets with the learner's weights now: per set, the mean
 /// cross-entropy of its scored labels, the accuracy of the argmax over its
 /// `choices` (every label without), and over every label where `choices`
-/// restricts it. The model's outputs come from [`crate::probe::outputs`]
+/// restricts it. The model's outputs come from [`crate::measure::outputs`]
 /// (candle, on the CPU), whatever path trains it.
 fn score_probes(
     learner: &impl Learner,
@@ -77,7 +80,7 @@ pub(crate) fn score_probe_sets(
             n,
             len: x.len() / n.max(1),
         };
-        let out_all = crate::probe::outputs(scoring.model, weights, &input)
+        let out_all = crate::measure::outputs(scoring.model, weights, &input)
             .map_err(|e| LearnError::Probe(format!("probe set `{}`: {e}", set.name)))?;
         let classes = *out_all.shape.last().unwrap_or(&1);
         let positions = labels.len().min(out_all.values.len() / classes.max(1));

@@ -1,6 +1,6 @@
 //! Optimisers, learning-rate schedules and gradient clipping, on plain
 //! `f32` slices (the fast paths; the candle paths mirror the
-//! same arithmetic with tensor operations in [`crate::general`]).
+//! same arithmetic with tensor operations in [`crate::models`]).
 //!
 //! Semantics follow PyTorch's, so a lifetime can be replayed elsewhere:
 //! - SGD: `d = g + wd p; m = mu m + d; p -= lr m` (plain `p -= lr d` when
@@ -159,7 +159,7 @@ pub fn update(
     mask: Option<&[f32]>,
     signs: Option<&[f32]>,
 ) {
-    crate::cpu::wide(|| update_portable(spec, hyper, lr, t, p, g, m, v, mask, signs));
+    crate::kernels::wide(|| update_portable(spec, hyper, lr, t, p, g, m, v, mask, signs));
 }
 
 /// The projection onto sign constraints: where `s * w < 0` (`s` = +1 or

@@ -115,7 +115,7 @@ mod tests {
     use candle_nn::VarBuilder;
 
     use super::*;
-    use crate::general::tests::{assert_gradients_match, random_varmap, values};
+    use crate::models::tests::{assert_gradients_match, random_varmap, values};
     use crate::spec::ModelSpec;
 
     fn spec(input: SequenceInput) -> GruSpec {

@@ -1,8 +1,14 @@
-//! Every `unsafe` line of this crate outside [`crate::kernel`]: the calls
-//! into the `gemm` crate and the AVX2 kernel behind [`matmul`], and
-//! [`wide`], which runs safe code compiled for AVX2 where the CPU has it.
-//! The crate denies `unsafe` everywhere else (`lib.rs`), so a reviewer
-//! reads these two files and nothing more.
+//! The floor every CPU path stands on, and every `unsafe` line of this
+//! crate: the calls into the `gemm` crate and the AVX2+FMA small-GEMM
+//! kernel (`avx2`) behind [`matmul`]; [`wide`], which runs safe code
+//! compiled for AVX2 where the CPU has it; [`features`], the CPU features
+//! that choose code paths. The crate denies `unsafe` everywhere else
+//! (`lib.rs`), so a reviewer reads this folder and nothing more.
+//!
+//! Built on nothing else in the crate.
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
 
 use gemm::Parallelism;
 
@@ -66,11 +72,11 @@ pub(crate) fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool) {
     // The kernel beats the `gemm` crate on these sizes only where `B` is
     // row-major and at least two 16-column strips wide (measured; see
     // `kernel`).
-    if b.cs == 1 && b.rs == n && n >= 32 && crate::kernel::available() {
+    if b.cs == 1 && b.rs == n && n >= 32 && crate::kernels::avx2::available() {
         // SAFETY: the CPU has AVX2 and FMA; `fits` bounds `a`, `b` is a
         // row-major k x n view inside its slice, `dst` holds m * n values.
         unsafe {
-            crate::kernel::gemm(
+            crate::kernels::avx2::gemm(
                 m,
                 n,
                 k,

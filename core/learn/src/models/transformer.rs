@@ -284,7 +284,7 @@ mod tests {
     use candle_nn::VarBuilder;
 
     use super::*;
-    use crate::general::tests::{assert_gradients_match, random_varmap};
+    use crate::models::tests::{assert_gradients_match, random_varmap};
     use crate::spec::ModelSpec;
 
     fn spec(input: SequenceInput) -> TransformerSpec {
