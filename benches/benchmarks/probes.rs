@@ -8,7 +8,7 @@
 //! - `candle_loop/64`: the same gradients the way the probe computed them
 //!   before (one candle forward and backward pass per example, only
 //!   `w_rec` tracked), the reference the batched path replaced;
-//! - `kernel/N`: the whole kernel service (`probe::gradient_kernel`): the
+//! - `kernel/N`: the whole kernel service (`jacobian::gradient_kernel`): the
 //!   gradients and their Gram matrix (768 x 768, on and above the
 //!   diagonal only).
 

@@ -205,7 +205,7 @@ pub struct LifetimeConfig {
     pub connectome: Vec<ConnectomeBits>,
     /// Inheritance mode.
     pub inheritance: Inheritance,
-    /// Where the general path runs.
+    /// Where the candle paths (autograd, batched) run.
     pub device: DeviceChoice,
     /// Connectome mutation.
     pub rewire: Rewire,
