@@ -1,0 +1,263 @@
+//! The environment of `[lifetime]`: each kind built from its table (so a
+//! missing data file or a bad parameter is caught by `lineage validate`),
+//! and the keys each kind may hold.
+
+use std::sync::Arc;
+
+use lineage_env::{
+    Decision, DelayedMatch, Environment, GaussianClusters, Hmm, HmmParams, Icl, IclParams,
+    LinearTeacher, Positions, Sinusoids, Task, TeacherNetwork, Text, Vocabulary,
+};
+
+use crate::lifetime::EnvHandle;
+use crate::raw::lifetime::RawEnvironment;
+
+use super::Check;
+
+impl<E> Check<'_, E> {
+    pub(super) fn environment(&self, raw: &RawEnvironment) -> Result<(EnvHandle, Task), E> {
+        let built: Result<Arc<dyn Environment>, lineage_env::EnvError> = match raw {
+            RawEnvironment::GaussianClusters {
+                classes,
+                dim,
+                spread,
+                heldout,
+                seed,
+            } => GaussianClusters::new(*classes, *dim, *spread, *heldout, seed.resolve(self.seed))
+                .map(|e| Arc::new(e) as _),
+            RawEnvironment::Teacher {
+                inputs,
+                hidden,
+                outputs,
+                noise,
+                classify,
+                heldout,
+                seed,
+            } => TeacherNetwork::new(
+                *inputs,
+                *hidden,
+                *outputs,
+                *noise,
+                *classify,
+                *heldout,
+                seed.resolve(self.seed),
+            )
+            .map(|e| Arc::new(e) as _),
+            RawEnvironment::Sinusoids { heldout } => {
+                Sinusoids::new(*heldout).map(|e| Arc::new(e) as _)
+            }
+            RawEnvironment::LinearTeacher {
+                inputs,
+                kappa,
+                heldout,
+                seed,
+            } => LinearTeacher::new(*inputs, *kappa, *heldout, seed.resolve(self.seed))
+                .map(|e| Arc::new(e) as _),
+            RawEnvironment::Decision {
+                coherences,
+                noise,
+                stimulus_steps,
+                heldout,
+                seed,
+            } => Decision::new(
+                coherences.clone(),
+                *noise,
+                *stimulus_steps,
+                *heldout,
+                seed.resolve(self.seed),
+            )
+            .map(|e| Arc::new(e) as _),
+            RawEnvironment::DelayedMatch {
+                stimuli,
+                sample_steps,
+                delay_steps,
+                test_steps,
+                noise,
+                heldout,
+                seed,
+            } => DelayedMatch::new(
+                *stimuli,
+                *sample_steps,
+                *delay_steps,
+                *test_steps,
+                *noise,
+                *heldout,
+                seed.resolve(self.seed),
+            )
+            .map(|e| Arc::new(e) as _),
+            RawEnvironment::Text {
+                path,
+                vocabulary,
+                context,
+                validation,
+                heldout,
+            } => {
+                let vocabulary = match vocabulary.as_str() {
+                    "bytes" => Vocabulary::Bytes,
+                    "characters" => Vocabulary::Characters,
+                    other => {
+                        return self.err(
+                            "environment.vocabulary",
+                            format!(
+                                "unknown vocabulary `{other}` (expected one of: bytes, characters)"
+                            ),
+                        );
+                    }
+                };
+                let file = self.data_path("lifetime.environment.path", path);
+                if !file.is_file() {
+                    return self.err(
+                        "environment.path",
+                        format!("cannot read the text `{}`: no such file", file.display()),
+                    );
+                }
+                Text::from_file(&file, vocabulary, *context, *validation, *heldout)
+                    .map(|e| Arc::new(e) as _)
+            }
+            RawEnvironment::Icl {
+                classes,
+                dim,
+                eps,
+                labels,
+                pairs,
+                burstiness,
+                p_bursty,
+                zipf,
+                p_novel,
+                novel_classes,
+                dynamic,
+                positions,
+                max_pairs,
+                heldout,
+                probe_sequences,
+                seed,
+            } => Icl::new(IclParams {
+                classes: *classes,
+                dim: *dim,
+                eps: *eps,
+                labels: *labels,
+                pairs: *pairs,
+                burstiness: *burstiness,
+                p_bursty: *p_bursty,
+                zipf: *zipf,
+                p_novel: *p_novel,
+                novel_classes: *novel_classes,
+                dynamic: *dynamic,
+                positions: if positions == "random_offset" {
+                    Positions::RandomOffset {
+                        max_pairs: max_pairs.unwrap_or(MAX_PAIRS_DEFAULT),
+                    }
+                } else {
+                    Positions::OneHot
+                },
+                heldout: *heldout,
+                probe_sequences: *probe_sequences,
+                seed: seed.resolve(self.seed),
+            })
+            .map(|e| Arc::new(e) as _),
+            RawEnvironment::Hmm {
+                tokens,
+                states,
+                successors,
+                concentration,
+                emissions,
+                zipf,
+                context,
+                corpus,
+                heldout,
+                seed,
+            } => Hmm::new(&HmmParams {
+                tokens: *tokens,
+                states: *states,
+                successors: successors.range(),
+                concentration: *concentration,
+                emissions: emissions.range(),
+                zipf: *zipf,
+                context: *context,
+                corpus: *corpus,
+                heldout: *heldout,
+                seed: seed.resolve(self.seed),
+            })
+            .map(|e| Arc::new(e) as _),
+        };
+        let env = built.or_else(|e| {
+            // Point at the parameter the environment names, when it is one
+            // of the table's keys.
+            let message = e.to_string();
+            let field = message
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .find(|word| env_keys(raw).contains(word))
+                .map_or("environment".to_owned(), |k| format!("environment.{k}"));
+            self.err(&field, message)
+        })?;
+        let task = env.task();
+        Ok((
+            EnvHandle {
+                env,
+                description: format!("{raw:?}"),
+            },
+            task,
+        ))
+    }
+}
+
+/// Pairs Reddy's random-offset positions make room for by default (65
+/// slots).
+pub(super) const MAX_PAIRS_DEFAULT: usize = 32;
+
+/// The keys an environment's table may hold.
+pub(super) fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
+    match raw {
+        RawEnvironment::GaussianClusters { .. } => &["classes", "dim", "spread", "heldout", "seed"],
+        RawEnvironment::Teacher { .. } => &[
+            "inputs", "hidden", "outputs", "noise", "classify", "heldout", "seed",
+        ],
+        RawEnvironment::Sinusoids { .. } => &["heldout"],
+        RawEnvironment::LinearTeacher { .. } => &["inputs", "kappa", "heldout", "seed"],
+        RawEnvironment::Decision { .. } => {
+            &["coherences", "noise", "stimulus_steps", "heldout", "seed"]
+        }
+        RawEnvironment::DelayedMatch { .. } => &[
+            "stimuli",
+            "sample_steps",
+            "delay_steps",
+            "test_steps",
+            "noise",
+            "heldout",
+            "seed",
+        ],
+        RawEnvironment::Text { .. } => &["path", "vocabulary", "context", "validation", "heldout"],
+        RawEnvironment::Icl { .. } => &[
+            "classes",
+            "dim",
+            "eps",
+            "labels",
+            "pairs",
+            "burstiness",
+            "p_bursty",
+            "zipf",
+            "p_novel",
+            "novel_classes",
+            "dynamic",
+            "positions",
+            "max_pairs",
+            "heldout",
+            "probe_sequences",
+            "seed",
+        ],
+        RawEnvironment::Hmm { .. } => &[
+            "tokens",
+            "states",
+            "successors",
+            "concentration",
+            "emissions",
+            "zipf",
+            "context",
+            "corpus",
+            "heldout",
+            "seed",
+        ],
+    }
+}

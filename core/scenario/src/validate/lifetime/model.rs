@@ -1,0 +1,228 @@
+//! The model and the optimiser of `[lifetime]`: sizes within bounds, the
+//! model fitting the environment's task, the optimiser's parameters.
+
+use lineage_env::Task;
+use lineage_learn::spec::{
+    Activation, Embedding, GruSpec, MlpSpec, ModelSpec, RnnSpec, SequenceInput, TransformerSpec,
+};
+use lineage_learn::{Method, OptimizerSpec, Schedule};
+
+use crate::raw::lifetime::{RawModel, RawOptimizer};
+
+use super::Check;
+
+impl<E> Check<'_, E> {
+    pub(super) fn model(&self, raw: &RawModel, task: &Task) -> Result<ModelSpec, E> {
+        let (inputs, outputs) = match *task {
+            Task::Regression { inputs, outputs } => (inputs, outputs),
+            Task::Classification { inputs, classes } => (inputs, classes),
+            Task::SequenceClassification {
+                inputs, classes, ..
+            } => (inputs, classes),
+            Task::NextToken { vocab, .. } => (vocab, vocab),
+        };
+        let tokens = matches!(task, Task::NextToken { .. });
+        let activation = |name: &str| {
+            Activation::parse(name).ok_or_else(|| {
+                (self.at)(
+                    "lifetime.model.activation",
+                    format!(
+                        "unknown activation `{name}` (expected one of: {})",
+                        Activation::NAMES.join(", ")
+                    ),
+                )
+            })
+        };
+        let positive = |field: &str, v: usize| {
+            if v == 0 {
+                self.err(
+                    &format!("model.{field}"),
+                    format!("expected `{field}` of at least 1, found 0"),
+                )
+            } else {
+                Ok(v)
+            }
+        };
+        let seq_input = if tokens {
+            SequenceInput::Tokens { vocab: inputs }
+        } else {
+            SequenceInput::Dense { dim: inputs }
+        };
+        Ok(match raw {
+            RawModel::Mlp {
+                hidden,
+                activation: a,
+                bias,
+                embedding,
+                context,
+            } => {
+                if let Some(i) = hidden.iter().position(|&h| h == 0) {
+                    return self.err(
+                        &format!("model.hidden[{i}]"),
+                        "expected a layer width of at least 1, found 0",
+                    );
+                }
+                let embedding = match (tokens, embedding, context) {
+                    (true, Some(dim), Some(context)) => Some(Embedding {
+                        vocab: inputs,
+                        dim: positive("embedding", *dim)?,
+                        context: positive("context", *context)?,
+                    }),
+                    (true, _, _) => {
+                        return self.err("model", "an MLP language model needs `embedding` (width per token) and `context` (tokens read)");
+                    }
+                    (false, None, None) => None,
+                    (false, _, _) => {
+                        return self.err(
+                            "model",
+                            "`embedding` and `context` apply to token environments only",
+                        );
+                    }
+                };
+                let first = embedding.map_or(inputs, |e| e.dim * e.context);
+                let mut widths = vec![first];
+                widths.extend(hidden);
+                widths.push(outputs);
+                ModelSpec::Mlp(MlpSpec {
+                    embedding,
+                    widths,
+                    activation: activation(a)?,
+                    bias: *bias,
+                })
+            }
+            RawModel::Linear2 { hidden } => {
+                if tokens {
+                    return self.err(
+                        "model",
+                        "a two-layer linear network reads real inputs, not tokens",
+                    );
+                }
+                ModelSpec::Mlp(MlpSpec {
+                    embedding: None,
+                    widths: vec![inputs, positive("hidden", *hidden)?, outputs],
+                    activation: Activation::Linear,
+                    bias: false,
+                })
+            }
+            RawModel::Rnn {
+                hidden,
+                alpha,
+                activation: a,
+                bias,
+            } => {
+                if !(*alpha > 0.0 && *alpha <= 1.0) {
+                    return self.err(
+                        "model.alpha",
+                        format!("expected a leak in (0, 1], found {alpha}"),
+                    );
+                }
+                ModelSpec::Rnn(RnnSpec {
+                    input: seq_input,
+                    hidden: positive("hidden", *hidden)?,
+                    outputs,
+                    alpha: *alpha,
+                    activation: activation(a)?,
+                    bias: *bias,
+                })
+            }
+            RawModel::Gru { hidden } => ModelSpec::Gru(GruSpec {
+                input: seq_input,
+                hidden: positive("hidden", *hidden)?,
+                outputs,
+            }),
+            RawModel::Transformer {
+                d_model,
+                heads,
+                layers,
+                d_ff,
+                layer_norm,
+                activation: a,
+            } => {
+                let d = positive("d_model", *d_model)?;
+                let h = positive("heads", *heads)?;
+                if d % h != 0 {
+                    return self.err(
+                        "model.heads",
+                        format!("{h} heads do not divide d_model = {d}"),
+                    );
+                }
+                let context =
+                    match *task {
+                        Task::NextToken { context, .. } => context,
+                        Task::SequenceClassification { steps, .. } => steps,
+                        _ => return self.err(
+                            "model",
+                            "a transformer reads sequences; this environment gives single examples",
+                        ),
+                    };
+                ModelSpec::Transformer(TransformerSpec {
+                    input: seq_input,
+                    context,
+                    d_model: d,
+                    heads: h,
+                    layers: positive("layers", *layers)?,
+                    d_ff: positive("d_ff", d_ff.unwrap_or(4 * d))?,
+                    outputs,
+                    layer_norm: *layer_norm,
+                    activation: a.as_deref().map_or(Ok(Activation::Gelu), activation)?,
+                })
+            }
+        })
+    }
+
+    pub(super) fn optimizer(&self, raw: &RawOptimizer) -> Result<OptimizerSpec, E> {
+        let method = Method::parse(&raw.method).ok_or_else(|| {
+            (self.at)(
+                "lifetime.optimizer.method",
+                format!(
+                    "unknown optimiser `{}` (expected one of: {})",
+                    raw.method,
+                    Method::NAMES.join(", ")
+                ),
+            )
+        })?;
+        for (field, v, ok) in [
+            ("lr", raw.lr, raw.lr > 0.0),
+            ("momentum", raw.momentum, (0.0..1.0).contains(&raw.momentum)),
+            ("weight_decay", raw.weight_decay, raw.weight_decay >= 0.0),
+            ("beta2", raw.beta2, (0.0..1.0).contains(&raw.beta2)),
+            ("eps", raw.eps, raw.eps > 0.0),
+        ] {
+            if !(ok && v.is_finite()) {
+                return self.err(
+                    &format!("optimizer.{field}"),
+                    format!("`{field}` = {v} is out of range"),
+                );
+            }
+        }
+        if let Some(c) = raw.clip
+            && !(c > 0.0 && c.is_finite())
+        {
+            return self.err(
+                "optimizer.clip",
+                format!("expected a positive gradient norm, found {c}"),
+            );
+        }
+        let schedule = match raw.schedule.as_str() {
+            "constant" => Schedule::Constant,
+            "warmup-hold-cooldown" => Schedule::WarmupHoldCooldown {
+                warmup: raw.warmup,
+                cooldown: raw.cooldown,
+            },
+            "inverse-sqrt" => Schedule::InverseSqrt { warmup: raw.warmup },
+            other => {
+                return self.err(
+                    "optimizer.schedule",
+                    format!("unknown schedule `{other}` (expected one of: constant, warmup-hold-cooldown, inverse-sqrt)"),
+                );
+            }
+        };
+        Ok(OptimizerSpec {
+            method,
+            beta2: raw.beta2,
+            eps: raw.eps,
+            clip: raw.clip,
+            schedule,
+        })
+    }
+}
