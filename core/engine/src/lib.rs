@@ -38,6 +38,7 @@ pub mod recorder;
 pub mod resources;
 mod run;
 pub mod schedule;
+pub mod sets;
 pub mod systems;
 mod writer;
 

@@ -15,7 +15,7 @@ use bevy_ecs::resource::Resource;
 use lineage_evo::Objective;
 
 use crate::error::EngineError;
-use crate::schedule::LineageSystems;
+use crate::sets::LineageSystems;
 
 /// File names inside a run directory.
 pub mod files {

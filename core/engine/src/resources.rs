@@ -11,7 +11,7 @@ use lineage_scenario::Scenario;
 
 use crate::components::Lineage;
 use crate::error::EngineError;
-use crate::schedule::LineageSystems;
+use crate::sets::LineageSystems;
 
 /// The validated scenario.
 #[derive(Resource, Clone)]

@@ -33,6 +33,7 @@
 
 mod error;
 pub mod genes;
+pub mod mean;
 pub mod plot;
 pub mod read;
 pub mod render;

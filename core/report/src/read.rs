@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ReportError;
-use crate::stats::Mean;
+use crate::mean::Mean;
 
 /// `manifest.json`: what produced a run.
 pub const MANIFEST: &str = "manifest.json";

@@ -2,6 +2,8 @@
 //! standard error per metric ([`Stat`]), its difference from the baseline
 //! condition with Cohen's d ([`Effect`]), its mean learning curve, and the
 //! [`Report`] that holds them for every condition.
+//!
+//! Built on `read` (the records) and `genes` (gene tracks over generations).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -10,27 +12,7 @@ use crate::error::ReportError;
 use crate::genes::{GeneTrack, tracks};
 use crate::read::{Index, Outcome, ProbeTrack, read_genes, read_probes, read_run};
 
-/// A running mean of the finite values added.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Mean {
-    sum: f64,
-    n: usize,
-}
-
-impl Mean {
-    /// Adds `x` if it is finite.
-    pub fn add(&mut self, x: f64) {
-        if x.is_finite() {
-            self.sum += x;
-            self.n += 1;
-        }
-    }
-
-    /// The mean; `None` before any finite value.
-    pub fn value(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.sum / self.n as f64)
-    }
-}
+pub use crate::mean::Mean;
 
 /// Mean, standard error and n of one metric over seeds.
 #[derive(Clone, Copy, Debug, PartialEq)]
