@@ -5,7 +5,8 @@
 # after a new commit the next build records that commit in manifest.json;
 # after `git pack-refs` (the branch's ref file gone) it settles again.
 # Uses this checkout's target folder for the dependencies; only the
-# workspace's crates build again (a clone is another path to cargo).
+# workspace's crates build again (a clone is another path to cargo), and
+# target/debug/lineage is the clone's build until the next cargo build here.
 # .ci/run calls it after the tests.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
