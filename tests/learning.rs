@@ -517,6 +517,8 @@ fn every_model_learns_text_end_to_end_from_a_scenario() {
         "kind = \"rnn\", hidden = 16, alpha = 0.5, activation = \"tanh\", bias = true",
         "kind = \"gru\", hidden = 16",
         "kind = \"transformer\", d_model = 16, heads = 2, layers = 1",
+        // The registered family (`lineage_learn::models::REGISTERED`).
+        "kind = \"bag\", dim = 16",
     ] {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
@@ -555,6 +557,72 @@ model = {{ {model} }}
         let curves = String::from_utf8(read(&out.join("curves.csv"))).unwrap();
         // Birth, steps 10, 20 and 30, for each of 2 organisms.
         assert_eq!(curves.lines().count(), 1 + 2 * 4, "{model}: {curves}");
+    }
+}
+
+#[test]
+fn a_registered_family_is_named_by_kind_exported_and_its_fields_checked() {
+    let corpus = common::root().join("scenarios/data/shakespeare.txt");
+    let text = |model: &str| {
+        scenario("darwinian", "")
+            .replace(
+                "kind = \"gaussian_clusters\", classes = 3, dim = 5, spread = 1.0, heldout = 60, seed = 1",
+                &format!("kind = \"text\", path = \"{}\", context = 8", corpus.display()),
+            )
+            .replace("kind = \"mlp\", hidden = [12], activation = \"relu\"", model)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), "bag", &text("kind = \"bag\", dim = 6"), &[]);
+    let export = dir.path().join("export");
+    lineage_ok(&["export", s(&out), "--organism", "0", "--out", s(&export)]);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&read(&export.join("lifetime.json"))).unwrap();
+    assert_eq!(meta["model"]["kind"], "bag", "{meta}");
+    assert_eq!(meta["model"]["dim"], 6, "{meta}");
+    let names: Vec<String> = tensors(&export.join("final.safetensors"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for name in ["embed", "w_out", "b_out"] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    // What is wrong is named with its field and line.
+    for (model, needles) in [
+        (
+            "kind = \"bags\", dim = 6",
+            &[
+                "lifetime.model.kind",
+                "unknown model kind `bags`",
+                "gru, transformer, bag",
+            ][..],
+        ),
+        ("kind = \"bag\"", &["lifetime.model", "missing field `dim`"]),
+        (
+            "kind = \"bag\", dim = 6, depth = 2",
+            &["lifetime.model.depth", "unknown field `depth`"],
+        ),
+        (
+            "kind = \"bag\", dim = 0",
+            &["lifetime.model.dim", "at least 1, found 0"],
+        ),
+        (
+            "kind = \"bag\", dim = \"six\"",
+            &["lifetime.model.dim", "found \"six\""],
+        ),
+    ] {
+        let file = write_scenario(dir.path(), "bad.toml", &text(model));
+        let out = lineage(&["validate", s(&file)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{model}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains("bad.toml:"),
+            "{model}: the file and line in {err}"
+        );
+        for n in needles {
+            assert!(err.contains(n), "{model}: `{n}` missing from: {err}");
+        }
     }
 }
 

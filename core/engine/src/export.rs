@@ -24,8 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use lineage_env::Batch;
-use lineage_learn::spec::SequenceInput;
-use lineage_learn::{ModelSpec, Schedule};
+use lineage_learn::Schedule;
 use safetensors::{Dtype, tensor::TensorView};
 
 use crate::checkpoint;
@@ -130,7 +129,7 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
         "organism": id,
         "generation": generation,
         "seed": scenario.seed,
-        "model": model_json(&cfg.model),
+        "model": cfg.model.family().describe(),
         "task": format!("{:?}", cfg.task),
         "loss": format!("{:?}", lineage_learn::Loss::of(&cfg.task)),
         "batch": batch,
@@ -320,52 +319,6 @@ fn serialize(data: &[(String, Dtype, Vec<usize>, Vec<u8>)]) -> Result<Vec<u8>, E
             message: format!("cannot serialise the export: {e}"),
         }
     })
-}
-
-fn model_json(model: &ModelSpec) -> serde_json::Value {
-    match model {
-        ModelSpec::Mlp(m) => serde_json::json!({
-            "kind": "mlp",
-            "widths": m.widths,
-            "activation": format!("{:?}", m.activation).to_lowercase(),
-            "bias": m.bias,
-            "embedding": m.embedding.map(|e| serde_json::json!({"vocab": e.vocab, "dim": e.dim, "context": e.context})),
-        }),
-        ModelSpec::Rnn(r) => serde_json::json!({
-            "kind": "rnn",
-            "input": input_json(r.input),
-            "hidden": r.hidden,
-            "outputs": r.outputs,
-            "alpha": r.alpha,
-            "activation": format!("{:?}", r.activation).to_lowercase(),
-            "bias": r.bias,
-        }),
-        ModelSpec::Gru(g) => serde_json::json!({
-            "kind": "gru",
-            "input": input_json(g.input),
-            "hidden": g.hidden,
-            "outputs": g.outputs,
-        }),
-        ModelSpec::Transformer(t) => serde_json::json!({
-            "kind": "transformer",
-            "input": input_json(t.input),
-            "context": t.context,
-            "d_model": t.d_model,
-            "heads": t.heads,
-            "layers": t.layers,
-            "d_ff": t.d_ff,
-            "outputs": t.outputs,
-            "layer_norm": t.layer_norm,
-            "activation": format!("{:?}", t.activation).to_lowercase(),
-        }),
-    }
-}
-
-fn input_json(input: SequenceInput) -> serde_json::Value {
-    match input {
-        SequenceInput::Tokens { vocab } => serde_json::json!({"tokens": vocab}),
-        SequenceInput::Dense { dim } => serde_json::json!({"dense": dim}),
-    }
 }
 
 fn schedule_json(s: Schedule) -> serde_json::Value {

@@ -206,6 +206,10 @@ impl Workload {
                 let per_layer = 3.0 * d * d + d * d + 2.0 * d * f + 2.0 * s * d;
                 2.0 * b * s * (i * d + t.layers as f64 * per_layer + d * o)
             }
+            // Roughly one multiply-add per weight per step.
+            ModelSpec::Registered(_) => {
+                2.0 * b * self.seq as f64 * self.model.parameter_count() as f64
+            }
         };
         3.0 * forward
     }

@@ -16,6 +16,7 @@ use lineage_env::Batch;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+use crate::family::Reads;
 use crate::spec::ModelSpec;
 
 /// How a batch's examples are indexed for one model.
@@ -43,9 +44,8 @@ impl Examples {
     /// Indexes `batch` for `model`; `None` when the batch holds nothing the
     /// model can learn from (a window no longer than the model's context).
     pub fn of(batch: &Batch, model: &ModelSpec) -> Option<Examples> {
-        let ex = match (batch, model) {
-            (Batch::Tokens { n, len, .. }, ModelSpec::Mlp(m)) => {
-                let context = m.embedding.map_or(0, |e| e.context);
+        let ex = match (batch, model.family().reads()) {
+            (Batch::Tokens { n, len, .. }, Reads::Context { context, .. }) => {
                 let per = len.checked_sub(context).filter(|&p| p > 0)?;
                 Examples::Positions {
                     count: n * per,

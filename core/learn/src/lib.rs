@@ -9,8 +9,11 @@
 //! at the top:
 //!
 //! - [`spec`]: the models (MLP and MLP language model, leaky RNN, GRU,
-//!   causal transformer; the two-layer linear network is an MLP) and the
-//!   one parameter layout every other part indexes by name;
+//!   causal transformer; the two-layer linear network is an MLP; any
+//!   registered family) and the one parameter layout every other part
+//!   indexes by name;
+//! - [`family`]: the trait every model family implements, and how a
+//!   scenario names a registered one;
 //! - [`optim`]: SGD with momentum, Adam, AdamW, schedules, clipping;
 //! - [`data`]: examples and the lifetime's minibatch indices;
 //! - `lifetime`: the one lifetime loop every path runs (birth score,
@@ -48,6 +51,7 @@
 
 // The vocabulary every part shares.
 pub mod data;
+pub mod family;
 mod lifetime;
 pub mod optim;
 pub mod spec;

@@ -1,12 +1,17 @@
 //! Model specifications and their parameter layouts.
 //!
-//! A [`ModelSpec`] says what a network is; [`ModelSpec::params`] lists its
+//! A [`ModelSpec`] says what a network is: one of the four built-in
+//! families, whose specifications are here because the fast paths read
+//! them, or a family registered in `models::REGISTERED`. Either way it is
+//! a [`Family`], and [`ModelSpec::params`] lists its
 //! parameters in a fixed order with their names and shapes. Every training
 //! path (candle, the fast paths on gemm, the batched path), development,
 //! checkpoints and `lineage export` index parameters through this one list,
 //! so a name means the same tensor everywhere.
 
 use lineage_env::Task;
+
+use crate::family::{Family, Reads, Registered};
 
 /// A hidden-unit nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +185,9 @@ pub enum ModelSpec {
     Gru(GruSpec),
     /// Causal transformer.
     Transformer(TransformerSpec),
+    /// A family registered in `models::REGISTERED` (trained by candle
+    /// autograd, on the CPU or CUDA).
+    Registered(Registered),
 }
 
 /// What a parameter is, which decides its default initialisation and
@@ -218,7 +226,8 @@ pub struct ParamInfo {
 }
 
 impl ParamInfo {
-    fn matrix(name: impl Into<String>, rows: usize, cols: usize) -> ParamInfo {
+    /// A weight matrix `[rows, cols]` (fan-in `cols`).
+    pub fn matrix(name: impl Into<String>, rows: usize, cols: usize) -> ParamInfo {
         ParamInfo {
             name: name.into(),
             shape: vec![rows, cols],
@@ -226,7 +235,8 @@ impl ParamInfo {
         }
     }
 
-    fn vector(name: impl Into<String>, len: usize, role: Role) -> ParamInfo {
+    /// A vector of `len` values.
+    pub fn vector(name: impl Into<String>, len: usize, role: Role) -> ParamInfo {
         ParamInfo {
             name: name.into(),
             shape: vec![len],
@@ -246,91 +256,21 @@ impl ParamInfo {
 }
 
 impl ModelSpec {
+    /// The family this model belongs to: what every part of Lineage asks
+    /// of a model that is not one of its own fast paths.
+    pub fn family(&self) -> &dyn Family {
+        match self {
+            ModelSpec::Mlp(m) => m,
+            ModelSpec::Rnn(r) => r,
+            ModelSpec::Gru(g) => g,
+            ModelSpec::Transformer(t) => t,
+            ModelSpec::Registered(r) => r.family(),
+        }
+    }
+
     /// The parameters, in the order every part of Lineage stores them.
     pub fn params(&self) -> Vec<ParamInfo> {
-        let mut p = Vec::new();
-        match self {
-            ModelSpec::Mlp(m) => {
-                if let Some(e) = m.embedding {
-                    p.push(ParamInfo {
-                        name: "embed".into(),
-                        shape: vec![e.vocab, e.dim],
-                        role: Role::Embedding,
-                    });
-                }
-                for (i, w) in m.widths.windows(2).enumerate() {
-                    p.push(ParamInfo::matrix(format!("layers.{i}.weight"), w[1], w[0]));
-                    if m.bias {
-                        p.push(ParamInfo::vector(
-                            format!("layers.{i}.bias"),
-                            w[1],
-                            Role::Bias,
-                        ));
-                    }
-                }
-            }
-            ModelSpec::Rnn(r) => {
-                p.push(ParamInfo::matrix("w_in", r.hidden, r.input.width()));
-                p.push(ParamInfo::matrix("w_rec", r.hidden, r.hidden));
-                if r.bias {
-                    p.push(ParamInfo::vector("b", r.hidden, Role::Bias));
-                }
-                p.push(ParamInfo::matrix("w_out", r.outputs, r.hidden));
-                if r.bias {
-                    p.push(ParamInfo::vector("b_out", r.outputs, Role::Bias));
-                }
-            }
-            ModelSpec::Gru(g) => {
-                p.push(ParamInfo::matrix("w_ih", 3 * g.hidden, g.input.width()));
-                p.push(ParamInfo::matrix("w_hh", 3 * g.hidden, g.hidden));
-                p.push(ParamInfo::vector("b_ih", 3 * g.hidden, Role::Bias));
-                p.push(ParamInfo::vector("b_hh", 3 * g.hidden, Role::Bias));
-                p.push(ParamInfo::matrix("w_out", g.outputs, g.hidden));
-                p.push(ParamInfo::vector("b_out", g.outputs, Role::Bias));
-            }
-            ModelSpec::Transformer(t) => {
-                let d = t.d_model;
-                match t.input {
-                    SequenceInput::Tokens { vocab } => p.push(ParamInfo {
-                        name: "tok".into(),
-                        shape: vec![vocab, d],
-                        role: Role::Embedding,
-                    }),
-                    SequenceInput::Dense { dim } => {
-                        p.push(ParamInfo::matrix("w_in", d, dim));
-                        p.push(ParamInfo::vector("b_in", d, Role::Bias));
-                    }
-                }
-                p.push(ParamInfo {
-                    name: "pos".into(),
-                    shape: vec![t.context, d],
-                    role: Role::Embedding,
-                });
-                for l in 0..t.layers {
-                    let n = |s: &str| format!("layers.{l}.{s}");
-                    if t.layer_norm {
-                        p.push(ParamInfo::vector(n("ln1.weight"), d, Role::Gain));
-                        p.push(ParamInfo::vector(n("ln1.bias"), d, Role::Bias));
-                    }
-                    p.push(ParamInfo::matrix(n("attn.qkv"), 3 * d, d));
-                    p.push(ParamInfo::matrix(n("attn.out"), d, d));
-                    if t.layer_norm {
-                        p.push(ParamInfo::vector(n("ln2.weight"), d, Role::Gain));
-                        p.push(ParamInfo::vector(n("ln2.bias"), d, Role::Bias));
-                    }
-                    p.push(ParamInfo::matrix(n("mlp.fc"), t.d_ff, d));
-                    p.push(ParamInfo::vector(n("mlp.fc_bias"), t.d_ff, Role::Bias));
-                    p.push(ParamInfo::matrix(n("mlp.proj"), d, t.d_ff));
-                    p.push(ParamInfo::vector(n("mlp.proj_bias"), d, Role::Bias));
-                }
-                if t.layer_norm {
-                    p.push(ParamInfo::vector("ln_f.weight", d, Role::Gain));
-                    p.push(ParamInfo::vector("ln_f.bias", d, Role::Bias));
-                }
-                p.push(ParamInfo::matrix("head", t.outputs, d));
-            }
-        }
-        p
+        self.family().params()
     }
 
     /// Total number of parameters.
@@ -341,41 +281,15 @@ impl ModelSpec {
     /// Checks that the model can read and answer `task`; the message says
     /// what does not fit.
     pub fn check_task(&self, task: &Task) -> Result<(), String> {
-        let (reads, answers) = match self {
-            ModelSpec::Mlp(m) => {
-                let first = m.widths.first().copied().unwrap_or(0);
-                let last = m.widths.last().copied().unwrap_or(0);
-                if let Some(e) = m.embedding
-                    && first != e.context * e.dim
-                {
-                    return Err(format!(
-                        "the first layer reads {first} values but the embedding gives {} tokens x {} = {}",
-                        e.context,
-                        e.dim,
-                        e.context * e.dim
-                    ));
-                }
-                let reads = match m.embedding {
-                    Some(e) => Reads::Tokens {
-                        vocab: e.vocab,
-                        context: e.context,
-                    },
-                    None => Reads::Dense(first),
-                };
-                (reads, last)
-            }
-            ModelSpec::Rnn(RnnSpec { input, outputs, .. })
-            | ModelSpec::Gru(GruSpec { input, outputs, .. }) => {
-                (Reads::sequence(*input, None), *outputs)
-            }
-            ModelSpec::Transformer(t) => (Reads::sequence(t.input, Some(t.context)), t.outputs),
-        };
-        match (task, reads) {
-            (Task::Regression { inputs, outputs }, Reads::Dense(width)) => {
+        let family = self.family();
+        family.check()?;
+        let answers = family.outputs();
+        match (task, family.reads()) {
+            (Task::Regression { inputs, outputs }, Reads::Dense { width }) => {
                 fits("inputs", *inputs, width)?;
                 fits("outputs", *outputs, answers)
             }
-            (Task::Classification { inputs, classes }, Reads::Dense(width)) => {
+            (Task::Classification { inputs, classes }, Reads::Dense { width }) => {
                 fits("inputs", *inputs, width)?;
                 fits("classes", *classes, answers)
             }
@@ -385,9 +299,12 @@ impl ModelSpec {
                     classes,
                     steps,
                 },
-                Reads::DenseSequence { width, longest },
+                Reads::Steps {
+                    input: SequenceInput::Dense { dim },
+                    longest,
+                },
             ) => {
-                fits("inputs", *inputs, width)?;
+                fits("inputs", *inputs, dim)?;
                 if let Some(longest) = longest
                     && longest < *steps
                 {
@@ -399,7 +316,7 @@ impl ModelSpec {
             }
             (
                 Task::NextToken { vocab, context },
-                Reads::Tokens {
+                Reads::Context {
                     vocab: v,
                     context: c,
                 },
@@ -412,7 +329,13 @@ impl ModelSpec {
                 }
                 fits("vocabulary (outputs)", *vocab, answers)
             }
-            (Task::NextToken { vocab, context }, Reads::TokenSequence { vocab: v, longest }) => {
+            (
+                Task::NextToken { vocab, context },
+                Reads::Steps {
+                    input: SequenceInput::Tokens { vocab: v },
+                    longest,
+                },
+            ) => {
                 fits("vocabulary", *vocab, v)?;
                 if let Some(longest) = longest
                     && longest < *context
@@ -426,35 +349,6 @@ impl ModelSpec {
             (task, _) => Err(format!(
                 "this model cannot read the environment's data ({task:?})"
             )),
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Reads {
-    Dense(usize),
-    Tokens {
-        vocab: usize,
-        context: usize,
-    },
-    TokenSequence {
-        vocab: usize,
-        longest: Option<usize>,
-    },
-    DenseSequence {
-        width: usize,
-        longest: Option<usize>,
-    },
-}
-
-impl Reads {
-    fn sequence(input: SequenceInput, longest: Option<usize>) -> Reads {
-        match input {
-            SequenceInput::Tokens { vocab } => Reads::TokenSequence { vocab, longest },
-            SequenceInput::Dense { dim } => Reads::DenseSequence {
-                width: dim,
-                longest,
-            },
         }
     }
 }

@@ -517,37 +517,7 @@ fn activations(model: &ModelSpec, task: &Task) -> u64 {
         Task::SequenceClassification { steps, .. } => steps as u64,
         _ => 1,
     };
-    match model {
-        ModelSpec::Mlp(m) => {
-            let widths = m
-                .widths
-                .iter()
-                .fold(0u64, |a, &w| a.saturating_add(w as u64));
-            let embed = m
-                .embedding
-                .map_or(0, |e| product(&[e.dim as u64, e.context as u64]));
-            widths.saturating_add(embed)
-        }
-        ModelSpec::Rnn(r) => product(&[
-            steps,
-            (r.hidden as u64)
-                .saturating_mul(2)
-                .saturating_add(r.outputs as u64),
-        ]),
-        ModelSpec::Gru(g) => product(&[
-            steps,
-            (g.hidden as u64)
-                .saturating_mul(6)
-                .saturating_add(g.outputs as u64),
-        ]),
-        ModelSpec::Transformer(t) => {
-            let c = t.context as u64;
-            let per_layer = product(&[c, (t.d_model as u64).saturating_mul(8)])
-                .saturating_add(product(&[c, t.d_ff as u64, 2]))
-                .saturating_add(product(&[t.heads as u64, c, c, 2]));
-            product(&[t.layers as u64, per_layer]).saturating_add(product(&[c, t.outputs as u64]))
-        }
-    }
+    model.family().kept_per_example(steps)
 }
 
 #[cfg(test)]

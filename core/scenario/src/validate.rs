@@ -140,7 +140,7 @@ fn backticked(text: &str) -> Vec<String> {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a typo.
-pub(super) fn nearest<S: AsRef<str>>(word: &str, candidates: &[S]) -> Option<String> {
+pub(crate) fn nearest<S: AsRef<str>>(word: &str, candidates: &[S]) -> Option<String> {
     candidates
         .iter()
         .map(|c| (strsim::damerau_levenshtein(word, c.as_ref()), c.as_ref()))

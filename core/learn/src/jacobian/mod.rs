@@ -40,7 +40,7 @@ use crate::models::{Input, Network};
 use crate::spec::ModelSpec;
 
 use crate::measure::{
-    CPU, ProbeError, ProbeInput, Probed, Reads, check, load, network, output_shape,
+    CPU, Probe, ProbeError, ProbeInput, Probed, check, load, network, output_shape,
 };
 
 /// Per-example gradients of `sum_k c[i, k] * out[i, k]` with respect to
@@ -62,7 +62,7 @@ pub fn output_gradients(
             valid: layout.into_iter().map(|p| p.name).collect(),
         });
     };
-    let reads = Reads::of(spec)?;
+    let reads = Probe::of(spec)?;
     let shape = reads.check(input)?;
     let out_shape = output_shape(spec, shape.steps);
     let per: usize = out_shape[1..].iter().product();
@@ -230,7 +230,7 @@ fn mlp_gradients(
 pub(super) fn looped_gradients(
     spec: &ModelSpec,
     params: &[Vec<f32>],
-    reads: &Reads,
+    reads: &Probe,
     input: &ProbeInput,
     cotangent: Option<&[f32]>,
     target: usize,

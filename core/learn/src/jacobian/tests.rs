@@ -71,7 +71,7 @@ fn batched_mlp_gradients_equal_the_loop() {
     for spec in [mlp(), mlp_lm()] {
         let params = weights(&spec, 10);
         let input = examples(&spec);
-        let reads = Reads::of(&spec).unwrap();
+        let reads = Probe::of(&spec).unwrap();
         let y = outputs(&spec, &params, &input.view()).unwrap();
         let c = uniform(y.values.len(), 13);
         for (target, info) in spec.params().iter().enumerate() {
@@ -118,7 +118,7 @@ fn batched_rnn_gradients_equal_the_loop() {
         (relu_dense.clone(), long),
     ] {
         let params = weights(&spec, 17);
-        let reads = Reads::of(&spec).unwrap();
+        let reads = Probe::of(&spec).unwrap();
         let y = outputs(&spec, &params, &input.view()).unwrap();
         let c = uniform(y.values.len(), 19);
         for (target, info) in spec.params().iter().enumerate() {

@@ -48,6 +48,11 @@
 //! | GRU | `hidden` | `[steps, hidden]` | the state after every step, as for the RNN |
 //! | transformer | `embed` | `[steps, d_model]` | token (or projected input) plus position embedding |
 //! | transformer | `blocks.{i}` | `[steps, d_model]` | the residual stream after block `i` (before any LayerNorm) |
+//! | bag | `mean` | `[steps, dim]` | the running mean of the embedded inputs |
+//!
+//! A registered family reads as its [`Family::reads`](crate::family::Family::reads)
+//! says (the rows above by kind) and names its layers in
+//! [`Family::layers`](crate::family::Family::layers).
 //!
 //! An MLP language model's concatenated token embeddings are its input,
 //! not a layer; a two-layer MLP has no hidden layers at all.
@@ -59,12 +64,13 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 
+use crate::family::Reads;
 use crate::models::{Network, variables};
 use crate::spec::ModelSpec;
 
 mod reads;
 
-pub(crate) use reads::Reads;
+pub(crate) use reads::Probe;
 use reads::list;
 
 /// What a probe feeds the model: `n` examples, each `len` values.
@@ -138,7 +144,7 @@ pub enum ProbeError {
     #[error("{given} given to a model reading {reads} ({model})")]
     InputKind {
         /// The model, e.g. "rnn".
-        model: &'static str,
+        model: String,
         /// What was given: "tokens" or "real inputs".
         given: &'static str,
         /// What the model reads.
@@ -148,7 +154,7 @@ pub enum ProbeError {
     #[error("expected {expected} per example for {model}, got {got}")]
     InputLength {
         /// The model, e.g. "mlp".
-        model: &'static str,
+        model: String,
         /// What fits, e.g. "8 inputs".
         expected: String,
         /// The `len` given.
@@ -219,15 +225,11 @@ pub enum ProbeError {
 /// Names of the hidden layers [`hidden`] accepts for this model, in order
 /// from input to output (the module docs give each one's shape).
 pub fn layers(spec: &ModelSpec) -> Vec<String> {
-    match spec {
-        ModelSpec::Mlp(m) => (0..m.widths.len().saturating_sub(2))
-            .map(|i| format!("hidden.{i}"))
-            .collect(),
-        ModelSpec::Rnn(_) | ModelSpec::Gru(_) => vec!["hidden".into()],
-        ModelSpec::Transformer(t) => std::iter::once("embed".to_string())
-            .chain((0..t.layers).map(|i| format!("blocks.{i}")))
-            .collect(),
-    }
+    spec.family()
+        .layers()
+        .into_iter()
+        .map(|layer| layer.name)
+        .collect()
 }
 
 /// The model's outputs (logits or predictions): `[n, outputs]` for an MLP,
@@ -237,7 +239,7 @@ pub fn outputs(
     params: &[Vec<f32>],
     input: &ProbeInput,
 ) -> Result<Probed, ProbeError> {
-    let reads = Reads::of(spec)?;
+    let reads = Probe::of(spec)?;
     let shape = reads.check(input)?;
     let (net, _) = network(spec, params, None)?;
     if shape.n == 0 {
@@ -262,7 +264,7 @@ pub fn hidden(
             valid,
         });
     };
-    let reads = Reads::of(spec)?;
+    let reads = Probe::of(spec)?;
     let shape = reads.check(input)?;
     let (net, _) = network(spec, params, None)?;
     if shape.n == 0 {
@@ -271,16 +273,7 @@ pub fn hidden(
         return Ok(Probed::empty(dims));
     }
     let x = reads.examples(input, 0..shape.n)?;
-    let activations = match &net {
-        Network::Mlp(m) => m.trace(&x, None)?.swap_remove(index + 1),
-        Network::Rnn(m) => m.states(&x)?,
-        Network::Gru(m) => m.states(&x)?,
-        Network::Transformer(m) => {
-            let (n, steps, mut stream) = m.residuals(&x)?;
-            stream.swap_remove(index).reshape((n, steps, ()))?
-        }
-    };
-    probed(&activations)
+    probed(&net.hidden(&x, index)?)
 }
 
 /// Probes run on the CPU.
@@ -364,21 +357,20 @@ pub(crate) fn probed(t: &Tensor) -> Result<Probed, ProbeError> {
 
 /// The outputs' shape for zero examples (`steps` for sequence models).
 pub(crate) fn output_shape(spec: &ModelSpec, steps: usize) -> Vec<usize> {
-    match spec {
-        ModelSpec::Mlp(m) => vec![0, m.widths.last().copied().unwrap_or(0)],
-        ModelSpec::Rnn(r) => vec![0, steps, r.outputs],
-        ModelSpec::Gru(g) => vec![0, steps, g.outputs],
-        ModelSpec::Transformer(t) => vec![0, steps, t.outputs],
-    }
+    per_example(spec, steps, spec.family().outputs())
 }
 
 /// Layer `index` of [`layers`]'s shape per example.
 fn layer_shape(spec: &ModelSpec, index: usize, steps: usize) -> Vec<usize> {
-    match spec {
-        ModelSpec::Mlp(m) => vec![m.widths[index + 1]],
-        ModelSpec::Rnn(r) => vec![steps, r.hidden],
-        ModelSpec::Gru(g) => vec![steps, g.hidden],
-        ModelSpec::Transformer(t) => vec![steps, t.d_model],
+    let width = spec.family().layers()[index].width;
+    per_example(spec, steps, width)[1..].to_vec()
+}
+
+/// `[0, width]`, or `[0, steps, width]` for a sequence model.
+fn per_example(spec: &ModelSpec, steps: usize, width: usize) -> Vec<usize> {
+    match spec.family().reads() {
+        Reads::Steps { .. } => vec![0, steps, width],
+        Reads::Dense { .. } | Reads::Context { .. } => vec![0, width],
     }
 }
 

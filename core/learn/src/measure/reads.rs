@@ -5,16 +5,17 @@ use std::ops::Range;
 
 use candle_core::Tensor;
 
+use crate::family::Reads;
 use crate::models::Input;
 use crate::spec::{ModelSpec, SequenceInput};
 
 use super::*;
 
 /// What a model reads, for checking and laying out a [`ProbeInput`].
-#[derive(Clone, Copy)]
-pub(crate) struct Reads {
+#[derive(Clone)]
+pub(crate) struct Probe {
     /// The model's name in messages.
-    pub(crate) model: &'static str,
+    pub(crate) model: String,
     pub(crate) kind: Kind,
     /// Most steps (a transformer's position table).
     pub(crate) longest: Option<usize>,
@@ -39,51 +40,37 @@ pub(crate) struct InputShape {
     pub(crate) steps: usize,
 }
 
-impl Reads {
-    pub(crate) fn of(spec: &ModelSpec) -> Result<Reads, ProbeError> {
+impl Probe {
+    pub(crate) fn of(spec: &ModelSpec) -> Result<Probe, ProbeError> {
         if let Some(empty) = spec.params().into_iter().find(|p| p.is_empty()) {
             return Err(ProbeError::Model(format!(
                 "its parameter {} has shape {:?}, no values",
                 empty.name, empty.shape
             )));
         }
-        let sequence = |model, input, longest| Reads {
-            model,
-            kind: match input {
-                SequenceInput::Tokens { vocab } => Kind::TokenSteps { vocab },
-                SequenceInput::Dense { dim } => Kind::RealSteps { dim },
+        let family = spec.family();
+        family.check().map_err(ProbeError::Model)?;
+        let kind = family.kind();
+        Ok(match family.reads() {
+            Reads::Dense { width } => Probe {
+                model: kind.to_owned(),
+                kind: Kind::Real { width },
+                longest: None,
             },
-            longest,
-        };
-        let reads = match spec {
-            ModelSpec::Mlp(m) => {
-                if m.widths.len() < 2 {
-                    return Err(ProbeError::Model(format!(
-                        "an MLP needs at least two widths (input and output), this one has {}",
-                        m.widths.len()
-                    )));
-                }
-                match m.embedding {
-                    Some(e) => Reads {
-                        model: "mlp language model",
-                        kind: Kind::Context {
-                            vocab: e.vocab,
-                            context: e.context,
-                        },
-                        longest: None,
-                    },
-                    None => Reads {
-                        model: "mlp",
-                        kind: Kind::Real { width: m.widths[0] },
-                        longest: None,
-                    },
-                }
-            }
-            ModelSpec::Rnn(r) => sequence("rnn", r.input, None),
-            ModelSpec::Gru(g) => sequence("gru", g.input, None),
-            ModelSpec::Transformer(t) => sequence("transformer", t.input, Some(t.context)),
-        };
-        Ok(reads)
+            Reads::Context { vocab, context } => Probe {
+                model: format!("{kind} language model"),
+                kind: Kind::Context { vocab, context },
+                longest: None,
+            },
+            Reads::Steps { input, longest } => Probe {
+                model: kind.to_owned(),
+                kind: match input {
+                    SequenceInput::Tokens { vocab } => Kind::TokenSteps { vocab },
+                    SequenceInput::Dense { dim } => Kind::RealSteps { dim },
+                },
+                longest,
+            },
+        })
     }
 
     /// Checks that `input` is what the model reads; its examples and steps.
@@ -97,13 +84,13 @@ impl Reads {
         if reads_tokens != given_tokens {
             let name = |tokens| if tokens { "tokens" } else { "real inputs" };
             return Err(ProbeError::InputKind {
-                model: self.model,
+                model: self.model.clone(),
                 given: name(given_tokens),
                 reads: name(reads_tokens),
             });
         }
         let wrong = |expected: String| ProbeError::InputLength {
-            model: self.model,
+            model: self.model.clone(),
             expected,
             got: len,
         };
@@ -114,7 +101,7 @@ impl Reads {
             }
             Kind::Real { .. } | Kind::Context { .. } => 1,
             Kind::TokenSteps { .. } => len,
-            // dim > 0: `Reads::of` refuses an empty input matrix.
+            // dim > 0: `Probe::of` refuses an empty input matrix.
             Kind::RealSteps { dim } => {
                 if !len.is_multiple_of(dim) {
                     return Err(wrong(format!("a multiple of {dim} values (steps x {dim})")));

@@ -109,14 +109,10 @@ pub(crate) fn examples(spec: &ModelSpec) -> Owned {
         let ids = (0..3 * len as u32).map(|i| (7 * i + 2) % vocab).collect();
         Owned::Tokens(ids, 3, len)
     };
-    match spec {
-        ModelSpec::Mlp(MlpSpec {
-            embedding: Some(e), ..
-        }) => tokens(e.vocab as u32, e.context),
-        ModelSpec::Mlp(m) => Owned::Real(uniform(3 * m.widths[0], 11), 3, m.widths[0]),
-        ModelSpec::Rnn(RnnSpec { input, .. })
-        | ModelSpec::Gru(GruSpec { input, .. })
-        | ModelSpec::Transformer(TransformerSpec { input, .. }) => match *input {
+    match spec.family().reads() {
+        Reads::Context { vocab, context } => tokens(vocab as u32, context),
+        Reads::Dense { width } => Owned::Real(uniform(3 * width, 11), 3, width),
+        Reads::Steps { input, .. } => match input {
             SequenceInput::Tokens { vocab } => tokens(vocab as u32, 3),
             SequenceInput::Dense { dim } => Owned::Real(uniform(9 * dim, 12), 3, 3 * dim),
         },

@@ -20,7 +20,65 @@ use candle_nn::VarBuilder;
 
 use super::Input;
 use super::rnn::{Dense, StepInputs, spread};
-use crate::spec::{GruSpec, SequenceInput};
+use crate::family::{Family, Layer, Module, Reads, describe_input, over_steps};
+use crate::spec::{GruSpec, ParamInfo, Role, SequenceInput};
+
+impl Family for GruSpec {
+    fn kind(&self) -> &str {
+        "gru"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        let h = self.hidden;
+        vec![
+            ParamInfo::matrix("w_ih", 3 * h, self.input.width()),
+            ParamInfo::matrix("w_hh", 3 * h, h),
+            ParamInfo::vector("b_ih", 3 * h, Role::Bias),
+            ParamInfo::vector("b_hh", 3 * h, Role::Bias),
+            ParamInfo::matrix("w_out", self.outputs, h),
+            ParamInfo::vector("b_out", self.outputs, Role::Bias),
+        ]
+    }
+
+    fn reads(&self) -> Reads {
+        Reads::sequence(self.input)
+    }
+
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    fn layers(&self) -> Vec<Layer> {
+        vec![Layer::new("hidden", self.hidden)]
+    }
+
+    fn kept_per_example(&self, steps: u64) -> u64 {
+        over_steps(steps, &[(self.hidden, 6), (self.outputs, 1)])
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "gru",
+            "input": describe_input(self.input),
+            "hidden": self.hidden,
+            "outputs": self.outputs,
+        })
+    }
+
+    fn build(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn Module>> {
+        Ok(Box::new(Gru::new(self, vb)?))
+    }
+}
+
+impl Module for Gru {
+    fn forward(&self, input: &Input) -> candle_core::Result<Tensor> {
+        Gru::forward(self, input)
+    }
+
+    fn hidden(&self, input: &Input, _index: usize) -> candle_core::Result<Tensor> {
+        self.states(input)
+    }
+}
 
 /// A GRU with a linear readout at every step.
 #[derive(Debug)]

@@ -1,14 +1,21 @@
-//! Every model family as a candle module: the reference forward pass that
-//! the autograd path trains ([`crate::autograd`]), the measurements run
-//! ([`crate::measure`]) and the fast paths are tested against.
+//! Every model family: its [`Family`](crate::family::Family) and its
+//! candle module, one file each. The modules are the reference forward
+//! pass that the autograd path trains ([`crate::autograd`]), the
+//! measurements run ([`crate::measure`]) and the fast paths are tested
+//! against.
 //!
 //! Each model is built the candle way, `new(spec, vb)` plus `forward`,
 //! from a `VarBuilder` whose variables are the organism's birth weights
 //! under the names of [`ModelSpec::params`]; [`gather`] turns a batch's
 //! examples into an [`Input`] and a [`Target`], and [`loss`] scores them.
 //!
-//! Built on the vocabulary only (`spec`, `data`).
+//! The four built-in families are variants of [`ModelSpec`]; every other
+//! family is listed in [`REGISTERED`], the one place a scenario's `kind`
+//! is looked up.
+//!
+//! Built on the vocabulary only (`spec`, `family`, `data`).
 
+mod bag;
 mod gru;
 mod mlp;
 mod rnn;
@@ -18,25 +25,25 @@ use candle_core::{D, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use lineage_env::{Batch, IGNORE};
 
+pub use crate::family::Input;
+pub use bag::{Bag, BagSpec};
 pub use gru::Gru;
 pub use mlp::Mlp;
 pub use rnn::Rnn;
 pub use transformer::Transformer;
 
 use crate::data::Examples;
+use crate::family::{Module, Registration};
 use crate::spec::{Loss, ModelSpec, ParamInfo};
 
-/// What a model reads for a set of examples.
-#[derive(Clone, Debug)]
-pub enum Input {
-    /// Real rows `[n, inputs]` (MLP).
-    Dense(Tensor),
-    /// Token contexts `[n, context]`, u32 (MLP language model).
-    Context(Tensor),
-    /// Token sequences `[n, steps]`, u32 (sequence models).
-    Tokens(Tensor),
-    /// Real sequences `[n, steps, dim]` (sequence models).
-    Sequence(Tensor),
+/// The families a scenario names by `kind` beyond the built-in four (`mlp`,
+/// `linear2`, `rnn`, `gru`, `transformer`). A new family adds its line
+/// here; nothing else in Lineage lists families.
+pub const REGISTERED: &[Registration] = &[bag::REGISTRATION];
+
+/// The registered family of this `kind`.
+pub fn registration(kind: &str) -> Option<&'static Registration> {
+    REGISTERED.iter().find(|r| r.kind == kind)
 }
 
 /// A network of any kind.
@@ -50,6 +57,8 @@ pub enum Network {
     Gru(Gru),
     /// Causal transformer.
     Transformer(Transformer),
+    /// A registered family's module.
+    Registered(Box<dyn Module>),
 }
 
 impl Network {
@@ -61,18 +70,30 @@ impl Network {
             ModelSpec::Rnn(s) => Network::Rnn(Rnn::new(s, vb)?),
             ModelSpec::Gru(s) => Network::Gru(Gru::new(s, vb)?),
             ModelSpec::Transformer(s) => Network::Transformer(Transformer::new(s, vb)?),
+            ModelSpec::Registered(r) => Network::Registered(r.family().build(vb)?),
         })
+    }
+
+    /// The network as its family's module.
+    pub fn module(&self) -> &dyn Module {
+        match self {
+            Network::Mlp(m) => m,
+            Network::Rnn(m) => m,
+            Network::Gru(m) => m,
+            Network::Transformer(m) => m,
+            Network::Registered(m) => &**m,
+        }
     }
 
     /// Outputs: `[n, outputs]` for an MLP, `[n, steps, outputs]` for a
     /// sequence model.
     pub fn forward(&self, input: &Input) -> candle_core::Result<Tensor> {
-        match self {
-            Network::Mlp(m) => m.forward(input),
-            Network::Rnn(m) => m.forward(input),
-            Network::Gru(m) => m.forward(input),
-            Network::Transformer(m) => m.forward(input),
-        }
+        self.module().forward(input)
+    }
+
+    /// The activations of hidden layer `index` of the family's layers.
+    pub fn hidden(&self, input: &Input, index: usize) -> candle_core::Result<Tensor> {
+        self.module().hidden(input, index)
     }
 }
 

@@ -23,7 +23,71 @@ use candle_nn::VarBuilder;
 
 use super::Input;
 use super::mlp::activate;
-use crate::spec::{Activation, RnnSpec, SequenceInput};
+use crate::family::{Family, Layer, Module, Reads, describe_input, over_steps};
+use crate::spec::{Activation, ParamInfo, RnnSpec, Role, SequenceInput};
+
+impl Family for RnnSpec {
+    fn kind(&self) -> &str {
+        "rnn"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        let mut p = vec![
+            ParamInfo::matrix("w_in", self.hidden, self.input.width()),
+            ParamInfo::matrix("w_rec", self.hidden, self.hidden),
+        ];
+        if self.bias {
+            p.push(ParamInfo::vector("b", self.hidden, Role::Bias));
+        }
+        p.push(ParamInfo::matrix("w_out", self.outputs, self.hidden));
+        if self.bias {
+            p.push(ParamInfo::vector("b_out", self.outputs, Role::Bias));
+        }
+        p
+    }
+
+    fn reads(&self) -> Reads {
+        Reads::sequence(self.input)
+    }
+
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    fn layers(&self) -> Vec<Layer> {
+        vec![Layer::new("hidden", self.hidden)]
+    }
+
+    fn kept_per_example(&self, steps: u64) -> u64 {
+        over_steps(steps, &[(self.hidden, 2), (self.outputs, 1)])
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "rnn",
+            "input": describe_input(self.input),
+            "hidden": self.hidden,
+            "outputs": self.outputs,
+            "alpha": self.alpha,
+            "activation": format!("{:?}", self.activation).to_lowercase(),
+            "bias": self.bias,
+        })
+    }
+
+    fn build(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn Module>> {
+        Ok(Box::new(Rnn::new(self, vb)?))
+    }
+}
+
+impl Module for Rnn {
+    fn forward(&self, input: &Input) -> candle_core::Result<Tensor> {
+        Rnn::forward(self, input)
+    }
+
+    fn hidden(&self, input: &Input, _index: usize) -> candle_core::Result<Tensor> {
+        self.states(input)
+    }
+}
 
 /// A leaky RNN with a linear readout at every step.
 #[derive(Debug)]

@@ -24,7 +24,119 @@ use candle_nn::VarBuilder;
 use super::Input;
 use super::mlp::activate;
 use super::rnn::{Dense, spread};
-use crate::spec::{Activation, SequenceInput, TransformerSpec};
+use crate::family::{Family, Layer, Module, Reads, describe_input};
+use crate::spec::{Activation, ParamInfo, Role, SequenceInput, TransformerSpec};
+
+impl Family for TransformerSpec {
+    fn kind(&self) -> &str {
+        "transformer"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        let d = self.d_model;
+        let mut p = Vec::new();
+        match self.input {
+            SequenceInput::Tokens { vocab } => p.push(ParamInfo {
+                name: "tok".into(),
+                shape: vec![vocab, d],
+                role: Role::Embedding,
+            }),
+            SequenceInput::Dense { dim } => {
+                p.push(ParamInfo::matrix("w_in", d, dim));
+                p.push(ParamInfo::vector("b_in", d, Role::Bias));
+            }
+        }
+        p.push(ParamInfo {
+            name: "pos".into(),
+            shape: vec![self.context, d],
+            role: Role::Embedding,
+        });
+        for l in 0..self.layers {
+            let n = |s: &str| format!("layers.{l}.{s}");
+            if self.layer_norm {
+                p.push(ParamInfo::vector(n("ln1.weight"), d, Role::Gain));
+                p.push(ParamInfo::vector(n("ln1.bias"), d, Role::Bias));
+            }
+            p.push(ParamInfo::matrix(n("attn.qkv"), 3 * d, d));
+            p.push(ParamInfo::matrix(n("attn.out"), d, d));
+            if self.layer_norm {
+                p.push(ParamInfo::vector(n("ln2.weight"), d, Role::Gain));
+                p.push(ParamInfo::vector(n("ln2.bias"), d, Role::Bias));
+            }
+            p.push(ParamInfo::matrix(n("mlp.fc"), self.d_ff, d));
+            p.push(ParamInfo::vector(n("mlp.fc_bias"), self.d_ff, Role::Bias));
+            p.push(ParamInfo::matrix(n("mlp.proj"), d, self.d_ff));
+            p.push(ParamInfo::vector(n("mlp.proj_bias"), d, Role::Bias));
+        }
+        if self.layer_norm {
+            p.push(ParamInfo::vector("ln_f.weight", d, Role::Gain));
+            p.push(ParamInfo::vector("ln_f.bias", d, Role::Bias));
+        }
+        p.push(ParamInfo::matrix("head", self.outputs, d));
+        p
+    }
+
+    fn reads(&self) -> Reads {
+        Reads::Steps {
+            input: self.input,
+            longest: Some(self.context),
+        }
+    }
+
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    fn layers(&self) -> Vec<Layer> {
+        std::iter::once("embed".to_string())
+            .chain((0..self.layers).map(|i| format!("blocks.{i}")))
+            .map(|name| Layer::new(name, self.d_model))
+            .collect()
+    }
+
+    fn kept_per_example(&self, _steps: u64) -> u64 {
+        // Activations scale with the position table, whatever the steps.
+        let c = self.context as u64;
+        let product = |xs: &[u64]| xs.iter().fold(1u64, |a, &x| a.saturating_mul(x));
+        let per_layer = product(&[c, (self.d_model as u64).saturating_mul(8)])
+            .saturating_add(product(&[c, self.d_ff as u64, 2]))
+            .saturating_add(product(&[self.heads as u64, c, c, 2]));
+        product(&[self.layers as u64, per_layer]).saturating_add(product(&[c, self.outputs as u64]))
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "transformer",
+            "input": describe_input(self.input),
+            "context": self.context,
+            "d_model": self.d_model,
+            "heads": self.heads,
+            "layers": self.layers,
+            "d_ff": self.d_ff,
+            "outputs": self.outputs,
+            "layer_norm": self.layer_norm,
+            "activation": format!("{:?}", self.activation).to_lowercase(),
+        })
+    }
+
+    fn build(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn Module>> {
+        Ok(Box::new(Transformer::new(self, vb)?))
+    }
+}
+
+impl Module for Transformer {
+    fn forward(&self, input: &Input) -> candle_core::Result<Tensor> {
+        Transformer::forward(self, input)
+    }
+
+    fn hidden(&self, input: &Input, index: usize) -> candle_core::Result<Tensor> {
+        let (n, steps, mut stream) = self.residuals(input)?;
+        if index >= stream.len() {
+            candle_core::bail!("the transformer has no hidden layer {index}");
+        }
+        stream.swap_remove(index).reshape((n, steps, ()))
+    }
+}
 
 /// LayerNorm's epsilon, as PyTorch's default.
 const LN_EPS: f64 = 1e-5;

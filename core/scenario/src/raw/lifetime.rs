@@ -389,9 +389,59 @@ fn tenth() -> f64 {
     0.1
 }
 
+/// `[lifetime.model]` as written: a built-in family, whose fields serde
+/// checks, or a family registered in `lineage_learn::models::REGISTERED`
+/// (any other `kind`), whose fields its constructor checks.
+#[derive(Debug)]
+pub(crate) enum RawModel {
+    BuiltIn(BuiltInModel),
+    Registered {
+        kind: String,
+        /// Every field but `kind`.
+        fields: toml::Table,
+    },
+}
+
+impl RawModel {
+    /// The `kind`s serde reads into a [`BuiltInModel`].
+    pub(crate) const BUILT_IN: &[&str] = &["mlp", "linear2", "rnn", "gru", "transformer"];
+}
+
+impl<'de> Deserialize<'de> for RawModel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawModel, D::Error> {
+        use serde::de::Error;
+        let mut fields = toml::Table::deserialize(d)?;
+        let kind = match fields.get("kind") {
+            Some(toml::Value::String(kind)) => kind.clone(),
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "`kind` must be a string, found {other}"
+                )));
+            }
+            None => return Err(D::Error::missing_field("kind")),
+        };
+        if !RawModel::BUILT_IN.contains(&kind.as_str()) {
+            fields.remove("kind");
+            return Ok(RawModel::Registered { kind, fields });
+        }
+        serde_path_to_error::deserialize(toml::Value::Table(fields))
+            .map(RawModel::BuiltIn)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.inner().message().to_owned();
+                if path == "." || message.starts_with("unknown field") {
+                    D::Error::custom(message)
+                } else {
+                    D::Error::custom(format!("`{path}`: {message}"))
+                }
+            })
+    }
+}
+
+/// The built-in families' fields.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum RawModel {
+pub(crate) enum BuiltInModel {
     Mlp {
         #[serde(default)]
         hidden: Vec<usize>,

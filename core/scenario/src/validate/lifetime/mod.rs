@@ -12,7 +12,7 @@ use lineage_learn::{DeviceChoice, Hyper, LifetimeSpec};
 
 use crate::lifetime::{ConnectomeBits, Inheritance, LifetimeConfig, MatrixRule, Rewire};
 use crate::memory::{self, Budget, MemoryEstimate, MemoryPart};
-use crate::raw::lifetime::{RawEnvironment, RawLifetime, RawModel};
+use crate::raw::lifetime::{BuiltInModel, RawEnvironment, RawLifetime, RawModel};
 
 /// The `[lifetime]` checks, reporting through `at(field, message)`.
 pub(crate) struct Check<'a, E> {
@@ -196,8 +196,22 @@ impl<E> Check<'_, E> {
         for (name, value) in widths {
             self.at_most(&env(name), value, MAX_WIDTH)?;
         }
-        match &raw.model {
-            RawModel::Mlp {
+        let model = match &raw.model {
+            RawModel::BuiltIn(model) => model,
+            RawModel::Registered { fields, .. } => {
+                // A registered family's whole numbers are sizes as far as
+                // these bounds go.
+                for (name, value) in fields {
+                    if let toml::Value::Integer(v) = value {
+                        let v = usize::try_from(*v).unwrap_or(0);
+                        self.at_most(&format!("model.{name}"), v, MAX_WIDTH)?;
+                    }
+                }
+                return Ok(());
+            }
+        };
+        match model {
+            BuiltInModel::Mlp {
                 hidden,
                 embedding,
                 context,
@@ -210,12 +224,12 @@ impl<E> Check<'_, E> {
                 self.at_most("model.embedding", embedding.unwrap_or(0), MAX_WIDTH)?;
                 self.at_most("model.context", context.unwrap_or(0), MAX_CONTEXT)?;
             }
-            RawModel::Linear2 { hidden }
-            | RawModel::Rnn { hidden, .. }
-            | RawModel::Gru { hidden } => {
+            BuiltInModel::Linear2 { hidden }
+            | BuiltInModel::Rnn { hidden, .. }
+            | BuiltInModel::Gru { hidden } => {
                 self.at_most("model.hidden", *hidden, MAX_WIDTH)?;
             }
-            RawModel::Transformer {
+            BuiltInModel::Transformer {
                 d_model,
                 heads,
                 layers,

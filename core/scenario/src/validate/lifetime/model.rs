@@ -7,12 +7,16 @@ use lineage_learn::spec::{
 };
 use lineage_learn::{Method, OptimizerSpec, Schedule};
 
-use crate::raw::lifetime::{RawModel, RawOptimizer};
+use crate::raw::lifetime::{BuiltInModel, RawModel, RawOptimizer};
 
 use super::Check;
 
 impl<E> Check<'_, E> {
     pub(super) fn model(&self, raw: &RawModel, task: &Task) -> Result<ModelSpec, E> {
+        let raw = match raw {
+            RawModel::BuiltIn(raw) => raw,
+            RawModel::Registered { kind, fields } => return self.registered(kind, fields, task),
+        };
         let (inputs, outputs) = match *task {
             Task::Regression { inputs, outputs } => (inputs, outputs),
             Task::Classification { inputs, classes } => (inputs, classes),
@@ -49,7 +53,7 @@ impl<E> Check<'_, E> {
             SequenceInput::Dense { dim: inputs }
         };
         Ok(match raw {
-            RawModel::Mlp {
+            BuiltInModel::Mlp {
                 hidden,
                 activation: a,
                 bias,
@@ -90,7 +94,7 @@ impl<E> Check<'_, E> {
                     bias: *bias,
                 })
             }
-            RawModel::Linear2 { hidden } => {
+            BuiltInModel::Linear2 { hidden } => {
                 if tokens {
                     return self.err(
                         "model",
@@ -104,7 +108,7 @@ impl<E> Check<'_, E> {
                     bias: false,
                 })
             }
-            RawModel::Rnn {
+            BuiltInModel::Rnn {
                 hidden,
                 alpha,
                 activation: a,
@@ -125,12 +129,12 @@ impl<E> Check<'_, E> {
                     bias: *bias,
                 })
             }
-            RawModel::Gru { hidden } => ModelSpec::Gru(GruSpec {
+            BuiltInModel::Gru { hidden } => ModelSpec::Gru(GruSpec {
                 input: seq_input,
                 hidden: positive("hidden", *hidden)?,
                 outputs,
             }),
-            RawModel::Transformer {
+            BuiltInModel::Transformer {
                 d_model,
                 heads,
                 layers,
@@ -168,6 +172,47 @@ impl<E> Check<'_, E> {
                 })
             }
         })
+    }
+
+    /// A family registered in `lineage_learn::models::REGISTERED`, made by
+    /// its constructor from the table's other fields.
+    fn registered(&self, kind: &str, fields: &toml::Table, task: &Task) -> Result<ModelSpec, E> {
+        let Some(registration) = lineage_learn::models::registration(kind) else {
+            let known: Vec<&str> = RawModel::BUILT_IN
+                .iter()
+                .copied()
+                .chain(lineage_learn::models::REGISTERED.iter().map(|r| r.kind))
+                .collect();
+            let hint = crate::validate::nearest(kind, &known)
+                .map(|best| format!("; did you mean `{best}`?"))
+                .unwrap_or_default();
+            return self.err(
+                "model.kind",
+                format!(
+                    "unknown model kind `{kind}`{hint} (expected one of: {})",
+                    known.join(", ")
+                ),
+            );
+        };
+        let values = match serde_json::to_value(fields) {
+            Ok(serde_json::Value::Object(values)) => values,
+            _ => {
+                return self.err(
+                    "model",
+                    "the model's fields cannot be read as numbers, strings and booleans",
+                );
+            }
+        };
+        let mut fields = lineage_learn::family::Fields::new(values);
+        let made = (registration.new)(&mut fields, task).and_then(|family| {
+            fields.finish(kind)?;
+            Ok(family)
+        });
+        match made {
+            Ok(family) => Ok(ModelSpec::Registered(family)),
+            Err(e) if e.field == "model" => self.err("model", e.message),
+            Err(e) => self.err(&format!("model.{}", e.field), e.message),
+        }
     }
 
     pub(super) fn optimizer(&self, raw: &RawOptimizer) -> Result<OptimizerSpec, E> {
