@@ -44,7 +44,12 @@ impl Examples {
     /// Indexes `batch` for `model`; `None` when the batch holds nothing the
     /// model can learn from (a window no longer than the model's context).
     pub fn of(batch: &Batch, model: &ModelSpec) -> Option<Examples> {
-        let ex = match (batch, model.family().reads()) {
+        Examples::reading(batch, model.family().reads())
+    }
+
+    /// Indexes `batch` for a model that `reads` it, as [`Examples::of`].
+    pub fn reading(batch: &Batch, reads: Reads) -> Option<Examples> {
+        let ex = match (batch, reads) {
             (Batch::Tokens { n, len, .. }, Reads::Context { context, .. }) => {
                 let per = len.checked_sub(context).filter(|&p| p > 0)?;
                 Examples::Positions {

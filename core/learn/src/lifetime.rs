@@ -36,6 +36,17 @@ pub(crate) struct Scoring<'a> {
     pub model: &'a ModelSpec,
 }
 
+impl<'a> Scoring<'a> {
+    /// What `job`'s lifetime of `model` is scored on.
+    pub(crate) fn of(job: &crate::Job<'a>, model: &'a ModelSpec) -> Scoring<'a> {
+        Scoring {
+            heldout: job.heldout,
+            probes: job.probes,
+            model,
+        }
+    }
+}
+
 /// Scores the probe sets with the learner's weights now: per set, the mean
 /// cross-entropy of its scored labels, the accuracy of the argmax over its
 /// `choices` (every label without), and over every label where `choices`

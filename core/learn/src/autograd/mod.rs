@@ -33,6 +33,7 @@ pub(crate) fn train(
     device: &Device,
     job: Job,
 ) -> Result<Outcome, LearnError> {
+    let scoring = crate::lifetime::Scoring::of(&job, model);
     let layout = model.params();
     let (varmap, vars) = variables(&layout, &job.params, device)?;
     let mut state = Vars {
@@ -67,17 +68,7 @@ pub(crate) fn train(
         state,
         grads: None,
     };
-    crate::lifetime::live(
-        learner,
-        life,
-        job.hyper.steps,
-        crate::lifetime::Scoring {
-            heldout: job.heldout,
-            probes: job.probes,
-            model,
-        },
-        &job.indices,
-    )
+    crate::lifetime::live(learner, life, job.hyper.steps, scoring, &job.indices)
 }
 
 /// One organism's lifetime on candle.

@@ -17,9 +17,9 @@
 
 use lineage_env::Batch;
 
-use super::{OptimizerState, View, activate, activate_backward, matmul};
+use super::{FastModel, View, activate, activate_backward, matmul};
 use crate::data::Examples;
-use crate::optim::Hyper;
+use crate::family::Family;
 use crate::spec::{Loss, MlpSpec};
 use crate::{Job, LifetimeSpec, Outcome};
 
@@ -46,7 +46,7 @@ impl Layout {
 }
 
 /// Activations of one forward pass over up to `rows` examples.
-struct Workspace {
+pub(crate) struct Workspace {
     rows: usize,
     /// `acts[l]`: input (l = 0), hidden activations, then the output.
     acts: Vec<Vec<f32>>,
@@ -59,6 +59,9 @@ struct Workspace {
     /// Targets of the current rows.
     labels: Vec<u32>,
     targets: Vec<f32>,
+    /// An MLP language model's tokens read by each row, `[rows, context]`
+    /// (the embedding's gradient scatters into their rows).
+    contexts: Vec<u32>,
 }
 
 impl Workspace {
@@ -72,6 +75,7 @@ impl Workspace {
             delta_below: vec![0.0; rows * widest],
             labels: vec![0; rows],
             targets: vec![0.0; rows * spec.widths.last().copied().unwrap_or(0)],
+            contexts: vec![0; rows * spec.embedding.map_or(0, |e| e.context)],
         }
     }
 }
@@ -95,16 +99,17 @@ impl<'a> Mlp<'a> {
     fn layers(&self) -> usize {
         self.spec.widths.len() - 1
     }
+}
 
-    /// Loads examples `ids` of `batch` into the workspace's input and targets.
-    fn load(
-        &self,
-        ws: &mut Workspace,
-        params: &[Vec<f32>],
-        batch: &Batch,
-        ex: Examples,
-        ids: &[u32],
-    ) {
+impl FastModel for Mlp<'_> {
+    type Workspace = Workspace;
+
+    /// Loads examples `ids` of `batch` into the workspace's input and
+    /// targets (and an MLP language model's tokens read).
+    fn load(&self, ws: &mut Workspace, params: &[Vec<f32>], batch: &Batch, ids: &[u32]) {
+        let Some(ex) = Examples::reading(batch, self.spec.reads()) else {
+            return;
+        };
         let w0 = self.spec.widths[0];
         let outputs = *self.spec.widths.last().unwrap_or(&0);
         let input = &mut ws.acts[0];
@@ -141,9 +146,15 @@ impl<'a> Mlp<'a> {
                     let (window, target) = (e / per, context + e % per);
                     let base = window * len;
                     let row = &mut input[r * w0..(r + 1) * w0];
-                    for (c, slot) in row.chunks_exact_mut(dim).enumerate() {
-                        let tok = tokens[base + target - context + c] as usize;
-                        slot.copy_from_slice(&table[tok * dim..(tok + 1) * dim]);
+                    let read = &mut ws.contexts[r * context..(r + 1) * context];
+                    for ((slot, tok), &t) in row
+                        .chunks_exact_mut(dim)
+                        .zip(read)
+                        .zip(&tokens[base + target - context..base + target])
+                    {
+                        *tok = t;
+                        let t = t as usize;
+                        slot.copy_from_slice(&table[t * dim..(t + 1) * dim]);
                     }
                     ws.labels[r] = tokens[base + target];
                 }
@@ -234,12 +245,9 @@ impl<'a> Mlp<'a> {
         ws: &mut Workspace,
         params: &[Vec<f32>],
         grads: &mut [Vec<f32>],
-        batch: &Batch,
-        ex: Examples,
-        ids: &[u32],
+        rows: usize,
     ) {
         let w = &self.spec.widths;
-        let rows = ids.len();
         for l in (1..=self.layers()).rev() {
             let delta = View::rows(&ws.delta[..rows * w[l]], rows, w[l]);
             let input = View::rows(&ws.acts[l - 1][..rows * w[l - 1]], rows, w[l - 1]);
@@ -269,36 +277,29 @@ impl<'a> Mlp<'a> {
             }
             std::mem::swap(&mut ws.delta, &mut ws.delta_below);
         }
-        if let (
-            Some(e),
-            Some(embed),
-            Batch::Tokens { tokens, .. },
-            Examples::Positions {
-                per, context, len, ..
-            },
-        ) = (self.layout.embed, self.spec.embedding, batch, ex)
-        {
+        if let (Some(e), Some(embed)) = (self.layout.embed, self.spec.embedding) {
             // The input's gradient (now in `delta`) scatters into the
             // rows of the tokens that were read.
             let g = &mut grads[e];
             g.fill(0.0);
-            let (dim, w0) = (embed.dim, w[0]);
-            for (r, &id) in ids.iter().enumerate() {
-                let id = id as usize;
-                let base = (id / per) * len + context + id % per - context;
-                for c in 0..context {
-                    let tok = tokens[base + c] as usize;
-                    let src = &ws.delta[r * w0 + c * dim..r * w0 + (c + 1) * dim];
-                    g[tok * dim..(tok + 1) * dim]
-                        .iter_mut()
-                        .zip(src)
-                        .for_each(|(g, &d)| *g += d);
-                }
+            let (dim, context) = (embed.dim, embed.context);
+            let read = ws.contexts[..rows * context].iter();
+            for (&tok, src) in read.zip(ws.delta[..rows * w[0]].chunks_exact(dim)) {
+                let tok = tok as usize;
+                g[tok * dim..(tok + 1) * dim]
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(g, &d)| *g += d);
             }
         }
     }
 
-    /// Mean loss over (up to `limit` examples of) `batch`.
+    fn loaded(ws: &Workspace) -> (usize, usize, &[u32]) {
+        (ws.rows, 1, &ws.labels)
+    }
+
+    /// Mean loss over (up to `limit` examples of) `batch`: every example
+    /// counts once.
     fn evaluate(
         &self,
         ws: &mut Workspace,
@@ -306,110 +307,30 @@ impl<'a> Mlp<'a> {
         batch: &Batch,
         limit: usize,
     ) -> f32 {
-        let Some(ex) = Examples::of(batch, &crate::ModelSpec::Mlp(self.spec.clone())) else {
+        let Some(ex) = Examples::reading(batch, self.spec.reads()) else {
             return f32::NAN;
         };
         let n = ex.count().min(limit);
         let ids: Vec<u32> = (0..n as u32).collect();
         let mut total = 0.0f64;
         for chunk in ids.chunks(ws.rows) {
-            self.load(ws, params, batch, ex, chunk);
+            self.load(ws, params, batch, chunk);
             total += f64::from(self.forward(ws, params, chunk.len(), false)) * chunk.len() as f64;
         }
         (total / n as f64) as f32
     }
 }
 
-/// One organism's MLP lifetime on the fast path.
-struct MlpLearner<'a> {
-    mlp: Mlp<'a>,
-    life: &'a LifetimeSpec,
-    ws: Workspace,
-    params: Vec<Vec<f32>>,
-    masks: Vec<Option<Vec<f32>>>,
-    signs: Vec<Option<Vec<f32>>>,
-    hyper: Hyper,
-    train: &'a Batch,
-    ex: Examples,
-    state: OptimizerState,
-}
-
-impl crate::lifetime::Learner for MlpLearner<'_> {
-    fn evaluate(&mut self, batch: &Batch, limit: usize) -> Result<f32, crate::LearnError> {
-        Ok(self.mlp.evaluate(&mut self.ws, &self.params, batch, limit))
-    }
-
-    fn loss_and_grads(&mut self, ids: &[u32]) -> Result<f32, crate::LearnError> {
-        self.mlp
-            .load(&mut self.ws, &self.params, self.train, self.ex, ids);
-        let loss = self
-            .mlp
-            .forward(&mut self.ws, &self.params, ids.len(), true);
-        if loss.is_finite() {
-            self.mlp.backward(
-                &mut self.ws,
-                &self.params,
-                &mut self.state.grads,
-                self.train,
-                self.ex,
-                ids,
-            );
-        }
-        Ok(loss)
-    }
-
-    fn update(&mut self, step: u32) -> Result<(), crate::LearnError> {
-        self.state.step(
-            self.life,
-            &self.hyper,
-            step,
-            &mut self.params,
-            &self.masks,
-            &self.signs,
-        );
-        Ok(())
-    }
-
-    fn params(self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
-        Ok(self.params)
-    }
-
-    fn weights(&self) -> Result<Vec<Vec<f32>>, crate::LearnError> {
-        Ok(self.params.clone())
-    }
-}
-
 /// Runs one organism's lifetime on the fast path.
 pub(crate) fn train(spec: &MlpSpec, loss: Loss, life: &LifetimeSpec, job: Job) -> Outcome {
-    let model = crate::ModelSpec::Mlp(spec.clone());
-    let ex = Examples::of(job.train, &model).expect("the lifetime was checked to hold examples");
-    let learner = MlpLearner {
-        mlp: Mlp::new(spec, loss),
+    let ws = Workspace::new(spec, life.batch.max(EVAL_ROWS));
+    crate::fast::live(
+        Mlp::new(spec, loss),
+        &crate::ModelSpec::Mlp(spec.clone()),
+        ws,
         life,
-        ws: Workspace::new(spec, life.batch.max(EVAL_ROWS)),
-        state: OptimizerState::new(&job.params),
-        params: job.params,
-        masks: job.masks,
-        signs: job.signs,
-        hyper: job.hyper,
-        train: job.train,
-        ex,
-    };
-    {
-        let model = crate::ModelSpec::Mlp(spec.clone());
-        crate::lifetime::live(
-            learner,
-            life,
-            job.hyper.steps,
-            crate::lifetime::Scoring {
-                heldout: job.heldout,
-                probes: job.probes,
-                model: &model,
-            },
-            &job.indices,
-        )
-    }
-    .expect("the fast path does not fail")
+        job,
+    )
 }
 
 /// Rows per chunk when scoring held-out data.

@@ -9,7 +9,7 @@
 
 use lineage_env::{Batch, IGNORE};
 
-use crate::fast::seq::{self, EVAL_ROWS, SequenceModel, steps_of};
+use crate::fast::{EVAL_SEQUENCES, FastModel, steps_of};
 use crate::fast::{View, activate, activate_backward, matmul};
 use crate::spec::{RnnSpec, SequenceInput};
 use crate::{Job, LifetimeSpec, Outcome};
@@ -102,43 +102,6 @@ struct Rnn<'a> {
 }
 
 impl Rnn<'_> {
-    /// Loads sequences `ids` of `batch`, time-major.
-    fn load(&self, ws: &mut Workspace, batch: &Batch, ids: &[u32]) {
-        let b = ids.len();
-        match batch {
-            Batch::Sequences {
-                x, labels, steps, ..
-            } => {
-                let i = self.spec.input.width();
-                for (r, &id) in ids.iter().enumerate() {
-                    let id = id as usize;
-                    for t in 0..*steps {
-                        let src = &x[(id * steps + t) * i..(id * steps + t + 1) * i];
-                        ws.x[(t * b + r) * i..(t * b + r + 1) * i].copy_from_slice(src);
-                        ws.labels[t * b + r] = labels[id * steps + t];
-                    }
-                }
-            }
-            Batch::Tokens { tokens, len, .. } => {
-                for (r, &id) in ids.iter().enumerate() {
-                    let w = &tokens[id as usize * len..(id as usize + 1) * len];
-                    for t in 0..len - 1 {
-                        ws.tokens[t * b + r] = w[t];
-                        ws.labels[t * b + r] = w[t + 1];
-                    }
-                }
-            }
-            _ => unreachable!("the RNN path trains on sequences"),
-        }
-    }
-
-    /// Forward over the loaded `b` sequences; returns the mean loss and,
-    /// with `grad`, leaves d(loss)/d(y) in `ws.y`.
-    fn forward(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize, grad: bool) -> f32 {
-        self.run(ws, params, b);
-        self.loss(ws, b, grad)
-    }
-
     /// The states `h_1 .. h_T` and outputs `y` (in `ws.h`, `ws.y`) of the
     /// loaded `b` sequences.
     fn run(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize) {
@@ -212,55 +175,6 @@ impl Rnn<'_> {
         let rows = ws.steps * b;
         let o = self.spec.outputs;
         cross_entropy(&mut ws.y[..rows * o], &ws.labels[..rows], o, grad)
-    }
-
-    /// Back-propagation through time after [`Rnn::forward`].
-    fn backward(&self, ws: &mut Workspace, params: &[Vec<f32>], grads: &mut [Vec<f32>], b: usize) {
-        let (i, h, o) = (self.spec.input.width(), self.spec.hidden, self.spec.outputs);
-        let t_max = ws.steps;
-        let rows = t_max * b;
-        let l = &self.layout;
-        let hs = View::rows(&ws.h[b * h..(t_max + 1) * b * h], rows, h);
-        matmul(
-            &mut grads[l.w_out],
-            View::transposed(&ws.y[..rows * o], rows, o),
-            hs,
-            false,
-        );
-        if let Some(bo) = l.b_out {
-            column_sums(&ws.y[..rows * o], o, &mut grads[bo]);
-        }
-        self.deltas(ws, params, b);
-        let du_t = View::transposed(&ws.du[..rows * h], rows, h);
-        matmul(
-            &mut grads[l.w_rec],
-            du_t,
-            View::rows(&ws.h[..rows * h], rows, h),
-            false,
-        );
-        if let Some(bias) = l.b {
-            column_sums(&ws.du[..rows * h], h, &mut grads[bias]);
-        }
-        match self.spec.input {
-            SequenceInput::Dense { .. } => {
-                matmul(
-                    &mut grads[l.w_in],
-                    du_t,
-                    View::rows(&ws.x[..rows * i], rows, i),
-                    false,
-                );
-            }
-            SequenceInput::Tokens { .. } => {
-                let gw = &mut grads[l.w_in];
-                gw.fill(0.0);
-                for (r, &tok) in ws.tokens[..rows].iter().enumerate() {
-                    let tok = tok as usize;
-                    for (k, &d) in ws.du[r * h..(r + 1) * h].iter().enumerate() {
-                        gw[k * i + tok] += d;
-                    }
-                }
-            }
-        }
     }
 
     /// The gradient of `W_in x + W_rec h + b` at every step (`ws.du`) for
@@ -354,42 +268,108 @@ pub(crate) fn column_sums(rows: &[f32], width: usize, out: &mut [f32]) {
     }
 }
 
-impl SequenceModel for Rnn<'_> {
+impl FastModel for Rnn<'_> {
     type Workspace = Workspace;
 
-    fn rows(ws: &Workspace) -> usize {
-        ws.rows
+    /// Loads sequences `ids` of `batch`, time-major.
+    fn load(&self, ws: &mut Workspace, _params: &[Vec<f32>], batch: &Batch, ids: &[u32]) {
+        let b = ids.len();
+        match batch {
+            Batch::Sequences {
+                x, labels, steps, ..
+            } => {
+                let i = self.spec.input.width();
+                for (r, &id) in ids.iter().enumerate() {
+                    let id = id as usize;
+                    for t in 0..*steps {
+                        let src = &x[(id * steps + t) * i..(id * steps + t + 1) * i];
+                        ws.x[(t * b + r) * i..(t * b + r + 1) * i].copy_from_slice(src);
+                        ws.labels[t * b + r] = labels[id * steps + t];
+                    }
+                }
+            }
+            Batch::Tokens { tokens, len, .. } => {
+                for (r, &id) in ids.iter().enumerate() {
+                    let w = &tokens[id as usize * len..(id as usize + 1) * len];
+                    for t in 0..len - 1 {
+                        ws.tokens[t * b + r] = w[t];
+                        ws.labels[t * b + r] = w[t + 1];
+                    }
+                }
+            }
+            _ => unreachable!("the RNN path trains on sequences"),
+        }
     }
 
-    fn steps(ws: &Workspace) -> usize {
-        ws.steps
-    }
-
-    fn labels(ws: &Workspace) -> &[u32] {
-        &ws.labels
-    }
-
-    fn load(&self, ws: &mut Workspace, batch: &Batch, ids: &[u32]) {
-        Rnn::load(self, ws, batch, ids);
-    }
-
+    /// Forward over the loaded `b` sequences; returns the mean loss and,
+    /// with `grad`, leaves d(loss)/d(y) in `ws.y`.
     fn forward(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize, grad: bool) -> f32 {
-        Rnn::forward(self, ws, params, b, grad)
+        self.run(ws, params, b);
+        self.loss(ws, b, grad)
     }
 
+    /// Back-propagation through time after [`Rnn::forward`].
     fn backward(&self, ws: &mut Workspace, params: &[Vec<f32>], grads: &mut [Vec<f32>], b: usize) {
-        Rnn::backward(self, ws, params, grads, b);
+        let (i, h, o) = (self.spec.input.width(), self.spec.hidden, self.spec.outputs);
+        let t_max = ws.steps;
+        let rows = t_max * b;
+        let l = &self.layout;
+        let hs = View::rows(&ws.h[b * h..(t_max + 1) * b * h], rows, h);
+        matmul(
+            &mut grads[l.w_out],
+            View::transposed(&ws.y[..rows * o], rows, o),
+            hs,
+            false,
+        );
+        if let Some(bo) = l.b_out {
+            column_sums(&ws.y[..rows * o], o, &mut grads[bo]);
+        }
+        self.deltas(ws, params, b);
+        let du_t = View::transposed(&ws.du[..rows * h], rows, h);
+        matmul(
+            &mut grads[l.w_rec],
+            du_t,
+            View::rows(&ws.h[..rows * h], rows, h),
+            false,
+        );
+        if let Some(bias) = l.b {
+            column_sums(&ws.du[..rows * h], h, &mut grads[bias]);
+        }
+        match self.spec.input {
+            SequenceInput::Dense { .. } => {
+                matmul(
+                    &mut grads[l.w_in],
+                    du_t,
+                    View::rows(&ws.x[..rows * i], rows, i),
+                    false,
+                );
+            }
+            SequenceInput::Tokens { .. } => {
+                let gw = &mut grads[l.w_in];
+                gw.fill(0.0);
+                for (r, &tok) in ws.tokens[..rows].iter().enumerate() {
+                    let tok = tok as usize;
+                    for (k, &d) in ws.du[r * h..(r + 1) * h].iter().enumerate() {
+                        gw[k * i + tok] += d;
+                    }
+                }
+            }
+        }
+    }
+
+    fn loaded(ws: &Workspace) -> (usize, usize, &[u32]) {
+        (ws.rows, ws.steps, &ws.labels)
     }
 }
 
 /// Runs one organism's lifetime on the fast RNN path.
 pub(crate) fn train(spec: &RnnSpec, life: &LifetimeSpec, job: Job) -> Outcome {
-    let ws = Workspace::new(spec, life.batch.max(EVAL_ROWS), steps_of(job.train));
+    let ws = Workspace::new(spec, life.batch.max(EVAL_SEQUENCES), steps_of(job.train));
     let rnn = Rnn {
         spec,
         layout: Layout::of(spec),
     };
-    seq::live(rnn, &crate::ModelSpec::Rnn(spec.clone()), ws, life, job)
+    crate::fast::live(rnn, &crate::ModelSpec::Rnn(spec.clone()), ws, life, job)
 }
 
 /// The inputs [`example_gradients`] reads: `n` sequences of `steps` steps,

@@ -18,7 +18,7 @@
 use lineage_env::Batch;
 
 use crate::fast::rnn::{column_sums, cross_entropy};
-use crate::fast::seq::{self, EVAL_ROWS, SequenceModel, steps_of};
+use crate::fast::{EVAL_SEQUENCES, FastModel, steps_of};
 use crate::fast::{View, activate, activate_backward, matmul, wide};
 use crate::spec::{ModelSpec, SequenceInput, TransformerSpec};
 use crate::{Job, LifetimeSpec, Outcome};
@@ -219,42 +219,6 @@ struct Transformer<'a> {
 }
 
 impl Transformer<'_> {
-    /// Loads sequences `ids` of `batch`, example-major.
-    fn load(&self, ws: &mut Workspace, batch: &Batch, ids: &[u32]) {
-        let t_max = ws.steps;
-        match batch {
-            Batch::Sequences {
-                x, labels, steps, ..
-            } => {
-                let i = self.spec.input.width();
-                for (r, &id) in ids.iter().enumerate() {
-                    let id = id as usize;
-                    ws.input[r * t_max * i..(r + 1) * t_max * i]
-                        .copy_from_slice(&x[id * steps * i..(id + 1) * steps * i]);
-                    ws.labels[r * t_max..(r + 1) * t_max]
-                        .copy_from_slice(&labels[id * steps..(id + 1) * steps]);
-                }
-            }
-            Batch::Tokens { tokens, len, .. } => {
-                for (r, &id) in ids.iter().enumerate() {
-                    let w = &tokens[id as usize * len..(id as usize + 1) * len];
-                    ws.tokens[r * t_max..(r + 1) * t_max].copy_from_slice(&w[..len - 1]);
-                    ws.labels[r * t_max..(r + 1) * t_max].copy_from_slice(&w[1..]);
-                }
-            }
-            _ => unreachable!("the transformer path trains on sequences"),
-        }
-    }
-
-    /// Forward over the loaded `b` sequences; returns the mean loss and,
-    /// with `grad`, leaves d(loss)/d(outputs) in `ws.out`.
-    fn forward(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize, grad: bool) -> f32 {
-        wide(|| self.run(ws, params, b));
-        let rows = ws.steps * b;
-        let o = self.spec.outputs;
-        cross_entropy(&mut ws.out[..rows * o], &ws.labels[..rows], o, grad)
-    }
-
     /// Every block's values and the outputs (`ws.out`) of the loaded `b`
     /// sequences.
     #[inline(always)]
@@ -356,12 +320,6 @@ impl Transformer<'_> {
             View::transposed(&params[l.head], o, d),
             false,
         );
-    }
-
-    /// The backward pass after [`Transformer::forward`] with `grad`: writes
-    /// every parameter's gradient into `grads` (overwriting).
-    fn backward(&self, ws: &mut Workspace, params: &[Vec<f32>], grads: &mut [Vec<f32>], b: usize) {
-        wide(|| self.back(ws, params, grads, b));
     }
 
     #[inline(always)]
@@ -710,42 +668,64 @@ fn add_rows(rows: &mut [f32], v: &[f32]) {
     }
 }
 
-impl SequenceModel for Transformer<'_> {
+impl FastModel for Transformer<'_> {
     type Workspace = Workspace;
 
-    fn rows(ws: &Workspace) -> usize {
-        ws.rows
+    /// Loads sequences `ids` of `batch`, example-major.
+    fn load(&self, ws: &mut Workspace, _params: &[Vec<f32>], batch: &Batch, ids: &[u32]) {
+        let t_max = ws.steps;
+        match batch {
+            Batch::Sequences {
+                x, labels, steps, ..
+            } => {
+                let i = self.spec.input.width();
+                for (r, &id) in ids.iter().enumerate() {
+                    let id = id as usize;
+                    ws.input[r * t_max * i..(r + 1) * t_max * i]
+                        .copy_from_slice(&x[id * steps * i..(id + 1) * steps * i]);
+                    ws.labels[r * t_max..(r + 1) * t_max]
+                        .copy_from_slice(&labels[id * steps..(id + 1) * steps]);
+                }
+            }
+            Batch::Tokens { tokens, len, .. } => {
+                for (r, &id) in ids.iter().enumerate() {
+                    let w = &tokens[id as usize * len..(id as usize + 1) * len];
+                    ws.tokens[r * t_max..(r + 1) * t_max].copy_from_slice(&w[..len - 1]);
+                    ws.labels[r * t_max..(r + 1) * t_max].copy_from_slice(&w[1..]);
+                }
+            }
+            _ => unreachable!("the transformer path trains on sequences"),
+        }
     }
 
-    fn steps(ws: &Workspace) -> usize {
-        ws.steps
-    }
-
-    fn labels(ws: &Workspace) -> &[u32] {
-        &ws.labels
-    }
-
-    fn load(&self, ws: &mut Workspace, batch: &Batch, ids: &[u32]) {
-        Transformer::load(self, ws, batch, ids);
-    }
-
+    /// Forward over the loaded `b` sequences; returns the mean loss and,
+    /// with `grad`, leaves d(loss)/d(outputs) in `ws.out`.
     fn forward(&self, ws: &mut Workspace, params: &[Vec<f32>], b: usize, grad: bool) -> f32 {
-        Transformer::forward(self, ws, params, b, grad)
+        wide(|| self.run(ws, params, b));
+        let rows = ws.steps * b;
+        let o = self.spec.outputs;
+        cross_entropy(&mut ws.out[..rows * o], &ws.labels[..rows], o, grad)
     }
 
+    /// The backward pass after [`Transformer::forward`] with `grad`: writes
+    /// every parameter's gradient into `grads` (overwriting).
     fn backward(&self, ws: &mut Workspace, params: &[Vec<f32>], grads: &mut [Vec<f32>], b: usize) {
-        Transformer::backward(self, ws, params, grads, b);
+        wide(|| self.back(ws, params, grads, b));
+    }
+
+    fn loaded(ws: &Workspace) -> (usize, usize, &[u32]) {
+        (ws.rows, ws.steps, &ws.labels)
     }
 }
 
 /// Runs one organism's lifetime on the fast transformer path.
 pub(crate) fn train(spec: &TransformerSpec, life: &LifetimeSpec, job: Job) -> Outcome {
-    let ws = Workspace::new(spec, life.batch.max(EVAL_ROWS), steps_of(job.train));
+    let ws = Workspace::new(spec, life.batch.max(EVAL_SEQUENCES), steps_of(job.train));
     let model = Transformer {
         spec,
         layout: Layout::of(spec),
     };
-    seq::live(model, &ModelSpec::Transformer(spec.clone()), ws, life, job)
+    crate::fast::live(model, &ModelSpec::Transformer(spec.clone()), ws, life, job)
 }
 
 #[cfg(test)]

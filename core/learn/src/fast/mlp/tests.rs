@@ -6,7 +6,7 @@ use crate::bench::parse_model;
 use crate::fast::activation::exp;
 use crate::spec::Activation;
 use crate::spec::{Embedding, ModelSpec};
-use crate::{OptimizerSpec, Path, Schedule, train_population};
+use crate::{Hyper, OptimizerSpec, Path, Schedule, train_population};
 use lineage_env::Task;
 use rand::{Rng, SeedableRng};
 

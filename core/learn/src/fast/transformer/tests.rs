@@ -198,7 +198,7 @@ fn gradients_agree(spec: TransformerSpec, train: &Batch) {
     };
     let mut ws = Workspace::new(&spec, ids.len(), steps_of(train));
     let mut by_hand: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-    fast.load(&mut ws, train, &ids);
+    fast.load(&mut ws, &params, train, &ids);
     let loss = fast.forward(&mut ws, &params, ids.len(), true);
     fast.backward(&mut ws, &params, &mut by_hand, ids.len());
 
