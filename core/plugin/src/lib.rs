@@ -26,17 +26,21 @@
 #![deny(missing_docs)]
 
 pub mod builtin;
+mod call;
 mod instance;
 pub mod isolate;
 mod library;
+mod worker;
 
 use std::path::PathBuf;
 
-pub use instance::{Curve, Instance, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
-pub use isolate::{Isolation, WORKER_COMMAND, WORKER_EXE_VAR, run_worker, set_worker_exe};
+pub use call::{Curve, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
+pub use instance::Instance;
+pub use isolate::{Isolation, WORKER_COMMAND, WORKER_EXE_VAR, set_worker_exe};
 pub use library::{OfferingInfo, Plugin, SearchPath, library_file_names};
 pub use lineage_plugin::Kind;
 pub use lineage_plugin::abi::ABI_VERSION;
+pub use worker::run as run_worker;
 
 /// Why a plugin could not be found, loaded or configured. Every message
 /// names the plugin (its path or name) and the problem.

@@ -19,9 +19,9 @@ use lineage_env::Batch;
 use lineage_evo::{BitString, Genome};
 use lineage_plugin::abi::{LN_BIRTH, LN_LEARNED, LnCurvePoint};
 
-use super::wire::{self, In, Out};
-use super::{get_batch, get_tensor, put_descriptor, put_load_error};
-use crate::instance::Refusal;
+use crate::call::Refusal;
+use crate::isolate::codec::{get_batch, get_tensor, put_descriptor, put_load_error};
+use crate::isolate::wire::{self, In, Out};
 use crate::library::Plugin;
 use crate::{Curve, Instance, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
 
