@@ -5,8 +5,11 @@
 //! A block may carry a marker, an HTML comment on the line right above its
 //! fence:
 //!
-//! - `<!-- docs: reduced --generations N -->` (`sh`): every `run` in the
-//!   block runs N generations (a long run on a reduced budget);
+//! - `<!-- docs: reduced [--generations N] [KEY=VALUE ...] -->` (`sh`):
+//!   every `run` in the block runs on a reduced budget: N generations, and
+//!   the scenario it names with each dotted KEY set to the TOML VALUE (the
+//!   test writes a scenario beside it that `extends` it with those fields,
+//!   e.g. `lifetime.steps=100`, and runs that instead);
 //! - `<!-- docs: file PATH -->` (`toml`): the block is written to PATH in
 //!   the chapter's folder (later blocks run it) and validated;
 //! - `<!-- docs: excerpt of PATH -->` (`toml`): the block is merged into the
@@ -169,13 +172,79 @@ struct Tally {
     not_run: Vec<String>,
 }
 
+/// What a `reduced` marker asks for: fewer generations, and fields of the
+/// scenario a `run` names set to other values.
+#[derive(Debug, Default, PartialEq)]
+struct Reduced {
+    generations: Option<String>,
+    fields: Vec<(String, toml::Value)>,
+}
+
+impl Reduced {
+    /// The `reduced` marker's words, if the marker is one.
+    fn parse(marker: &str, what: &str) -> Option<Reduced> {
+        let rest = marker.strip_prefix("reduced")?;
+        let mut reduced = Reduced::default();
+        let mut words = rest.split_whitespace();
+        while let Some(word) = words.next() {
+            if word == "--generations" {
+                reduced.generations = Some(
+                    words
+                        .next()
+                        .unwrap_or_else(|| panic!("{what}: `--generations` needs a number"))
+                        .to_owned(),
+                );
+            } else if let Some((key, value)) = word.split_once('=') {
+                let parsed: toml::Table = toml::from_str(&format!("v = {value}"))
+                    .unwrap_or_else(|e| panic!("{what}: `{word}` is not KEY=TOML-VALUE: {e}"));
+                reduced.fields.push((key.to_owned(), parsed["v"].clone()));
+            } else {
+                panic!("{what}: unknown word `{word}` in a reduced marker");
+            }
+        }
+        Some(reduced)
+    }
+
+    /// `args` of a `run` on the reduced budget: the scenario named by one
+    /// that `extends` it with the marker's fields (written beside it, in
+    /// `dir`), and the generations.
+    fn apply(&self, dir: &Path, mut args: Vec<String>, line: usize) -> Vec<String> {
+        if let Some(n) = &self.generations {
+            args.extend(["--generations".into(), n.clone()]);
+        }
+        let scenario = args.iter_mut().skip(1).find(|a| a.ends_with(".toml"));
+        if let (false, Some(scenario)) = (self.fields.is_empty(), scenario) {
+            let path = Path::new(scenario.as_str());
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let mut table = toml::Table::new();
+            table.insert("extends".into(), toml::Value::String(name.clone()));
+            for (key, value) in &self.fields {
+                let mut at = &mut table;
+                let mut parts: Vec<&str> = key.split('.').collect();
+                let last = parts.pop().unwrap();
+                for part in parts {
+                    at = at
+                        .entry(part)
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                        .as_table_mut()
+                        .unwrap();
+                }
+                at.insert(last.into(), value.clone());
+            }
+            let reduced = path.with_file_name(format!("docs-reduced-{line}-{name}"));
+            std::fs::write(dir.join(&reduced), toml::to_string(&table).unwrap()).unwrap();
+            *scenario = reduced.to_string_lossy().into_owned();
+        }
+        args
+    }
+}
+
 /// Runs one `sh` block's commands in `dir`.
 fn run_shell(dir: &Path, doc: &Path, block: &Block, tally: &mut Tally) {
-    let generations = block
+    let reduced = block
         .marker
         .as_deref()
-        .and_then(|m| m.strip_prefix("reduced --generations "))
-        .map(|n| n.trim().to_owned());
+        .and_then(|m| Reduced::parse(m, &at(doc, block)));
     for line in block.body.lines() {
         for command in line.split("&&") {
             let mut w = words(command);
@@ -197,10 +266,10 @@ fn run_shell(dir: &Path, doc: &Path, block: &Block, tally: &mut Tally) {
                     "{what}: the docs test does not know how to run `{other}`; mark the block `<!-- docs: not-run: REASON -->` if a test cannot run it"
                 ),
             };
-            let mut args = args;
-            if let (Some(n), Some("run")) = (&generations, args.first().map(String::as_str)) {
-                args.extend(["--generations".into(), n.clone()]);
-            }
+            let mut args = match (&reduced, args.first().map(String::as_str)) {
+                (Some(reduced), Some("run")) => reduced.apply(dir, args, block.line),
+                _ => args,
+            };
             if args.first().is_some_and(|a| a == "run" || a == "resume") {
                 args.push("--quiet".into());
             }
@@ -352,6 +421,17 @@ fn blocks_carry_their_language_and_marker() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].lang, "sh");
     assert_eq!(got[0].marker.as_deref(), Some("reduced --generations 2"));
+    let reduced = Reduced::parse("reduced --generations 2 lifetime.steps=100 seed=3", "here");
+    assert_eq!(
+        reduced,
+        Some(Reduced {
+            generations: Some("2".into()),
+            fields: vec![
+                ("lifetime.steps".into(), toml::Value::Integer(100)),
+                ("seed".into(), toml::Value::Integer(3)),
+            ],
+        })
+    );
     assert_eq!(got[0].line, 3);
     assert_eq!(words(&got[0].body), ["lineage", "run", "x.toml"]);
     assert_eq!(got[1].lang, "toml");
