@@ -101,6 +101,19 @@ pub enum EngineError {
         /// The library.
         path: PathBuf,
     },
+    /// A resumed run's data file is no longer the one it started with.
+    #[error(
+        "data file {} changed since the run started: its SHA-256 was {recorded} and is now {now}; restore it, or start a new run",
+        path.display()
+    )]
+    DataChanged {
+        /// The file.
+        path: PathBuf,
+        /// Its SHA-256 in the manifest.
+        recorded: String,
+        /// Its SHA-256 now.
+        now: String,
+    },
     /// A plugin failed to score a generation under `on_error = "abort"`.
     #[error("generation {generation}, `{call}`: {source}{}", if source.is_unfit() {
         format!(" (see [plugins.{}] and the scenario's [lifetime])", call.split(':').next().unwrap_or(call))
@@ -140,7 +153,8 @@ impl EngineError {
             | EngineError::OutputExists(_)
             | EngineError::Plugin { .. }
             | EngineError::PluginUse { .. }
-            | EngineError::PluginChanged { .. } => true,
+            | EngineError::PluginChanged { .. }
+            | EngineError::DataChanged { .. } => true,
             EngineError::PluginEval { source, .. } => source.is_unfit(),
             _ => false,
         }

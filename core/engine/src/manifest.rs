@@ -48,10 +48,35 @@ pub struct Manifest {
     /// The plugin libraries the run loaded: path and SHA-256.
     #[serde(default)]
     pub plugins: Vec<crate::plugins::PluginRecord>,
+    /// The data files the run's environments read: path, size and SHA-256.
+    /// A resume refuses a file whose SHA-256 changed.
+    #[serde(default)]
+    pub data_files: Vec<DataFileRecord>,
     /// The names of the genome's real genes, in order: what the values of
     /// `organisms.csv`'s `genome` column (`x=v1;v2;…`) are.
     #[serde(default)]
     pub genes: Vec<String>,
+}
+
+/// A data file as the manifest records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFileRecord {
+    /// Its path, as the scenario resolved it.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The SHA-256 of its bytes, hex.
+    pub sha256: String,
+}
+
+impl From<lineage_env::DataFile> for DataFileRecord {
+    fn from(f: lineage_env::DataFile) -> DataFileRecord {
+        DataFileRecord {
+            path: f.path,
+            bytes: f.bytes,
+            sha256: f.sha256,
+        }
+    }
 }
 
 /// One invocation.

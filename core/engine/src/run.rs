@@ -162,6 +162,7 @@ impl Run {
             }],
             cpu_features: lineage_learn::cpu_features(),
             plugins: evaluation.records.clone(),
+            data_files: scenario.data_files().into_iter().map(Into::into).collect(),
             genes: scenario
                 .genome
                 .genes
@@ -285,6 +286,17 @@ impl Run {
             });
         }
         let mut scenario = lineage_scenario::load(&scenario_path, &Default::default())?;
+        for now in scenario.data_files() {
+            if let Some(then) = manifest.data_files.iter().find(|f| f.path == now.path)
+                && then.sha256 != now.sha256
+            {
+                return Err(EngineError::DataChanged {
+                    path: now.path.into(),
+                    recorded: then.sha256.clone(),
+                    now: now.sha256,
+                });
+            }
+        }
         let checkpoint_dir = match at {
             None => checkpoint::latest(dir)?,
             Some(g) => checkpoint::all(dir)?

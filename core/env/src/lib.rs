@@ -12,7 +12,9 @@
 //! does the linear teacher, which also exposes its task direction;
 //! few-shot environments (sinusoids) draw a new task, with its own held-out
 //! points, for every lifetime; in-context learning worlds (`icl`) draw
-//! fresh sequences of (item, label) pairs from classes fixed by their seed.
+//! fresh sequences of (item, label) pairs from classes fixed by their seed;
+//! a `dataset` reads the user's own examples from `.npy`, `.npz`,
+//! `.safetensors` or CSV files.
 //!
 //! Data are plain `f32` and `u32` buffers, row-major, so that both the
 //! population-batched training path and candle can read them without
@@ -36,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod cognitive;
+pub mod dataset;
 mod hmm;
 mod icl;
 mod linear;
@@ -48,6 +51,7 @@ use std::sync::Arc;
 use rand::RngCore;
 
 pub use cognitive::{CHOICES, Decision, DecisionTrial, DelayedMatch, MAX_TRIAL_STEPS, MatchTrial};
+pub use dataset::{Dataset, DatasetSpec, DatasetTask};
 pub use hmm::{EntropyRate, Filtered, HiddenMarkov, Hmm, HmmParams, MAX_STATES, MAX_TOKENS};
 pub use icl::{Icl, IclParams, IclProbe, IclSequence, MAX_ICL_SIZE, Positions};
 pub use linear::{LinearTeacher, MAX_TEACHER_INPUTS};
@@ -188,6 +192,28 @@ pub trait Environment: Send + Sync {
     fn probe_sets(&self) -> Vec<ProbeSet> {
         Vec::new()
     }
+    /// The most examples one lifetime's budget can draw (a finite data
+    /// set's training part, drawn without replacement); `None`: no limit.
+    fn draw_limit(&self) -> Option<usize> {
+        None
+    }
+    /// The files the environment read its data from, with their sizes and
+    /// SHA-256 (recorded in a run's manifest; a resume refuses changed
+    /// ones); none by default.
+    fn data_files(&self) -> Vec<DataFile> {
+        Vec::new()
+    }
+}
+
+/// A data file an environment read, as a run's manifest records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataFile {
+    /// Its path, as the scenario resolved it.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The SHA-256 of its bytes, hex.
+    pub sha256: String,
 }
 
 /// A named set of examples an environment asks every lifetime to be

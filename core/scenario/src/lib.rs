@@ -111,6 +111,23 @@ impl Scenario {
     pub fn pressures_at(&self, generation: u32) -> &Pressures {
         &self.phases[self.phase_index(generation)].pressures
     }
+
+    /// The data files every phase's environment read (each once), with
+    /// their sizes and SHA-256, as a run's manifest records them.
+    pub fn data_files(&self) -> Vec<lineage_env::DataFile> {
+        let mut files: Vec<lineage_env::DataFile> = Vec::new();
+        for phase in &self.phases {
+            let Some(life) = &phase.pressures.lifetime else {
+                continue;
+            };
+            for file in life.environment.env.data_files() {
+                if !files.iter().any(|f| f.path == file.path) {
+                    files.push(file);
+                }
+            }
+        }
+        files
+    }
 }
 
 /// A stretch of generations with fixed pressures.

@@ -235,7 +235,7 @@ pub(crate) fn product(factors: &[u64]) -> u64 {
 
 /// What one environment holds for the whole run, from its raw settings
 /// (before it is built); `file_len` is the length of a text environment's
-/// file.
+/// file, or the bytes of values a data set's files hold once decoded.
 pub(crate) fn environment(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart> {
     let part = |name: &str, bytes: u64| MemoryPart {
         what: "environment data".into(),
@@ -338,6 +338,9 @@ pub(crate) fn environment(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart
                 ),
             ]
         }
+        // Every value becomes 4 bytes (f32 or u32): at most 4 times the
+        // decoded files (bytes stay bytes at worst).
+        RawEnvironment::Dataset { .. } => vec![part("path", product(&[file_len, 4]))],
         RawEnvironment::Text {
             context,
             validation,
@@ -385,9 +388,15 @@ pub(crate) fn environment(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart
 }
 
 /// What building an environment needs briefly, beyond what it then
-/// holds: a text file's bytes and a second copy of its tokens.
+/// holds: a text file's bytes and a second copy of its tokens; a data set's
+/// values as read (integers as 8 bytes) and a second copy while it is split.
 pub(crate) fn building(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart> {
     match raw {
+        RawEnvironment::Dataset { .. } => vec![MemoryPart {
+            what: "environment data while it is read".into(),
+            field: "lifetime.environment.path".into(),
+            bytes: product(&[file_len, 12]),
+        }],
         RawEnvironment::Text { .. } => vec![MemoryPart {
             what: "environment data while it is read".into(),
             field: "lifetime.environment.path".into(),

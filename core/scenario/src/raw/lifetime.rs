@@ -216,6 +216,27 @@ pub(crate) enum RawEnvironment {
         #[serde(default)]
         seed: RawSeed,
     },
+    /// The user's examples from files (`lineage_env::Dataset`).
+    Dataset {
+        path: String,
+        heldout_path: Option<String>,
+        task: String,
+        inputs: Option<String>,
+        labels: Option<String>,
+        targets: Option<String>,
+        tokens: Option<String>,
+        context: Option<usize>,
+        #[serde(default = "fifth_held_out")]
+        heldout_fraction: f64,
+        #[serde(default)]
+        heldout: usize,
+        #[serde(default)]
+        standardize: bool,
+        classes: Option<Vec<u32>>,
+        vocab: Option<usize>,
+        #[serde(default)]
+        seed: RawSeed,
+    },
     Text {
         path: String,
         #[serde(default = "characters")]
@@ -383,6 +404,10 @@ fn cognitive_noise() -> f32 {
 
 fn characters() -> String {
     "characters".into()
+}
+
+fn fifth_held_out() -> f64 {
+    0.2
 }
 
 fn tenth() -> f64 {

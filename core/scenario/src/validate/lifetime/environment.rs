@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use lineage_env::{
-    Decision, DelayedMatch, Environment, GaussianClusters, Hmm, HmmParams, Icl, IclParams,
-    LinearTeacher, Positions, Sinusoids, Task, TeacherNetwork, Text, Vocabulary,
+    Dataset, DatasetSpec, DatasetTask, Decision, DelayedMatch, Environment, GaussianClusters, Hmm,
+    HmmParams, Icl, IclParams, LinearTeacher, Positions, Sinusoids, Task, TeacherNetwork, Text,
+    Vocabulary,
 };
 
 use crate::lifetime::EnvHandle;
@@ -85,6 +86,7 @@ impl<E> Check<'_, E> {
                 seed.resolve(self.seed),
             )
             .map(|e| Arc::new(e) as _),
+            RawEnvironment::Dataset { .. } => self.dataset(raw).map(|e| Arc::new(e) as _),
             RawEnvironment::Text {
                 path,
                 vocabulary,
@@ -203,6 +205,128 @@ impl<E> Check<'_, E> {
     }
 }
 
+impl<E> Check<'_, E> {
+    /// A `dataset`'s files read and checked. A key that does not fit the
+    /// task, or a missing file, is an error on that key; what is wrong
+    /// inside a file is [`lineage_env::EnvError`] naming the file and
+    /// array.
+    fn dataset(&self, raw: &RawEnvironment) -> Result<Dataset, lineage_env::EnvError> {
+        let RawEnvironment::Dataset {
+            path,
+            heldout_path,
+            task,
+            inputs,
+            labels,
+            targets,
+            tokens,
+            context,
+            heldout_fraction,
+            heldout,
+            standardize,
+            classes,
+            vocab,
+            seed,
+        } = raw
+        else {
+            unreachable!("called for a dataset")
+        };
+        let invalid = |message: String| lineage_env::EnvError::Invalid {
+            environment: "dataset",
+            message,
+        };
+        let task_kind = match (task.as_str(), context) {
+            ("classification", None) => DatasetTask::Classification,
+            ("regression", None) => DatasetTask::Regression,
+            ("sequences", None) => DatasetTask::Sequences,
+            ("tokens", Some(c)) => DatasetTask::Tokens { context: *c },
+            ("tokens", None) => {
+                return Err(invalid(
+                    "`context` is required for `task = \"tokens\"`".into(),
+                ));
+            }
+            (t, Some(_)) if DatasetTask::NAMES.contains(&t) => {
+                return Err(invalid(format!(
+                    "`context` applies to `task = \"tokens\"` only, not `{t}`"
+                )));
+            }
+            (t, _) => {
+                return Err(invalid(format!(
+                    "`task` is `{t}`; expected one of: {}",
+                    DatasetTask::NAMES.join(", ")
+                )));
+            }
+        };
+        // The one array name each task reads besides the inputs.
+        let (wanted, default, others) = match task_kind {
+            DatasetTask::Classification | DatasetTask::Sequences => {
+                ("labels", "y", [("targets", targets), ("tokens", tokens)])
+            }
+            DatasetTask::Regression => ("targets", "y", [("labels", labels), ("tokens", tokens)]),
+            DatasetTask::Tokens { .. } => (
+                "tokens",
+                "tokens",
+                [("labels", labels), ("targets", targets)],
+            ),
+        };
+        if let Some((key, _)) = others.iter().find(|(_, v)| v.is_some()) {
+            return Err(invalid(format!(
+                "`{key}` does not apply to `task = \"{task}\"` (it reads `{wanted}`)"
+            )));
+        }
+        if matches!(task_kind, DatasetTask::Tokens { .. }) && inputs.is_some() {
+            return Err(invalid(
+                "`inputs` does not apply to `task = \"tokens\"`".into(),
+            ));
+        }
+        if classes.is_some()
+            && !matches!(
+                task_kind,
+                DatasetTask::Classification | DatasetTask::Sequences
+            )
+        {
+            return Err(invalid(format!(
+                "`classes` does not apply to `task = \"{task}\"`"
+            )));
+        }
+        let name = match task_kind {
+            DatasetTask::Classification | DatasetTask::Sequences => labels,
+            DatasetTask::Regression => targets,
+            DatasetTask::Tokens { .. } => tokens,
+        };
+        let file = |field: &str, p: &str| {
+            let file = self.data_path(&format!("lifetime.environment.{field}"), p);
+            if file.is_file() {
+                Ok(file)
+            } else {
+                Err(lineage_env::EnvError::Io {
+                    environment: "dataset",
+                    path: file.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("no such file (`{field}`)"),
+                    ),
+                })
+            }
+        };
+        Dataset::new(&DatasetSpec {
+            path: file("path", path)?,
+            heldout_path: heldout_path
+                .as_deref()
+                .map(|h| file("heldout_path", h))
+                .transpose()?,
+            task: task_kind,
+            inputs: inputs.clone().unwrap_or_else(|| "x".into()),
+            targets: name.clone().unwrap_or_else(|| default.into()),
+            heldout_fraction: *heldout_fraction,
+            heldout: *heldout,
+            standardize: *standardize,
+            classes: classes.clone(),
+            vocab: *vocab,
+            seed: seed.resolve(self.seed),
+        })
+    }
+}
+
 /// Pairs Reddy's random-offset positions make room for by default (65
 /// slots).
 pub(super) const MAX_PAIRS_DEFAULT: usize = 32;
@@ -229,6 +353,22 @@ pub(super) fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
             "seed",
         ],
         RawEnvironment::Text { .. } => &["path", "vocabulary", "context", "validation", "heldout"],
+        RawEnvironment::Dataset { .. } => &[
+            "path",
+            "heldout_path",
+            "task",
+            "inputs",
+            "labels",
+            "targets",
+            "tokens",
+            "context",
+            "heldout_fraction",
+            "heldout",
+            "standardize",
+            "classes",
+            "vocab",
+            "seed",
+        ],
         RawEnvironment::Icl { .. } => &[
             "classes",
             "dim",

@@ -143,6 +143,13 @@ impl<E> Check<'_, E> {
                 self.at_most(&env("context"), *context, MAX_CONTEXT)?;
                 Vec::new()
             }
+            RawEnvironment::Dataset {
+                context, heldout, ..
+            } => {
+                self.at_most(&env("heldout"), *heldout, MAX_EXAMPLES)?;
+                self.at_most(&env("context"), context.unwrap_or(0), MAX_CONTEXT)?;
+                Vec::new()
+            }
             RawEnvironment::Icl {
                 heldout,
                 probe_sequences,
@@ -258,6 +265,18 @@ impl<E> Check<'_, E> {
                 let file = self.data_path("lifetime.environment.path", path);
                 std::fs::metadata(&file).map_or(0, |m| m.len())
             }
+            RawEnvironment::Dataset {
+                path, heldout_path, ..
+            } => {
+                let bound = |field: &str, p: &str| {
+                    let file = self.data_path(&format!("lifetime.environment.{field}"), p);
+                    lineage_env::dataset::read::decoded_bound(&file)
+                };
+                let held = heldout_path
+                    .as_deref()
+                    .map_or(0, |h| bound("heldout_path", h));
+                bound("path", path).saturating_add(held)
+            }
             _ => 0,
         };
         let env_parts = memory::environment(&raw.environment, file_len);
@@ -293,6 +312,17 @@ impl<E> Check<'_, E> {
             return self.err(
                 "budget",
                 "expected a data budget of at least 1 example, found 0",
+            );
+        }
+        if let Some(n) = environment.env.draw_limit()
+            && raw.budget > n
+        {
+            return self.err(
+                "budget",
+                format!(
+                    "a lifetime cannot draw {} examples: the data set's training part holds {n}",
+                    raw.budget
+                ),
             );
         }
         if raw.batch == 0 {
