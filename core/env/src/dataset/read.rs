@@ -399,7 +399,12 @@ fn csv(reader: impl Read, names: &[&str]) -> Result<Vec<Array>, (Option<String>,
     }
     if rest {
         let x: Vec<f32> = (0..rows)
-            .flat_map(|r| others.iter().map(|&c| cells[c][r] as f32).collect::<Vec<_>>())
+            .flat_map(|r| {
+                others
+                    .iter()
+                    .map(|&c| cells[c][r] as f32)
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let array = Array {
             shape: vec![rows, others.len()],

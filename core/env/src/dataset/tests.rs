@@ -371,6 +371,15 @@ fn readers_survive_truncations_and_byte_flips() {
     let classify = |p: &Path| spec(p, DatasetTask::Classification);
     let archive = std::fs::read(clusters_npz(dir.path())).unwrap();
     fuzz(dir.path(), "f.npz", &archive, classify);
+    // A real file, as numpy's savez_compressed wrote it.
+    let digits =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/data/digits/digits.npz");
+    fuzz(
+        dir.path(),
+        "digits.npz",
+        &std::fs::read(digits).unwrap(),
+        classify,
+    );
     let stored = {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default()
