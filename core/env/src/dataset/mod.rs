@@ -95,10 +95,25 @@ pub struct DatasetSpec {
 /// A data set read from files.
 pub struct Dataset {
     task: Task,
-    train: Batch,
+    train: Arc<Batch>,
     heldout: Arc<Batch>,
     files: Vec<DataFile>,
+    /// Keeps the shared copy alive while this data set is.
+    _shared: Option<Arc<Shared>>,
 }
+
+/// A data set's data as the process shares it.
+struct Shared {
+    task: Task,
+    train: Arc<Batch>,
+    heldout: Arc<Batch>,
+}
+
+/// The data sets this process has read, by what was asked and the files'
+/// hashes; entries whose data nobody holds any more are dropped.
+#[allow(clippy::type_complexity)]
+static CACHE: std::sync::Mutex<Vec<(DatasetSpec, Vec<DataFile>, std::sync::Weak<Shared>)>> =
+    std::sync::Mutex::new(Vec::new());
 
 impl std::fmt::Debug for Dataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,16 +151,43 @@ impl Dataset {
         if let Some(h) = &spec.heldout_path {
             files.push(data_file(h)?);
         }
+        // One copy per process: every condition, phase or island that
+        // names the same files the same way shares the data read first.
+        let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|(_, _, data)| data.strong_count() > 0);
+        let shared = cache
+            .iter()
+            .find(|(s, f, _)| s == spec && *f == files)
+            .and_then(|(_, _, data)| data.upgrade());
+        if let Some(data) = shared {
+            return Ok(Dataset {
+                task: data.task.clone(),
+                train: data.train.clone(),
+                heldout: data.heldout.clone(),
+                files,
+                _shared: Some(data),
+            });
+        }
         let dataset = match spec.task {
             DatasetTask::Tokens { context } => Dataset::tokens(spec, context)?,
             _ => Dataset::examples(spec)?,
         };
-        Ok(Dataset { files, ..dataset })
+        let data = Arc::new(Shared {
+            task: dataset.task.clone(),
+            train: dataset.train.clone(),
+            heldout: dataset.heldout.clone(),
+        });
+        cache.push((spec.clone(), files.clone(), Arc::downgrade(&data)));
+        Ok(Dataset {
+            files,
+            _shared: Some(data),
+            ..dataset
+        })
     }
 
     /// Examples in the training part.
     pub fn train_len(&self) -> usize {
-        match &self.train {
+        match &*self.train {
             Batch::Tokens { tokens, .. } => tokens.len(),
             b => b.len(),
         }
@@ -221,9 +263,10 @@ impl Dataset {
         };
         Ok(Dataset {
             task,
-            train: batch(spec.task, train),
+            train: Arc::new(batch(spec.task, train)),
             heldout: Arc::new(batch(spec.task, held)),
             files: Vec::new(),
+            _shared: None,
         })
     }
 
@@ -296,12 +339,13 @@ impl Dataset {
                 len: window,
                 tokens: windows,
             }),
-            train: Batch::Tokens {
+            train: Arc::new(Batch::Tokens {
                 n: 1,
                 len: train.len(),
                 tokens: train,
-            },
+            }),
             files: Vec::new(),
+            _shared: None,
         })
     }
 }
@@ -565,7 +609,7 @@ impl Environment for Dataset {
     }
 
     fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
-        let train = match &self.train {
+        let train = match &*self.train {
             Batch::Tokens { tokens, .. } => {
                 let Task::NextToken { context, .. } = self.task else {
                     unreachable!("a token stream has a next-token task")
@@ -610,7 +654,7 @@ impl Environment for Dataset {
     }
 
     fn draw_limit(&self) -> Option<usize> {
-        match self.train {
+        match *self.train {
             Batch::Tokens { .. } => None,
             ref examples => Some(examples.len()),
         }

@@ -105,7 +105,7 @@ fn classification_from_npz_splits_standardises_on_train_and_draws_lifetimes() {
         }
     );
     assert_eq!((env.train_len(), env.heldout.len()), (30, 10));
-    let Batch::Labeled { x, labels, .. } = &env.train else {
+    let Batch::Labeled { x, labels, .. } = &*env.train else {
         panic!("labelled")
     };
     // Standardised with the training part's moments: mean 0, spread 1 there.
@@ -146,6 +146,35 @@ fn classification_from_npz_splits_standardises_on_train_and_draws_lifetimes() {
 }
 
 #[test]
+fn the_same_files_read_the_same_way_are_one_copy_per_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = clusters_npz(dir.path());
+    let s = spec(&path, DatasetTask::Classification);
+    let (a, b) = (Dataset::new(&s).unwrap(), Dataset::new(&s).unwrap());
+    assert!(Arc::ptr_eq(&a.train, &b.train) && Arc::ptr_eq(&a.heldout, &b.heldout));
+    // Asked another way, or the file changed: read again.
+    let mut standardized = s.clone();
+    standardized.standardize = true;
+    assert!(!Arc::ptr_eq(
+        &Dataset::new(&standardized).unwrap().train,
+        &a.train
+    ));
+    let (mut x, y) = clusters();
+    x[0] = 99.0;
+    std::fs::write(
+        &path,
+        npz(&[
+            ("x", npy("<f4", &[40, 3], &f32s(&x))),
+            ("y", npy("<i8", &[40], &i64s(&y))),
+        ]),
+    )
+    .unwrap();
+    let c = Dataset::new(&s).unwrap();
+    assert!(!Arc::ptr_eq(&c.train, &a.train));
+    assert_ne!(c.data_files(), a.data_files());
+}
+
+#[test]
 fn a_class_subset_keeps_and_renumbers_its_classes() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec(&clusters_npz(dir.path()), DatasetTask::Classification);
@@ -159,7 +188,7 @@ fn a_class_subset_keeps_and_renumbers_its_classes() {
         }
     );
     assert_eq!(env.train_len() + env.heldout.len(), 20);
-    let Batch::Labeled { x, labels, .. } = &env.train else {
+    let Batch::Labeled { x, labels, .. } = &*env.train else {
         panic!()
     };
     for (row, &l) in x.chunks(3).zip(labels) {
@@ -186,7 +215,7 @@ fn regression_from_csv_reads_every_other_column_as_inputs() {
             outputs: 1
         }
     );
-    let Batch::Dense { x, y, n } = &env.train else {
+    let Batch::Dense { x, y, n } = &*env.train else {
         panic!()
     };
     assert_eq!(*n, 15);
@@ -225,7 +254,7 @@ fn sequences_from_safetensors_leave_negative_labels_unscored() {
             steps: 3
         }
     );
-    let Batch::Sequences { labels, .. } = &env.train else {
+    let Batch::Sequences { labels, .. } = &*env.train else {
         panic!()
     };
     assert!(labels.chunks(3).all(|s| s[0] == IGNORE && s[1] < 2));
