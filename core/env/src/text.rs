@@ -30,6 +30,8 @@ pub struct Text {
     context: usize,
     train_len: usize,
     heldout: Arc<Batch>,
+    /// The file it was read from, if any (for the run's manifest).
+    file: Option<crate::DataFile>,
 }
 
 impl Text {
@@ -46,7 +48,13 @@ impl Text {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_bytes(&bytes, vocabulary, context, validation, heldout)
+        let mut text = Self::from_bytes(&bytes, vocabulary, context, validation, heldout)?;
+        text.file = Some(crate::DataFile {
+            path: path.display().to_string(),
+            bytes: bytes.len() as u64,
+            sha256: crate::dataset::sha256_hex(&bytes),
+        });
+        Ok(text)
     }
 
     /// Tokenises `bytes` and builds the held-out windows.
@@ -107,6 +115,7 @@ impl Text {
         }
         let vocab = symbols.len();
         Ok(Text {
+            file: None,
             tokens: tokens.into(),
             vocab,
             symbols,
@@ -132,6 +141,10 @@ impl Text {
 }
 
 impl Environment for Text {
+    fn data_files(&self) -> Vec<crate::DataFile> {
+        self.file.iter().cloned().collect()
+    }
+
     fn name(&self) -> &str {
         "text"
     }
@@ -170,6 +183,21 @@ mod tests {
     const TEXT: &[u8] =
         b"To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer \
 the slings and arrows of outrageous fortune, or to take arms against a sea of troubles.";
+
+    #[test]
+    fn a_text_read_from_a_file_records_it_for_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.txt");
+        std::fs::write(&path, TEXT).unwrap();
+        let env = Text::from_file(&path, Vocabulary::Characters, 8, 0.25, 4).unwrap();
+        let files = env.data_files();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].bytes, TEXT.len() as u64);
+        assert_eq!(files[0].sha256, crate::dataset::sha256_hex(TEXT));
+        assert_eq!(files[0], crate::dataset::data_file(&path).unwrap());
+        let from_bytes = Text::from_bytes(TEXT, Vocabulary::Characters, 8, 0.25, 4).unwrap();
+        assert!(from_bytes.data_files().is_empty());
+    }
 
     #[test]
     fn windows_are_contiguous_text_from_the_right_split() {

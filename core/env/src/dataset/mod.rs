@@ -350,6 +350,11 @@ impl Dataset {
     }
 }
 
+/// The SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
 /// A file's size and SHA-256.
 pub fn data_file(path: &Path) -> Result<DataFile, EnvError> {
     let io = |source| EnvError::Io {
