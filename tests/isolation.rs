@@ -214,7 +214,7 @@ fn load_and_create_errors_in_the_worker_are_load_time_errors() {
         (
             faulty(tmp.path(), "abi999", &["-DFAULTY_ABI=999"]),
             "",
-            "ABI version 999, but this Lineage speaks ABI versions 1 to 3",
+            "ABI version 999, but this Lineage speaks ABI versions 1 to 4",
         ),
         (
             faulty(tmp.path(), "noentry", &["-DFAULTY_NO_ENTRY"]),

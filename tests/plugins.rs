@@ -13,82 +13,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{column, csv, lineage, lineage_ok, read, s, write_scenario};
+use common::{column, csv, dylib, lineage, lineage_ok, read, s, write_scenario};
 
 /// The folder the `lineage` binary (and the workspace's plugins) are built
 /// into.
-fn build_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_lineage"))
-        .parent()
-        .expect("the binary has a folder")
-        .to_path_buf()
-}
-
-fn dylib(name: &str) -> String {
-    format!(
-        "{}{name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    )
-}
-
 /// Builds the workspace's Rust plugins once, with the binary's profile, and
 /// returns the folder they are in.
 fn workspace_plugins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = build_dir();
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(common::root()).args([
-            "build",
-            "-p",
+        common::build_workspace_packages(&[
             "lineage-example-accuracy",
-            "-p",
             "lineage-test-panicky",
-            "-p",
             "lineage-test-services",
         ]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "building the example plugins failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
+        common::build_dir()
     })
 }
 
-fn c_compiler() -> String {
-    std::env::var("CC").unwrap_or_else(|_| "cc".into())
-}
-
-/// Compiles C `sources` into the shared library `out`.
+/// Compiles C `sources` into the shared library `out` against the SDK's
+/// header.
 fn compile_c(sources: &[&Path], defines: &[&str], out: &Path) {
-    let include = common::root().join("plugins/sdk/include");
-    let result = Command::new(c_compiler())
-        .args(["-shared", "-fPIC", "-O1", "-std=c11", "-Wall", "-Wextra", "-Werror"])
-        .arg("-I")
-        .arg(&include)
-        .args(defines)
-        .args(sources)
-        .arg("-o")
-        .arg(out)
-        .arg("-lm")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run the C compiler `{}` ({e}): install one (apt-get install build-essential) or set $CC",
-                c_compiler()
-            )
-        });
-    assert!(
-        result.status.success(),
-        "compiling {sources:?} failed:\n{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    common::compile_c(sources, None, defines, out);
 }
 
 /// `tests/plugins/faulty.c` built with `defines` into `dir/name`.
@@ -440,7 +386,7 @@ fn c_example_scores_learning_speed_from_the_curve() {
     let check = lineage_ok(&["plugins", "check", s(&lib)]);
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(
-        text.contains("learning_speed 1.0.0 (ABI version 3)"),
+        text.contains("learning_speed 1.0.0 (ABI version 4)"),
         "{text}"
     );
     assert!(text.contains("fitness learning_speed: auc (minimize), steps_to_half (minimize)"));
@@ -486,31 +432,14 @@ fn scaffolded_plugin_drives_selection(lang: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("my-fit");
     lineage_ok(&["new-plugin", "my-fit", "--lang", lang, "--out", s(&dir)]);
-    let build = match lang {
-        "rust" => Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--offline"])
-            .env_remove("CARGO_TARGET_DIR")
-            .current_dir(&dir)
-            .output(),
-        _ => Command::new("make")
-            .env("CC", c_compiler())
-            .current_dir(&dir)
-            .output(),
-    }
-    .expect("the build tool runs");
-    assert!(
-        build.status.success(),
-        "building the new plugin failed:\n{}{}",
-        String::from_utf8_lossy(&build.stdout),
-        String::from_utf8_lossy(&build.stderr)
-    );
+    common::build_scaffold(&dir, lang);
     let lib = match lang {
         "rust" => dir.join("target/release").join(dylib("my_fit")),
         _ => dir.join(dylib("my_fit")),
     };
     let check = lineage_ok(&["plugins", "check", s(&lib)]);
     let text = String::from_utf8_lossy(&check.stdout);
-    assert!(text.contains("my_fit 0.1.0 (ABI version 3)"), "{text}");
+    assert!(text.contains("my_fit 0.1.0 (ABI version 4)"), "{text}");
     assert!(text.contains("distance: ok"), "{text}");
 
     let run = tmp.path().join("run");
@@ -590,7 +519,7 @@ fn an_abi_mismatch_is_refused_with_both_versions() {
     load_fails(
         tmp.path(),
         &scenario,
-        &[s(&lib), "ABI version 999", "ABI versions 1 to 3"],
+        &[s(&lib), "ABI version 999", "ABI versions 1 to 4"],
     );
     let check = lineage(&["plugins", "check", s(&lib)]);
     assert_eq!(check.status.code(), Some(2));
@@ -826,7 +755,7 @@ fn plugins_list_shows_what_the_search_path_holds() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("faulty 0.0.1 (ABI version 3)"), "{text}");
+    assert!(text.contains("faulty 0.0.1 (ABI version 4)"), "{text}");
     assert!(text.contains("fitness score: value (maximize)"), "{text}");
     assert!(text.contains("ABI version 999"), "{text}");
     // And a run finds a plugin by name there.

@@ -26,6 +26,8 @@ fn every_rust_file_opens_with_module_docs() {
     assert!(missing.is_empty(), "missing `//!` docs: {missing:#?}");
 }
 
+/// Every shipped scenario validates, but those whose environment an
+/// example plugin supplies: their own tests build the plugin and run them.
 #[test]
 fn every_shipped_scenario_validates() {
     let mut count = 0;
@@ -34,7 +36,9 @@ fn every_shipped_scenario_validates() {
         .flatten()
     {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "toml") {
+        let needs_a_plugin_built =
+            || common::needs_a_plugin_built(&std::fs::read_to_string(&path).unwrap());
+        if path.extension().is_some_and(|e| e == "toml") && !needs_a_plugin_built() {
             if let Err(e) = lineage_scenario::load(&path, &Default::default()) {
                 panic!("{} does not validate:\n{e}", path.display());
             }

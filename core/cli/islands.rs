@@ -145,7 +145,7 @@ pub(crate) fn run(scenario: &Scenario, options: RunOptions, quiet: bool) -> Resu
         // Every island's plugins load before anything is written; every
         // process hears whether they did everywhere.
         let prepared = islands.scenarios.iter().try_for_each(|island| {
-            lineage_engine::plugins::Evaluation::prepare(island, &[]).map(|_| ())
+            lineage_engine::plugins::Evaluation::prepare(island, &[], None).map(|_| ())
         });
         lineage_engine::islands::agree(fabric, None, 0, prepared, false)?;
         let progress = progress(

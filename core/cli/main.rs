@@ -92,6 +92,11 @@ enum Command {
         /// this (e.g. 8GiB; default: the machine's available memory).
         #[arg(long, value_parser = lineage_scenario::parse_size)]
         memory_limit: Option<u64>,
+        /// Go on although a plugin's library changed since the run started
+        /// (a plugin fixed after it stopped the run): the manifest keeps the
+        /// library it replaced and the generation the new one took over at.
+        #[arg(long)]
+        accept_changed_plugins: bool,
     },
     /// Print a run's summary table.
     Inspect {
@@ -297,7 +302,7 @@ fn dispatch(command: Command, log_format: islands::LogFormat) -> Result<(), Fail
                 // Every condition's plugins load before anything is
                 // written, as for a single run.
                 for run in scenario.conditions.iter().filter_map(|c| c.runs.first()) {
-                    lineage_engine::plugins::Evaluation::prepare(run, &[])?;
+                    lineage_engine::plugins::Evaluation::prepare(run, &[], None)?;
                 }
                 let root = lineage_engine::conditions::create_root(&scenario, out.as_deref())?;
                 return drive_conditions(&scenario, &root, threads, quiet);
@@ -316,7 +321,7 @@ fn dispatch(command: Command, log_format: islands::LogFormat) -> Result<(), Fail
             let mut s = lineage_scenario::load(&scenario, &overrides)?;
             // Plugins load and create their instances as a run would, so a
             // bad library or configuration shows here too.
-            let (_, objectives) = lineage_engine::plugins::Evaluation::prepare(&s, &[])?;
+            let (_, objectives) = lineage_engine::plugins::Evaluation::prepare(&s, &[], None)?;
             s.objectives = objectives;
             println!("{}: valid", scenario.display());
             print_scenario(&s);
@@ -329,6 +334,7 @@ fn dispatch(command: Command, log_format: islands::LogFormat) -> Result<(), Fail
             threads,
             quiet,
             memory_limit,
+            accept_changed_plugins,
         } => {
             let limited = Overrides {
                 memory_limit,
@@ -358,7 +364,7 @@ fn dispatch(command: Command, log_format: islands::LogFormat) -> Result<(), Fail
                     lineage_scenario::load(&path, &limited)?;
                 }
             }
-            match Run::resume(&run_dir, generations, threads)? {
+            match Run::resume_accepting(&run_dir, generations, threads, accept_changed_plugins)? {
                 Resumed::Running(run) => drive(*run, quiet),
                 Resumed::Finished(finished) => {
                     println!("{finished}; nothing to do");

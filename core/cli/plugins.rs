@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use lineage_plugin_host::{Instance, Kind, Plugin, PluginError, SearchPath};
+use lineage_plugin_host::{Instance, Kind, Plugin, PluginEnvironment, PluginError, SearchPath};
+use rand::SeedableRng;
 
 use crate::Failure;
 
@@ -32,6 +33,14 @@ pub enum Lang {
     C,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PluginKind {
+    /// A fitness function that scores organisms.
+    Fitness,
+    /// An environment lifetimes learn in (ABI 4).
+    Environment,
+}
+
 #[derive(Args)]
 pub struct NewPluginArgs {
     /// The plugin's name (lower case, digits, `_` or `-`).
@@ -39,6 +48,9 @@ pub struct NewPluginArgs {
     /// The language of the new plugin.
     #[arg(long, value_enum, default_value_t = Lang::Rust)]
     lang: Lang,
+    /// What the new plugin offers.
+    #[arg(long, value_enum, default_value_t = PluginKind::Fitness)]
+    kind: PluginKind,
     /// Folder to create (default: ./NAME).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -66,13 +78,70 @@ fn check(library: &str) -> Result<(), Failure> {
     let plugin = Plugin::load(&path).map_err(load_error)?;
     print!("{}", describe(&plugin));
     println!("  instances with an empty configuration:");
+    let mut failed = Vec::new();
     for o in &plugin.offerings {
-        match Instance::create(&plugin, &o.name, "", &[]) {
-            Ok(_) => println!("    {}: ok", o.name),
-            Err(e) => println!("    {}: {e}", o.name),
+        let outcome = if o.kind == Kind::Environment {
+            check_environment(&plugin, &o.name)
+        } else {
+            Instance::create(&plugin, &o.name, "", &[])
+                .map(|_| "ok".to_owned())
+                .map_err(|e| e.to_string())
+        };
+        match outcome {
+            Ok(ok) => println!("    {}: {ok}", o.name),
+            Err(e) => {
+                println!("    {}: {e}", o.name);
+                failed.push(o.name.as_str());
+            }
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::bad_input(format!(
+            "plugin `{}`: {} cannot be created with an empty configuration (see above); a scenario must configure {}",
+            plugin.name,
+            failed.join(", "),
+            if failed.len() == 1 { "it" } else { "them" }
+        )))
+    }
+}
+
+/// An environment created with an empty configuration and seed 0, its
+/// held-out and probe sets and one lifetime of 32 examples drawn and
+/// checked as a run would: `ok` and its task, or what is wrong.
+fn check_environment(plugin: &std::sync::Arc<Plugin>, offering: &str) -> Result<String, String> {
+    use lineage_env::Environment;
+    let env = PluginEnvironment::create(plugin, offering, "", &[], 0, &|_| Ok(()))
+        .map_err(|e| e.to_string())?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let life = env.lifetime(&mut rng, 32).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "ok ({}; held-out set of {}; {} probe sets; a lifetime of 32 checked)",
+        describe_task(&env.task()),
+        life.heldout.len(),
+        env.probe_sets().len()
+    ))
+}
+
+fn describe_task(task: &lineage_env::Task) -> String {
+    use lineage_env::Task;
+    match task {
+        Task::Regression { inputs, outputs } => {
+            format!("regression, {inputs} inputs to {outputs} outputs")
+        }
+        Task::Classification { inputs, classes } => {
+            format!("classification, {inputs} inputs, {classes} classes")
+        }
+        Task::SequenceClassification {
+            inputs,
+            classes,
+            steps,
+        } => format!("sequences of {steps} steps, {inputs} inputs, {classes} classes"),
+        Task::NextToken { vocab, context } => {
+            format!("next token, vocabulary {vocab}, context {context}")
+        }
+    }
 }
 
 fn describe(plugin: &Plugin) -> String {
@@ -94,6 +163,7 @@ fn describe(plugin: &Plugin) -> String {
         let kind = match o.kind {
             Kind::Fitness => "fitness",
             Kind::Suite => "suite",
+            Kind::Environment => "environment",
         };
         let metrics: Vec<String> = o
             .metrics
@@ -105,11 +175,15 @@ fn describe(plugin: &Plugin) -> String {
         } else {
             ""
         };
-        out.push_str(&format!(
-            "    {kind} {}: {}{reads}\n",
-            o.name,
-            metrics.join(", ")
-        ));
+        if o.kind == Kind::Environment {
+            out.push_str(&format!("    {kind} {}\n", o.name));
+        } else {
+            out.push_str(&format!(
+                "    {kind} {}: {}{reads}\n",
+                o.name,
+                metrics.join(", ")
+            ));
+        }
         if !o.description.is_empty() {
             out.push_str(&format!("      {}\n", o.description));
         }
@@ -165,6 +239,12 @@ pub fn new_plugin(args: &NewPluginArgs) -> Result<(), Failure> {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     );
+    let environment = args.kind == PluginKind::Environment;
+    let (rust_lib, c_source, scenario, readme) = if environment {
+        (RUST_ENV_LIB, C_ENV_SOURCE, ENV_SCENARIO, ENV_README)
+    } else {
+        (RUST_LIB, C_SOURCE, SCENARIO, README)
+    };
     let files: Vec<(PathBuf, String)> = match args.lang {
         Lang::Rust => {
             let sdk = match &args.sdk {
@@ -184,15 +264,15 @@ pub fn new_plugin(args: &NewPluginArgs) -> Result<(), Failure> {
                     fill(RUST_CARGO, name, &ident)
                         .replace("{sdk}", &sdk.display().to_string().replace('\\', "/")),
                 ),
-                ("src/lib.rs".into(), fill(RUST_LIB, name, &ident)),
+                ("src/lib.rs".into(), fill(rust_lib, name, &ident)),
                 (
                     "scenario.toml".into(),
-                    fill(SCENARIO, name, &ident)
+                    fill(scenario, name, &ident)
                         .replace("{library}", &format!("target/release/{lib_file}")),
                 ),
                 (
                     "README.md".into(),
-                    fill(README, name, &ident)
+                    fill(readme, name, &ident)
                         .replace("{build}", "cargo build --release")
                         .replace("{library}", &format!("target/release/{lib_file}")),
                 ),
@@ -200,18 +280,18 @@ pub fn new_plugin(args: &NewPluginArgs) -> Result<(), Failure> {
         }
         Lang::C => vec![
             ("lineage_plugin.h".into(), HEADER.to_owned()),
-            (format!("{ident}.c").into(), fill(C_SOURCE, name, &ident)),
+            (format!("{ident}.c").into(), fill(c_source, name, &ident)),
             (
                 "Makefile".into(),
                 fill(C_MAKEFILE, name, &ident).replace("{lib}", &lib_file),
             ),
             (
                 "scenario.toml".into(),
-                fill(SCENARIO, name, &ident).replace("{library}", &lib_file),
+                fill(scenario, name, &ident).replace("{library}", &lib_file),
             ),
             (
                 "README.md".into(),
-                fill(README, name, &ident)
+                fill(readme, name, &ident)
                     .replace("{build}", "make")
                     .replace("{library}", &lib_file),
             ),
@@ -491,4 +571,319 @@ real genes to a configured target.
 `scenario.toml` loads it with `[plugins.{ident}] library = "{library}"` and selects on it with
 `fitness.function = "{ident}:distance"`. A library named without a path is looked up in the
 scenario's folder, in `LINEAGE_PLUGIN_PATH`, and in the Lineage workspace's build output.
+"#;
+
+const RUST_ENV_LIB: &str = r#"//! `{name}`: a Lineage plugin with one environment, `halfspace`: lifetimes
+//! learn which side of a fixed hyperplane a noisy point lies on (a
+//! two-class classification task). Replace the task with yours: describe it
+//! in `describe`, draw its examples in `fill`.
+//!
+//! A scenario names it as its lifetime's environment:
+//!
+//! ```toml
+//! [plugins.{ident}]
+//! library = "target/release/lib{ident}.so"
+//!
+//! [lifetime]
+//! environment = { plugin = "{ident}:halfspace", seed = 1, inputs = 8, noise = 0.1 }
+//! ```
+//!
+//! Every key but `plugin` and `seed` reaches `Plugin::environment` as its
+//! configuration. Draw only from each fill's seed (`Rng::new(seed)`): the
+//! host takes it from the organism's own random stream, so runs are the
+//! same whatever the thread count, after a resume, and in a worker process.
+
+use lineage_plugin::{
+    export_plugin, Config, Description, Environment, Error, Evaluate, Examples, Offering, Part,
+    Plugin, Rng, Task,
+};
+
+/// Points drawn from a standard normal; the label says on which side of
+/// the hyperplane through 0 with normal `normal` they lie, after noise.
+struct Halfspace {
+    normal: Vec<f64>,
+    noise: f64,
+    heldout: usize,
+}
+
+impl Environment for Halfspace {
+    fn describe(&self) -> Description {
+        Description::new(
+            Task::Classification {
+                inputs: self.normal.len(),
+                classes: 2,
+            },
+            self.heldout,
+        )
+    }
+
+    fn fill(&self, _part: Part, seed: u64, out: &mut Examples<'_>) -> Result<(), Error> {
+        let mut rng = Rng::new(seed);
+        for i in 0..out.len() {
+            let mut side = self.noise * rng.normal();
+            for (v, w) in out.x_of(i).iter_mut().zip(&self.normal) {
+                let z = rng.normal();
+                *v = z as f32;
+                side += z * w;
+            }
+            out.labels_of(i)[0] = u32::from(side > 0.0);
+        }
+        Ok(())
+    }
+}
+
+struct ThisPlugin;
+
+impl Plugin for ThisPlugin {
+    const NAME: &'static str = "{ident}";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "an environment: which side of a hyperplane a point lies on";
+
+    fn offerings() -> Vec<Offering> {
+        vec![Offering::environment(
+            "halfspace",
+            "which side of a fixed hyperplane a noisy point lies on",
+        )]
+    }
+
+    fn create(offering: &str, _config: &Config) -> Result<Box<dyn Evaluate>, Error> {
+        Err(Error::new(format!("`{offering}` is an environment")))
+    }
+
+    fn environment(offering: &str, config: &Config) -> Result<Box<dyn Environment>, Error> {
+        if offering != "halfspace" {
+            return Err(Error::new(format!("no environment `{offering}`")));
+        }
+        config.expect_keys(&["inputs", "noise", "heldout"])?;
+        let inputs = config.usize("inputs")?.unwrap_or(8);
+        if !(1..=4096).contains(&inputs) {
+            return Err(Error::new(format!("`inputs` must be 1 to 4096, found {inputs}")));
+        }
+        let noise = config.f64("noise")?.unwrap_or(0.1);
+        if !(noise >= 0.0 && noise.is_finite()) {
+            return Err(Error::new(format!("`noise` must be finite and >= 0, found {noise}")));
+        }
+        let heldout = config.usize("heldout")?.unwrap_or(500);
+        if heldout == 0 {
+            return Err(Error::new("`heldout` must be at least 1"));
+        }
+        // The hyperplane is part of the world: the same in every fill.
+        let mut rng = Rng::new(0x5EED);
+        let normal = (0..inputs).map(|_| rng.normal()).collect();
+        Ok(Box::new(Halfspace {
+            normal,
+            noise,
+            heldout,
+        }))
+    }
+}
+
+export_plugin!(ThisPlugin);
+"#;
+
+const C_ENV_SOURCE: &str = r#"/* {name}: a Lineage plugin with one environment, `halfspace`: lifetimes
+ * learn which side of a fixed hyperplane a noisy point lies on (a two-class
+ * classification task). Replace the task with yours: describe it in
+ * task(), draw its examples in fill(). lineage_plugin.h, section
+ * "Environments", has the contract.
+ *
+ * A scenario names it as its lifetime's environment:
+ *
+ *   [plugins.{ident}]
+ *   library = "lib{ident}.so"
+ *
+ *   [lifetime]
+ *   environment = { plugin = "{ident}:halfspace", seed = 1, inputs = 8, noise = 0.1 }
+ *
+ * Every key but plugin and seed reaches create() as its configuration.
+ * Draw only from each fill's seed: the host takes it from the organism's
+ * own random stream, so runs are the same whatever the thread count, after
+ * a resume, and in a worker process.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lineage_plugin.h"
+
+#define MAX_INPUTS 4096
+
+typedef struct {
+    size_t inputs, heldout;
+    double noise;
+    double normal[MAX_INPUTS];
+} Halfspace;
+
+/* SplitMix64: a small generator drawn from the seed alone. */
+static uint64_t next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double normal(uint64_t *s) {
+    double u = 1.0 - (next(s) >> 11) * (1.0 / 9007199254740992.0);
+    double v = (next(s) >> 11) * (1.0 / 9007199254740992.0);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static void fail(LnError *error, const char *message) {
+    if (error && error->message && error->capacity > 0) {
+        snprintf(error->message, error->capacity, "%s", message);
+    }
+}
+
+static LnStatus create(size_t offering, const LnConfig *config, void **instance,
+                       LnError *error) {
+    (void)offering; /* one offering */
+    Halfspace *h = malloc(sizeof *h);
+    if (!h) {
+        fail(error, "out of memory");
+        return LN_ERROR;
+    }
+    h->inputs = 8;
+    h->heldout = 500;
+    h->noise = 0.1;
+    char message[256];
+    for (size_t i = 0; config && i < config->n_entries; i++) {
+        const char *k = config->entries[i].key, *v = config->entries[i].value;
+        char *end = NULL;
+        double x = strtod(v, &end);
+        int number = end != v && isfinite(x);
+        if (strcmp(k, "inputs") == 0 && number && x >= 1 && x <= MAX_INPUTS) {
+            h->inputs = (size_t)x;
+        } else if (strcmp(k, "noise") == 0 && number && x >= 0) {
+            h->noise = x;
+        } else if (strcmp(k, "heldout") == 0 && number && x >= 1) {
+            h->heldout = (size_t)x;
+        } else {
+            if (strcmp(k, "inputs") == 0 || strcmp(k, "noise") == 0 || strcmp(k, "heldout") == 0) {
+                snprintf(message, sizeof message, "`%s` is out of range: %s", k, v);
+            } else {
+                snprintf(message, sizeof message,
+                         "unknown configuration key `%s` (expected: inputs, noise, heldout)", k);
+            }
+            fail(error, message);
+            free(h);
+            return LN_ERROR;
+        }
+    }
+    /* The hyperplane is part of the world: the same in every fill. */
+    uint64_t s = 0x5EED;
+    for (size_t j = 0; j < h->inputs; j++) {
+        h->normal[j] = normal(&s);
+    }
+    *instance = h;
+    return LN_OK;
+}
+
+static void destroy(void *instance) { free(instance); }
+
+static LnStatus task(void *instance, LnTask *out, LnError *error) {
+    (void)error;
+    const Halfspace *h = instance;
+    out->kind = LN_DATA_LABELED;
+    out->inputs = h->inputs;
+    out->outputs = 2; /* classes */
+    out->steps = 0;
+    out->heldout = h->heldout;
+    out->n_probes = 0;
+    out->has_direction = 0;
+    return LN_OK;
+}
+
+static LnStatus fill(void *instance, uint32_t what, size_t index, uint64_t seed, LnBatch *b,
+                     LnError *error) {
+    (void)what;
+    (void)index;
+    (void)error;
+    const Halfspace *h = instance;
+    uint64_t s = seed;
+    for (size_t i = 0; i < b->n; i++) {
+        double side = h->noise * normal(&s);
+        for (size_t j = 0; j < h->inputs; j++) {
+            double z = normal(&s);
+            b->x[i * h->inputs + j] = (float)z;
+            side += z * h->normal[j];
+        }
+        b->labels[i] = side > 0.0 ? 1u : 0u;
+    }
+    b->written = b->n;
+    return LN_OK;
+}
+
+static const LnEnvironmentApi environment = {task, NULL, NULL, fill};
+
+static const LnOffering offerings[] = {
+    {"halfspace", LN_ENVIRONMENT, NULL, 0,
+     "which side of a fixed hyperplane a noisy point lies on"},
+};
+
+static const LnPlugin plugin = {
+    .abi_version = LINEAGE_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(LnPlugin),
+    .name = "{ident}",
+    .version = "0.1.0",
+    .description = "an environment: which side of a hyperplane a point lies on",
+    .offerings = offerings,
+    .n_offerings = 1,
+    .create = create,
+    .evaluate = NULL, /* every offering is an environment */
+    .destroy = destroy,
+    .offering_reads = NULL,
+    .environment = &environment,
+};
+
+LINEAGE_PLUGIN_EXPORT const LnPlugin *lineage_plugin_entry(void) { return &plugin; }
+"#;
+
+const ENV_SCENARIO: &str = r#"# Lifetimes learn in {name}'s `halfspace` environment; evolution tunes
+# the learning rate (the `lr` gene) so that 64 examples teach the most.
+name = "{ident}-demo"
+seed = 1
+generations = 10
+population = 24
+
+[genome]
+genes = [{ name = "lr", min = 1e-3, max = 0.5, log = true }]
+
+[plugins.{ident}]
+library = "{library}"
+
+[fitness]
+function = "heldout_loss"
+
+[selection]
+method = "tournament"
+tournament_size = 3
+elitism = 1
+
+[mutation]
+sigma = 0.1
+gene_rate = 1.0
+
+[lifetime]
+budget = 64
+steps = 40
+batch = 16
+eval_every = 10
+environment = { plugin = "{ident}:halfspace", seed = 1, inputs = 8, noise = 0.1 }
+model = { kind = "mlp", hidden = [16], activation = "relu" }
+optimizer = { method = "sgd", momentum = 0.9 }
+"#;
+
+const ENV_README: &str = r#"# {name}
+
+A Lineage plugin: one environment, `halfspace`, a classification task lifetimes learn in
+(which side of a fixed hyperplane a noisy point lies on). Replace it with your task.
+
+    {build}
+    lineage plugins check {library}
+    lineage run scenario.toml
+
+`scenario.toml` loads it with `[plugins.{ident}] library = "{library}"` and learns in it with
+`lifetime.environment = { plugin = "{ident}:halfspace", ... }`; every key of that table but
+`plugin` and `seed` is the plugin's configuration. Draw examples from each fill's seed only.
 "#;

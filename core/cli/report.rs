@@ -126,6 +126,7 @@ mod tests {
                 path: "lib/x.so".into(),
                 sha256: "0".repeat(64),
                 isolation: "process".into(),
+                replaced: Vec::new(),
             })
             .unwrap()],
         }))

@@ -159,3 +159,115 @@ pub fn assert_island_populations(
         );
     }
 }
+
+/// True when a scenario's text names an environment a plugin supplies
+/// (an `environment` table with a `plugin` key, anywhere: `[lifetime]`, a
+/// condition's or island's `set`, an `[[environment]]` change): it loads
+/// that plugin's library to validate, so it needs the plugin built.
+pub fn needs_a_plugin_built(text: &str) -> bool {
+    fn walk(v: &toml::Value) -> bool {
+        match v {
+            toml::Value::Table(t) => t.iter().any(|(k, v)| {
+                (k == "environment" && v.as_table().is_some_and(|e| e.contains_key("plugin")))
+                    || walk(v)
+            }),
+            toml::Value::Array(a) => a.iter().any(walk),
+            _ => false,
+        }
+    }
+    text.parse::<toml::Table>()
+        .map(|t| walk(&toml::Value::Table(t)))
+        .unwrap_or(false)
+}
+
+/// A shared library's file name on this platform (`libNAME.so`).
+pub fn dylib(name: &str) -> String {
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// The system C compiler: `$CC`, else `cc`.
+pub fn c_compiler() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+}
+
+/// Compiles C `sources` into the shared library `out` against the header
+/// in `include` (the SDK's when `None`), warnings as errors.
+pub fn compile_c(sources: &[&Path], include: Option<&Path>, defines: &[&str], out: &Path) {
+    let include = include.map_or_else(|| root().join("plugins/sdk/include"), Path::to_path_buf);
+    let result = Command::new(c_compiler())
+        .args(["-shared", "-fPIC", "-O1", "-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(&include)
+        .args(defines)
+        .args(sources)
+        .arg("-o")
+        .arg(out)
+        .arg("-lm")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run the C compiler `{}` ({e}): install one (apt-get install build-essential) or set $CC",
+                c_compiler()
+            )
+        });
+    assert!(
+        result.status.success(),
+        "compiling {sources:?} failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+/// The folder the `lineage` binary is built into (which the plugin search
+/// path holds).
+pub fn build_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_lineage"))
+        .parent()
+        .expect("the binary has a folder")
+        .to_path_buf()
+}
+
+/// Builds the workspace's `packages` with the binary's profile, into
+/// [`build_dir`].
+pub fn build_workspace_packages(packages: &[&str]) {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root()).arg("build");
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    if build_dir().ends_with("release") {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building {packages:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds a project `lineage new-plugin` made in `dir`, where a user would:
+/// `cargo build --release` (Rust) or `make` (C).
+pub fn build_scaffold(dir: &Path, lang: &str) {
+    let build = match lang {
+        "rust" => Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--offline"])
+            .env_remove("CARGO_TARGET_DIR")
+            .current_dir(dir)
+            .output(),
+        _ => Command::new("make")
+            .env("CC", c_compiler())
+            .current_dir(dir)
+            .output(),
+    }
+    .expect("the build tool runs");
+    assert!(
+        build.status.success(),
+        "building the new plugin failed:\n{}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+}

@@ -254,8 +254,11 @@ static const LnOffering offerings[] = {
 
 static const LnPlugin plugin = {
     .abi_version = FAULTY_ABI,
-    /* A library built with an older header ends before offering_reads. */
-    .struct_size = FAULTY_ABI >= 3 ? sizeof(LnPlugin) : offsetof(LnPlugin, offering_reads),
+    /* A library built with an older header ends before offering_reads
+     * (versions 1 and 2) or before environment (version 3). */
+    .struct_size = FAULTY_ABI >= 4   ? sizeof(LnPlugin)
+                   : FAULTY_ABI == 3 ? offsetof(LnPlugin, environment)
+                                     : offsetof(LnPlugin, offering_reads),
     .name = "faulty",
     .version = "0.0.1",
     .description = "a plugin that misbehaves on request, for the host's tests",

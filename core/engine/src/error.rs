@@ -14,6 +14,16 @@ pub enum EngineError {
         /// What went wrong.
         message: String,
     },
+    /// An environment a plugin supplies failed or broke its contract while
+    /// drawing a lifetime's data (bad input: the run stops with the
+    /// generation kept to redo, and resumes once the plugin is fixed).
+    #[error("generation {generation}: {source}")]
+    Environment {
+        /// The generation.
+        generation: u32,
+        /// What went wrong, naming the plugin and offering.
+        source: lineage_env::EnvError,
+    },
     /// A file or directory operation failed.
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -92,7 +102,7 @@ pub enum EngineError {
     },
     /// A resumed run's plugin library is no longer the one it started with.
     #[error(
-        "plugin `{alias}`: {} changed since the run started (its SHA-256 differs from the manifest's); restore it, or start a new run",
+        "plugin `{alias}`: {} changed since the run started (its SHA-256 differs from the manifest's); restore it, start a new run, or resume with --accept-changed-plugins to go on with the new library (the manifest records the change)",
         path.display()
     )]
     PluginChanged {
@@ -154,7 +164,8 @@ impl EngineError {
             | EngineError::Plugin { .. }
             | EngineError::PluginUse { .. }
             | EngineError::PluginChanged { .. }
-            | EngineError::DataChanged { .. } => true,
+            | EngineError::DataChanged { .. }
+            | EngineError::Environment { .. } => true,
             EngineError::PluginEval { source, .. } => source.is_unfit(),
             _ => false,
         }

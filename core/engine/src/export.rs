@@ -65,7 +65,8 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
             "organism {id} does not learn: generation {generation} has no `[lifetime]`"
         )));
     };
-    let (life, indices, hyper) = lifetime_data(&cfg, scenario.seed, generation, id, &genome.0);
+    let (life, indices, hyper) = lifetime_data(&cfg, scenario.seed, generation, id, &genome.0)
+        .map_err(|source| EngineError::Environment { generation, source })?;
     let lens: Vec<usize> = cfg.model.params().iter().map(|p| p.len()).collect();
     let kept = match (stored.weights, stored.curve) {
         (Some(w), Some(curve)) => match (&w.birth, &w.learned) {

@@ -43,6 +43,20 @@ pub struct PluginRecord {
     /// Where it ran: `in-process` or `process` (a worker process).
     #[serde(default = "in_process")]
     pub isolation: String,
+    /// Libraries it replaced on a resume that accepted a changed library
+    /// (`lineage resume --accept-changed-plugins`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<ReplacedLibrary>,
+}
+
+/// A library a plugin's record replaced: which, and the generations it
+/// computed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplacedLibrary {
+    /// Its SHA-256.
+    pub sha256: String,
+    /// The first generation computed with the library after it.
+    pub until_generation: u32,
 }
 
 fn in_process() -> String {
@@ -80,10 +94,14 @@ pub struct Evaluation {
 impl Evaluation {
     /// Loads the scenario's plugins and creates every instance it needs.
     /// `recorded` (on resume) pins each plugin to the library the run
-    /// started with. Returns the objectives the fitness calls produce.
+    /// started with; a library that changed since is an error, unless
+    /// `accept_changed` names the generation the resume starts at, which
+    /// the record then notes with the library replaced. Returns the
+    /// objectives the fitness calls produce.
     pub fn prepare(
         scenario: &Scenario,
         recorded: &[PluginRecord],
+        accept_changed: Option<u32>,
     ) -> Result<(Evaluation, Vec<Objective>), EngineError> {
         let plugin_error = |source: PluginError| EngineError::Plugin { source };
         let builtin = builtin::plugin().map_err(plugin_error)?;
@@ -109,6 +127,7 @@ impl Evaluation {
                     path: PathBuf::from(builtin::LINKED_PATH),
                     sha256: String::new(),
                     isolation: "in-process".into(),
+                    replaced: Vec::new(),
                 });
                 loaded.insert(&p.alias, plugin);
                 continue;
@@ -128,13 +147,21 @@ impl Evaluation {
             }
             .map_err(plugin_error)?;
             let sha256 = plugin.sha256.clone().unwrap_or_default();
-            if let Some(r) = recorded.iter().find(|r| r.alias == p.alias)
-                && r.sha256 != sha256
-            {
-                return Err(EngineError::PluginChanged {
-                    alias: p.alias.clone(),
-                    path,
-                });
+            let mut replaced = Vec::new();
+            if let Some(r) = recorded.iter().find(|r| r.alias == p.alias) {
+                replaced.clone_from(&r.replaced);
+                if r.sha256 != sha256 {
+                    let Some(generation) = accept_changed else {
+                        return Err(EngineError::PluginChanged {
+                            alias: p.alias.clone(),
+                            path,
+                        });
+                    };
+                    replaced.push(ReplacedLibrary {
+                        sha256: r.sha256.clone(),
+                        until_generation: generation,
+                    });
+                }
             }
             records.push(PluginRecord {
                 alias: p.alias.clone(),
@@ -148,10 +175,27 @@ impl Evaluation {
                     Isolation::Process => "process",
                 }
                 .into(),
+                replaced,
             });
             loaded.insert(&p.alias, plugin);
         }
 
+        // An environment a plugin supplies was loaded with the scenario;
+        // it must be the library the run records for its plugin.
+        for phase in &scenario.phases {
+            let Some(life) = &phase.pressures.lifetime else {
+                continue;
+            };
+            if let Some((name, sha)) = life.environment.env.plugin_library()
+                && !records.iter().any(|r| r.sha256 == sha)
+            {
+                return Err(EngineError::PluginUse {
+                    message: format!(
+                        "the environment's plugin `{name}` was loaded from a library (SHA-256 {sha}) that is not the one the run records for it; rebuild or restore one library for it"
+                    ),
+                });
+            }
+        }
         let mut made: Vec<(String, Arc<Call>)> = Vec::new();
         let mut call = |spec: &FitnessSpec, want: Kind| -> Result<Arc<Call>, EngineError> {
             let (alias, offering, config, metrics, on_error) = match spec {
@@ -198,6 +242,13 @@ impl Evaluation {
                 &loaded[alias]
             };
             let (_, info) = plugin.offering(&offering).map_err(plugin_error)?;
+            if info.kind == Kind::Environment {
+                return Err(EngineError::PluginUse {
+                    message: format!(
+                        "`{alias}:{offering}` is an environment, not a fitness function or suite; use it as `lifetime.environment = {{ plugin = \"{alias}:{offering}\" }}`"
+                    ),
+                });
+            }
             if info.kind != want && want == Kind::Suite {
                 return Err(EngineError::PluginUse {
                     message: format!(

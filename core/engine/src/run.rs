@@ -130,7 +130,7 @@ impl Run {
     ) -> Result<Run, EngineError> {
         // Plugins load before anything is written: a bad one stops the run
         // before generation 0 and leaves no directory behind.
-        let (evaluation, objectives) = Evaluation::prepare(&scenario, &[])?;
+        let (evaluation, objectives) = Evaluation::prepare(&scenario, &[], None)?;
         scenario.objectives = objectives;
         let dir = output_dir(options.out.as_deref(), &scenario.name)?;
         std::fs::create_dir_all(dir.join("checkpoints"))
@@ -260,7 +260,20 @@ impl Run {
         generations: Option<u32>,
         threads: usize,
     ) -> Result<Resumed, EngineError> {
-        Run::resume_at(dir, None, generations, threads)
+        Run::resume_at(dir, None, generations, threads, false)
+    }
+
+    /// [`Run::resume`], going on with a plugin whose library changed since
+    /// the run started (a fixed plugin) when `accept_changed_plugins`: the
+    /// manifest keeps the library it replaced and the generation the new
+    /// one took over at, and the run warns about it.
+    pub fn resume_accepting(
+        dir: &Path,
+        generations: Option<u32>,
+        threads: usize,
+        accept_changed_plugins: bool,
+    ) -> Result<Resumed, EngineError> {
+        Run::resume_at(dir, None, generations, threads, accept_changed_plugins)
     }
 
     /// [`Run::resume`] from the checkpoint that starts generation `at`
@@ -271,6 +284,7 @@ impl Run {
         at: Option<u32>,
         generations: Option<u32>,
         threads: usize,
+        accept_changed_plugins: bool,
     ) -> Result<Resumed, EngineError> {
         let mut manifest = Manifest::read(dir)?;
         let scenario_path = dir.join(SCENARIO_FILE);
@@ -337,8 +351,23 @@ impl Run {
         }
         // Plugins load only for a run that goes on (a finished one needs
         // none, and may be inspected on a machine without them).
-        let (evaluation, objectives) = Evaluation::prepare(&scenario, &manifest.plugins)?;
+        let (evaluation, objectives) = Evaluation::prepare(
+            &scenario,
+            &manifest.plugins,
+            accept_changed_plugins.then_some(state.generation),
+        )?;
         scenario.objectives = objectives;
+        let mut warnings = Vec::new();
+        for (now, then) in evaluation.records.iter().filter_map(|r| {
+            let then = manifest.plugins.iter().find(|t| t.alias == r.alias)?;
+            (then.sha256 != r.sha256).then_some((r, then))
+        }) {
+            warnings.push(format!(
+                "plugin `{}`: its library changed since the run started (SHA-256 {} is now {}); generations from {} on are computed with the new one, as the manifest records",
+                now.alias, then.sha256, now.sha256, state.generation
+            ));
+        }
+        manifest.plugins.clone_from(&evaluation.records);
         let threads = resolve_threads(threads);
         manifest.sessions.push(Session {
             command: "resume".into(),
@@ -349,7 +378,6 @@ impl Run {
         });
         manifest.threads = threads;
         manifest.finished = None;
-        let mut warnings = Vec::new();
         let features = lineage_learn::cpu_features();
         if features != manifest.cpu_features {
             warnings.push(format!(

@@ -174,11 +174,11 @@ impl Environment for Decision {
         }
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
-        Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
+        Ok(Lifetime {
             train: self.trials(rng, budget).0,
             heldout: self.heldout.clone(),
-        }
+        })
     }
 }
 
@@ -322,11 +322,11 @@ impl Environment for DelayedMatch {
         }
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
-        Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
+        Ok(Lifetime {
             train: self.trials(rng, budget).0,
             heldout: self.heldout.clone(),
-        }
+        })
     }
 }
 
@@ -413,8 +413,12 @@ mod tests {
     #[test]
     fn decision_budget_counts_fresh_trials_and_heldout_is_shared() {
         let task = Decision::new(vec![12.8, 51.2], 0.1, 7, 64, 9).unwrap();
-        let a = task.lifetime(&mut stream(1, 0, 1, Purpose::Learn), 32);
-        let b = task.lifetime(&mut stream(1, 0, 2, Purpose::Learn), 32);
+        let a = task
+            .lifetime(&mut stream(1, 0, 1, Purpose::Learn), 32)
+            .unwrap();
+        let b = task
+            .lifetime(&mut stream(1, 0, 2, Purpose::Learn), 32)
+            .unwrap();
         assert_eq!(a.train.len(), 32);
         assert_ne!(a.train, b.train, "organisms draw their own trials");
         assert!(Arc::ptr_eq(&a.heldout, &b.heldout));

@@ -594,22 +594,22 @@ impl Environment for Hmm {
         }
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
         let window = self.context + 1;
-        let n = budget.div_ceil(self.context).max(1);
+        let n = crate::windows(budget, self.context);
         let mut tokens = Vec::with_capacity(n * window);
         for _ in 0..n {
             let start = rng.random_range(0..=self.corpus.len() - window);
             tokens.extend_from_slice(&self.corpus[start..start + window]);
         }
-        Lifetime {
+        Ok(Lifetime {
             train: Batch::Tokens {
                 n,
                 len: window,
                 tokens,
             },
             heldout: self.heldout.clone(),
-        }
+        })
     }
 }
 
@@ -1000,7 +1000,9 @@ mod tests {
                 context: 8
             }
         );
-        let life = env.lifetime(&mut stream(3, 0, 1, Purpose::Learn), 40);
+        let life = env
+            .lifetime(&mut stream(3, 0, 1, Purpose::Learn), 40)
+            .unwrap();
         let Batch::Tokens { n, len, tokens } = &life.train else {
             panic!("tokens")
         };

@@ -665,11 +665,11 @@ impl Environment for Icl {
         }
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
-        Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
+        Ok(Lifetime {
             train: self.sequences(rng, budget).0,
             heldout: self.heldout.clone(),
-        }
+        })
     }
 
     fn probe_sets(&self) -> Vec<crate::ProbeSet> {

@@ -30,7 +30,7 @@
 //! let env = GaussianClusters::new(4, 8, 0.5, 200, 7).unwrap();
 //! // In a run: the organism's learning stream.
 //! let mut rng = stream(42, 0, 17, Purpose::Learn);
-//! let life = env.lifetime(&mut rng, 32);
+//! let life = env.lifetime(&mut rng, 32).unwrap();
 //! let Batch::Labeled { n, x, labels } = &life.train else { unreachable!() };
 //! assert_eq!((*n, x.len(), labels.len()), (32, 32 * 8, 32));
 //! ```
@@ -176,9 +176,11 @@ pub trait Environment: Send + Sync {
     /// What a model must learn.
     fn task(&self) -> Task;
     /// One lifetime's data: a training set of `budget` examples (token
-    /// environments: `budget` tokens, in whole windows) drawn from `rng`,
-    /// and the held-out set.
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime;
+    /// environments: `budget` tokens, in whole windows: see [`windows`])
+    /// drawn from `rng`, and the held-out set. Built-in environments never
+    /// fail; one a plugin supplies fails when the plugin does, or returns
+    /// examples that break its task ([`EnvError::Plugin`]).
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError>;
     /// The input direction the task depends on, where it has one (the
     /// linear teacher's `F^T w`): what a low-rank initial matrix can be
     /// aligned with (`align = "task"`).
@@ -197,12 +199,23 @@ pub trait Environment: Send + Sync {
     fn draw_limit(&self) -> Option<usize> {
         None
     }
+    /// The plugin that supplies the environment, if one does: its name and
+    /// the SHA-256 of its library, which the run's manifest must record.
+    fn plugin_library(&self) -> Option<(String, String)> {
+        None
+    }
     /// The files the environment read its data from, with their sizes and
     /// SHA-256 (recorded in a run's manifest; a resume refuses changed
     /// ones); none by default.
     fn data_files(&self) -> Vec<DataFile> {
         Vec::new()
     }
+}
+
+/// The token windows of `context + 1` tokens a budget of `budget` tokens
+/// draws (at least one).
+pub fn windows(budget: usize, context: usize) -> usize {
+    budget.div_ceil(context.max(1)).max(1)
 }
 
 /// A data file an environment read, as a run's manifest records it.
@@ -241,6 +254,16 @@ pub enum EnvError {
         /// The environment.
         environment: &'static str,
         /// What is wrong.
+        message: String,
+    },
+    /// An environment a plugin supplies failed, or broke its contract.
+    #[error("environment plugin `{plugin}`, offering `{offering}`: {message}")]
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+        /// The offering.
+        offering: String,
+        /// What went wrong.
         message: String,
     },
     /// A data file could not be read.

@@ -134,11 +134,11 @@ impl Environment for LinearTeacher {
         }
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
-        Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
+        Ok(Lifetime {
             train: self.samples(rng, budget),
             heldout: self.heldout.clone(),
-        }
+        })
     }
 
     fn task_direction(&self) -> Option<Vec<f32>> {

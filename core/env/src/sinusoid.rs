@@ -52,12 +52,12 @@ impl Environment for Sinusoids {
         }
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
         let amplitude = rng.random_range(Self::AMPLITUDE.0..=Self::AMPLITUDE.1);
         let phase = rng.random_range(0.0..=PI);
         let train = Self::points(rng, budget, amplitude, phase);
         let heldout = Arc::new(Self::points(rng, self.heldout, amplitude, phase));
-        Lifetime { train, heldout }
+        Ok(Lifetime { train, heldout })
     }
 }
 
@@ -71,7 +71,9 @@ mod tests {
         let env = Sinusoids::new(20).unwrap();
         let mut amplitudes = Vec::new();
         for organism in 0..200 {
-            let life = env.lifetime(&mut stream(4, 0, organism, Purpose::Learn), 10);
+            let life = env
+                .lifetime(&mut stream(4, 0, organism, Purpose::Learn), 10)
+                .unwrap();
             let (Batch::Dense { x, y, .. }, Batch::Dense { x: hx, y: hy, .. }) =
                 (&life.train, &*life.heldout)
             else {

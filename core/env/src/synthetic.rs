@@ -92,13 +92,13 @@ impl Environment for GaussianClusters {
         }
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
         let classes = self.centres.len() as u32;
         let labels = (0..budget).map(|_| rng.random_range(0..classes)).collect();
-        Lifetime {
+        Ok(Lifetime {
             train: self.points(rng, labels),
             heldout: self.heldout.clone(),
-        }
+        })
     }
 }
 
@@ -230,11 +230,11 @@ impl Environment for TeacherNetwork {
         }
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
-        Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
+        Ok(Lifetime {
             train: self.examples(rng, budget),
             heldout: self.heldout.clone(),
-        }
+        })
     }
 }
 
@@ -266,9 +266,15 @@ mod tests {
                 .unwrap();
             assert_eq!(nearest as u32, label);
         }
-        let a = env.lifetime(&mut stream(1, 0, 5, Purpose::Learn), 40);
-        let b = env.lifetime(&mut stream(1, 0, 5, Purpose::Learn), 40);
-        let c = env.lifetime(&mut stream(1, 0, 6, Purpose::Learn), 40);
+        let a = env
+            .lifetime(&mut stream(1, 0, 5, Purpose::Learn), 40)
+            .unwrap();
+        let b = env
+            .lifetime(&mut stream(1, 0, 5, Purpose::Learn), 40)
+            .unwrap();
+        let c = env
+            .lifetime(&mut stream(1, 0, 6, Purpose::Learn), 40)
+            .unwrap();
         assert_eq!(a.train, b.train);
         assert_ne!(a.train, c.train);
         assert_eq!(a.train.len(), 40);
@@ -281,7 +287,9 @@ mod tests {
     #[test]
     fn teacher_targets_follow_the_teacher() {
         let env = TeacherNetwork::new(5, 7, 2, 0.0, false, 50, 3).unwrap();
-        let life = env.lifetime(&mut stream(2, 0, 0, Purpose::Learn), 10);
+        let life = env
+            .lifetime(&mut stream(2, 0, 0, Purpose::Learn), 10)
+            .unwrap();
         let Batch::Dense { n, x, y } = &life.train else {
             panic!("dense")
         };

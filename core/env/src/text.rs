@@ -156,22 +156,22 @@ impl Environment for Text {
         }
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
         let window = self.context + 1;
-        let n = budget.div_ceil(self.context).max(1);
+        let n = crate::windows(budget, self.context);
         let mut tokens = Vec::with_capacity(n * window);
         for _ in 0..n {
             let start = rng.random_range(0..=self.train_len - window);
             tokens.extend_from_slice(&self.tokens[start..start + window]);
         }
-        Lifetime {
+        Ok(Lifetime {
             train: Batch::Tokens {
                 n,
                 len: window,
                 tokens,
             },
             heldout: self.heldout.clone(),
-        }
+        })
     }
 }
 
@@ -213,7 +213,9 @@ the slings and arrows of outrageous fortune, or to take arms against a sea of tr
                 .collect::<Vec<u8>>()
         };
         let split = env.train_tokens();
-        let life = env.lifetime(&mut stream(3, 0, 1, Purpose::Learn), 40);
+        let life = env
+            .lifetime(&mut stream(3, 0, 1, Purpose::Learn), 40)
+            .unwrap();
         let Batch::Tokens { n, len, tokens } = &life.train else {
             panic!("tokens")
         };
@@ -289,7 +291,9 @@ mod corpus {
             "plain-ASCII English has about 80 distinct characters, found {vocab}"
         );
         assert!(env.train_tokens() > 4_500_000);
-        let life = env.lifetime(&mut stream(1, 0, 0, Purpose::Learn), 25_000);
+        let life = env
+            .lifetime(&mut stream(1, 0, 0, Purpose::Learn), 25_000)
+            .unwrap();
         assert_eq!(life.train.len(), 391);
         assert_eq!(life.heldout.len(), 256);
     }

@@ -27,6 +27,7 @@
 
 pub mod builtin;
 mod call;
+pub mod environment;
 mod instance;
 pub mod isolate;
 mod library;
@@ -35,6 +36,7 @@ mod worker;
 use std::path::PathBuf;
 
 pub use call::{Curve, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
+pub use environment::PluginEnvironment;
 pub use instance::Instance;
 pub use isolate::{Isolation, WORKER_COMMAND, WORKER_EXE_VAR, set_worker_exe};
 pub use library::{OfferingInfo, Plugin, SearchPath, library_file_names};

@@ -144,11 +144,12 @@ pub fn library_file_names(name: &str) -> Vec<String> {
 pub struct OfferingInfo {
     /// Name.
     pub name: String,
-    /// Fitness or suite.
+    /// Fitness, suite or environment.
     pub kind: Kind,
     /// One line on what it measures.
     pub description: String,
-    /// Its metrics in score order, with their directions.
+    /// Its metrics in score order, with their directions (none for an
+    /// environment).
     pub metrics: Vec<Objective>,
     /// Whether it reads organisms' weights (declared from ABI 3 on; a
     /// library of an older version may read anything).
@@ -175,6 +176,9 @@ pub struct Plugin {
     pub sha256: Option<String>,
     /// The descriptor, when the library is loaded into this process.
     pub(crate) raw: Option<&'static LnPlugin>,
+    /// Its environment functions (ABI 4), when it offers environments and
+    /// is loaded into this process.
+    pub(crate) environment: Option<&'static LnEnvironmentApi>,
     /// The worker side, when the library runs in a child process.
     pub(crate) isolated: Option<crate::isolate::Library>,
 }
@@ -191,9 +195,23 @@ impl Plugin {
     /// The file is read once: the bytes hashed are the bytes loaded (from a
     /// sealed in-memory copy), so a file replaced between the two cannot
     /// make the recorded SHA-256 lie.
+    ///
+    /// A library whose bytes were loaded before in this process (the same
+    /// SHA-256) is that plugin again: loading never makes a second copy of
+    /// a library's code and statics.
     pub fn load(path: &Path) -> Result<Arc<Plugin>, PluginError> {
+        static LOADED: std::sync::Mutex<Vec<Arc<Plugin>>> = std::sync::Mutex::new(Vec::new());
         let bytes = read_library(path)?;
-        Plugin::load_bytes(path, &bytes).map(Arc::new)
+        let sha256 = sha256_hex(&bytes);
+        let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = loaded.iter().find(|p| {
+            p.sha256.as_deref() == Some(sha256.as_str()) && p.path.as_deref() == Some(path)
+        }) {
+            return Ok(p.clone());
+        }
+        let plugin = Arc::new(Plugin::load_bytes(path, &bytes)?);
+        loaded.push(plugin.clone());
+        Ok(plugin)
     }
 
     /// Loads a library from its bytes; `path` is where they came from (for
@@ -388,12 +406,12 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
     if !(ABI_VERSION_MIN..=ABI_VERSION).contains(&abi_version) {
         return Err(CheckError::Abi(abi_version));
     }
-    // Versions 1 and 2 end `LnPlugin` before `offering_reads`; version 3
-    // has all of it.
-    let expected = if abi_version >= 3 {
-        size_of::<LnPlugin>()
-    } else {
-        std::mem::offset_of!(LnPlugin, offering_reads)
+    // Versions 1 and 2 end `LnPlugin` before `offering_reads`, version 3
+    // before `environment`; version 4 has all of it.
+    let expected = match abi_version {
+        1 | 2 => std::mem::offset_of!(LnPlugin, offering_reads),
+        3 => std::mem::offset_of!(LnPlugin, environment),
+        _ => size_of::<LnPlugin>(),
     };
     // SAFETY: `struct_size` follows `abi_version` in every version.
     let struct_size = unsafe { std::ptr::read_unaligned(raw.cast::<u32>().add(1)) };
@@ -404,7 +422,7 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
     }
     // SAFETY: the descriptor holds `expected` bytes of an `LnPlugin` of its
     // version; the rest of the copy stays zero (null `offering_reads`:
-    // undeclared). All-zero is a valid `LnPlugin` (null pointers, `None`
+    // undeclared; null `environment`: none). All-zero is a valid `LnPlugin` (null pointers, `None`
     // functions). The copy lives as long as the process, as the library.
     let d: &'static LnPlugin = unsafe {
         let mut copy: LnPlugin = std::mem::zeroed();
@@ -417,10 +435,8 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
     }
     let version = text(d.version, "the plugin's version").map_err(bad)?;
     let description = optional_text(d.description).map_err(bad)?;
-    if d.create.is_none() || d.evaluate.is_none() {
-        return Err(bad(format!(
-            "plugin `{name}` lacks a create or evaluate function"
-        )));
+    if d.create.is_none() {
+        return Err(bad(format!("plugin `{name}` lacks a create function")));
     }
     if d.n_offerings == 0 || d.offerings.is_null() {
         return Err(bad(format!("plugin `{name}` offers nothing")));
@@ -446,8 +462,30 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
         let kind = match o.kind {
             LN_FITNESS => Kind::Fitness,
             LN_SUITE => Kind::Suite,
+            LN_ENVIRONMENT if abi_version >= 4 => Kind::Environment,
             k => return Err(bad(format!("offering `{oname}` has unknown kind {k}"))),
         };
+        if kind == Kind::Environment {
+            if o.n_metrics != 0 {
+                return Err(bad(format!(
+                    "environment `{oname}` declares {} metrics; an environment has none",
+                    o.n_metrics
+                )));
+            }
+            offerings.push(OfferingInfo {
+                name: oname,
+                kind,
+                description: optional_text(o.description).map_err(bad)?,
+                metrics: Vec::new(),
+                reads_weights: false,
+            });
+            continue;
+        }
+        if d.evaluate.is_none() {
+            return Err(bad(format!(
+                "plugin `{name}` offers `{oname}` to evaluate but lacks an evaluate function"
+            )));
+        }
         if o.n_metrics == 0 || o.metrics.is_null() || o.n_metrics > 10_000 {
             return Err(bad(format!(
                 "offering `{oname}` declares {} metrics",
@@ -487,6 +525,22 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
             reads_weights,
         });
     }
+    let environment = if offerings.iter().any(|o| o.kind == Kind::Environment) {
+        // SAFETY: null, or the plugin's static table by the ABI.
+        let api = unsafe { d.environment.as_ref() }.ok_or_else(|| {
+            bad(format!(
+                "plugin `{name}` offers an environment but its descriptor has no environment functions"
+            ))
+        })?;
+        if api.task.is_none() || api.fill.is_none() {
+            return Err(bad(format!(
+                "plugin `{name}`'s environment functions lack task or fill"
+            )));
+        }
+        Some(api)
+    } else {
+        None
+    };
     Ok(Plugin {
         name,
         version,
@@ -496,6 +550,7 @@ fn check_descriptor(raw: *const LnPlugin) -> Result<Plugin, CheckError> {
         path: None,
         sha256: None,
         raw: Some(d),
+        environment,
         isolated: None,
     })
 }

@@ -20,7 +20,10 @@ use lineage_evo::{BitString, Genome};
 use lineage_plugin::abi::{LN_BIRTH, LN_LEARNED, LnCurvePoint};
 
 use crate::call::Refusal;
-use crate::isolate::codec::{get_batch, get_tensor, put_descriptor, put_load_error};
+use crate::environment::Part;
+use crate::isolate::codec::{
+    get_batch, get_shape, get_tensor, put_described, put_descriptor, put_filled, put_load_error,
+};
 use crate::isolate::wire::{self, In, Out};
 use crate::library::Plugin;
 use crate::{Curve, Instance, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
@@ -108,6 +111,45 @@ fn serve() -> std::io::Result<()> {
                     return Err(std::io::Error::other("EVALUATE before CREATE"));
                 };
                 evaluate(&mut r, inst, &channel)?
+            }
+            wire::ENV_DESCRIBE => {
+                let Some(inst) = &instance else {
+                    return Err(broken("ENV_DESCRIBE before CREATE"));
+                };
+                let mut out = Out::new(wire::DESCRIBED);
+                match inst.describe_environment() {
+                    Ok(d) => {
+                        out.u8(0).str("");
+                        put_described(&mut out, &d);
+                    }
+                    Err(m) => {
+                        out.u8(1).str(&m);
+                    }
+                }
+                out
+            }
+            wire::ENV_FILL => {
+                let Some(inst) = &instance else {
+                    return Err(broken("ENV_FILL before CREATE"));
+                };
+                let (what, index, seed) = (
+                    r.u32().map_err(broken)?,
+                    r.usize().map_err(broken)?,
+                    r.u64().map_err(broken)?,
+                );
+                let part = Part::from_raw(what, index).ok_or_else(|| broken("unknown fill"))?;
+                let shape = get_shape(&mut r).map_err(broken)?;
+                let mut out = Out::new(wire::FILLED);
+                match inst.fill_environment(part, seed, &shape) {
+                    Ok(f) => {
+                        out.u8(0).str("");
+                        put_filled(&mut out, &f);
+                    }
+                    Err(m) => {
+                        out.u8(1).str(&m);
+                    }
+                }
+                out
             }
             other => {
                 return Err(std::io::Error::other(format!("unknown frame {other}")));

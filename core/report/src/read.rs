@@ -81,6 +81,18 @@ pub struct PluginRecord {
     pub path: PathBuf,
     /// SHA-256 of the library file.
     pub sha256: String,
+    /// Libraries it replaced on a resume that accepted a changed one.
+    #[serde(default)]
+    pub replaced: Vec<ReplacedLibrary>,
+}
+
+/// A library a plugin's record replaced.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ReplacedLibrary {
+    /// Its SHA-256.
+    pub sha256: String,
+    /// The first generation computed with the library after it.
+    pub until_generation: u32,
 }
 
 impl Manifest {

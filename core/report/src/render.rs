@@ -59,6 +59,14 @@ fn summary_text(dir: &Path, manifest: &Manifest, g: &Generations) -> String {
             p.path.display(),
             p.sha256.get(..12).unwrap_or(&p.sha256)
         );
+        for r in &p.replaced {
+            let _ = writeln!(
+                out,
+                "              replacing sha256 {} from generation {} on (resumed with --accept-changed-plugins)",
+                r.sha256.get(..12).unwrap_or(&r.sha256),
+                r.until_generation
+            );
+        }
     }
     let _ = writeln!(out, "started:      {}", manifest.started);
     let _ = writeln!(

@@ -36,6 +36,7 @@ mod error;
 mod lifetime;
 mod load;
 mod memory;
+mod plugin_env;
 mod raw;
 mod validate;
 

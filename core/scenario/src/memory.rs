@@ -244,6 +244,9 @@ pub(crate) fn environment(raw: &RawEnvironment, file_len: u64) -> Vec<MemoryPart
     };
     let n = |v: usize| v as u64;
     match raw {
+        // Known once the plugin declares its task (see
+        // `validate::lifetime`).
+        RawEnvironment::Plugin { .. } => Vec::new(),
         RawEnvironment::GaussianClusters {
             classes,
             dim,

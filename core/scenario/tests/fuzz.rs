@@ -206,6 +206,24 @@ const INSERTS: &[&str] = &[
 
 /// Scenarios to mutate: every shipped one, and a few that reach the
 /// checks the shipped ones do not.
+/// True when a scenario names an environment a plugin supplies (an
+/// `environment` table with a `plugin` key, anywhere).
+fn needs_a_plugin_built(text: &str) -> bool {
+    fn walk(v: &toml::Value) -> bool {
+        match v {
+            toml::Value::Table(t) => t.iter().any(|(k, v)| {
+                (k == "environment" && v.as_table().is_some_and(|e| e.contains_key("plugin")))
+                    || walk(v)
+            }),
+            toml::Value::Array(a) => a.iter().any(walk),
+            _ => false,
+        }
+    }
+    text.parse::<toml::Table>()
+        .map(|t| walk(&toml::Value::Table(t)))
+        .unwrap_or(false)
+}
+
 fn corpus(dir: &Path) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
         .expect("the scenarios folder")
@@ -217,6 +235,9 @@ fn corpus(dir: &Path) -> Vec<(String, String)> {
             let text = std::fs::read_to_string(&p).expect("a shipped scenario");
             (p.file_name().unwrap().to_string_lossy().into_owned(), text)
         })
+        // A scenario whose environment a plugin supplies loads the plugin's
+        // library to validate; the example plugins' own tests cover them.
+        .filter(|(_, text)| !needs_a_plugin_built(text))
         .collect();
     out.sort();
     assert!(out.len() >= 8, "too few shipped scenarios: {}", out.len());

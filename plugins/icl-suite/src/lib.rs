@@ -204,7 +204,7 @@ impl Suite {
             width: world.token_width(),
             labels: world.params().labels,
             // The held-out set only (a budget of 0 draws nothing).
-            heldout: world.lifetime(&mut rng, 0).heldout,
+            heldout: world.lifetime(&mut rng, 0).unwrap().heldout,
             probes,
             threads,
         })

@@ -1,9 +1,10 @@
 /*
- * lineage_plugin.h - the C ABI of Lineage plugins, version 1.
+ * lineage_plugin.h - the C ABI of Lineage plugins, version 4.
  *
  * A plugin is a shared library that exports one symbol,
  * LINEAGE_PLUGIN_ENTRY ("lineage_plugin_entry"), returning a descriptor
- * (LnPlugin) of the fitness functions and evaluation suites it offers. This
+ * (LnPlugin) of the fitness functions, evaluation suites and environments
+ * it offers. This
  * header mirrors plugins/sdk/src/abi.rs, the authoritative definition, item
  * for item; a test of the SDK compiles a C program against it and compares
  * every size, field offset and constant with the Rust side. Change one,
@@ -65,6 +66,14 @@
  *   a version it does not know with both numbers in its message. Version 2
  *   appended LnHost.probes and changed nothing else: a version-2 host also
  *   loads version-1 plugins, which read the prefix of LnHost they know.
+ *   Version 3 appended LnPlugin.offering_reads, version 4
+ *   LnPlugin.environment and the offering kind LN_ENVIRONMENT; a host reads
+ *   an older, shorter LnPlugin (its struct_size) as declaring neither.
+ *
+ * Environments (ABI 4). An offering of kind LN_ENVIRONMENT supplies the
+ *   data lifetimes learn from; see "Environments" below for its contract
+ *   and a worked example. A plugin whose offerings are all environments may
+ *   leave evaluate NULL.
  */
 #ifndef LINEAGE_PLUGIN_H
 #define LINEAGE_PLUGIN_H
@@ -77,7 +86,7 @@ extern "C" {
 #endif
 
 /* The ABI version this header speaks: the value of LnPlugin.abi_version. */
-#define LINEAGE_PLUGIN_ABI_VERSION 3
+#define LINEAGE_PLUGIN_ABI_VERSION 4
 
 /* The oldest ABI version a host of this version still loads. */
 #define LINEAGE_PLUGIN_ABI_VERSION_MIN 1
@@ -122,6 +131,10 @@ typedef int32_t LnStatus;
 /* LnOffering.kind: an offering whose metrics are recorded per organism, and
  * used for selection only when the scenario says so. */
 #define LN_SUITE ((uint32_t)2)
+
+/* LnOffering.kind (ABI 4): an environment lifetimes learn in; its functions
+ * are in LnPlugin.environment, and it declares no metrics. */
+#define LN_ENVIRONMENT ((uint32_t)3)
 
 /* LnMetric.direction: larger values of the metric are better. */
 #define LN_MAXIMIZE ((uint32_t)1)
@@ -186,6 +199,10 @@ typedef struct LnCurve LnCurve;
 typedef struct LnData LnData;
 typedef struct LnRun LnRun;
 typedef struct LnHost LnHost;
+typedef struct LnTask LnTask;
+typedef struct LnProbe LnProbe;
+typedef struct LnBatch LnBatch;
+typedef struct LnEnvironmentApi LnEnvironmentApi;
 
 /* What a library's entry symbol returns. The host reads abi_version first
  * and nothing else when it differs from its own. The descriptor and
@@ -225,17 +242,22 @@ struct LnPlugin {
      * where something reads them, and refuses a weights request or model run
      * from an offering that declared it reads no weights. */
     const uint32_t *offering_reads;
+    /* Version 4: the functions of the plugin's environment offerings
+     * (LN_ENVIRONMENT); NULL when it offers none (what an older descriptor,
+     * which ends before this field, means). */
+    const LnEnvironmentApi *environment;
 };
 
-/* A fitness function or an evaluation suite. */
+/* A fitness function, an evaluation suite or (ABI 4) an environment. */
 struct LnOffering {
     /* Name, unique in the plugin ([a-z0-9_]+). */
     const char *name;
-    /* LN_FITNESS or LN_SUITE. */
+    /* LN_FITNESS, LN_SUITE or LN_ENVIRONMENT. */
     uint32_t kind;
-    /* n_metrics metrics, in the order scores are written. */
+    /* n_metrics metrics, in the order scores are written (NULL for an
+     * environment). */
     const LnMetric *metrics;
-    /* Number of metrics (at least one). */
+    /* Number of metrics (at least one; none for an environment). */
     size_t n_metrics;
     /* One line on what it measures. */
     const char *description;
@@ -421,6 +443,186 @@ struct LnHost {
      * by step. Fails naming the sets and metrics there are. */
     LnStatus (*probes)(const void *ctx, size_t organism, const char *set, const char *metric,
                        LnTensor *out, LnError *error);
+};
+
+/* ---- Environments (ABI 4) ----------------------------------------------
+ *
+ * An offering of kind LN_ENVIRONMENT is the world lifetimes learn in. The
+ * scenario names it in its environment table,
+ *
+ *     [lifetime]
+ *     environment = { plugin = "NAME:OFFERING", seed = 3, your_key = 0.5 }
+ *
+ * where NAME is a [plugins.NAME] table; create() gets every key of the
+ * table but plugin and seed as its LnConfig. Reject a bad key or value
+ * there, naming the key in backquotes ("`your_key` must be positive"): the
+ * scenario check then reports the key's file and line.
+ *
+ * Right after create(), the host calls task(), then probe() for each probe
+ * set and direction() when the task has one. Then fill(): once per run for
+ * the held-out set (LN_FILL_HELDOUT) and for each probe set
+ * (LN_FILL_PROBE, index), and once per lifetime for its training data
+ * (LN_FILL_TRAIN), with that lifetime's data budget as batch->n (token
+ * tasks: windows). The host owns every buffer of an LnBatch, sized from
+ * the task; it prefills reals with NaN and labels and tokens with a value
+ * out of range. The plugin writes every value and sets batch->written = n.
+ *
+ * Determinism. Every fill gets a 64-bit seed: for training data one drawn
+ *   from the organism's own random stream, for the held-out and probe sets
+ *   one derived from the run's seed (or the table's seed key). Draw from
+ *   that seed and nothing else (no time, no global generator, no state
+ *   kept between calls): fill may run on several threads at once for one
+ *   instance, and the same scenario and seed must give the same run
+ *   whatever the thread count, after a resume, and under
+ *   isolation = "process".
+ *
+ * Checks. The host checks every batch: the count written, finite reals,
+ *   labels below the class count (LN_IGNORE allowed for sequences), tokens
+ *   below the vocabulary. A violation, an LN_ERROR, or a crash under
+ *   isolation = "process" stops the run with exit status 2, naming the
+ *   plugin, the offering and what was wrong; the records of the
+ *   generations before it stay, and `lineage resume` continues once the
+ *   plugin is fixed.
+ *
+ * A worked example: noisy parity of two bits, a classification task.
+ *
+ *     static uint64_t next(uint64_t *s) {            // SplitMix64
+ *         uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+ *         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+ *         z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+ *         return z ^ (z >> 31);
+ *     }
+ *     static LnStatus task(void *inst, LnTask *out, LnError *err) {
+ *         (void)inst; (void)err;
+ *         out->kind = LN_DATA_LABELED;                // classification
+ *         out->inputs = 2; out->outputs = 2;          // 2 features, 2 classes
+ *         out->steps = 0; out->heldout = 256;
+ *         out->n_probes = 0; out->has_direction = 0;
+ *         return LN_OK;
+ *     }
+ *     static LnStatus fill(void *inst, uint32_t what, size_t index,
+ *                          uint64_t seed, LnBatch *b, LnError *err) {
+ *         (void)inst; (void)what; (void)index; (void)err;
+ *         uint64_t s = seed;
+ *         for (size_t i = 0; i < b->n; i++) {
+ *             uint32_t u = next(&s) & 1, v = next(&s) & 1;
+ *             b->x[2 * i] = u ? 1.0f : -1.0f;
+ *             b->x[2 * i + 1] = v ? 1.0f : -1.0f;
+ *             b->labels[i] = u ^ v;
+ *         }
+ *         b->written = b->n;
+ *         return LN_OK;
+ *     }
+ *     static const LnEnvironmentApi api = { task, NULL, NULL, fill };
+ *     static const LnOffering offerings[] = {
+ *         { "parity", LN_ENVIRONMENT, NULL, 0, "two-bit parity" },
+ *     };
+ *     // In the descriptor: .offerings = offerings, .n_offerings = 1,
+ *     // .create = a create() that accepts offering 0 (and rejects unknown
+ *     // config keys), .evaluate = NULL is allowed when no offering is a
+ *     // fitness function or suite, .environment = &api.
+ *
+ * plugins/examples/sequence-recall-c is a complete one, built and run by
+ * the test suite.
+ */
+
+/* LnEnvironmentApi.fill: one lifetime's training examples, drawn from the
+ * call's seed (taken from the organism's own random stream). */
+#define LN_FILL_TRAIN ((uint32_t)1)
+/* LnEnvironmentApi.fill: the held-out set, drawn from the run's seed. */
+#define LN_FILL_HELDOUT ((uint32_t)2)
+/* LnEnvironmentApi.fill: probe set `index`, drawn from its own seed. */
+#define LN_FILL_PROBE ((uint32_t)3)
+
+/* What an environment's lifetimes learn, written by task():
+ *
+ *   kind               a model maps             inputs    outputs  steps
+ *   LN_DATA_DENSE      x to y (regression)      features  targets  0
+ *   LN_DATA_LABELED    x to a label             features  classes  0
+ *   LN_DATA_SEQUENCES  each step of x to label  per step  classes  steps
+ *   LN_DATA_TOKENS     each token to the next   0         vocab    context
+ */
+struct LnTask {
+    /* LN_DATA_DENSE, LN_DATA_LABELED, LN_DATA_SEQUENCES or LN_DATA_TOKENS. */
+    uint32_t kind;
+    /* Real features per example (per step for sequences; 0 for tokens). */
+    size_t inputs;
+    /* Regression targets, classes, or the vocabulary size for tokens. */
+    size_t outputs;
+    /* Steps per sequence, or the tokens of context a model reads (a window
+     * holds steps + 1 tokens); 0 otherwise. */
+    size_t steps;
+    /* Examples (windows for tokens) in the held-out set. */
+    size_t heldout;
+    /* Probe sets (probe()), each of the task's kind (classification or
+     * sequences only); 0 for none. */
+    size_t n_probes;
+    /* 1 when the environment has a task direction (direction()), else 0. */
+    uint32_t has_direction;
+};
+
+/* One probe set, described by probe(): examples every lifetime is also
+ * scored on at each point of its learning curve. Its strings and choices
+ * belong to the plugin and stay valid as long as the instance. */
+struct LnProbe {
+    /* Its name in the run's records ([a-z0-9_]+). */
+    const char *name;
+    /* Its examples. */
+    size_t n;
+    /* The labels a prediction is restricted to (NULL: every label). */
+    const uint32_t *choices;
+    /* Number of choices. */
+    size_t n_choices;
+};
+
+/* Host-owned buffers fill() writes: n examples of the task's kind,
+ * row-major. Reals are prefilled with NaN, labels and tokens with a value
+ * out of range; buffers the kind does not use are NULL with length 0. */
+struct LnBatch {
+    /* The task's kind. */
+    uint32_t kind;
+    /* Examples to write (windows for tokens). */
+    size_t n;
+    /* Steps per sequence, or tokens per window (context + 1); 0 otherwise. */
+    size_t steps;
+    /* Inputs: n x inputs, or n x steps x inputs for sequences. */
+    float *x;
+    /* Length of x. */
+    size_t x_len;
+    /* Regression targets, n x outputs. */
+    float *y;
+    /* Length of y. */
+    size_t y_len;
+    /* Labels < outputs: n, or n x steps for sequences (LN_IGNORE marks a
+     * step no loss scores). */
+    uint32_t *labels;
+    /* Length of labels. */
+    size_t labels_len;
+    /* Token windows, n x steps, each token < outputs. */
+    uint32_t *tokens;
+    /* Length of tokens. */
+    size_t tokens_len;
+    /* Set by the plugin: how many examples it wrote (all of them: n). */
+    size_t written;
+};
+
+/* The functions of a plugin's environment offerings (ABI 4). `instance` is
+ * what create() made for an LN_ENVIRONMENT offering. */
+struct LnEnvironmentApi {
+    /* Writes the instance's task. */
+    LnStatus (*task)(void *instance, LnTask *out, LnError *error);
+    /* Describes probe set `index` (0..n_probes); may be NULL when no
+     * offering has probe sets. */
+    LnStatus (*probe)(void *instance, size_t index, LnProbe *out, LnError *error);
+    /* Writes the task direction, n (the task's inputs) values, into out; may
+     * be NULL when no offering has one. */
+    LnStatus (*direction)(void *instance, float *out, size_t n, LnError *error);
+    /* Fills batch with batch->n examples of `what` (LN_FILL_TRAIN,
+     * LN_FILL_HELDOUT, or LN_FILL_PROBE for probe set `index`), drawn from
+     * `seed` and nothing else, and sets batch->written. May run on several
+     * threads at once for one instance. */
+    LnStatus (*fill)(void *instance, uint32_t what, size_t index, uint64_t seed,
+                     LnBatch *batch, LnError *error);
 };
 
 /* The entry symbol's type. */

@@ -21,8 +21,10 @@ use std::ffi::{c_char, c_void};
 /// [`LnHost`] they know). Version 3 appended [`LnPlugin::offering_reads`];
 /// a host of version 3 reads a version-1 or -2 descriptor's shorter
 /// `LnPlugin` (its `struct_size`) as one whose offerings may read
-/// everything.
-pub const ABI_VERSION: u32 = 3;
+/// everything. Version 4 appended [`LnPlugin::environment`] and the
+/// offering kind [`LN_ENVIRONMENT`]: environments a lifetime learns in; a
+/// host of version 4 reads an older descriptor as offering none.
+pub const ABI_VERSION: u32 = 4;
 
 /// The oldest ABI version a host of this SDK still loads.
 pub const ABI_VERSION_MIN: u32 = 1;
@@ -57,6 +59,10 @@ pub const LN_FITNESS: u32 = 1;
 /// An offering whose metrics are recorded per organism, and used for
 /// selection only when the scenario says so.
 pub const LN_SUITE: u32 = 2;
+
+/// ABI 4: an environment a lifetime learns in (its functions are in
+/// [`LnPlugin::environment`]); it declares no metrics.
+pub const LN_ENVIRONMENT: u32 = 3;
 
 /// Larger values of the metric are better.
 pub const LN_MAXIMIZE: u32 = 1;
@@ -156,19 +162,24 @@ pub struct LnPlugin {
     /// offering may read everything (what a version-1 or -2 descriptor,
     /// which lacks the field, means).
     pub offering_reads: *const u32,
+    /// Version 4: the functions of the plugin's environment offerings
+    /// ([`LN_ENVIRONMENT`]); null when it offers none (what an older
+    /// descriptor, which lacks the field, means).
+    pub environment: *const LnEnvironmentApi,
 }
 
-/// A fitness function or an evaluation suite.
+/// A fitness function, an evaluation suite or (ABI 4) an environment.
 #[repr(C)]
 #[derive(Debug)]
 pub struct LnOffering {
     /// Name, unique in the plugin (`[a-z0-9_]+`).
     pub name: *const c_char,
-    /// [`LN_FITNESS`] or [`LN_SUITE`].
+    /// [`LN_FITNESS`], [`LN_SUITE`] or [`LN_ENVIRONMENT`].
     pub kind: u32,
-    /// `n_metrics` metrics, in the order scores are written.
+    /// `n_metrics` metrics, in the order scores are written (null for an
+    /// environment).
     pub metrics: *const LnMetric,
-    /// Number of metrics (at least one).
+    /// Number of metrics (at least one; none for an environment).
     pub n_metrics: usize,
     /// One line on what it measures.
     pub description: *const c_char,
@@ -417,6 +428,157 @@ pub struct LnHost {
         out: *mut LnTensor,
         error: *mut LnError,
     ) -> LnStatus,
+}
+
+/// [`LnEnvironmentApi::fill`]: one lifetime's training examples, drawn
+/// from the call's seed (taken from the organism's own random stream).
+pub const LN_FILL_TRAIN: u32 = 1;
+/// [`LnEnvironmentApi::fill`]: the held-out set every lifetime is scored
+/// on, drawn from the run's seed.
+pub const LN_FILL_HELDOUT: u32 = 2;
+/// [`LnEnvironmentApi::fill`]: probe set `index`, drawn from its own seed.
+pub const LN_FILL_PROBE: u32 = 3;
+
+/// What an environment's lifetimes learn: the kind of its examples and
+/// their sizes, written by [`LnEnvironmentApi::task`].
+///
+/// | `kind` | a model maps | `inputs` | `outputs` | `steps` |
+/// |---|---|---|---|---|
+/// | [`LN_DATA_DENSE`] (regression) | `x` to `y` | features | targets | 0 |
+/// | [`LN_DATA_LABELED`] (classification) | `x` to a label | features | classes | 0 |
+/// | [`LN_DATA_SEQUENCES`] | each step of `x` to a label | features per step | classes | steps |
+/// | [`LN_DATA_TOKENS`] (next token) | each token to the next | 0 | vocabulary | context |
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LnTask {
+    /// [`LN_DATA_DENSE`], [`LN_DATA_LABELED`], [`LN_DATA_SEQUENCES`] or
+    /// [`LN_DATA_TOKENS`].
+    pub kind: u32,
+    /// Real features per example (per step for sequences; 0 for tokens).
+    pub inputs: usize,
+    /// Regression targets, classes, or the vocabulary size for tokens.
+    pub outputs: usize,
+    /// Steps per sequence, or the tokens of context a model reads (a
+    /// window holds `steps + 1` tokens); 0 otherwise.
+    pub steps: usize,
+    /// Examples (windows for tokens) in the held-out set.
+    pub heldout: usize,
+    /// Probe sets ([`LnEnvironmentApi::probe`]), each of the task's kind
+    /// (classification or sequences only); 0 for none.
+    pub n_probes: usize,
+    /// 1 when the environment has a task direction
+    /// ([`LnEnvironmentApi::direction`]), else 0.
+    pub has_direction: u32,
+}
+
+/// One probe set, described by [`LnEnvironmentApi::probe`]: examples every
+/// lifetime is also scored on at each point of its learning curve. Its
+/// strings and choices belong to the plugin and stay valid as long as the
+/// instance.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LnProbe {
+    /// Its name in the run's records (`[a-z0-9_]+`).
+    pub name: *const c_char,
+    /// Its examples.
+    pub n: usize,
+    /// The labels a prediction is restricted to (null: every label).
+    pub choices: *const u32,
+    /// Number of choices.
+    pub n_choices: usize,
+}
+
+/// Host-owned buffers an environment fills ([`LnEnvironmentApi::fill`]):
+/// `n` examples of the task's kind, row-major. The host prefills reals
+/// with NaN and labels and tokens with a value out of range, so that what
+/// the plugin leaves unwritten is caught. Buffers the task's kind does not
+/// use are null with length 0.
+#[repr(C)]
+#[derive(Debug)]
+pub struct LnBatch {
+    /// The task's kind.
+    pub kind: u32,
+    /// Examples to write (windows for tokens).
+    pub n: usize,
+    /// Steps per sequence, or tokens per window (`context + 1`); 0
+    /// otherwise.
+    pub steps: usize,
+    /// Inputs: `n x inputs`, or `n x steps x inputs` for sequences.
+    pub x: *mut f32,
+    /// Length of `x`.
+    pub x_len: usize,
+    /// Regression targets, `n x outputs`.
+    pub y: *mut f32,
+    /// Length of `y`.
+    pub y_len: usize,
+    /// Labels `< outputs`: `n`, or `n x steps` for sequences (where
+    /// [`LN_IGNORE`] marks a step no loss scores).
+    pub labels: *mut u32,
+    /// Length of `labels`.
+    pub labels_len: usize,
+    /// Token windows, `n x steps`, each token `< outputs`.
+    pub tokens: *mut u32,
+    /// Length of `tokens`.
+    pub tokens_len: usize,
+    /// Set by the plugin: how many examples it wrote (all of them: `n`).
+    pub written: usize,
+}
+
+/// The functions of a plugin's environment offerings (ABI 4). An instance
+/// is what `create` made for an offering of kind [`LN_ENVIRONMENT`], from
+/// the scenario's environment table (every key but `plugin` and `seed`).
+///
+/// Right after `create` the host calls `task`, then `probe` for each probe
+/// set and `direction` when there is one; then `fill` once per run for the
+/// held-out set and each probe set, and once per lifetime for its training
+/// data. `fill` may run on several threads at once for one instance (each
+/// call with its own batch): what it writes must depend on its arguments
+/// only, the seed above all, so that a run is the same whatever the thread
+/// count and wherever the plugin runs.
+#[repr(C)]
+#[derive(Debug)]
+pub struct LnEnvironmentApi {
+    /// Writes the instance's task.
+    pub task: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            out: *mut LnTask,
+            error: *mut LnError,
+        ) -> LnStatus,
+    >,
+    /// Describes probe set `index` (`0..n_probes`); may be null when no
+    /// offering has probe sets.
+    pub probe: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            index: usize,
+            out: *mut LnProbe,
+            error: *mut LnError,
+        ) -> LnStatus,
+    >,
+    /// Writes the task direction, `n` (the task's `inputs`) values, into
+    /// `out`; may be null when no offering has one.
+    pub direction: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            out: *mut f32,
+            n: usize,
+            error: *mut LnError,
+        ) -> LnStatus,
+    >,
+    /// Fills `batch` with `batch.n` examples of `what` ([`LN_FILL_TRAIN`],
+    /// [`LN_FILL_HELDOUT`], or [`LN_FILL_PROBE`] for probe set `index`),
+    /// drawn from `seed` and nothing else, and sets `batch.written`.
+    pub fill: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            what: u32,
+            index: usize,
+            seed: u64,
+            batch: *mut LnBatch,
+            error: *mut LnError,
+        ) -> LnStatus,
+    >,
 }
 
 /// The entry symbol's type.

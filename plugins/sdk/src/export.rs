@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Once, OnceLock};
 
 use crate::abi::*;
-use crate::{Batch, Config, Direction, Error, Evaluate, Kind, Plugin, Scores};
+use crate::environment::{Description, Examples, Part, Task};
+use crate::{Batch, Config, Direction, Environment, Error, Evaluate, Kind, Plugin, Scores};
 
 /// Generates the library's entry symbol, `lineage_plugin_entry`, for a type
 /// implementing [`Plugin`](crate::Plugin). Use it once per library.
@@ -109,8 +110,13 @@ fn build<P: Plugin>() -> Descriptor {
             kind: match o.kind {
                 Kind::Fitness => LN_FITNESS,
                 Kind::Suite => LN_SUITE,
+                Kind::Environment => LN_ENVIRONMENT,
             },
-            metrics: m.as_ptr(),
+            metrics: if m.is_empty() {
+                std::ptr::null()
+            } else {
+                m.as_ptr()
+            },
             n_metrics: m.len(),
             description: intern(&o.description),
         })
@@ -132,6 +138,11 @@ fn build<P: Plugin>() -> Descriptor {
             evaluate: Some(evaluate),
             destroy: Some(destroy),
             offering_reads: reads.as_ptr(),
+            environment: if offerings.iter().any(|o| o.kind == Kind::Environment) {
+                &ENVIRONMENT_API
+            } else {
+                std::ptr::null()
+            },
         },
         _strings: strings,
         _offerings: raw_offerings,
@@ -156,8 +167,13 @@ unsafe extern "C" fn create<P: Plugin>(
         };
         // SAFETY: the host passes a valid config for the call's duration.
         let config = unsafe { read_config(config) };
-        let evaluator: Box<dyn Evaluate> = P::create(&o.name, &config)?;
-        let boxed: Box<Box<dyn Evaluate>> = Box::new(evaluator);
+        let made = match o.kind {
+            Kind::Environment => Made::Environment(Box::new(EnvironmentInstance::new(
+                P::environment(&o.name, &config)?,
+            )?)),
+            Kind::Fitness | Kind::Suite => Made::Evaluate(P::create(&o.name, &config)?),
+        };
+        let boxed: Box<Made> = Box::new(made);
         // SAFETY: the host passes a valid out pointer.
         unsafe { *instance = Box::into_raw(boxed).cast() };
         Ok(())
@@ -175,7 +191,9 @@ unsafe extern "C" fn evaluate(
         // SAFETY: `instance` came from `create`; the host keeps `call` and
         // `scores` valid for the call.
         unsafe {
-            let evaluator = &*(instance as *const Box<dyn Evaluate>);
+            let Made::Evaluate(evaluator) = &*(instance as *const Made) else {
+                return Err(Error::new("an environment is not evaluated"));
+            };
             let call = &*call;
             let scores = &mut *scores;
             let len = scores.n_organisms * scores.n_metrics;
@@ -203,8 +221,187 @@ unsafe extern "C" fn destroy(instance: *mut c_void) {
     }
     let _ = catch_unwind(|| {
         // SAFETY: `instance` came from `create` and is destroyed once.
-        drop(unsafe { Box::from_raw(instance as *mut Box<dyn Evaluate>) });
+        drop(unsafe { Box::from_raw(instance as *mut Made) });
     });
+}
+
+/// What `create` makes: the instance pointer the host holds points at one.
+enum Made {
+    Evaluate(Box<dyn Evaluate>),
+    Environment(Box<EnvironmentInstance>),
+}
+
+/// An environment with its description, and the C strings and choices the
+/// host reads through [`LnProbe`] for as long as the instance lives.
+struct EnvironmentInstance {
+    environment: Box<dyn Environment>,
+    description: Description,
+    names: Vec<CString>,
+}
+
+impl EnvironmentInstance {
+    fn new(environment: Box<dyn Environment>) -> Result<EnvironmentInstance, Error> {
+        let description = environment.describe();
+        let names = description
+            .probes
+            .iter()
+            .map(|p| {
+                CString::new(p.name.clone())
+                    .map_err(|_| Error::new(format!("probe set name {:?} holds a NUL", p.name)))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(EnvironmentInstance {
+            environment,
+            description,
+            names,
+        })
+    }
+}
+
+/// The environment functions every SDK plugin with an environment shares.
+static ENVIRONMENT_API: LnEnvironmentApi = LnEnvironmentApi {
+    task: Some(environment_task),
+    probe: Some(environment_probe),
+    direction: Some(environment_direction),
+    fill: Some(environment_fill),
+};
+
+/// # Safety
+/// `instance` came from `create`.
+unsafe fn environment_of<'a>(instance: *mut c_void) -> Result<&'a EnvironmentInstance, Error> {
+    // SAFETY: the caller's contract.
+    match unsafe { &*(instance as *const Made) } {
+        Made::Environment(e) => Ok(e),
+        Made::Evaluate(_) => Err(Error::new("this instance is not an environment")),
+    }
+}
+
+unsafe extern "C" fn environment_task(
+    instance: *mut c_void,
+    out: *mut LnTask,
+    error: *mut LnError,
+) -> LnStatus {
+    guard(error, || {
+        // SAFETY: the host passes its instance and a valid out pointer.
+        let e = unsafe { environment_of(instance)? };
+        let d = &e.description;
+        let (kind, inputs, outputs, steps) = match d.task {
+            Task::Regression { inputs, outputs } => (LN_DATA_DENSE, inputs, outputs, 0),
+            Task::Classification { inputs, classes } => (LN_DATA_LABELED, inputs, classes, 0),
+            Task::Sequences {
+                inputs,
+                classes,
+                steps,
+            } => (LN_DATA_SEQUENCES, inputs, classes, steps),
+            Task::NextToken { vocab, context } => (LN_DATA_TOKENS, 0, vocab, context),
+        };
+        let task = LnTask {
+            kind,
+            inputs,
+            outputs,
+            steps,
+            heldout: d.heldout,
+            n_probes: d.probes.len(),
+            has_direction: u32::from(d.direction.is_some()),
+        };
+        // SAFETY: a valid out pointer by contract.
+        unsafe { *out = task };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn environment_probe(
+    instance: *mut c_void,
+    index: usize,
+    out: *mut LnProbe,
+    error: *mut LnError,
+) -> LnStatus {
+    guard(error, || {
+        // SAFETY: the host passes its instance and a valid out pointer.
+        let e = unsafe { environment_of(instance)? };
+        let Some(p) = e.description.probes.get(index) else {
+            return Err(Error::new(format!("no probe set {index}")));
+        };
+        let probe = LnProbe {
+            name: e.names[index].as_ptr(),
+            n: p.examples,
+            choices: p.choices.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            n_choices: p.choices.as_ref().map_or(0, Vec::len),
+        };
+        // SAFETY: a valid out pointer by contract.
+        unsafe { *out = probe };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn environment_direction(
+    instance: *mut c_void,
+    out: *mut f32,
+    n: usize,
+    error: *mut LnError,
+) -> LnStatus {
+    guard(error, || {
+        // SAFETY: the host passes its instance.
+        let e = unsafe { environment_of(instance)? };
+        let Some(d) = &e.description.direction else {
+            return Err(Error::new("this environment has no task direction"));
+        };
+        if d.len() != n || out.is_null() {
+            return Err(Error::new(format!(
+                "the task direction has {} values, the host asked for {n}",
+                d.len()
+            )));
+        }
+        // SAFETY: the host's buffer holds `n` values.
+        unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), out, n) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn environment_fill(
+    instance: *mut c_void,
+    what: u32,
+    index: usize,
+    seed: u64,
+    batch: *mut LnBatch,
+    error: *mut LnError,
+) -> LnStatus {
+    guard(error, || {
+        // SAFETY: the host passes its instance and a valid batch whose
+        // buffers hold their stated lengths (null ones are empty).
+        unsafe {
+            let e = environment_of(instance)?;
+            let part = match what {
+                LN_FILL_TRAIN => Part::Train,
+                LN_FILL_HELDOUT => Part::Heldout,
+                LN_FILL_PROBE => Part::Probe(index),
+                other => return Err(Error::new(format!("unknown fill {other}"))),
+            };
+            let b = &mut *batch;
+            let mut examples = Examples::new(
+                b.n,
+                b.steps,
+                slice_mut(b.x, b.x_len),
+                slice_mut(b.y, b.y_len),
+                slice_mut(b.labels, b.labels_len),
+                slice_mut(b.tokens, b.tokens_len),
+            );
+            e.environment.fill(part, seed, &mut examples)?;
+            b.written = b.n;
+        }
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `p` is null with `len` 0, or valid for `len` values.
+unsafe fn slice_mut<'a, T>(p: *mut T, len: usize) -> &'a mut [T] {
+    if p.is_null() || len == 0 {
+        &mut []
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(p, len) }
+    }
 }
 
 thread_local! {

@@ -1,4 +1,5 @@
-//! The Lineage plugin SDK: write fitness functions and evaluation suites that
+//! The Lineage plugin SDK: write fitness functions, evaluation suites and
+//! environments (the worlds lifetimes learn in; module [`environment`]) that
 //! Lineage loads at run time from a shared library, without rebuilding it.
 //!
 //! A plugin is a `cdylib` crate with one type implementing [`Plugin`] and
@@ -67,6 +68,10 @@
 //!   reject bad keys and values there (the run then stops with exit code 2).
 //! - **Lifetime.** The host never unloads a library; instances are
 //!   destroyed when the run ends (not after a failed `create`).
+//! - **Environments.** An [`Offering::environment`] is made by
+//!   [`Plugin::environment`] from the scenario's environment table and
+//!   fills the host's buffers from a seed the host gives ([`Environment`]);
+//!   see the module [`environment`] for its contract.
 //!
 //! This crate has no dependencies, and must keep it that way: plugin authors
 //! build it into their libraries.
@@ -75,11 +80,13 @@
 
 pub mod abi;
 mod config;
+pub mod environment;
 #[doc(hidden)]
 pub mod export;
 mod host;
 
 pub use config::Config;
+pub use environment::{Description, Environment, Examples, Part, Probe, Rng, Task};
 pub use host::{Batch, Curve, CurvePoint, Data, Genome, Input, Life, Stage, TensorView};
 
 /// Why a plugin call failed: a message for the user.
@@ -157,9 +164,11 @@ pub enum Kind {
     /// Metrics recorded per organism, used for selection only when the
     /// scenario says so.
     Suite,
+    /// An environment lifetimes learn in ([`Environment`], ABI 4).
+    Environment,
 }
 
-/// A fitness function or evaluation suite a plugin offers.
+/// A fitness function, evaluation suite or environment a plugin offers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Offering {
     /// Name, unique in the plugin, `[a-z0-9_]+`.
@@ -198,6 +207,19 @@ impl Offering {
         }
     }
 
+    /// An environment lifetimes learn in, made by [`Plugin::environment`]
+    /// from the scenario's `environment = { plugin = "NAME:OFFERING", ... }`
+    /// table.
+    pub fn environment(name: &str, description: &str) -> Offering {
+        Offering {
+            name: name.to_owned(),
+            kind: Kind::Environment,
+            description: description.to_owned(),
+            metrics: Vec::new(),
+            reads_weights: false,
+        }
+    }
+
     /// Declares that the offering reads organisms' weights, at birth or
     /// learned, directly or through model runs. The host keeps weights
     /// after a lifetime only where an offering in use (or inheritance)
@@ -224,6 +246,15 @@ pub trait Plugin: 'static {
     /// `[plugins.NAME.config]` table. Reject bad configuration here, naming
     /// the key: the run then stops before generation 0.
     fn create(offering: &str, config: &Config) -> Result<Box<dyn Evaluate>, Error>;
+    /// An instance of the environment offering `offering`, configured by
+    /// the scenario's environment table (every key but `plugin` and
+    /// `seed`). Reject bad keys and values here, naming the key in
+    /// backquotes (`` `coherence` must be positive ``): the scenario's
+    /// check then points at its line. Plugins without environments keep
+    /// the default, which refuses.
+    fn environment(offering: &str, _config: &Config) -> Result<Box<dyn Environment>, Error> {
+        Err(Error::new(format!("`{offering}` is not an environment")))
+    }
 }
 
 /// An instance of an offering: scores batches of organisms.

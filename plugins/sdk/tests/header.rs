@@ -178,7 +178,7 @@ macro_rules! structs {
 structs! {
     LnPlugin {
         abi_version, struct_size, name, version, description, offerings, n_offerings,
-        create, evaluate, destroy, offering_reads,
+        create, evaluate, destroy, offering_reads, environment,
     }
     LnOffering { name, kind, metrics, n_metrics, description }
     LnMetric { name, direction }
@@ -194,6 +194,12 @@ structs! {
     LnData { kind, n, x, y, labels, n_labels, tokens, len }
     LnRun { what, stage, name, n, len, x, tokens, cotangent }
     LnHost { ctx, genome, gene, weights, curve, heldout, run, probes }
+    LnTask { kind, inputs, outputs, steps, heldout, n_probes, has_direction }
+    LnProbe { name, n, choices, n_choices }
+    LnBatch {
+        kind, n, steps, x, x_len, y, y_len, labels, labels_len, tokens, tokens_len, written,
+    }
+    LnEnvironmentApi { task, probe, direction, fill }
 }
 
 /// A constant: its Rust name, its C name, and its value.
@@ -262,6 +268,10 @@ fn constants() -> Vec<Constant> {
         LN_RUN_KERNEL,
         LN_MAX_RANK,
         LN_READS_WEIGHTS,
+        LN_ENVIRONMENT,
+        LN_FILL_TRAIN,
+        LN_FILL_HELDOUT,
+        LN_FILL_PROBE,
     ]);
     all
 }

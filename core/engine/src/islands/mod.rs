@@ -253,6 +253,7 @@ pub fn resume_islands(
                 Some(g),
                 generations,
                 threads,
+                false,
             )? {
                 crate::Resumed::Running(run) => runs.push(*run),
                 crate::Resumed::Finished(_) => return Ok(None),

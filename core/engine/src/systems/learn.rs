@@ -214,20 +214,31 @@ fn learn_group(
         develop::Birth,
         (lineage_env::Lifetime, Vec<u32>, lineage_learn::Hyper),
     );
-    let prepared: Vec<Result<Prepared, String>> = cx.threads.0.install(|| {
+    let prepared: Vec<Result<Prepared, EngineError>> = cx.threads.0.install(|| {
         part.par_iter()
             .map(|o| {
                 let birth = birth_of(cfg, cx.seed, o.lineage, &o.genome.0, o.inherited, o.weights)
-                    .map_err(|m| format!("organism {}: development failed: {m}", o.lineage.id))?;
-                let life = lifetime_data(cfg, cx.seed, g, o.lineage.id, &o.genome.0);
+                    .map_err(|m| {
+                        fail(format!(
+                            "organism {}: development failed: {m}",
+                            o.lineage.id
+                        ))
+                    })?;
+                let life = lifetime_data(cfg, cx.seed, g, o.lineage.id, &o.genome.0).map_err(
+                    |source| EngineError::Environment {
+                        generation: g,
+                        source,
+                    },
+                )?;
                 Ok((birth, life))
             })
             .collect()
     });
     let mut lives = Vec::with_capacity(part.len());
     let mut births = Vec::with_capacity(part.len());
+    // The first failure in organism order, whatever the thread count.
     for (o, p) in part.iter().zip(prepared) {
-        let (birth, life) = p.map_err(fail)?;
+        let (birth, life) = p?;
         if Examples::of(&life.0.train, &cfg.model).is_none() {
             return Err(fail(format!(
                 "organism {}: the lifetime's data hold no example this model can learn from",
@@ -293,24 +304,25 @@ fn learn_group(
 
 /// An organism's lifetime data, minibatch order and hyper-parameters: a
 /// pure function of the seed, generation, id and genome (what `lineage
-/// export` regenerates).
+/// export` regenerates); an error only from an environment a plugin
+/// supplies.
 pub fn lifetime_data(
     cfg: &LifetimeConfig,
     seed: u64,
     generation: u32,
     id: OrganismId,
     genome: &lineage_evo::Genome,
-) -> (lineage_env::Lifetime, Vec<u32>, lineage_learn::Hyper) {
+) -> Result<(lineage_env::Lifetime, Vec<u32>, lineage_learn::Hyper), lineage_env::EnvError> {
     let hyper = develop::hyper(cfg, genome);
     let mut rng = stream(seed, generation, id, Purpose::Learn);
-    let life = cfg.environment.env.lifetime(&mut rng, cfg.budget);
+    let life = cfg.environment.env.lifetime(&mut rng, cfg.budget)?;
     let examples = Examples::of(&life.train, &cfg.model).map_or(0, |e| e.count());
     let indices = if examples == 0 {
         Vec::new()
     } else {
         minibatch_indices(examples, cfg.life.batch, hyper.steps, &mut rng)
     };
-    (life, indices, hyper)
+    Ok((life, indices, hyper))
 }
 
 /// Mutates newborns' connectome genomes: rewiring, sign flips and density

@@ -613,14 +613,14 @@ impl Environment for Dataset {
         self.task.clone()
     }
 
-    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Lifetime {
+    fn lifetime(&self, rng: &mut dyn RngCore, budget: usize) -> Result<Lifetime, EnvError> {
         let train = match &*self.train {
             Batch::Tokens { tokens, .. } => {
                 let Task::NextToken { context, .. } = self.task else {
                     unreachable!("a token stream has a next-token task")
                 };
                 let window = context + 1;
-                let n = budget.div_ceil(context).max(1);
+                let n = crate::windows(budget, context);
                 let mut out = Vec::with_capacity(n * window);
                 for _ in 0..n {
                     let start = rng.random_range(0..=tokens.len() - window);
@@ -639,10 +639,10 @@ impl Environment for Dataset {
                 pick(all, &rows)
             }
         };
-        Lifetime {
+        Ok(Lifetime {
             train,
             heldout: self.heldout.clone(),
-        }
+        })
     }
 
     /// A classification data set's held-out examples once more, as the

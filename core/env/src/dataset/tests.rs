@@ -132,11 +132,16 @@ fn classification_from_npz_splits_standardises_on_train_and_draws_lifetimes() {
     assert_eq!(files[0].bytes, std::fs::metadata(&path).unwrap().len());
     assert_eq!(files[0].sha256.len(), 64);
     // A lifetime: `budget` distinct training rows, the same for the same stream.
-    let draw = || env.lifetime(&mut stream(9, 0, 3, Purpose::Learn), 12);
+    let draw = || {
+        env.lifetime(&mut stream(9, 0, 3, Purpose::Learn), 12)
+            .unwrap()
+    };
     let (a, b) = (draw(), draw());
     assert_eq!(a.train, b.train);
     assert_eq!(a.train.len(), 12);
-    let other = env.lifetime(&mut stream(9, 0, 4, Purpose::Learn), 12);
+    let other = env
+        .lifetime(&mut stream(9, 0, 4, Purpose::Learn), 12)
+        .unwrap();
     assert_ne!(a.train, other.train);
     assert!(Arc::ptr_eq(&a.heldout, &env.heldout));
     // The same seed splits the same way; another seed another way.
@@ -287,7 +292,9 @@ fn a_token_stream_holds_out_its_tail_in_whole_windows() {
     };
     assert_eq!((*n, *len), (4, 5));
     assert_eq!(w[0], tokens[180] as u32);
-    let life = env.lifetime(&mut stream(1, 0, 0, Purpose::Learn), 40);
+    let life = env
+        .lifetime(&mut stream(1, 0, 0, Purpose::Learn), 40)
+        .unwrap();
     let Batch::Tokens { n, len, .. } = life.train else {
         panic!()
     };

@@ -15,7 +15,7 @@ use lineage_plugin::export::{panic_message, write_error};
 use crate::call::{RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
 
 /// The message in an error buffer.
-pub(super) fn message(buffer: &[u8]) -> String {
+pub(crate) fn message(buffer: &[u8]) -> String {
     let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
     let text = String::from_utf8_lossy(&buffer[..end]).into_owned();
     if text.is_empty() {

@@ -11,14 +11,16 @@ use lineage_plugin::abi::*;
 
 mod host;
 
-use host::{Context, message};
+use host::Context;
+pub(crate) use host::message;
 
 use crate::call::{Outcome, Refusal};
+use crate::environment::{Described, Filled, Part, Shape};
 use crate::library::{OfferingInfo, Plugin};
 use crate::{EvalError, PluginError, Services};
 
 /// Room for a plugin's error message.
-const ERROR_CAPACITY: usize = 4096;
+pub(crate) const ERROR_CAPACITY: usize = 4096;
 
 /// A configured instance of a plugin's offering.
 #[derive(Debug)]
@@ -113,6 +115,45 @@ impl Instance {
     /// The offering it is an instance of.
     pub fn offering(&self) -> &OfferingInfo {
         &self.info
+    }
+
+    /// What an environment instance declares (its task, probe sets and
+    /// direction), as it declared it; or why it could not say.
+    pub(crate) fn describe_environment(&self) -> Result<Described, String> {
+        match &self.body {
+            Body::InProcess(raw) => {
+                let pointer = raw.lock().unwrap_or_else(|p| p.into_inner()).0;
+                crate::environment::describe(&self.plugin, pointer)
+            }
+            Body::Isolated(remote) => remote
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .describe()
+                .map_err(|e| e.message()),
+        }
+    }
+
+    /// Has an environment instance fill buffers of `shape` for `part` from
+    /// `seed`: what it wrote (unchecked), or why not. In this process,
+    /// fills run concurrently (the ABI allows it); an isolated instance
+    /// serves one at a time.
+    pub(crate) fn fill_environment(
+        &self,
+        part: Part,
+        seed: u64,
+        shape: &Shape,
+    ) -> Result<Filled, String> {
+        match &self.body {
+            Body::InProcess(raw) => {
+                let pointer = raw.lock().unwrap_or_else(|p| p.into_inner()).0;
+                crate::environment::fill(&self.plugin, pointer, part, seed, shape)
+            }
+            Body::Isolated(remote) => remote
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .fill(part, seed, shape)
+                .map_err(|e| e.message()),
+        }
     }
 
     /// Scores the organisms `ids` (ascending) into `out` (`ids.len() x

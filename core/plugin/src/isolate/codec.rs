@@ -10,8 +10,10 @@ use lineage_evo::{Direction, Objective};
 use lineage_plugin::Kind;
 
 use super::wire::{In, Out};
+use crate::environment::{Described, Filled, Shape};
 use crate::library::{OfferingInfo, Plugin};
 use crate::{PluginError, Tensor};
+use lineage_plugin::abi::LnTask;
 
 use super::*;
 
@@ -88,7 +90,8 @@ pub(crate) fn put_descriptor(out: &mut Out, p: &Plugin) {
         out.str(&o.name)
             .u8(match o.kind {
                 Kind::Fitness => 1,
-                _ => 2,
+                Kind::Suite => 2,
+                Kind::Environment => 3,
             })
             .str(&o.description)
             .u8(u8::from(o.reads_weights))
@@ -111,10 +114,11 @@ pub(crate) fn read_descriptor(r: &mut In<'_>) -> Result<Plugin, String> {
     let mut offerings = Vec::new();
     for _ in 0..n {
         let oname = r.str()?.to_owned();
-        let kind = if r.u8()? == 1 {
-            Kind::Fitness
-        } else {
-            Kind::Suite
+        let kind = match r.u8()? {
+            1 => Kind::Fitness,
+            2 => Kind::Suite,
+            3 => Kind::Environment,
+            k => return Err(format!("unknown offering kind {k}")),
         };
         let odescription = r.str()?.to_owned();
         let reads_weights = r.u8()? != 0;
@@ -149,6 +153,7 @@ pub(crate) fn read_descriptor(r: &mut In<'_>) -> Result<Plugin, String> {
         path: None,
         sha256: None,
         raw: None,
+        environment: None,
         isolated: None,
     })
 }
@@ -186,5 +191,111 @@ pub(crate) fn read_load_error(r: &mut In<'_>, path: &Path) -> Result<PluginError
             message,
         },
         _ => PluginError::Worker { path, message },
+    })
+}
+
+/// Writes an environment's description into `DESCRIBED`.
+pub(crate) fn put_described(out: &mut Out, d: &Described) {
+    let t = &d.task;
+    out.u32(t.kind)
+        .usize(t.inputs)
+        .usize(t.outputs)
+        .usize(t.steps)
+        .usize(t.heldout)
+        .usize(t.n_probes)
+        .u32(t.has_direction)
+        .usize(d.probes.len());
+    for (name, n, choices) in &d.probes {
+        out.str(name).usize(*n);
+        match choices {
+            None => out.u8(0),
+            Some(c) => out.u8(1).u32s(c),
+        };
+    }
+    match &d.direction {
+        None => out.u8(0),
+        Some(v) => out.u8(1).f32s(v),
+    };
+}
+
+pub(crate) fn get_described(r: &mut In<'_>) -> Result<Described, String> {
+    let task = LnTask {
+        kind: r.u32()?,
+        inputs: r.usize()?,
+        outputs: r.usize()?,
+        steps: r.usize()?,
+        heldout: r.usize()?,
+        n_probes: r.usize()?,
+        has_direction: r.u32()?,
+    };
+    let n = r.usize()?;
+    let mut probes = Vec::with_capacity(n.min(crate::environment::MAX_PROBES));
+    for _ in 0..n {
+        let name = r.str()?.to_owned();
+        let examples = r.usize()?;
+        let choices = match r.u8()? {
+            0 => None,
+            _ => Some(r.u32s()?),
+        };
+        probes.push((name, examples, choices));
+    }
+    let direction = match r.u8()? {
+        0 => None,
+        _ => Some(r.f32s()?),
+    };
+    Ok(Described {
+        task,
+        probes,
+        direction,
+    })
+}
+
+/// Writes a fill request's shape.
+pub(crate) fn put_shape(out: &mut Out, s: &Shape) {
+    out.u32(s.kind)
+        .usize(s.n)
+        .usize(s.steps)
+        .usize(s.x)
+        .usize(s.y)
+        .usize(s.labels)
+        .usize(s.tokens);
+}
+
+pub(crate) fn get_shape(r: &mut In<'_>) -> Result<Shape, String> {
+    let shape = Shape {
+        kind: r.u32()?,
+        n: r.usize()?,
+        steps: r.usize()?,
+        x: r.usize()?,
+        y: r.usize()?,
+        labels: r.usize()?,
+        tokens: r.usize()?,
+    };
+    let max = crate::environment::MAX_VALUES;
+    if [shape.x, shape.y, shape.labels, shape.tokens]
+        .iter()
+        .any(|&v| v > max)
+    {
+        return Err("a fill request larger than any task allows".into());
+    }
+    Ok(shape)
+}
+
+/// Writes filled buffers into `FILLED`.
+pub(crate) fn put_filled(out: &mut Out, f: &Filled) {
+    out.usize(f.written)
+        .f32s(&f.x)
+        .f32s(&f.y)
+        .u32s(&f.labels)
+        .u32s(&f.tokens);
+}
+
+pub(crate) fn get_filled(r: &mut In<'_>) -> Result<Filled, String> {
+    Ok(Filled {
+        written: r.usize()?,
+        x: r.f32s()?,
+        y: r.f32s()?,
+        labels: r.u32s()?,
+        tokens: r.u32s()?,
     })
 }

@@ -15,6 +15,7 @@ use super::codec::*;
 use super::wire::{In, Out};
 use super::*;
 use crate::call::{Outcome, Refusal};
+use crate::environment::{Described, Filled, Part, Shape};
 use crate::{EvalError, RunInput, RunRequest, RunWhat, Services, Stage};
 
 /// An instance in a worker process, with what it takes to make it again.
@@ -129,6 +130,63 @@ impl Remote {
         }
         result
     }
+
+    /// Asks the worker to describe its environment instance.
+    pub(crate) fn describe(&mut self) -> Result<Described, Fault> {
+        let body = self.exchange(Out::new(wire::ENV_DESCRIBE).finish(), wire::DESCRIBED)?;
+        let mut r = In::new(&body[1..]);
+        let (status, message) = (
+            r.u8().map_err(Fault::Protocol)?,
+            r.str().map_err(Fault::Protocol)?,
+        );
+        if status != 0 {
+            return Err(Fault::Refused(message.to_owned()));
+        }
+        get_described(&mut r).map_err(Fault::Protocol)
+    }
+
+    /// Asks the worker to fill buffers of `shape` for `part` from `seed`.
+    pub(crate) fn fill(&mut self, part: Part, seed: u64, shape: &Shape) -> Result<Filled, Fault> {
+        let (what, index) = part.raw();
+        let mut frame = Out::new(wire::ENV_FILL);
+        frame.u32(what).usize(index).u64(seed);
+        put_shape(&mut frame, shape);
+        let body = self.exchange(frame.finish(), wire::FILLED)?;
+        let mut r = In::new(&body[1..]);
+        let (status, message) = (
+            r.u8().map_err(Fault::Protocol)?,
+            r.str().map_err(Fault::Protocol)?,
+        );
+        if status != 0 {
+            return Err(Fault::Refused(message.to_owned()));
+        }
+        get_filled(&mut r).map_err(Fault::Protocol)
+    }
+
+    /// Sends `frame` and waits (at most the timeout) for the reply tagged
+    /// `expect`; a dead, hung or confused worker is dropped, and the next
+    /// call starts a new one.
+    fn exchange(&mut self, frame: Vec<u8>, expect: u8) -> Result<Vec<u8>, Fault> {
+        let timeout = self.source.isolation.timeout;
+        let result = (|| {
+            let worker = self.ready()?;
+            worker.send(&frame)?;
+            let body = worker.receive(timeout)?;
+            match body.first() {
+                Some(&tag) if tag == expect => Ok(body),
+                tag => Err(Fault::Protocol(format!(
+                    "answered with frame {tag:?}, expected {expect}"
+                ))),
+            }
+        })();
+        if matches!(
+            result,
+            Err(Fault::Died(_) | Fault::TimedOut(_) | Fault::Protocol(_) | Fault::Io(_))
+        ) {
+            self.worker = None;
+        }
+        result
+    }
 }
 
 /// Reads `EVALUATED`: the status, the message, the count and the scores.
@@ -171,6 +229,8 @@ pub(crate) enum Fault {
     Restart(String),
     /// The genome service failed in the engine.
     Genome(String),
+    /// The plugin answered, with an error: its message.
+    Refused(String),
 }
 
 impl Fault {
@@ -182,6 +242,16 @@ impl Fault {
             Fault::Io(m) => format!("cannot be reached: {m}"),
             Fault::Restart(m) => format!("cannot be restarted: {m}"),
             Fault::Genome(m) => format!("cannot be sent the genomes: {m}"),
+            Fault::Refused(m) => m.clone(),
+        }
+    }
+
+    /// What went wrong, for an environment's error: the plugin's own
+    /// message, or what became of its worker process.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Fault::Refused(m) => m.clone(),
+            other => format!("its worker process {}", other.describe()),
         }
     }
 
@@ -198,6 +268,11 @@ impl Fault {
                 plugin,
                 offering,
                 timeout_ms: t.as_millis() as u64,
+            },
+            Fault::Refused(message) => EvalError::Failed {
+                plugin,
+                offering,
+                message,
             },
             other => EvalError::Failed {
                 plugin,

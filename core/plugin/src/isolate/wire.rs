@@ -13,6 +13,11 @@ pub(crate) const LOAD: u8 = 1;
 pub(crate) const CREATE: u8 = 2;
 /// Engine → worker: score a batch (generation, ids, genomes).
 pub(crate) const EVALUATE: u8 = 3;
+/// Engine → worker: describe the environment instance (ABI 4).
+pub(crate) const ENV_DESCRIBE: u8 = 4;
+/// Engine → worker: fill an environment's buffers (what, index, seed,
+/// shape).
+pub(crate) const ENV_FILL: u8 = 5;
 /// Engine → worker: a service's answer.
 pub(crate) const REPLY_OK: u8 = 10;
 /// Engine → worker: a service's error message.
@@ -28,6 +33,11 @@ pub(crate) const CREATED: u8 = 22;
 pub(crate) const CREATE_FAILED: u8 = 23;
 /// Worker → engine: status, message, count written and the scores.
 pub(crate) const EVALUATED: u8 = 24;
+
+/// Worker → engine: status, message and the environment's description.
+pub(crate) const DESCRIBED: u8 = 25;
+/// Worker → engine: status, message, count written and the buffers.
+pub(crate) const FILLED: u8 = 26;
 
 /// Worker → engine, during `EVALUATE`: a gene's offset and count.
 pub(crate) const ASK_GENE: u8 = 31;

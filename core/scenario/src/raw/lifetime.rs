@@ -69,6 +69,7 @@ impl<'de> Deserialize<'de> for RawSeed {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLifetime {
+    #[serde(deserialize_with = "environment")]
     pub environment: RawEnvironment,
     pub model: RawModel,
     pub budget: usize,
@@ -112,9 +113,58 @@ fn darwinian() -> String {
     "darwinian".into()
 }
 
+/// `[lifetime.environment]` as written: a built-in `kind`, whose fields
+/// serde checks, or a `plugin = "NAME:OFFERING"` whose own keys the plugin
+/// checks when it creates the environment.
+fn environment<'de, D: Deserializer<'de>>(d: D) -> Result<RawEnvironment, D::Error> {
+    use serde::de::Error;
+    let mut fields = toml::Table::deserialize(d)?;
+    if let Some(plugin) = fields.remove("plugin") {
+        if fields.contains_key("kind") {
+            return Err(D::Error::custom(
+                "an environment is either a built-in `kind` or a `plugin`, not both",
+            ));
+        }
+        let toml::Value::String(plugin) = plugin else {
+            return Err(D::Error::custom(format!(
+                "`plugin` must be a string \"NAME:OFFERING\", found {plugin}"
+            )));
+        };
+        let seed = match fields.remove("seed") {
+            None => RawSeed::default(),
+            Some(v) => {
+                RawSeed::deserialize(v).map_err(|e| D::Error::custom(format!("`seed`: {e}")))?
+            }
+        };
+        return Ok(RawEnvironment::Plugin {
+            plugin,
+            seed,
+            config: fields,
+        });
+    }
+    serde_path_to_error::deserialize(toml::Value::Table(fields)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().message().to_owned();
+        if path == "." || message.starts_with("unknown field") {
+            D::Error::custom(message)
+        } else {
+            D::Error::custom(format!("`{path}`: {message}"))
+        }
+    })
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum RawEnvironment {
+    /// An environment a plugin supplies: `plugin = "NAME:OFFERING"` (or
+    /// `"NAME"` when the plugin offers one environment), the host's
+    /// `seed`, and the plugin's own keys.
+    #[serde(skip)]
+    Plugin {
+        plugin: String,
+        seed: RawSeed,
+        config: toml::Table,
+    },
     GaussianClusters {
         classes: usize,
         dim: usize,

@@ -52,12 +52,14 @@ pub(super) fn pressures(
         Some(l) => {
             let at = |field: &str, message: String| ctx.at(field, message);
             let dir_of = |field: &str| ctx.sources.dir_of(ctx.resolved, field).map(Path::to_owned);
+            let plugins = super::plugins::plugins(ctx, raw)?;
             let check = super::Check {
                 at: &at,
                 dir_of: &dir_of,
                 budget: ctx.budget,
                 population,
                 seed: raw.seed,
+                plugins: &plugins,
             };
             let (config, lifetime_estimate) = check.lifetime(l, genome)?;
             estimate = lifetime_estimate;

@@ -11,13 +11,40 @@ use lineage_env::{
 };
 
 use crate::lifetime::EnvHandle;
-use crate::raw::lifetime::RawEnvironment;
+use crate::memory::{MemoryEstimate, MemoryPart};
+use crate::raw::lifetime::{RawEnvironment, RawSeed};
 
 use super::Check;
 
 impl<E> Check<'_, E> {
-    pub(super) fn environment(&self, raw: &RawEnvironment) -> Result<(EnvHandle, Task), E> {
+    /// The environment built, its task, and for a plugin's the memory it
+    /// declared (a built-in's is known from its table, before it is
+    /// built). `before` is the estimate so far, which a plugin's declared
+    /// held-out and probe sets join before they are allocated.
+    pub(super) fn environment(
+        &self,
+        raw: &RawEnvironment,
+        before: &MemoryEstimate,
+    ) -> Result<(EnvHandle, Task, Option<Vec<MemoryPart>>), E> {
+        if let RawEnvironment::Plugin {
+            plugin,
+            seed,
+            config,
+        } = raw
+        {
+            let (env, parts) = self.plugin_environment(plugin, *seed, config, before)?;
+            let task = env.task();
+            return Ok((
+                EnvHandle {
+                    env,
+                    description: format!("{raw:?}"),
+                },
+                task,
+                Some(parts),
+            ));
+        }
         let built: Result<Arc<dyn Environment>, lineage_env::EnvError> = match raw {
+            RawEnvironment::Plugin { .. } => unreachable!("handled above"),
             RawEnvironment::GaussianClusters {
                 classes,
                 dim,
@@ -201,7 +228,106 @@ impl<E> Check<'_, E> {
                 description: format!("{raw:?}"),
             },
             task,
+            None,
         ))
+    }
+
+    /// `plugin = "NAME:OFFERING"`: the plugin declared in `[plugins.NAME]`
+    /// loaded (in this process or a worker, as it says) and the offering
+    /// created from the table's other keys. The plugin's refusal points at
+    /// the key it names in backquotes, else at `plugin`.
+    fn plugin_environment(
+        &self,
+        reference: &str,
+        seed: RawSeed,
+        config: &toml::Table,
+        before: &MemoryEstimate,
+    ) -> Result<(Arc<dyn Environment>, Vec<MemoryPart>), E> {
+        let field = "environment.plugin";
+        let (alias, offering) = match reference.split_once(':') {
+            Some((a, o)) => (a, Some(o)),
+            None => (reference, None),
+        };
+        let Some(declared) = self.plugins.iter().find(|p| p.alias == alias) else {
+            let names: Vec<&str> = self.plugins.iter().map(|p| p.alias.as_str()).collect();
+            let mut message =
+                format!("no plugin `{alias}`: declare it as a `[plugins.{alias}]` table");
+            if !names.is_empty() {
+                message.push_str(&format!(" (declared: {})", names.join(", ")));
+            }
+            return self.err(field, message);
+        };
+        let plugin = crate::plugin_env::load(declared).or_else(|m| self.err(field, m))?;
+        let environments: Vec<&str> = plugin
+            .offerings
+            .iter()
+            .filter(|o| o.kind == lineage_plugin_host::Kind::Environment)
+            .map(|o| o.name.as_str())
+            .collect();
+        let offering = match (offering, environments.as_slice()) {
+            (Some(o), _) => o,
+            (None, [only]) => only,
+            (None, []) => {
+                return self.err(
+                    field,
+                    format!("plugin `{}` offers no environment", plugin.name),
+                );
+            }
+            (None, several) => {
+                return self.err(
+                    field,
+                    format!(
+                        "plugin `{}` offers several environments ({}): name one as `{alias}:OFFERING`",
+                        plugin.name,
+                        several.join(", ")
+                    ),
+                );
+            }
+        };
+        let toml = toml::to_string(config)
+            .or_else(|e| self.err("environment", format!("cannot write the table: {e}")))?;
+        let mut entries = Vec::new();
+        crate::validate::plugins::flatten("", config, &mut entries);
+        let declared_bytes = std::cell::Cell::new(0u64);
+        let admit = |bytes: u64| {
+            declared_bytes.set(bytes);
+            let mut estimate = before.clone();
+            estimate.held.push(MemoryPart {
+                what: "environment data the plugin declared".into(),
+                field: "lifetime.environment".into(),
+                bytes,
+            });
+            match self.budget.refuse(&estimate) {
+                Some((_, message)) => Err(message),
+                None => Ok(()),
+            }
+        };
+        let env = lineage_plugin_host::PluginEnvironment::create(
+            &plugin,
+            offering,
+            &toml,
+            &entries,
+            seed.resolve(self.seed),
+            &admit,
+        )
+        .or_else(|e| {
+            let message = e.to_string();
+            let key = message
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .find(|word| config.contains_key(*word));
+            match key {
+                Some(k) => self.err(&format!("environment.{k}"), message),
+                None => self.err(field, message),
+            }
+        })?;
+        let parts = vec![MemoryPart {
+            what: "environment data".into(),
+            field: "lifetime.environment".into(),
+            bytes: declared_bytes.get(),
+        }];
+        Ok((Arc::new(env), parts))
     }
 }
 
@@ -334,6 +460,8 @@ pub(super) const MAX_PAIRS_DEFAULT: usize = 32;
 /// The keys an environment's table may hold.
 pub(super) fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
     match raw {
+        // The plugin's own keys, which it checks.
+        RawEnvironment::Plugin { .. } => &[],
         RawEnvironment::GaussianClusters { .. } => &["classes", "dim", "spread", "heldout", "seed"],
         RawEnvironment::Teacher { .. } => &[
             "inputs", "hidden", "outputs", "noise", "classify", "heldout", "seed",

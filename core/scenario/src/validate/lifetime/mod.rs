@@ -25,6 +25,9 @@ pub(crate) struct Check<'a, E> {
     pub population: usize,
     /// The run's seed, which an environment's `seed = "run"` takes.
     pub seed: u64,
+    /// The scenario's `[plugins]`, which an environment `plugin = ...`
+    /// names.
+    pub plugins: &'a [crate::PluginRef],
 }
 
 /// Widths past these (layers, embeddings, inputs, classes) are almost
@@ -76,6 +79,8 @@ impl<E> Check<'_, E> {
         }
         let env = |name: &str| format!("environment.{name}");
         let widths: Vec<(&str, usize)> = match &raw.environment {
+            // The plugin declares its sizes; the host bounds them.
+            RawEnvironment::Plugin { .. } => Vec::new(),
             RawEnvironment::GaussianClusters {
                 classes,
                 dim,
@@ -299,7 +304,9 @@ impl<E> Check<'_, E> {
         if let Some((field, message)) = self.budget.refuse(&before) {
             return Err((self.at)(&field, message));
         }
-        let (environment, task) = self.environment(&raw.environment)?;
+        let (environment, task, declared) = self.environment(&raw.environment, &before)?;
+        // A plugin's sizes are known once it declared its task.
+        let env_parts = declared.unwrap_or(env_parts);
         let env_bytes = env_parts
             .iter()
             .fold(0u64, |a, p| a.saturating_add(p.bytes));
