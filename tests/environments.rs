@@ -122,6 +122,18 @@ fn runs_are_the_same_whatever_the_threads_isolation_or_resume() {
     assert_eq!(p["sha256"].as_str().unwrap().len(), 64);
     assert!(!bytes.is_empty());
 
+    // `lineage plugins list` shows the environment on the search path.
+    let list = Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["plugins", "list"])
+        .env("LINEAGE_PLUGIN_PATH", tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("faulty_env 1.0.0 (ABI version 4)") && text.contains("environment clusters"),
+        "{text}"
+    );
+
     let one = tmp.path().join("one-thread");
     lineage_ok(&[
         "run",
@@ -378,6 +390,25 @@ fn bad_environment_tables_point_at_their_line() {
             );
         }
     }
+}
+
+/// The held-out set a plugin declares joins the memory estimate before
+/// it is allocated: 10^6 examples of 1,000 inputs (4 GB) are refused
+/// under a 1 GiB limit, naming the environment, with nothing allocated.
+#[test]
+fn a_declared_held_out_set_too_large_for_memory_is_refused_before_allocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    faulty_env(tmp.path());
+    let text = scenario("", ", heldout = 1000000").replace("dim = 6", "dim = 1000");
+    let path = write_scenario(tmp.path(), "big.toml", &text);
+    let out = lineage(&["validate", s(&path), "--memory-limit", "1GiB"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("lifetime.environment")
+            && err.contains("environment data the plugin declared"),
+        "{err}"
+    );
 }
 
 #[test]

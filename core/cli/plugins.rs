@@ -594,8 +594,8 @@ const RUST_ENV_LIB: &str = r#"//! `{name}`: a Lineage plugin with one environmen
 //! same whatever the thread count, after a resume, and in a worker process.
 
 use lineage_plugin::{
-    export_plugin, Config, Description, Environment, Error, Evaluate, Examples, Offering, Part,
-    Plugin, Rng, Task,
+    export_plugin, Config, Description, Environment, Error, Examples, Offering, Part, Plugin, Rng,
+    Task,
 };
 
 /// Points drawn from a standard normal; the label says on which side of
@@ -644,10 +644,6 @@ impl Plugin for ThisPlugin {
             "halfspace",
             "which side of a fixed hyperplane a noisy point lies on",
         )]
-    }
-
-    fn create(offering: &str, _config: &Config) -> Result<Box<dyn Evaluate>, Error> {
-        Err(Error::new(format!("`{offering}` is an environment")))
     }
 
     fn environment(offering: &str, config: &Config) -> Result<Box<dyn Environment>, Error> {

@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use lineage_env::{Batch, Decision, GaussianClusters};
 use lineage_plugin::{
-    Config, Description, Environment, Error, Evaluate, Examples, Offering, Part, Plugin, Task,
-    export_plugin,
+    Config, Description, Environment, Error, Examples, Offering, Part, Plugin, Task, export_plugin,
 };
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -78,10 +77,6 @@ impl Plugin for BenchEnv {
             Offering::environment("clusters", "the built-in gaussian_clusters"),
             Offering::environment("decision", "the built-in decision task"),
         ]
-    }
-
-    fn create(offering: &str, _config: &Config) -> Result<Box<dyn Evaluate>, Error> {
-        Err(Error::new(format!("`{offering}` is an environment")))
     }
 
     fn environment(offering: &str, config: &Config) -> Result<Box<dyn Environment>, Error> {

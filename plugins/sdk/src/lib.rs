@@ -244,8 +244,13 @@ pub trait Plugin: 'static {
     fn offerings() -> Vec<Offering>;
     /// An instance of `offering` configured by `config`, the scenario's
     /// `[plugins.NAME.config]` table. Reject bad configuration here, naming
-    /// the key: the run then stops before generation 0.
-    fn create(offering: &str, config: &Config) -> Result<Box<dyn Evaluate>, Error>;
+    /// the key: the run then stops before generation 0. Plugins that offer
+    /// only environments keep the default, which refuses.
+    fn create(offering: &str, _config: &Config) -> Result<Box<dyn Evaluate>, Error> {
+        Err(Error::new(format!(
+            "`{offering}` is not a fitness function or suite"
+        )))
+    }
     /// An instance of the environment offering `offering`, configured by
     /// the scenario's environment table (every key but `plugin` and
     /// `seed`). Reject bad keys and values here, naming the key in
