@@ -577,3 +577,71 @@ fn conditions_islands_reports_and_exports_take_plugin_environments() {
     lineage_ok(&["export", s(&run), "--organism", "3", "--out", s(&exported)]);
     assert!(std::fs::read_dir(&exported).unwrap().count() > 0);
 }
+
+/// Descriptors that break the environment ABI are refused when loaded,
+/// naming what is wrong; a probe set without a name, when the environment
+/// is created.
+#[test]
+fn broken_environment_descriptors_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "NO_API",
+            "offers an environment but its descriptor has no environment functions",
+        ),
+        (
+            "METRICS",
+            "environment `clusters` declares 1 metrics; an environment has none",
+        ),
+        ("NULL_PROBE", "probe set 0 has a null name"),
+    ];
+    for (define, expected) in cases {
+        let lib = tmp
+            .path()
+            .join(dylib(&format!("fe_{}", define.to_lowercase())));
+        common::compile_c(
+            &[&common::root().join("tests/plugins/faulty_env.c")],
+            None,
+            &[&format!("-DFAULTY_ENV_{define}")],
+            &lib,
+        );
+        let out = lineage(&["plugins", "check", s(&lib)]);
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "{define}: {said}");
+        assert!(said.contains(expected), "{define}: {said}");
+    }
+}
+
+/// A task direction the plugin declares is what `align = "task"` aligns a
+/// low-rank initial matrix with; without one, the rule is refused on its
+/// line.
+#[test]
+fn a_declared_task_direction_aligns_low_rank_matrices() {
+    let tmp = tempfile::tempdir().unwrap();
+    faulty_env(tmp.path());
+    let rule =
+        "\ndevelop = { matrix = [{ name = \"layers.0.weight\", rank = 1, align = \"task\" }] }\n";
+    let with = format!("{}{rule}", scenario("", ", direction = 1"));
+    let path = write_scenario(tmp.path(), "with.toml", &with);
+    lineage_ok(&["validate", s(&path)]);
+    let run = tmp.path().join("run");
+    lineage_ok(&[
+        "run",
+        s(&path),
+        "--out",
+        s(&run),
+        "--quiet",
+        "--generations",
+        "1",
+    ]);
+    let without = format!("{}{rule}", scenario("", ""));
+    let path = write_scenario(tmp.path(), "without.toml", &without);
+    let out = lineage(&["validate", s(&path)]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("lifetime.develop.matrix[0].align")
+            && err.contains("needs an environment with a task direction"),
+        "{err}"
+    );
+}

@@ -117,10 +117,15 @@ fn check_environment(plugin: &std::sync::Arc<Plugin>, offering: &str) -> Result<
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let life = env.lifetime(&mut rng, 32).map_err(|e| e.to_string())?;
     Ok(format!(
-        "ok ({}; held-out set of {}; {} probe sets; a lifetime of 32 checked)",
+        "ok ({}; held-out set of {}; {} probe sets; {}a lifetime of 32 checked)",
         describe_task(&env.task()),
         life.heldout.len(),
-        env.probe_sets().len()
+        env.probe_sets().len(),
+        if env.task_direction().is_some() {
+            "a task direction; "
+        } else {
+            ""
+        }
     ))
 }
 

@@ -3,8 +3,14 @@
  * demand, to check what the host does with a batch that breaks the task.
  *
  * Configuration: `dim` (inputs, default 4), `classes` (default 3),
- * `heldout` (default 200), `spread` (noise sd, default 0.5). Unknown keys
- * and bad values are refused, naming the key.
+ * `heldout` (default 200), `spread` (noise sd, default 0.5), `direction`
+ * (1: declare class 0's centre as the task direction; default 0). Unknown
+ * keys and bad values are refused, naming the key.
+ *
+ * Broken descriptors, at build time: -DFAULTY_ENV_NO_API (an environment
+ * offering without the environment table), -DFAULTY_ENV_METRICS (an
+ * environment declaring a metric), -DFAULTY_ENV_NULL_PROBE (a probe set
+ * without a name).
  *
  * Faults, for training fills only, from the environment (a test device,
  * not something a real plugin reads): FAULTY_ENV_MODE = nan | label |
@@ -25,6 +31,7 @@
 typedef struct {
     size_t dim, classes, heldout;
     double spread;
+    int direction;
 } Clusters;
 
 static atomic_size_t train_fills;
@@ -52,7 +59,7 @@ static void fail(LnError *error, const char *message) {
 static LnStatus create(size_t offering, const LnConfig *config, void **instance,
                        LnError *error) {
     (void)offering;
-    Clusters c = {4, 3, 200, 0.5};
+    Clusters c = {4, 3, 200, 0.5, 0};
     char message[256];
     for (size_t i = 0; config && i < config->n_entries; i++) {
         const char *k = config->entries[i].key, *v = config->entries[i].value;
@@ -71,14 +78,18 @@ static LnStatus create(size_t offering, const LnConfig *config, void **instance,
             c.heldout = (size_t)x;
         } else if (strcmp(k, "spread") == 0 && x >= 0 && isfinite(x)) {
             c.spread = x;
+        } else if (strcmp(k, "direction") == 0 && (x == 0 || x == 1)) {
+            c.direction = (int)x;
         } else if (strcmp(k, "dim") == 0 || strcmp(k, "classes") == 0 ||
-                   strcmp(k, "heldout") == 0 || strcmp(k, "spread") == 0) {
+                   strcmp(k, "heldout") == 0 || strcmp(k, "spread") == 0 ||
+                   strcmp(k, "direction") == 0) {
             snprintf(message, sizeof message, "`%s` is out of range: %s", k, v);
             fail(error, message);
             return LN_ERROR;
         } else {
             snprintf(message, sizeof message,
-                     "unknown configuration key `%s` (expected: dim, classes, heldout, spread)", k);
+                     "unknown configuration key `%s` (expected: dim, classes, heldout, spread, direction)",
+                     k);
             fail(error, message);
             return LN_ERROR;
         }
@@ -103,8 +114,12 @@ static LnStatus task(void *instance, LnTask *out, LnError *error) {
     out->outputs = c->classes;
     out->steps = 0;
     out->heldout = c->heldout;
+#ifdef FAULTY_ENV_NULL_PROBE
+    out->n_probes = 1;
+#else
     out->n_probes = 0;
-    out->has_direction = 0;
+#endif
+    out->has_direction = (uint32_t)c->direction;
     return LN_OK;
 }
 
@@ -112,6 +127,29 @@ static LnStatus task(void *instance, LnTask *out, LnError *error) {
 static double centre(size_t k, size_t j) {
     uint64_t s = 1000003u * (uint64_t)k + (uint64_t)j;
     return 2.0 * uniform(&s) - 1.0;
+}
+
+static LnStatus direction(void *instance, float *out, size_t n, LnError *error) {
+    const Clusters *c = instance;
+    if (n != c->dim) {
+        fail(error, "the host asked for a direction of the wrong length");
+        return LN_ERROR;
+    }
+    for (size_t j = 0; j < n; j++) {
+        out[j] = (float)centre(0, j);
+    }
+    return LN_OK;
+}
+
+static LnStatus probe(void *instance, size_t index, LnProbe *out, LnError *error) {
+    (void)instance;
+    (void)index;
+    (void)error;
+    out->name = NULL; /* broken on purpose (FAULTY_ENV_NULL_PROBE) */
+    out->n = 10;
+    out->choices = NULL;
+    out->n_choices = 0;
+    return LN_OK;
 }
 
 static LnStatus fill(void *instance, uint32_t what, size_t index, uint64_t seed, LnBatch *b,
@@ -159,9 +197,16 @@ static LnStatus fill(void *instance, uint32_t what, size_t index, uint64_t seed,
     return LN_OK;
 }
 
-static const LnEnvironmentApi api = {task, NULL, NULL, fill};
+/* Not static: a build without it in the descriptor must not warn. */
+const LnEnvironmentApi faulty_env_api = {task, probe, direction, fill};
+#ifdef FAULTY_ENV_METRICS
+static const LnMetric metrics[] = {{"oops", LN_MAXIMIZE}};
+#define METRICS metrics, 1
+#else
+#define METRICS NULL, 0
+#endif
 static const LnOffering offerings[] = {
-    {"clusters", LN_ENVIRONMENT, NULL, 0, "Gaussian clusters from the seed, with faults on demand"},
+    {"clusters", LN_ENVIRONMENT, METRICS, "Gaussian clusters from the seed, with faults on demand"},
 };
 static const LnPlugin plugin = {
     .abi_version = LINEAGE_PLUGIN_ABI_VERSION,
@@ -175,7 +220,11 @@ static const LnPlugin plugin = {
     .evaluate = NULL,
     .destroy = destroy,
     .offering_reads = NULL,
-    .environment = &api,
+#ifdef FAULTY_ENV_NO_API
+    .environment = NULL,
+#else
+    .environment = &faulty_env_api,
+#endif
 };
 
 LINEAGE_PLUGIN_EXPORT const LnPlugin *lineage_plugin_entry(void) { return &plugin; }

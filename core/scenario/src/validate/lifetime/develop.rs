@@ -171,7 +171,7 @@ impl<E> Check<'_, E> {
                     return self.err(
                         &format!("{field}.align"),
                         format!(
-                            "`align = \"task\"` needs an environment with a task direction (linear_teacher), but `{}` has none",
+                            "`align = \"task\"` needs an environment with a task direction (linear_teacher, or a plugin's that declares one), but `{}` has none",
                             task.environment
                         ),
                     );
