@@ -23,6 +23,11 @@ fn mpirun(processes: usize, args: &[&str]) -> Output {
 
 /// [`mpirun`] with extra environment variables.
 fn mpirun_with(processes: usize, args: &[&str], env: &[(&str, &str)]) -> Output {
+    // Each launch its own session folder: two `mpirun`s started at once by
+    // parallel tests race to create Open MPI's default one
+    // (`/tmp/ompi.HOST.UID`), and the loser fails in orte_init ("File
+    // exists"), as one CI run did.
+    let session = tempfile::tempdir().expect("a temporary folder");
     // A hang fails the test instead of holding CI until its own limit.
     Command::new("mpirun")
         .args(["--oversubscribe", "--timeout", "300"])
@@ -35,6 +40,7 @@ fn mpirun_with(processes: usize, args: &[&str], env: &[(&str, &str)]) -> Output 
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .env("OMPI_MCA_orte_tmpdir_base", session.path())
         .env_remove("RUST_BACKTRACE")
         .envs(env.iter().copied())
         .output()

@@ -40,3 +40,14 @@ fi
 export LINEAGE_PYTHON="$venv/bin/python"
 
 cargo test --workspace --locked "$@"
+
+# The Python package (python/): built into the same environment (the dev
+# profile, sharing the build above) and tested by pytest against the
+# binary just built. Part of every full run; `bash tests/run.sh ARGS`, which
+# picks cargo tests, leaves it out.
+if [ $# -eq 0 ]; then
+  echo "== the Python package: maturin develop into $venv, then pytest python/tests"
+  VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --quiet --locked \
+    -m python/Cargo.toml
+  LINEAGE_BIN="$target/debug/lineage" "$venv/bin/python" -m pytest -q python/tests
+fi

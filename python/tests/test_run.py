@@ -1,0 +1,130 @@
+"""Running, interrupting and resuming from Python, against the CLI."""
+
+import json
+import os
+import signal
+
+import pytest
+
+import lineage
+from conftest import cli, learning, onemax
+
+
+def toml_of(scenario):
+    return lineage._lineage.json_to_toml(json.dumps(scenario))
+
+
+def test_a_run_from_a_dict_writes_the_records_the_cli_writes(tmp_path, lineage_bin):
+    scenario = onemax()
+    run = lineage.run(scenario, out=tmp_path / "py", progress=False)
+    assert isinstance(run, lineage.Run)
+    path = tmp_path / "s.toml"
+    path.write_text(toml_of(scenario))
+    cli(lineage_bin, "run", path, "--out", tmp_path / "cli", "--quiet")
+    for table in ("generations.csv", "organisms.csv"):
+        assert (tmp_path / "py" / table).read_bytes() == (tmp_path / "cli" / table).read_bytes()
+    g = run.generations
+    assert list(g["generation"]) == list(range(6))
+    assert g["onemax_best"].is_monotonic_increasing
+    assert len(run.organisms) >= 6 * 40 - 6
+    assert run.manifest["seed"] == 3
+    assert run.scenario["genome"]["bits"] == 64
+
+
+def test_the_same_scenario_as_a_path_text_or_dict_and_overrides(tmp_path):
+    scenario = onemax()
+    path = tmp_path / "s.toml"
+    path.write_text(toml_of(scenario))
+    a = lineage.run(str(path), out=tmp_path / "a", progress=False, overrides={"generations": 3})
+    b = lineage.run(toml_of(scenario), out=tmp_path / "b", progress=False, overrides={"generations": 3})
+    assert len(a.generations) == len(b.generations) == 3
+    assert (tmp_path / "a" / "organisms.csv").read_bytes() == (tmp_path / "b" / "organisms.csv").read_bytes()
+    with pytest.raises(TypeError, match="unknown override"):
+        lineage.run(scenario, out=tmp_path / "c", overrides={"generation": 3})
+
+
+def test_progress_is_reported_after_every_generation(tmp_path):
+    seen = []
+    lineage.run(onemax(generations=4), out=tmp_path / "r", progress=lambda *a: seen.append(a))
+    assert [(done, total) for done, total, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert all(best > 0 for _, _, best in seen)
+
+
+@pytest.mark.parametrize("how", ["callback", "sigint"])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_records(tmp_path, lineage_bin, how):
+    scenario = learning(generations=4)
+    path = tmp_path / "s.toml"
+    path.write_text(toml_of(scenario))
+    cli(lineage_bin, "run", path, "--out", tmp_path / "cli", "--quiet")
+
+    def stop(done, total, best):
+        if done == 2:
+            if how == "sigint":
+                # Ctrl-C: Python's handler notes it; the run stops at the end
+                # of the generation in progress.
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lineage.run(scenario, out=tmp_path / "py", progress=stop)
+    done = len(lineage.open(tmp_path / "py").generations)
+    assert 2 <= done < 4
+    run = lineage.resume(tmp_path / "py", progress=False)
+    for table in ("generations.csv", "organisms.csv", "curves.csv"):
+        assert (tmp_path / "py" / table).read_bytes() == (tmp_path / "cli" / table).read_bytes(), table
+    assert len(run.curves) > 0
+
+
+def test_a_finished_run_resumes_to_itself(tmp_path):
+    lineage.run(onemax(generations=2), out=tmp_path / "r", progress=False)
+    before = (tmp_path / "r" / "organisms.csv").read_bytes()
+    lineage.resume(tmp_path / "r", progress=False)
+    assert (tmp_path / "r" / "organisms.csv").read_bytes() == before
+
+
+def test_an_experiment_with_conditions_is_read_and_reported(tmp_path):
+    scenario = onemax(generations=4)
+    scenario["conditions"] = [
+        {"name": "slow", "seeds": [1, 2], "set": {"mutation": {"bit_rate": 0.002}}},
+        {"name": "fast", "seeds": [1, 2], "set": {"mutation": {"bit_rate": 0.03}}},
+    ]
+    exp = lineage.run(scenario, out=tmp_path / "exp", progress=False)
+    assert isinstance(exp, lineage.Experiment)
+    assert exp.conditions == ["slow", "fast"]
+    assert exp.seeds("fast") == [1, 2]
+    g = exp.generations
+    assert set(g["condition"]) == {"slow", "fast"} and set(g["seed"]) == {1, 2}
+    assert len(g) == 2 * 2 * 4
+    assert len(exp["fast", 2].generations) == 4
+    report = exp.report()
+    assert len(report) >= 2
+    assert (tmp_path / "exp" / "report.json").is_file()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = exp.plot("onemax_best")
+    # One thin line per run and one median per condition.
+    assert len(ax.lines) == 4 + 2
+    with pytest.raises(KeyError, match="no run"):
+        exp["fast", 9]
+
+
+def test_learning_curves_are_read_and_plotted(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run = lineage.run(learning(), out=tmp_path / "r", progress=False)
+    curves = run.curves
+    assert {"id", "generation", "step", "train_loss", "heldout_loss"} <= set(curves.columns)
+    ax = run.plot_curves()
+    assert len(ax.lines) == curves[curves["generation"] == 2]["id"].nunique() + 1
+    assert "heldout_loss" in run.summary() or "generation" in run.summary()
+
+
+def test_genes_are_read_by_name(tmp_path):
+    run = lineage.run(learning(), out=tmp_path / "r", progress=False)
+    genes = run.genes
+    assert list(genes.columns) == ["id", "generation", "lr"]
+    assert genes["lr"].between(1e-3, 0.5).all()
+    assert len(genes) == len(run.organisms)
