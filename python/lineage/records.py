@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+import numpy as np
 import pandas as pd
 
 from . import _lineage
@@ -147,6 +148,36 @@ class Run:
             raise RunError(f"{path}: cannot read: {e}") from None
         return json.loads(_lineage.toml_to_json(text))
 
+    def weights(self, id: int, which: str = "learned") -> Dict[str, np.ndarray]:
+        """Organism ``id``'s weights, ``"learned"`` (the end of its lifetime)
+        or ``"birth"``, one float32 array per parameter under the names
+        ``lineage export`` uses (``layers.0.weight`` is ``[out, in]``), and
+        each masked parameter's mask as a boolean array under
+        ``"NAME.mask"``. Read from the latest checkpoint that holds the
+        organism (its lifetime is lived again when the run did not keep its
+        weights, exactly as the run lived it)."""
+        arrays, masks = _lineage.weights(str(self.path), int(id), which)
+        out: Dict[str, np.ndarray] = {
+            name: np.frombuffer(data, dtype="<f4").reshape(shape).copy()
+            for name, shape, data in arrays
+        }
+        for name, shape, data in masks:
+            out[f"{name}.mask"] = np.frombuffer(data, dtype="<f4").reshape(shape) != 0
+        return out
+
+    def genomes(self, generation: int) -> Dict[str, np.ndarray]:
+        """The genomes alive at the start of ``generation`` (its checkpoint):
+        ``id`` (uint64), ``bits`` (bool ``[n, bits]``) and ``genes``
+        (float64 ``[n, genes]``, in the scenario's gene order)."""
+        arrays, _, _ = _lineage.genomes(str(self.path), int(generation))
+        dtypes = {"id": "<u8", "bits": "u1", "genes": "<f8"}
+        out = {
+            name: np.frombuffer(data, dtype=dtypes[name]).reshape(shape).copy()
+            for name, shape, data in arrays
+        }
+        out["bits"] = out["bits"].astype(bool)
+        return out
+
     def summary(self) -> str:
         """The run's summary, as ``lineage inspect`` prints it."""
         return _lineage.summary(str(self.path))
@@ -241,6 +272,11 @@ class Experiment:
     def metrics(self) -> pd.DataFrame:
         """Every run's ``metrics.csv``, with ``condition`` and ``seed``."""
         return self._concat("metrics")
+
+    @property
+    def probes(self) -> pd.DataFrame:
+        """Every run's ``probes.csv``, with ``condition`` and ``seed``."""
+        return self._concat("probes")
 
     def report(self, baseline: Optional[str] = None) -> pd.DataFrame:
         """The table ``lineage report`` prints (each condition's mean,

@@ -382,6 +382,114 @@ fn summary(py: Python<'_>, run_dir: String) -> PyResult<String> {
     })
 }
 
+/// A named array as the Python skin builds it: name, shape, and the
+/// values' little-endian bytes.
+type Array = (String, Vec<usize>, Vec<u8>);
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Organism `id`'s weights at `which` (`"birth"` or `"learned"`) and its
+/// masks, one array per parameter (f32; masks 0/1), as `lineage export`
+/// reads them: from the latest checkpoint that holds it, its lifetime
+/// lived again where the run did not keep its weights.
+#[pyfunction]
+fn weights(
+    py: Python<'_>,
+    run_dir: String,
+    id: u64,
+    which: String,
+) -> PyResult<(Vec<Array>, Vec<Array>)> {
+    guarded("weights", || {
+        let stage_learned = match which.as_str() {
+            "learned" | "final" => true,
+            "birth" => false,
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "which is \"birth\" or \"learned\", not {other:?}"
+                )));
+            }
+        };
+        let o = py
+            .detach(|| lineage_engine::export::organism(Path::new(&run_dir), id))
+            .map_err(|e| engine_error(py, e))?;
+        let values = if stage_learned { &o.learned } else { &o.birth };
+        let arrays = o
+            .params
+            .iter()
+            .zip(values)
+            .map(|(p, v)| (p.name.clone(), p.shape.clone(), f32_bytes(v)))
+            .collect();
+        let masks = o
+            .params
+            .iter()
+            .zip(&o.masks)
+            .filter_map(|(p, m)| {
+                m.as_ref()
+                    .map(|m| (p.name.clone(), p.shape.clone(), f32_bytes(m)))
+            })
+            .collect();
+        Ok((arrays, masks))
+    })
+}
+
+/// The genomes alive at the start of `generation` (its checkpoint): ids
+/// (u64), bits as 0/1 bytes `[n, bits]`, real genes (f64) `[n, genes]`.
+#[pyfunction]
+fn genomes(
+    py: Python<'_>,
+    run_dir: String,
+    generation: u32,
+) -> PyResult<(Vec<Array>, usize, usize)> {
+    guarded("genomes", || {
+        let dir = PathBuf::from(&run_dir);
+        py.detach(|| -> Result<(Vec<Array>, usize, usize), EngineError> {
+            let scenario = lineage_scenario::load(
+                &dir.join(lineage_engine::SCENARIO_FILE),
+                &Overrides::default(),
+            )?;
+            let (bits, genes) = (scenario.genome.bits, scenario.genome.genes.len());
+            let checkpoints = lineage_engine::checkpoint::all(&dir)?;
+            let found = checkpoints
+                .iter()
+                .find(|p| lineage_engine::checkpoint::generation_of(p) == Some(generation))
+                .ok_or_else(|| EngineError::BadRunDir {
+                    path: dir.join("checkpoints"),
+                    message: format!(
+                        "holds no checkpoint of generation {generation} (it has: {})",
+                        checkpoints
+                            .iter()
+                            .filter_map(|p| lineage_engine::checkpoint::generation_of(p))
+                            .map(|g| g.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })?;
+            let (_, organisms) = lineage_engine::checkpoint::load(found, bits, genes)?;
+            let n = organisms.len();
+            let mut ids = Vec::with_capacity(n * 8);
+            let mut bit_bytes = Vec::with_capacity(n * bits);
+            let mut reals = Vec::with_capacity(n * genes * 8);
+            for (genome, lineage, _) in &organisms {
+                ids.extend_from_slice(&lineage.id.to_le_bytes());
+                bit_bytes.extend((0..bits).map(|i| u8::from(genome.0.bits().get(i))));
+                reals.extend(genome.0.reals().iter().flat_map(|x| x.to_le_bytes()));
+            }
+            Ok((
+                vec![
+                    ("id".into(), vec![n], ids),
+                    ("bits".into(), vec![n, bits], bit_bytes),
+                    ("genes".into(), vec![n, genes], reals),
+                ],
+                bits,
+                genes,
+            ))
+        })
+        .map_err(|e| engine_error(py, e))
+    })
+}
+
 /// A TOML table as JSON text (the Python skin's reader of `scenario.toml`
 /// on every Python version).
 #[pyfunction]
@@ -422,6 +530,8 @@ fn _lineage(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_report, m)?)?;
     m.add_function(wrap_pyfunction!(summary, m)?)?;
     m.add_function(wrap_pyfunction!(toml_to_json, m)?)?;
+    m.add_function(wrap_pyfunction!(weights, m)?)?;
+    m.add_function(wrap_pyfunction!(genomes, m)?)?;
     m.add_function(wrap_pyfunction!(json_to_toml, m)?)?;
     Ok(())
 }

@@ -32,9 +32,34 @@ use crate::components::{LearningCurve, OrganismId};
 use crate::error::EngineError;
 use crate::systems::{birth_of, lifetime_data};
 
-/// Exports organism `id` of the run in `run_dir` into `out`; returns the
-/// files written.
-pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>, EngineError> {
+/// One organism's lifetime as `lineage export` writes it: its weights at
+/// birth and learned, masks and signs (one entry per parameter of
+/// `params`), the data it learned from, and its curve.
+pub struct Organism {
+    /// The generation it lived its lifetime in.
+    pub generation: u32,
+    /// The model's parameters (names and shapes), in order.
+    pub params: Vec<lineage_learn::spec::ParamInfo>,
+    /// Weights at birth, one flat row-major vector per parameter.
+    pub birth: Vec<Vec<f32>>,
+    /// Weights at the end of the lifetime.
+    pub learned: Vec<Vec<f32>>,
+    /// 0/1 masks of masked parameters.
+    pub masks: Vec<Option<Vec<f32>>>,
+    /// Sign constraints (+1, -1) of Dale's-law parameters.
+    pub signs: Vec<Option<Vec<f32>>>,
+    cfg: std::sync::Arc<lineage_scenario::LifetimeConfig>,
+    seed: u64,
+    life: lineage_env::Lifetime,
+    indices: Vec<u32>,
+    hyper: lineage_learn::Hyper,
+    curve: LearningCurve,
+}
+
+/// Organism `id` of the run in `run_dir`: from the latest checkpoint that
+/// holds it, its lifetime lived again where the checkpoint did not keep
+/// its weights.
+pub fn organism(run_dir: &Path, id: OrganismId) -> Result<Organism, EngineError> {
     let bad = |message: String| EngineError::BadRunDir {
         path: run_dir.to_owned(),
         message,
@@ -95,7 +120,33 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
             hyper,
         )?,
     };
-    let curve = &weights.curve;
+    Ok(Organism {
+        generation,
+        params: cfg.model.params(),
+        signs: crate::develop::signs(&cfg),
+        birth: weights.birth,
+        learned: weights.learned,
+        masks: weights.masks,
+        curve: weights.curve,
+        seed: scenario.seed,
+        cfg,
+        life,
+        indices,
+        hyper,
+    })
+}
+
+/// Exports organism `id` of the run in `run_dir` into `out`; returns the
+/// files written.
+pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>, EngineError> {
+    let bad = |message: String| EngineError::BadRunDir {
+        path: run_dir.to_owned(),
+        message,
+    };
+    let o = organism(run_dir, id)?;
+    let (cfg, life, indices, hyper, generation) =
+        (&o.cfg, &o.life, &o.indices, o.hyper, o.generation);
+    let curve = &o.curve;
     fs::create_dir_all(out).map_err(EngineError::io("cannot create", out))?;
     let mut written = Vec::new();
     let mut write = |name: &str, bytes: Vec<u8>| -> Result<(), EngineError> {
@@ -104,16 +155,15 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
         written.push(path);
         Ok(())
     };
-    let names: Vec<String> = cfg.model.params().into_iter().map(|p| p.name).collect();
-    let signs = crate::develop::signs(&cfg);
+    let names: Vec<String> = o.params.iter().map(|p| p.name.clone()).collect();
     let some = |v: &[Vec<f32>]| v.iter().cloned().map(Some).collect::<Vec<_>>();
     for (file, values) in [
-        ("birth.safetensors", &some(&weights.birth)),
-        ("final.safetensors", &some(&weights.learned)),
-        ("masks.safetensors", &weights.masks),
-        ("signs.safetensors", &signs),
+        ("birth.safetensors", &some(&o.birth)),
+        ("final.safetensors", &some(&o.learned)),
+        ("masks.safetensors", &o.masks),
+        ("signs.safetensors", &o.signs),
     ] {
-        write(file, named_f32(&cfg, values, &names)?)?;
+        write(file, named_f32(cfg, values, &names)?)?;
     }
     let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     batch_tensors("train", &life.train, &mut data);
@@ -129,7 +179,7 @@ pub fn export(run_dir: &Path, id: OrganismId, out: &Path) -> Result<Vec<PathBuf>
     let json = serde_json::json!({
         "organism": id,
         "generation": generation,
-        "seed": scenario.seed,
+        "seed": o.seed,
         "model": cfg.model.family().describe(),
         "task": format!("{:?}", cfg.task),
         "loss": format!("{:?}", lineage_learn::Loss::of(&cfg.task)),
