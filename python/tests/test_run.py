@@ -128,3 +128,20 @@ def test_genes_are_read_by_name(tmp_path):
     assert list(genes.columns) == ["id", "generation", "lr"]
     assert genes["lr"].between(1e-3, 0.5).all()
     assert len(genes) == len(run.organisms)
+
+
+def test_an_island_model_runs_and_is_read_by_island(tmp_path, lineage_bin):
+    scenario = onemax(generations=4)
+    scenario["islands"] = {"count": 2, "migration_interval": 2, "migrants": 1}
+    islands = lineage.run(scenario, out=tmp_path / "py", progress=False)
+    assert isinstance(islands, lineage.Islands) and len(islands) == 2
+    assert list(islands[1].generations["generation"]) == [0, 1, 2, 3]
+    assert len(islands.migrations) > 0
+    path = tmp_path / "s.toml"
+    path.write_text(toml_of(scenario))
+    cli(lineage_bin, "run", path, "--out", tmp_path / "cli", "--quiet")
+    for k in range(2):
+        table = f"islands/island-{k}/organisms.csv"
+        assert (tmp_path / "py" / table).read_bytes() == (tmp_path / "cli" / table).read_bytes()
+    with pytest.raises(IndexError):
+        islands[2]
