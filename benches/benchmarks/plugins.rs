@@ -126,6 +126,7 @@ impl Setup {
         let loaded = Instance::create(&plugin, "score", "", &[]).expect("a `score` instance");
         let isolation = Isolation {
             worker: PathBuf::from(env!("CARGO_BIN_EXE_lineage")),
+            args: vec![lineage_plugin_host::WORKER_COMMAND.to_owned()],
             timeout: Duration::from_secs(60),
         };
         let in_worker = Plugin::load_isolated(&lib, isolation).expect("faulty.c loads in a worker");

@@ -27,11 +27,17 @@ from ._lineage import (
     RunError,
     ScenarioError,
 )
+from .plugin import Batch, fitness, suite
 from .records import Experiment, Islands, Run, open
 
 __version__ = _lineage.__version__
 
+# Plugins written in Python run in a worker started with this interpreter
+# (which has this package), unless the environment names another.
+os.environ.setdefault("LINEAGE_PLUGIN_PYTHON", sys.executable)
+
 __all__ = [
+    "Batch",
     "DataError",
     "Experiment",
     "InternalError",
@@ -41,9 +47,11 @@ __all__ = [
     "Run",
     "RunError",
     "ScenarioError",
+    "fitness",
     "open",
     "resume",
     "run",
+    "suite",
     "validate",
 ]
 

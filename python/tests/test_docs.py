@@ -12,7 +12,12 @@ DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "src" / "python.md"]
 
 
 def blocks(path):
-    return re.findall(r"^```python\n(.*?)^```", path.read_text(), flags=re.S | re.M)
+    """The Python blocks of a document: (marker, code); a block under
+    `<!-- docs: file NAME -->` is a file the reader saves, not code to run."""
+    found = re.findall(
+        r"(?:<!-- docs: ([^\n]*?) -->\n)?^```python\n(.*?)^```", path.read_text(), flags=re.S | re.M
+    )
+    return [(marker.strip(), code) for marker, code in found]
 
 
 def test_the_documents_have_python_blocks():
@@ -29,5 +34,8 @@ def test_the_python_blocks_run_in_order(tmp_path, monkeypatch, document):
     shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "__docs__"}
-    for index, code in enumerate(blocks(document)):
+    for index, (marker, code) in enumerate(blocks(document)):
+        if marker.startswith("file "):
+            (tmp_path / marker[len("file ") :]).write_text(code)
+            continue
         exec(compile(code, f"{document.name} block {index}", "exec"), namespace)

@@ -132,18 +132,20 @@ impl Evaluation {
                 loaded.insert(&p.alias, plugin);
                 continue;
             }
-            let path = match recorded.iter().find(|r| r.alias == p.alias) {
-                Some(r) => r.path.clone(),
-                None => SearchPath::new(p.dir.as_deref())
+            let python = p.library.strip_prefix(lineage_scenario::PYTHON_PLUGIN);
+            let path = match (recorded.iter().find(|r| r.alias == p.alias), python) {
+                (Some(r), _) => r.path.clone(),
+                (None, Some(file)) => PathBuf::from(file),
+                (None, None) => SearchPath::new(p.dir.as_deref())
                     .resolve(&p.library)
                     .map_err(plugin_error)?,
             };
-            let plugin = match p.isolation {
-                Isolation::InProcess => Plugin::load(&path),
-                Isolation::Process => {
-                    HostIsolation::new(&p.alias, std::time::Duration::from_millis(p.timeout_ms))
-                        .and_then(|isolation| Plugin::load_isolated(&path, isolation))
-                }
+            let timeout = std::time::Duration::from_millis(p.timeout_ms);
+            let plugin = match (p.isolation, python) {
+                (_, Some(_)) => Plugin::load_isolated(&path, HostIsolation::python(timeout)),
+                (Isolation::InProcess, None) => Plugin::load(&path),
+                (Isolation::Process, None) => HostIsolation::new(&p.alias, timeout)
+                    .and_then(|isolation| Plugin::load_isolated(&path, isolation)),
             }
             .map_err(plugin_error)?;
             let sha256 = plugin.sha256.clone().unwrap_or_default();
@@ -170,9 +172,10 @@ impl Evaluation {
                 abi_version: plugin.abi_version,
                 path: std::path::absolute(&path).unwrap_or(path),
                 sha256,
-                isolation: match p.isolation {
-                    Isolation::InProcess => "in-process",
-                    Isolation::Process => "process",
+                isolation: match (p.isolation, python) {
+                    (_, Some(_)) => "python",
+                    (Isolation::InProcess, None) => "in-process",
+                    (Isolation::Process, None) => "process",
                 }
                 .into(),
                 replaced,

@@ -326,6 +326,11 @@ pub enum Isolation {
     Process,
 }
 
+/// The prefix of a `[plugins.NAME] library` written in Python
+/// (`python:FILE.py`): it runs in a Python worker process
+/// (`python -m lineage._worker`), whatever `isolation` says.
+pub const PYTHON_PLUGIN: &str = "python:";
+
 /// `timeout_ms` when a scenario gives none: one minute per call.
 pub const DEFAULT_PLUGIN_TIMEOUT_MS: u64 = 60_000;
 /// The largest `timeout_ms`: one day.

@@ -55,8 +55,12 @@ pub fn set_worker_exe(path: PathBuf) {
 /// how long a call may take.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Isolation {
-    /// The worker executable (the `lineage` binary).
+    /// The worker executable (the `lineage` binary, or a Python
+    /// interpreter for a plugin written in Python).
     pub worker: PathBuf,
+    /// Its arguments: [`WORKER_COMMAND`] for the `lineage` binary,
+    /// `-m lineage._worker` for Python.
+    pub args: Vec<String>,
     /// The longest the engine waits for the worker's answer.
     pub timeout: Duration,
 }
@@ -73,7 +77,24 @@ impl Isolation {
             .ok_or_else(|| PluginError::NoWorker {
                 plugin: alias.to_owned(),
             })?;
-        Ok(Isolation { worker, timeout })
+        Ok(Isolation {
+            worker,
+            args: vec![WORKER_COMMAND.to_owned()],
+            timeout,
+        })
+    }
+
+    /// Isolation for a plugin written in Python: the worker is `python -m
+    /// lineage._worker`, which speaks the same protocol, with the
+    /// interpreter named by `LINEAGE_PLUGIN_PYTHON` (else `python3`).
+    pub fn python(timeout: Duration) -> Isolation {
+        Isolation {
+            worker: std::env::var_os("LINEAGE_PLUGIN_PYTHON")
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| PathBuf::from("python3"), PathBuf::from),
+            args: vec!["-m".into(), "lineage._worker".into()],
+            timeout,
+        }
     }
 }
 

@@ -302,7 +302,7 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn spawn(isolation: &Isolation) -> std::io::Result<Worker> {
         let mut child = Command::new(&isolation.worker)
-            .arg(WORKER_COMMAND)
+            .args(&isolation.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -45,13 +45,18 @@ pub(super) fn absolute_data_paths(sources: &Sources, resolved: &Resolved, table:
             let Some(text) = library.as_str() else {
                 continue;
             };
-            if !looks_like_path(text) || Path::new(text).is_absolute() {
+            // A plugin written in Python: `python:FILE.py`, the file a path.
+            let (prefix, text) = match text.strip_prefix(crate::PYTHON_PLUGIN) {
+                Some(file) => (crate::PYTHON_PLUGIN, file),
+                None => ("", text),
+            };
+            if (prefix.is_empty() && !looks_like_path(text)) || Path::new(text).is_absolute() {
                 continue;
             }
             if let Some(dir) = sources.dir_of(resolved, &format!("plugins.{alias}.library")) {
                 let full = dir.join(text);
                 let full = full.canonicalize().unwrap_or(full);
-                *library = toml::Value::String(full.display().to_string());
+                *library = toml::Value::String(format!("{prefix}{}", full.display()));
             }
         }
     }

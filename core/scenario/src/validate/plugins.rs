@@ -86,7 +86,21 @@ pub(super) fn plugins(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<Vec<PluginRef
             .sources
             .dir_of(ctx.resolved, &at("library"))
             .map(Path::to_owned);
-        let library = if looks_like_path(&p.library) && !Path::new(&p.library).is_absolute() {
+        let library = if let Some(file) = p.library.strip_prefix(crate::PYTHON_PLUGIN) {
+            // A plugin written in Python runs in a Python worker process.
+            if !file.ends_with(".py") {
+                return Err(ctx.at(
+                    &at("library"),
+                    format!("a Python plugin is `python:FILE.py`, found `{}`", p.library),
+                ));
+            }
+            match &dir {
+                Some(d) if !Path::new(file).is_absolute() => {
+                    format!("{}{}", crate::PYTHON_PLUGIN, d.join(file).display())
+                }
+                _ => p.library.clone(),
+            }
+        } else if looks_like_path(&p.library) && !Path::new(&p.library).is_absolute() {
             match &dir {
                 Some(d) => d.join(&p.library).display().to_string(),
                 None => p.library.clone(),
