@@ -517,6 +517,20 @@ fn json_to_toml(text: &str) -> PyResult<String> {
 #[pymodule]
 fn _lineage(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // The project's own plugins are linked in and answer to their library
+    // names, as in the `lineage` binary.
+    lineage_plugin_host::builtin::register_linked(
+        "lineage_connectome_suite",
+        lineage_connectome_suite::lineage_plugin_descriptor,
+    );
+    lineage_plugin_host::builtin::register_linked(
+        "lineage_richlazy_suite",
+        lineage_richlazy_suite::lineage_plugin_descriptor,
+    );
+    lineage_plugin_host::builtin::register_linked(
+        "lineage_icl_suite",
+        lineage_icl_suite::lineage_plugin_descriptor,
+    );
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("LineageError", py.get_type::<LineageError>())?;
     m.add("ScenarioError", py.get_type::<ScenarioError>())?;
