@@ -27,7 +27,8 @@ fn every_rust_file_opens_with_module_docs() {
 }
 
 /// Every shipped scenario validates, but those whose environment an
-/// example plugin supplies: their own tests build the plugin and run them.
+/// example plugin supplies, and those with a plugin written in Python:
+/// their own tests build the plugin (or the Python package) and run them.
 #[test]
 fn every_shipped_scenario_validates() {
     let mut count = 0;

@@ -27,7 +27,7 @@ from ._lineage import (
     RunError,
     ScenarioError,
 )
-from .plugin import Batch, fitness, suite
+from .plugin import IGNORE, Batch, Curve, HostError, Probe, Task, environment, fitness, suite
 from .records import Experiment, Islands, Run, open
 
 __version__ = _lineage.__version__
@@ -38,15 +38,21 @@ os.environ.setdefault("LINEAGE_PLUGIN_PYTHON", sys.executable)
 
 __all__ = [
     "Batch",
+    "Curve",
     "DataError",
     "Experiment",
+    "HostError",
+    "IGNORE",
     "InternalError",
     "Islands",
     "LineageError",
     "PluginError",
+    "Probe",
     "Run",
     "RunError",
     "ScenarioError",
+    "Task",
+    "environment",
     "fitness",
     "open",
     "resume",

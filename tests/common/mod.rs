@@ -163,12 +163,15 @@ pub fn assert_island_populations(
 /// True when a scenario's text names an environment a plugin supplies
 /// (an `environment` table with a `plugin` key, anywhere: `[lifetime]`, a
 /// condition's or island's `set`, an `[[environment]]` change): it loads
-/// that plugin's library to validate, so it needs the plugin built.
+/// that plugin's library to validate, so it needs the plugin built. So
+/// does a plugin written in Python (`library = "python:..."`): its worker
+/// needs the Python package installed, and pytest runs those scenarios.
 pub fn needs_a_plugin_built(text: &str) -> bool {
     fn walk(v: &toml::Value) -> bool {
         match v {
             toml::Value::Table(t) => t.iter().any(|(k, v)| {
                 (k == "environment" && v.as_table().is_some_and(|e| e.contains_key("plugin")))
+                    || (k == "library" && v.as_str().is_some_and(|l| l.starts_with("python:")))
                     || walk(v)
             }),
             toml::Value::Array(a) => a.iter().any(walk),

@@ -424,7 +424,8 @@ impl<'a> BatchServices<'a> {
             return Err(format!(
                 "`{}` reads weights but does not declare it: a Rust plugin declares it with \
                  `Offering::reading_weights()`, a C plugin sets LN_READS_WEIGHTS in \
-                 `offering_reads` (plugin ABI 3)",
+                 `offering_reads` (plugin ABI 3), a Python one passes `reads_weights=True` \
+                 to its decorator",
                 self.label
             ));
         }
