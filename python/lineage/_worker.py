@@ -14,6 +14,7 @@ Standard output proper is pointed at standard error first, so a plugin's
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import struct
@@ -110,21 +111,28 @@ class Writer:
         return struct.pack("<Q", len(body)) + body
 
 
-def load(path: str, source: bytes) -> Writer:
-    """Runs the plugin file and describes what it registered."""
+def load(path: str, source: bytes, module: Optional[str]) -> Writer:
+    """Runs the plugin file (the very bytes the engine hashed), or imports
+    ``module`` (whose file the engine hashed), and describes what it
+    registered. A file's folder goes on ``sys.path`` first, so that it can
+    import modules beside it."""
     plugin.REGISTRY.clear()
     try:
-        code = compile(source, path, "exec")
-        namespace = {"__name__": "lineage_plugin", "__file__": path}
-        exec(code, namespace)
+        if module is not None:
+            importlib.import_module(module)
+        else:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+            code = compile(source, path, "exec")
+            namespace = {"__name__": "lineage_plugin", "__file__": path}
+            exec(code, namespace)
     except BaseException:  # the plugin's own failure, reported
-        return failed_load(f"python plugin {path} failed to load:\n{traceback.format_exc()}")
+        return failed_load(f"python plugin {module or path} failed to load:\n{traceback.format_exc()}")
     if not plugin.REGISTRY:
         return failed_load(
             f"python plugin {path} registers nothing: decorate functions with "
             "@lineage.fitness(...) or @lineage.suite(...), or classes with @lineage.environment"
         )
-    name = os.path.splitext(os.path.basename(path))[0]
+    name = module.rsplit(".", 1)[-1] if module else os.path.splitext(os.path.basename(path))[0]
     out = Writer(LOADED).str(name).str("python").str(f"Python plugin {os.path.basename(path)}")
     out.u32(ABI_VERSION).u64(len(plugin.REGISTRY))
     for o in plugin.REGISTRY.values():
@@ -362,7 +370,7 @@ def fill(r: Reader, made: Made) -> Writer:
     return out
 
 
-def serve() -> None:
+def serve(module: Optional[str] = None) -> None:
     output = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     channel = Channel(sys.stdin.buffer, output)
@@ -374,7 +382,7 @@ def serve() -> None:
         tag = r.u8()
         if tag == LOAD:
             path = r.str()
-            reply = load(path, r.bytes())
+            reply = load(path, r.bytes(), module)
         elif tag == CREATE:
             reply, made = create(r)
         elif made is None:
@@ -391,4 +399,6 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    serve()
+    # `--module package.module`: the plugin is a module to import.
+    args = sys.argv[1:]
+    serve(args[1] if len(args) == 2 and args[0] == "--module" else None)

@@ -141,7 +141,40 @@ def test_bits_reach_python_as_the_engine_holds_them(tmp_path):
 
 def test_a_python_library_must_be_a_py_file(tmp_path):
     path = scenario(tmp_path, "total")
-    path.write_text(path.read_text().replace("python:fit.py", "python:fit.txt"))
+    path.write_text(path.read_text().replace("python:fit.py", "python:plugins/fit.txt"))
     with pytest.raises(lineage.ScenarioError) as e:
         lineage.validate(path)
     assert e.value.field == "plugins.py.library" and "python:FILE.py" in e.value.message
+
+
+def test_a_plugin_named_by_module_is_imported_with_its_package(tmp_path, monkeypatch):
+    """`python:package.module`: the worker imports the module (its relative
+    imports work); the manifest records the module's file and hash."""
+    package = tmp_path / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("def total(genes):\n    return genes.sum(axis=1)\n")
+    (package / "fits.py").write_text(
+        "import lineage\nfrom .helpers import total\n\n"
+        "@lineage.fitness(maximize=['total'])\ndef summed(batch):\n    return total(batch.genes)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    path = scenario(tmp_path, "summed")
+    path.write_text(path.read_text().replace("python:fit.py", "python:mypkg.fits"))
+    run = lineage.run(path, out=tmp_path / "r", progress=False)
+    assert run.generations["total_best"].iloc[-1] > run.generations["total_best"].iloc[0]
+    plugin = run.manifest["plugins"][0]
+    assert plugin["path"] == str(package / "fits.py") and len(plugin["sha256"]) == 64
+    assert plugin["name"] == "fits"
+
+
+def test_a_module_that_cannot_be_found_is_named(tmp_path):
+    path = scenario(tmp_path, "total")
+    path.write_text(path.read_text().replace("python:fit.py", "python:no_such_pkg.fits"))
+    with pytest.raises(lineage.PluginError) as e:
+        lineage.validate(path)
+    assert "python plugin module `no_such_pkg.fits`" in str(e.value) and "cannot import" in str(e.value)
+    path.write_text(path.read_text().replace("python:no_such_pkg.fits", "python:not a module"))
+    with pytest.raises(lineage.ScenarioError) as e:
+        lineage.validate(path)
+    assert "python:package.module" in e.value.message

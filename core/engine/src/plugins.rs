@@ -132,17 +132,24 @@ impl Evaluation {
                 loaded.insert(&p.alias, plugin);
                 continue;
             }
-            let python = p.library.strip_prefix(lineage_scenario::PYTHON_PLUGIN);
-            let path = match (recorded.iter().find(|r| r.alias == p.alias), python) {
+            let timeout = std::time::Duration::from_millis(p.timeout_ms);
+            // A plugin written in Python: its file and its worker's command.
+            let python = p
+                .library
+                .strip_prefix(lineage_scenario::PYTHON_PLUGIN)
+                .map(|spec| HostIsolation::python_plugin(spec, timeout))
+                .transpose()
+                .map_err(plugin_error)?;
+            let path = match (recorded.iter().find(|r| r.alias == p.alias), &python) {
                 (Some(r), _) => r.path.clone(),
-                (None, Some(file)) => PathBuf::from(file),
+                (None, Some((file, _))) => file.clone(),
                 (None, None) => SearchPath::new(p.dir.as_deref())
                     .resolve(&p.library)
                     .map_err(plugin_error)?,
             };
-            let timeout = std::time::Duration::from_millis(p.timeout_ms);
+            let is_python = python.is_some();
             let plugin = match (p.isolation, python) {
-                (_, Some(_)) => Plugin::load_isolated(&path, HostIsolation::python(timeout)),
+                (_, Some((_, isolation))) => Plugin::load_isolated(&path, isolation),
                 (Isolation::InProcess, None) => Plugin::load(&path),
                 (Isolation::Process, None) => HostIsolation::new(&p.alias, timeout)
                     .and_then(|isolation| Plugin::load_isolated(&path, isolation)),
@@ -172,10 +179,10 @@ impl Evaluation {
                 abi_version: plugin.abi_version,
                 path: std::path::absolute(&path).unwrap_or(path),
                 sha256,
-                isolation: match (p.isolation, python) {
-                    (_, Some(_)) => "python",
-                    (Isolation::InProcess, None) => "in-process",
-                    (Isolation::Process, None) => "process",
+                isolation: match (p.isolation, is_python) {
+                    (_, true) => "python",
+                    (Isolation::InProcess, false) => "in-process",
+                    (Isolation::Process, false) => "process",
                 }
                 .into(),
                 replaced,

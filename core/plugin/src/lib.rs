@@ -38,7 +38,7 @@ use std::path::PathBuf;
 pub use call::{Curve, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
 pub use environment::PluginEnvironment;
 pub use instance::Instance;
-pub use isolate::{Isolation, WORKER_COMMAND, WORKER_EXE_VAR, set_worker_exe};
+pub use isolate::{Isolation, WORKER_COMMAND, WORKER_EXE_VAR, is_module_name, set_worker_exe};
 pub use library::{OfferingInfo, Plugin, SearchPath, library_file_names};
 pub use lineage_plugin::Kind;
 pub use lineage_plugin::abi::ABI_VERSION;
@@ -133,6 +133,14 @@ pub enum PluginError {
         /// The path.
         path: PathBuf,
         /// What happened.
+        message: String,
+    },
+    /// A Python plugin named by module that cannot be found.
+    #[error("python plugin module `{module}`: {message}")]
+    PythonModule {
+        /// The module as written.
+        module: String,
+        /// What is wrong.
         message: String,
     },
     /// The plugin refused its configuration.

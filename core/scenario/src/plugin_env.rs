@@ -3,7 +3,6 @@
 //! this process, or in a worker process under `isolation = "process"` (and
 //! always for a plugin written in Python).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +13,9 @@ use crate::{Isolation, PluginRef};
 /// The library of `p`, loaded and checked; the message says why not.
 pub(crate) fn load(p: &PluginRef) -> Result<Arc<Plugin>, String> {
     let timeout = Duration::from_millis(p.timeout_ms);
-    if let Some(file) = p.library.strip_prefix(crate::PYTHON_PLUGIN) {
-        return Plugin::load_isolated(Path::new(file), HostIsolation::python(timeout))
+    if let Some(spec) = p.library.strip_prefix(crate::PYTHON_PLUGIN) {
+        return HostIsolation::python_plugin(spec, timeout)
+            .and_then(|(path, isolation)| Plugin::load_isolated(&path, isolation))
             .map_err(|e| e.to_string());
     }
     let path = SearchPath::new(p.dir.as_deref())

@@ -89,13 +89,87 @@ impl Isolation {
     /// interpreter named by `LINEAGE_PLUGIN_PYTHON` (else `python3`).
     pub fn python(timeout: Duration) -> Isolation {
         Isolation {
-            worker: std::env::var_os("LINEAGE_PLUGIN_PYTHON")
-                .filter(|v| !v.is_empty())
-                .map_or_else(|| PathBuf::from("python3"), PathBuf::from),
+            worker: python_interpreter(),
             args: vec!["-m".into(), "lineage._worker".into()],
             timeout,
         }
     }
+
+    /// A plugin written in Python, `library = "python:SPEC"`: the file the
+    /// engine hashes and sends, and the isolation that runs it. `SPEC` is a
+    /// file (`FILE.py`, already resolved against the scenario's folder) or
+    /// a module to import (`package.module`): the worker's interpreter
+    /// finds the module's file, and the worker imports the module (so its
+    /// relative imports work) rather than running the file's bytes.
+    pub fn python_plugin(
+        spec: &str,
+        timeout: Duration,
+    ) -> Result<(PathBuf, Isolation), PluginError> {
+        let mut isolation = Isolation::python(timeout);
+        if spec.ends_with(".py") {
+            return Ok((PathBuf::from(spec), isolation));
+        }
+        let module_error = |message: String| PluginError::PythonModule {
+            module: spec.to_owned(),
+            message,
+        };
+        if !is_module_name(spec) {
+            return Err(module_error(
+                "neither a file (`FILE.py`) nor a module name (`package.module`)".into(),
+            ));
+        }
+        const FIND: &str = "import importlib.util, sys\n\
+            spec = importlib.util.find_spec(sys.argv[1])\n\
+            print(spec.origin if spec and spec.origin else '')";
+        let out = std::process::Command::new(&isolation.worker)
+            .args(["-c", FIND, spec])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| {
+                module_error(format!(
+                    "cannot run the interpreter {}: {e} (set LINEAGE_PLUGIN_PYTHON to a Python \
+                     that has the `lineage` package)",
+                    isolation.worker.display()
+                ))
+            })?;
+        let origin = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.status.success() || !origin.ends_with(".py") {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let why = stderr.trim().lines().last().unwrap_or("").to_owned();
+            return Err(module_error(format!(
+                "{} cannot import it as a Python source file{}",
+                isolation.worker.display(),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {why}")
+                }
+            )));
+        }
+        isolation
+            .args
+            .extend(["--module".to_owned(), spec.to_owned()]);
+        Ok((PathBuf::from(origin), isolation))
+    }
+}
+
+/// The interpreter Python plugins run in: `LINEAGE_PLUGIN_PYTHON`, else
+/// `python3`.
+fn python_interpreter() -> PathBuf {
+    std::env::var_os("LINEAGE_PLUGIN_PYTHON")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+}
+
+/// `package.module`: dot-separated Python identifiers (ASCII).
+pub fn is_module_name(spec: &str) -> bool {
+    !spec.is_empty()
+        && spec.split('.').all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 /// The engine's side of an isolated library: what a new worker needs, and
@@ -206,5 +280,30 @@ impl Library {
             message,
         })?;
         Ok(remote)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names_are_dotted_identifiers() {
+        for good in ["fits", "my_pkg.fits", "_a.b2.c"] {
+            assert!(is_module_name(good), "{good}");
+        }
+        for bad in ["", "fits.", ".fits", "2pkg.fits", "my-pkg.fits", "pkg/fits", "a..b"] {
+            assert!(!is_module_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_python_file_needs_no_interpreter_to_resolve() {
+        let (path, isolation) =
+            Isolation::python_plugin("/x/fit.py", Duration::from_secs(1)).unwrap();
+        assert_eq!(path, Path::new("/x/fit.py"));
+        assert_eq!(isolation.args, ["-m", "lineage._worker"]);
+        let e = Isolation::python_plugin("not a module", Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("neither a file"), "{e}");
     }
 }

@@ -45,9 +45,11 @@ pub(super) fn absolute_data_paths(sources: &Sources, resolved: &Resolved, table:
             let Some(text) = library.as_str() else {
                 continue;
             };
-            // A plugin written in Python: `python:FILE.py`, the file a path.
+            // A plugin written in Python: `python:FILE.py`, the file a path
+            // (`python:package.module` is not).
             let (prefix, text) = match text.strip_prefix(crate::PYTHON_PLUGIN) {
-                Some(file) => (crate::PYTHON_PLUGIN, file),
+                Some(file) if file.ends_with(".py") => (crate::PYTHON_PLUGIN, file),
+                Some(_) => continue,
                 None => ("", text),
             };
             if (prefix.is_empty() && !looks_like_path(text)) || Path::new(text).is_absolute() {

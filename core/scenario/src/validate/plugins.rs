@@ -87,18 +87,27 @@ pub(super) fn plugins(ctx: &Ctx<'_>, raw: &RawScenario) -> Checked<Vec<PluginRef
             .dir_of(ctx.resolved, &at("library"))
             .map(Path::to_owned);
         let library = if let Some(file) = p.library.strip_prefix(crate::PYTHON_PLUGIN) {
-            // A plugin written in Python runs in a Python worker process.
+            // A plugin written in Python runs in a Python worker process:
+            // a file, or a module the worker's interpreter imports.
             if !file.ends_with(".py") {
-                return Err(ctx.at(
-                    &at("library"),
-                    format!("a Python plugin is `python:FILE.py`, found `{}`", p.library),
-                ));
-            }
-            match &dir {
-                Some(d) if !Path::new(file).is_absolute() => {
-                    format!("{}{}", crate::PYTHON_PLUGIN, d.join(file).display())
+                if !lineage_plugin_host::is_module_name(file) {
+                    return Err(ctx.at(
+                        &at("library"),
+                        format!(
+                            "a Python plugin is `python:FILE.py` or `python:package.module`, \
+                             found `{}`",
+                            p.library
+                        ),
+                    ));
                 }
-                _ => p.library.clone(),
+                p.library.clone()
+            } else {
+                match &dir {
+                    Some(d) if !Path::new(file).is_absolute() => {
+                        format!("{}{}", crate::PYTHON_PLUGIN, d.join(file).display())
+                    }
+                    _ => p.library.clone(),
+                }
             }
         } else if looks_like_path(&p.library) && !Path::new(&p.library).is_absolute() {
             match &dir {
