@@ -438,27 +438,7 @@ fn runs_side_by_side_give_the_records_of_runs_one_by_one() {
             "--threads",
             threads,
         ]);
-        let mut files = BTreeMap::new();
-        for condition in std::fs::read_dir(root.join("conditions"))
-            .unwrap()
-            .flatten()
-        {
-            for seed in std::fs::read_dir(condition.path()).unwrap().flatten() {
-                for file in std::fs::read_dir(seed.path()).unwrap().flatten() {
-                    let name = file.file_name().to_string_lossy().into_owned();
-                    // Timings are the one record that is wall time.
-                    if name.ends_with(".csv") && name != "timings.csv" {
-                        let key = format!(
-                            "{}/{}/{name}",
-                            condition.file_name().to_string_lossy(),
-                            seed.file_name().to_string_lossy()
-                        );
-                        files.insert(key, read(&file.path()));
-                    }
-                }
-            }
-        }
-        trees.push(files);
+        trees.push(records(&root));
     }
     assert_eq!(
         trees[0].keys().collect::<Vec<_>>(),
@@ -467,5 +447,71 @@ fn runs_side_by_side_give_the_records_of_runs_one_by_one() {
     assert!(trees[0].len() >= 7 * 2, "{:?}", trees[0].keys());
     for (name, bytes) in &trees[0] {
         assert!(&trees[1][name] == bytes, "{name} differs");
+    }
+}
+
+/// The CSV records of a conditions run, but timings (wall time), by
+/// `condition/seed/file`.
+fn records(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for condition in std::fs::read_dir(root.join("conditions"))
+        .unwrap()
+        .flatten()
+    {
+        for seed in std::fs::read_dir(condition.path()).unwrap().flatten() {
+            for file in std::fs::read_dir(seed.path()).unwrap().flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".csv") && name != "timings.csv" {
+                    let key = format!(
+                        "{}/{}/{name}",
+                        condition.file_name().to_string_lossy(),
+                        seed.file_name().to_string_lossy()
+                    );
+                    files.insert(key, read(&file.path()));
+                }
+            }
+        }
+    }
+    files
+}
+
+/// Stopping an experiment (what Ctrl-C does from Python): the run under
+/// way checkpoints at the end of its generation and no further run starts;
+/// running it again finishes with the bytes of an uninterrupted run.
+#[test]
+fn a_stopped_experiment_continues_to_the_uninterrupted_records() {
+    use lineage_engine::conditions::{Event, create_root, run_all};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_scenario(tmp.path(), "c.toml", SCENARIO);
+    let whole = tmp.path().join("whole");
+    lineage_ok(&["run", s(&path), "--out", s(&whole), "--quiet"]);
+    let scenario = lineage_scenario::load(&path, &Default::default()).unwrap();
+    let root = create_root(&scenario, Some(&tmp.path().join("stopped"))).unwrap();
+    let stop = AtomicBool::new(false);
+    let e = run_all(&scenario, &root, 2, &stop, |event| {
+        if matches!(event, Event::Started { .. }) {
+            stop.store(true, Ordering::SeqCst);
+        }
+    })
+    .unwrap_err();
+    assert!(matches!(e, lineage_engine::EngineError::Stopped), "{e}");
+    // `outer` (3 generations) stopped after its first, with a checkpoint;
+    // nothing else started.
+    let partial = records(&root);
+    let outer = String::from_utf8(partial["outer/seed-4/generations.csv"].clone()).unwrap();
+    assert_eq!(outer.lines().count(), 2, "{outer}");
+    assert!(
+        partial.keys().all(|k| k.starts_with("outer/")),
+        "{partial:?}"
+    );
+    run_all(&scenario, &root, 2, &AtomicBool::new(false), |_| {}).unwrap();
+    let (done, expected) = (records(&root), records(&whole));
+    assert_eq!(
+        done.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &expected {
+        assert!(&done[name] == bytes, "{name} differs");
     }
 }

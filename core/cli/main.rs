@@ -474,7 +474,8 @@ fn drive_conditions(
     use lineage_engine::conditions::Event;
     let total: usize = scenario.conditions.iter().map(|c| c.runs.len()).sum();
     let mut done = 0;
-    lineage_engine::conditions::run_all(scenario, root, threads, |event| {
+    let never = std::sync::atomic::AtomicBool::new(false);
+    lineage_engine::conditions::run_all(scenario, root, threads, &never, |event| {
         if quiet {
             return;
         }

@@ -166,9 +166,10 @@ def run(
     runs with the GIL released. ``progress`` is ``True`` (a tqdm bar, when
     tqdm is installed), ``False``, or a callable ``(done, total, best)``
     called after every generation (every finished run for an experiment
-    with conditions). Ctrl-C stops a run at the end of the generation in
-    progress, after writing a checkpoint: :func:`resume` then continues
-    exactly as if nothing had happened.
+    with conditions). Ctrl-C stops a run (every run under way, for an
+    experiment) at the end of the generation in progress, after writing a
+    checkpoint: :func:`resume` then continues exactly as if nothing had
+    happened.
 
     >>> run = lineage.run("scenarios/onemax.toml", overrides={"generations": 5})  # doctest: +SKIP
     """

@@ -11,10 +11,12 @@ import builtins
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where used: a plugin's worker never loads pandas
+    import pandas as pd
 
 from . import _lineage
 from ._lineage import RunError
@@ -26,6 +28,8 @@ TABLES = ("generations", "organisms", "curves", "probes", "metrics", "timings")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         # The organisms' `genome` column is text; everything else numbers or
         # short labels, which the C parser types itself.
@@ -131,6 +135,8 @@ class Run:
         if len(names) != values.shape[1]:
             names = [f"x{i}" for i in range(values.shape[1])]
         values.columns = names
+        import pandas as pd
+
         return pd.concat([organisms[["id", "generation"]], values], axis=1)
 
     @property
@@ -250,6 +256,8 @@ class Experiment:
         for condition, seed, run in self:
             table = getattr(run, name)
             frames.append(table.assign(condition=condition, seed=seed))
+        import pandas as pd
+
         table = pd.concat(frames, ignore_index=True)
         return table[["condition", "seed"] + [c for c in table.columns if c not in ("condition", "seed")]]
 

@@ -276,6 +276,12 @@ fn run(
 }
 
 /// Runs (or resumes) every condition's runs; progress reports runs done.
+///
+/// The runs go on in a thread of their own while this (the main) thread
+/// waits for their events with the GIL released, waking ten times a
+/// second to check for Ctrl-C: Python runs signal handlers on the main
+/// thread only. Ctrl-C, or a progress callback that raises, stops every run
+/// under way at the end of its generation with a checkpoint, then raises.
 fn run_conditions(
     py: Python<'_>,
     scenario: &Scenario,
@@ -284,30 +290,58 @@ fn run_conditions(
     progress: Option<&Py<PyAny>>,
 ) -> PyResult<String> {
     use lineage_engine::conditions::Event;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::{RecvTimeoutError, channel};
     let total: usize = scenario.conditions.iter().map(|c| c.runs.len()).sum();
-    let mut done = 0usize;
-    let mut raised: Option<PyErr> = None;
-    py.detach(|| {
-        lineage_engine::conditions::run_all(scenario, root, threads, |event| {
-            if matches!(event, Event::Finished { .. } | Event::Skipped { .. }) {
-                done += 1;
-                if let Some(cb) = progress
-                    && raised.is_none()
-                {
-                    Python::attach(|py| {
-                        if let Err(e) = cb.call1(py, (done, total, f64::NAN)) {
-                            raised = Some(e);
-                        }
-                    });
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = channel::<Event>();
+    let (result, raised) = std::thread::scope(|scope| {
+        let runs = scope.spawn(|| {
+            let tx = tx;
+            lineage_engine::conditions::run_all(scenario, root, threads, &stop, |event| {
+                // The receiver lives until the runs are done.
+                let _ = tx.send(event);
+            })
+        });
+        let mut done = 0usize;
+        let mut raised: Option<PyErr> = None;
+        let mut rx = rx;
+        loop {
+            // (A receiver is Send but not Sync: it goes into the wait and back.)
+            let (event, back) = py.detach(move || {
+                let event = rx.recv_timeout(std::time::Duration::from_millis(100));
+                (event, rx)
+            });
+            rx = back;
+            match event {
+                Ok(Event::Finished { .. } | Event::Skipped { .. }) => {
+                    done += 1;
+                    if let Some(cb) = progress
+                        && raised.is_none()
+                        && let Err(e) = cb.call1(py, (done, total, f64::NAN))
+                    {
+                        raised = Some(e);
+                    }
                 }
+                Ok(Event::Started { .. }) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-        })
-    })
-    .map_err(|e| engine_error(py, e))?;
-    if let Some(e) = raised {
-        return Err(e);
+            if raised.is_none() {
+                raised = py.check_signals().err();
+            }
+            if raised.is_some() {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+        let result = py.detach(|| runs.join());
+        (result, raised)
+    });
+    let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    match (result, raised) {
+        (Ok(()), None) => Ok(root.display().to_string()),
+        (Ok(()) | Err(lineage_engine::EngineError::Stopped), Some(e)) => Err(e),
+        (Err(e), _) => Err(engine_error(py, e)),
     }
-    Ok(root.display().to_string())
 }
 
 /// Continues a run from its latest checkpoint until `generations` in all

@@ -145,3 +145,74 @@ def test_an_island_model_runs_and_is_read_by_island(tmp_path, lineage_bin):
         assert (tmp_path / "py" / table).read_bytes() == (tmp_path / "cli" / table).read_bytes()
     with pytest.raises(IndexError):
         islands[2]
+
+
+STOPPER = """
+import os
+import signal
+import time
+
+import lineage
+
+@lineage.fitness(maximize=["total"])
+def total(batch):
+    # Ctrl-C from inside a run, only where the test asks for it; generations
+    # long enough for it to land inside the run.
+    if os.environ.get("LINEAGE_TEST_STOP_AT"):
+        time.sleep(0.1)
+    # (Condition c2 is the one whose genomes hold 5 genes.)
+    if os.environ.get("LINEAGE_TEST_STOP_AT") == str(batch.generation) and batch.genes.shape[1] == 5:
+        os.kill(os.getppid(), signal.SIGINT)
+    return batch.genes.sum(axis=1)
+"""
+
+
+@pytest.mark.parametrize("how", ["callback", "sigint-mid-run"])
+def test_an_interrupted_experiment_resumes_to_the_uninterrupted_records(
+    tmp_path, lineage_bin, monkeypatch, how
+):
+    """Ctrl-C (or a raising progress callback) stops an experiment's runs at
+    the end of a generation, each with a checkpoint; resuming writes what
+    an uninterrupted run writes, run by run."""
+    (tmp_path / "stop.py").write_text(STOPPER)
+    scenario = {
+        "name": "py-stop",
+        "seed": 1,
+        "generations": 6,
+        "population": 12,
+        "genome": {"genes": [{"name": "x", "count": 4, "min": 0.0, "max": 1.0}]},
+        "plugins": {"py": {"library": f"python:{tmp_path / 'stop.py'}"}},
+        "fitness": {"function": "py:total"},
+        "selection": {"method": "tournament", "tournament_size": 2, "elitism": 1},
+        "mutation": {"sigma": 0.1, "gene_rate": 1.0},
+        "conditions": [
+            {"name": f"c{k}", "seeds": [1], "set": {"genome": {"genes": [{"name": "x", "count": 3 + k, "min": 0.0, "max": 1.0}]}}}
+            for k in (1, 2, 3)
+        ],
+    }
+    path = tmp_path / "s.toml"
+    path.write_text(toml_of(scenario))
+    cli(lineage_bin, "run", path, "--out", tmp_path / "cli", "--quiet")
+
+    def stop(done, total, best):
+        if how == "callback" and done == 1:
+            raise KeyboardInterrupt
+
+    if how == "sigint-mid-run":
+        monkeypatch.setenv("LINEAGE_TEST_STOP_AT", "2")
+    with pytest.raises(KeyboardInterrupt):
+        lineage.run(path, out=tmp_path / "py", progress=stop)
+    monkeypatch.delenv("LINEAGE_TEST_STOP_AT", raising=False)
+    exp = lineage.open(tmp_path / "py")
+    runs = tmp_path / "py" / "conditions"
+    lengths = [len(exp[c, 1].generations) if (runs / c / "seed-1").exists() else 0 for c in ("c1", "c2", "c3")]
+    assert lengths[0] == 6 and lengths[2] < 6, lengths
+    if how == "sigint-mid-run":
+        # Stopped inside c2: at the end of generation 2 or, if the signal
+        # came late, 3; with a checkpoint there.
+        assert 3 <= lengths[1] < 6, lengths
+    lineage.resume(tmp_path / "py", progress=False)
+    for c in ("c1", "c2", "c3"):
+        for table in ("generations.csv", "organisms.csv"):
+            run = f"conditions/{c}/seed-1/{table}"
+            assert (tmp_path / "py" / run).read_bytes() == (tmp_path / "cli" / run).read_bytes(), run

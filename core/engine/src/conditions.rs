@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lineage_evo::rng::{Purpose, stream};
 use lineage_scenario::{Condition, ConnectomeBits, ConnectomeTransform, LifetimeConfig, Scenario};
@@ -375,10 +376,16 @@ pub enum Event {
 /// available memory by the runs' estimates. Every run's records are the
 /// same whatever its thread count, so this changes only the wall time.
 /// Events arrive in the order they happen, from whichever run.
+///
+/// Setting `stop` stops the experiment at a safe point: every run under
+/// way checkpoints at the end of its generation, no further run starts,
+/// and the result is [`EngineError::Stopped`]; calling again (or `lineage
+/// resume`) continues exactly there.
 pub fn run_all(
     scenario: &Scenario,
     root: &Path,
     threads: usize,
+    stop: &AtomicBool,
     mut on_event: impl FnMut(Event),
 ) -> Result<(), EngineError> {
     let threads = match threads {
@@ -388,12 +395,12 @@ pub fn run_all(
     let mut stage: Vec<(&Condition, &Scenario)> = Vec::new();
     for condition in &scenario.conditions {
         if condition.from.is_some() {
-            run_stage(scenario, root, threads, &stage, &mut on_event)?;
+            run_stage(scenario, root, threads, &stage, stop, &mut on_event)?;
             stage.clear();
         }
         stage.extend(condition.runs.iter().map(|run| (condition, run)));
     }
-    run_stage(scenario, root, threads, &stage, &mut on_event)
+    run_stage(scenario, root, threads, &stage, stop, &mut on_event)
 }
 
 /// How many of `runs` to run at once on `threads` threads.
@@ -424,12 +431,13 @@ fn run_stage(
     root: &Path,
     threads: usize,
     runs: &[(&Condition, &Scenario)],
+    stop: &AtomicBool,
     on_event: &mut impl FnMut(Event),
 ) -> Result<(), EngineError> {
     let jobs = concurrent_runs(runs, threads);
     if jobs <= 1 {
         for &(condition, run) in runs {
-            run_one(scenario, root, condition, run, threads, on_event)?;
+            run_one(scenario, root, condition, run, threads, stop, on_event)?;
         }
         return Ok(());
     }
@@ -443,7 +451,6 @@ fn run_stage(
                 let tx = tx.clone();
                 let (next, failed) = (&next, &failed);
                 scope.spawn(move || -> Result<(), EngineError> {
-                    use std::sync::atomic::Ordering;
                     while !failed.load(Ordering::SeqCst) {
                         let Some(&(condition, run)) = runs.get(next.fetch_add(1, Ordering::SeqCst))
                         else {
@@ -453,7 +460,8 @@ fn run_stage(
                             // The receiver lives until every worker is done.
                             let _ = tx.send(event);
                         };
-                        if let Err(e) = run_one(scenario, root, condition, run, per_run, &mut send)
+                        if let Err(e) =
+                            run_one(scenario, root, condition, run, per_run, stop, &mut send)
                         {
                             failed.store(true, Ordering::SeqCst);
                             return Err(e);
@@ -487,8 +495,12 @@ fn run_one(
     condition: &Condition,
     run: &Scenario,
     threads: usize,
+    stop: &AtomicBool,
     on_event: &mut impl FnMut(Event),
 ) -> Result<(), EngineError> {
+    if stop.load(Ordering::SeqCst) {
+        return Err(EngineError::Stopped);
+    }
     let dir = root.join(run_dir(&condition.name, run.seed));
     let (name, seed) = (condition.name.clone(), run.seed);
     if dir.exists() && !started(&dir) {
@@ -531,6 +543,10 @@ fn run_one(
     let mut best = f64::NAN;
     while !active.is_done() {
         best = active.step()?.best.first().copied().unwrap_or(f64::NAN);
+        if stop.load(Ordering::SeqCst) && !active.is_done() {
+            active.checkpoint()?;
+            return Err(EngineError::Stopped);
+        }
     }
     active.finish()?;
     on_event(Event::Finished {

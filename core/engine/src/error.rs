@@ -138,6 +138,12 @@ pub enum EngineError {
         /// What went wrong.
         source: Box<lineage_plugin_host::EvalError>,
     },
+    /// The caller asked the runs to stop: each one under way stopped at
+    /// the end of a generation and wrote a checkpoint.
+    #[error(
+        "stopped on request: every run under way wrote a checkpoint at the end of a generation; `lineage resume` continues"
+    )]
+    Stopped,
 }
 
 impl EngineError {

@@ -292,7 +292,15 @@ mod tests {
         for good in ["fits", "my_pkg.fits", "_a.b2.c"] {
             assert!(is_module_name(good), "{good}");
         }
-        for bad in ["", "fits.", ".fits", "2pkg.fits", "my-pkg.fits", "pkg/fits", "a..b"] {
+        for bad in [
+            "",
+            "fits.",
+            ".fits",
+            "2pkg.fits",
+            "my-pkg.fits",
+            "pkg/fits",
+            "a..b",
+        ] {
             assert!(!is_module_name(bad), "{bad}");
         }
     }
