@@ -548,6 +548,14 @@ fn json_to_toml(text: &str) -> PyResult<String> {
 }
 
 /// The native module.
+/// Serves one natively isolated plugin over standard input and output, as
+/// `lineage __plugin-worker` does, until the engine closes the pipe; the
+/// exit status (0, or 3 when the pipes fail).
+#[pyfunction]
+fn serve_plugin_worker(py: Python<'_>) -> u8 {
+    py.detach(lineage_plugin_host::run_worker_status)
+}
+
 #[pymodule]
 fn _lineage(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -565,6 +573,16 @@ fn _lineage(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "lineage_icl_suite",
         lineage_icl_suite::lineage_plugin_descriptor,
     );
+    // Natively isolated plugins (`isolation = "process"`) run in this
+    // interpreter as `python -m lineage._plugin_worker`, which serves the
+    // binary's worker from this module (LINEAGE_WORKER_EXE still wins).
+    let executable: String = py.import("sys")?.getattr("executable")?.extract()?;
+    if !executable.is_empty() {
+        lineage_plugin_host::set_worker(
+            PathBuf::from(executable),
+            vec!["-m".into(), "lineage._plugin_worker".into()],
+        );
+    }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("LineageError", py.get_type::<LineageError>())?;
     m.add("ScenarioError", py.get_type::<ScenarioError>())?;
@@ -574,6 +592,7 @@ fn _lineage(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InternalError", py.get_type::<InternalError>())?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(serve_plugin_worker, m)?)?;
     m.add_function(wrap_pyfunction!(resume, m)?)?;
     m.add_function(wrap_pyfunction!(write_report, m)?)?;
     m.add_function(wrap_pyfunction!(summary, m)?)?;

@@ -71,6 +71,20 @@ def lineage_bin():
     return path
 
 
+@pytest.fixture(scope="session")
+def accuracy_plugin():
+    """The example plugin plugins/examples/heldout-accuracy, a native
+    library (built here; `cargo test` has usually built it already)."""
+    out = subprocess.run(
+        ["cargo", "build", "--locked", "--quiet", "-p", "lineage-example-accuracy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, f"cargo cannot build the example plugin:\n{out.stderr}"
+    return ROOT / "target" / "debug" / "liblineage_example_accuracy.so"
+
+
 def cli(binary, *args):
     """Runs the `lineage` binary; fails the test with its stderr if it fails."""
     out = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True)

@@ -178,3 +178,21 @@ def test_a_module_that_cannot_be_found_is_named(tmp_path):
     with pytest.raises(lineage.ScenarioError) as e:
         lineage.validate(path)
     assert "python:package.module" in e.value.message
+
+
+def test_a_native_plugin_runs_isolated_from_python_without_the_binary(tmp_path, monkeypatch, accuracy_plugin):
+    """`isolation = "process"` from Python: the worker is this interpreter
+    running the native module's worker (no `lineage` binary needed), and
+    the records are those of the plugin run in process."""
+    from conftest import learning
+
+    monkeypatch.delenv("LINEAGE_WORKER_EXE", raising=False)
+    records = {}
+    for isolation in ("in-process", "process"):
+        scenario = learning(generations=2, population=4)
+        scenario["plugins"] = {"acc": {"library": str(accuracy_plugin), "isolation": isolation}}
+        scenario["fitness"] = {"function": "acc:heldout_accuracy"}
+        run = lineage.run(scenario, out=tmp_path / isolation, progress=False)
+        assert run.manifest["plugins"][0]["isolation"] == isolation
+        records[isolation] = (tmp_path / isolation / "organisms.csv").read_bytes()
+    assert records["process"] == records["in-process"]

@@ -38,11 +38,13 @@ use std::path::PathBuf;
 pub use call::{Curve, RunInput, RunRequest, RunWhat, Services, Stage, Tensor};
 pub use environment::PluginEnvironment;
 pub use instance::Instance;
-pub use isolate::{Isolation, WORKER_COMMAND, WORKER_EXE_VAR, is_module_name, set_worker_exe};
+pub use isolate::{
+    Isolation, WORKER_COMMAND, WORKER_EXE_VAR, is_module_name, set_worker, set_worker_exe,
+};
 pub use library::{OfferingInfo, Plugin, SearchPath, library_file_names};
 pub use lineage_plugin::Kind;
 pub use lineage_plugin::abi::ABI_VERSION;
-pub use worker::run as run_worker;
+pub use worker::{run as run_worker, run_status as run_worker_status};
 
 /// Why a plugin could not be found, loaded or configured. Every message
 /// names the plugin (its path or name) and the problem.

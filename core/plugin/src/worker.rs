@@ -60,11 +60,17 @@ impl Channel {
 /// Runs the worker until the engine closes its input: exit code 0, or 3
 /// when the pipes fail.
 pub fn run() -> ExitCode {
+    ExitCode::from(run_status())
+}
+
+/// [`run`], as a plain exit status, for a host that exits by itself (the
+/// Python package's `python -m lineage._plugin_worker`).
+pub fn run_status() -> u8 {
     match serve() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("lineage plugin worker: {e}");
-            ExitCode::from(3)
+            3
         }
     }
 }

@@ -42,13 +42,21 @@ pub const WORKER_COMMAND: &str = "__plugin-worker";
 /// binary); it overrides [`set_worker_exe`].
 pub const WORKER_EXE_VAR: &str = "LINEAGE_WORKER_EXE";
 
-static WORKER_EXE: OnceLock<PathBuf> = OnceLock::new();
+static WORKER: OnceLock<(PathBuf, Vec<String>)> = OnceLock::new();
 
 /// Names the executable that serves as a worker when it is run with
 /// [`WORKER_COMMAND`]: the `lineage` binary sets its own path at start-up.
 /// Libraries used elsewhere (tests, benches) set [`WORKER_EXE_VAR`] instead.
 pub fn set_worker_exe(path: PathBuf) {
-    let _ = WORKER_EXE.set(path);
+    set_worker(path, vec![WORKER_COMMAND.to_owned()]);
+}
+
+/// Names the command line that serves as a worker: the Python package sets
+/// its interpreter with `-m lineage._plugin_worker`, which runs the same
+/// worker from the native module. The first call wins;
+/// [`WORKER_EXE_VAR`] overrides it.
+pub fn set_worker(program: PathBuf, args: Vec<String>) {
+    let _ = WORKER.set((program, args));
 }
 
 /// How an isolated plugin runs: which executable serves as its worker, and
@@ -67,19 +75,19 @@ pub struct Isolation {
 
 impl Isolation {
     /// Isolation with `timeout`, run by the worker executable named by
-    /// [`WORKER_EXE_VAR`] or [`set_worker_exe`]; `alias` names the plugin
+    /// [`WORKER_EXE_VAR`], [`set_worker_exe`] or [`set_worker`]; `alias` names the plugin
     /// in the error when there is none.
     pub fn new(alias: &str, timeout: Duration) -> Result<Isolation, PluginError> {
-        let worker = std::env::var_os(WORKER_EXE_VAR)
+        let (worker, args) = std::env::var_os(WORKER_EXE_VAR)
             .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| WORKER_EXE.get().cloned())
+            .map(|exe| (PathBuf::from(exe), vec![WORKER_COMMAND.to_owned()]))
+            .or_else(|| WORKER.get().cloned())
             .ok_or_else(|| PluginError::NoWorker {
                 plugin: alias.to_owned(),
             })?;
         Ok(Isolation {
             worker,
-            args: vec![WORKER_COMMAND.to_owned()],
+            args,
             timeout,
         })
     }
