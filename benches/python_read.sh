@@ -13,17 +13,8 @@
 #            and installs the package into)
 #   LINEAGE  a `lineage` binary to make the run (default: builds the release one)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-5}
-py=${PYTHON:-target/test-venv/bin/python}
-"$py" -c 'import lineage' 2>/dev/null ||
-  { echo "error: $py has no lineage package: run \`bash tests/run.sh\` once, or set PYTHON" >&2; exit 1; }
-if [ -z "${LINEAGE:-}" ]; then
-  cargo build --release --offline -q --bin lineage
-  LINEAGE=target/release/lineage
-fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/python_common.sh"
 cat > "$work/big.toml" <<'TOML'
 name = "read-bench"
 seed = 1
@@ -45,7 +36,7 @@ tournament_size = 2
 bit_rate = 0.015625
 TOML
 "$LINEAGE" run "$work/big.toml" --out "$work/run" --quiet
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load before: $(cut -d' ' -f1 /proc/loadavg)"
+machine "$rounds"
 echo "organisms.csv: $(wc -l < "$work/run/organisms.csv") lines, $(du -h "$work/run/organisms.csv" | cut -f1)"
 "$py" - "$work/run" "$rounds" <<'PY'
 import statistics
