@@ -452,7 +452,7 @@ fn evolving_rank_and_gain_reports_the_genes() {
     let report = lineage_ok(&["report", s(&out), "--baseline", "loss"]);
     let stdout = String::from_utf8_lossy(&report.stdout);
     assert!(
-        stdout.contains("genes of the organisms evaluated in the last generation")
+        stdout.contains("genes in the last generation: median [quartiles] of each seed")
             && stdout.contains("gain.w_rec")
             && stdout.contains("loss-cost"),
         "{stdout}"

@@ -7,13 +7,16 @@
 //! conditions holds `conditions.json` and one run directory per condition
 //! and seed; [`Report::read`] reads each run at its last generation and
 //! aggregates the seeds of every condition (mean, standard error, n), with
-//! each condition's difference from the baseline and Cohen's d.
+//! each condition's difference from the baseline and Cohen's d, and the
+//! paired difference over the seeds the two share (conditions share
+//! seeds: same founders, same data), with its 95% interval and sign count.
 //! [`Report::text`] prints the tables and [`Report::write`] writes
 //! `report.json`, `report.csv` and SVG plots.
 //!
 //! The crate is split by concern: [`read`] (the record files, read with the
 //! `csv` crate and serde), [`stats`] (the statistics), [`render`] (text
-//! tables, `report.csv`, `report.json`) and [`plot`] (plotters SVGs). Every
+//! tables, `report.csv`, `report.json`), [`paired`] (paired differences
+//! and Student's t) and [`plot`] (plotters SVGs). Every
 //! error is a [`ReportError`] naming its file, and for a damaged table its
 //! line. The crate knows nothing of the engine (bevy, candle): it reads
 //! records as files.
@@ -34,6 +37,7 @@
 mod error;
 pub mod genes;
 pub mod mean;
+pub mod paired;
 pub mod plot;
 pub mod read;
 pub mod render;

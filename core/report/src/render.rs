@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::ReportError;
 use crate::read::{Generations, Manifest, Outcome};
-use crate::stats::Report;
+use crate::stats::{Effect, Report};
 
 /// The printed tables stay within this many columns.
 pub const WIDTH: usize = 100;
@@ -245,6 +245,16 @@ impl Report {
         out.push('\n');
         out.push_str(&self.effects_table());
         if self
+            .effects
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.paired.is_some())
+        {
+            out.push('\n');
+            out.push_str(&self.paired_table());
+        }
+        if self
             .conditions
             .iter()
             .any(|c| crate::genes::moves(&c.genes))
@@ -255,8 +265,9 @@ impl Report {
         out
     }
 
-    /// Rows: conditions; columns: genes, as `median [q1, q3]` of the
-    /// organisms evaluated in the last generation, over every seed.
+    /// Rows: conditions; columns: genes, as `median [q1, q3]` over seeds
+    /// of each seed's median in the last generation (over organisms, for
+    /// a condition of one seed).
     fn genes_table(&self) -> String {
         let mut names: Vec<&str> = Vec::new();
         for c in &self.conditions {
@@ -300,7 +311,8 @@ impl Report {
             })
             .collect();
         let mut out = String::from(
-            "genes of the organisms evaluated in the last generation: median [quartiles] over every seed\n",
+            "genes in the last generation: median [quartiles] of each seed's population median \
+             (of the organisms\nfor a single seed)\n",
         );
         out.push_str(&blocks(&keys, &data));
         out
@@ -356,15 +368,9 @@ impl Report {
         out
     }
 
-    /// Rows: metrics; columns: conditions after the first, as
-    /// `difference ± se  d=…`.
-    fn effects_table(&self) -> String {
-        let Some(first) = self.conditions.first() else {
-            return String::new();
-        };
-        if self.conditions.len() < 2 {
-            return "one condition: no effects\n".into();
-        }
+    /// Rows: metrics; columns: conditions after the first, each cell
+    /// `cell(effect)` (`-` where there is none).
+    fn against_baseline(&self, cell: impl Fn(&Effect) -> Option<Vec<String>>) -> String {
         let keys = [Column::left("metric", self.metrics.clone())];
         let data: Vec<Column> = self.conditions[1..]
             .iter()
@@ -374,46 +380,115 @@ impl Report {
                 left: false,
                 cells: effects
                     .iter()
-                    .map(|e| match e {
-                        None => vec!["-".into()],
-                        Some(e) => {
-                            let sign = if e.difference > 0.0 { "+" } else { "" };
-                            vec![
-                                format!("{sign}{}", significant(e.difference, DIGITS)),
-                                e.se.map_or(String::new(), |se| {
-                                    format!(" ± {}", significant(se, DIGITS))
-                                }),
-                                e.d.map_or(String::new(), |d| format!("  d={}", significant(d, 3))),
-                            ]
-                        }
+                    .map(|e| {
+                        e.as_ref()
+                            .and_then(&cell)
+                            .unwrap_or_else(|| vec!["-".into()])
                     })
                     .collect(),
             })
             .collect();
+        blocks(&keys, &data)
+    }
+
+    /// `+x ± se`: a difference and its standard error.
+    fn difference(mean: f64, se: Option<f64>) -> [String; 2] {
+        let sign = if mean > 0.0 { "+" } else { "" };
+        [
+            format!("{sign}{}", significant(mean, DIGITS)),
+            se.map_or(String::new(), |se| {
+                format!(" ± {}", significant(se, DIGITS))
+            }),
+        ]
+    }
+
+    /// Rows: metrics; columns: conditions after the first, as
+    /// `difference ± se  d=…`.
+    fn effects_table(&self) -> String {
+        let Some(first) = self.conditions.first() else {
+            return String::new();
+        };
+        if self.conditions.len() < 2 {
+            return "one condition: no effects\n".into();
+        }
         let mut out = format!(
             "effects against {}: difference of means ± se, Cohen's d (pooled sd)\n",
             first.name
         );
-        out.push_str(&blocks(&keys, &data));
+        out.push_str(&self.against_baseline(|e| {
+            let mut cell = Vec::from(Self::difference(e.difference, e.se));
+            cell.push(e.d.map_or(String::new(), |d| format!("  d={}", significant(d, 3))));
+            Some(cell)
+        }));
         out
     }
 
-    /// `report.csv`: `condition,metric,mean,se,n`, one row per condition
-    /// and metric; an undefined value is an empty field.
+    /// Rows: metrics; columns: conditions after the first, each against
+    /// the first seed by seed, as `difference ± se  [95% CI]  higher/n`.
+    fn paired_table(&self) -> String {
+        let data = self.against_baseline(|e| {
+            let p = e.paired?;
+            let mut cell = Vec::from(Self::difference(p.mean, p.se));
+            cell.push(p.ci.map_or(String::new(), |(lo, hi)| {
+                format!(
+                    "  [{}, {}]",
+                    significant(lo, DIGITS),
+                    significant(hi, DIGITS)
+                )
+            }));
+            cell.push(format!("  {}/{}", p.higher, p.n));
+            Some(cell)
+        });
+        let mut out = format!(
+            "paired by seed against {} (conditions share seeds): mean of the per-seed\n\
+             differences ± se, 95% CI (Student t), seeds where higher / seeds paired\n",
+            self.conditions[0].name
+        );
+        out.push_str(&data);
+        out
+    }
+
+    /// `report.csv`: `condition,metric,mean,se,n`, then the paired
+    /// comparison with the baseline (`paired_difference`, `paired_se`,
+    /// `paired_ci_low`, `paired_ci_high`, `paired_n`, `paired_higher`; empty
+    /// for the baseline), one row per condition and metric; an undefined
+    /// value is an empty field.
     pub fn csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
         let opt = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
         // Writing into memory cannot fail.
-        let _ = w.write_record(["condition", "metric", "mean", "se", "n"]);
-        for c in &self.conditions {
+        let _ = w.write_record([
+            "condition",
+            "metric",
+            "mean",
+            "se",
+            "n",
+            "paired_difference",
+            "paired_se",
+            "paired_ci_low",
+            "paired_ci_high",
+            "paired_n",
+            "paired_higher",
+        ]);
+        for (i, c) in self.conditions.iter().enumerate() {
             for (m, name) in self.metrics.iter().enumerate() {
                 let s = c.stats[m];
+                let p = i
+                    .checked_sub(1)
+                    .and_then(|e| self.effects[e][m])
+                    .and_then(|e| e.paired);
                 let _ = w.write_record([
                     c.name.clone(),
                     name.clone(),
                     opt(s.map(|s| s.mean)),
                     opt(s.and_then(|s| s.se)),
                     s.map_or(0, |s| s.n).to_string(),
+                    opt(p.map(|p| p.mean)),
+                    opt(p.and_then(|p| p.se)),
+                    opt(p.and_then(|p| p.ci).map(|ci| ci.0)),
+                    opt(p.and_then(|p| p.ci).map(|ci| ci.1)),
+                    p.map_or(String::new(), |p| p.n.to_string()),
+                    p.map_or(String::new(), |p| p.higher.to_string()),
                 ]);
             }
         }
@@ -496,6 +571,14 @@ impl Report {
                     difference: e.map(|e| e.difference),
                     se: e.and_then(|e| e.se),
                     d: e.and_then(|e| e.d),
+                    paired: e.and_then(|e| e.paired).map(|p| PairedJson {
+                        difference: p.mean,
+                        se: p.se,
+                        ci: p.ci.map(|(lo, hi)| [lo, hi]),
+                        n: p.n,
+                        higher: p.higher,
+                        lower: p.lower,
+                    }),
                 });
             }
         }
@@ -564,6 +647,20 @@ struct EffectJson<'a> {
     difference: Option<f64>,
     se: Option<f64>,
     d: Option<f64>,
+    /// Seed by seed, over the seeds both ran (`null`: none shared).
+    paired: Option<PairedJson>,
+}
+
+/// A paired comparison in `report.json`: the mean of the per-seed
+/// differences, its standard error and 95% interval, and the sign count.
+#[derive(Serialize)]
+struct PairedJson {
+    difference: f64,
+    se: Option<f64>,
+    ci: Option<[f64; 2]>,
+    n: usize,
+    higher: usize,
+    lower: usize,
 }
 
 /// A JSON object whose keys keep the order given. (serde_json's own maps

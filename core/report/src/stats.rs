@@ -1,7 +1,8 @@
 //! Statistics over seeds: a condition's mean, standard deviation and
 //! standard error per metric ([`Stat`]), its difference from the baseline
-//! condition with Cohen's d ([`Effect`]), its mean learning curve, and the
-//! [`Report`] that holds them for every condition.
+//! condition with Cohen's d and, seed by seed, the paired difference
+//! ([`Effect`], [`Paired`]), its mean learning curve, and the [`Report`]
+//! that holds them for every condition.
 //!
 //! Built on `read` (the records) and `genes` (gene tracks over generations).
 
@@ -13,6 +14,7 @@ use crate::genes::{GeneTrack, tracks};
 use crate::read::{Index, Outcome, ProbeTrack, read_genes, read_probes, read_run};
 
 pub use crate::mean::Mean;
+pub use crate::paired::Paired;
 
 /// Mean, standard error and n of one metric over seeds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,6 +60,9 @@ pub struct Effect {
     /// Cohen's d with the pooled standard deviation, when both have n >= 2
     /// and the pooled deviation is not zero.
     pub d: Option<f64>,
+    /// The comparison seed by seed, over the seeds both conditions ran
+    /// (set by [`Report::aggregate`]; `None` when they share none).
+    pub paired: Option<Paired>,
 }
 
 impl Effect {
@@ -76,7 +81,12 @@ impl Effect {
             }
             _ => (None, None),
         };
-        Effect { difference, se, d }
+        Effect {
+            difference,
+            se,
+            d,
+            paired: None,
+        }
     }
 }
 
@@ -286,7 +296,10 @@ impl Report {
             .map(|c| {
                 (0..metrics.len())
                     .map(|m| match (&conditions[0].stats[m], &c.stats[m]) {
-                        (Some(a), Some(b)) => Some(Effect::of(a, b)),
+                        (Some(a), Some(b)) => Some(Effect {
+                            paired: Paired::of(&seed_pairs(&conditions[0], c, m)),
+                            ..Effect::of(a, b)
+                        }),
                         _ => None,
                     })
                     .collect()
@@ -299,6 +312,19 @@ impl Report {
             effects,
         }
     }
+}
+
+/// `(baseline, condition)` values of metric `m` for every seed both have a
+/// value for, in the condition's seed order.
+fn seed_pairs(baseline: &ConditionReport, c: &ConditionReport, m: usize) -> Vec<(f64, f64)> {
+    c.runs
+        .iter()
+        .zip(&c.values[m])
+        .filter_map(|(run, &value)| {
+            let at = baseline.runs.iter().position(|b| b.seed == run.seed)?;
+            Some((baseline.values[m][at]?, value?))
+        })
+        .collect()
 }
 
 /// One run's probe sets summarised as metrics: for each set's accuracy

@@ -222,6 +222,24 @@ fn aggregates_match_hand_computation() {
     assert!(close(e.se.unwrap(), (0.25f64 / 3.0 + 1.0).sqrt()));
     assert_eq!(e.d, Some(0.0));
 
+    // Paired by seed over seeds 1-3 (Shuffled's seed 4 did not run).
+    // fitness: differences 3, 4, 5: mean 4, sd 1, se 1 / sqrt(3), 95%
+    // interval 4 ± t(0.975, 2) / sqrt(3), higher in 3 of 3 seeds; the
+    // unpaired se is sqrt(5 / 3).
+    let p = r.effects[0][0].unwrap().paired.unwrap();
+    assert!(close(p.mean, 4.0) && close(p.se.unwrap(), 1.0 / s3));
+    let (lo, hi) = p.ci.unwrap();
+    assert!((hi - 4.0 - 4.302_652_730 / s3).abs() < 1e-6 && close(lo + hi, 8.0));
+    assert_eq!((p.n, p.higher, p.lower), (3, 3, 0));
+    // final_heldout: differences -1, -1, 0.5: mean -0.5, sd sqrt(0.75),
+    // se 0.5; higher in 1 seed, lower in 2.
+    let p = r.effects[0][2].unwrap().paired.unwrap();
+    assert!(close(p.mean, -0.5) && close(p.se.unwrap(), 0.5));
+    assert_eq!((p.n, p.higher, p.lower), (3, 1, 2));
+    // birth_heldout: equal in every seed.
+    let p = r.effects[0][1].unwrap().paired.unwrap();
+    assert_eq!((p.mean, p.se, p.higher, p.lower), (0.0, Some(0.0), 0, 0));
+
     // The curves: step 5 has only a NaN, so it is left out; at step 0
     // the diverged organism counts. A at step 0: per run (c0 - 0.25 +
     // c0 + 0.25 + c0) / 3 = c0, so 4, 5, 6.
@@ -275,6 +293,8 @@ fn writes_the_report_files_and_plots() {
         "birth_heldout 0.000 ± 0.000",
         "final_heldout -0.5000 ± 0.8165 d=-0.500",
         "mc:language/xent_gap 0.000 ± 1.041 d=0.00",
+        "fitness +4.000 ± 0.5774 [1.516, 6.484] 3/3",
+        "final_heldout -0.5000 ± 0.5000 [-2.651, 1.651] 1/3",
     ] {
         assert!(lines.contains(&format!("\n{line}\n")), "{line}\n{text}");
     }
@@ -312,13 +332,28 @@ fn writes_the_report_files_and_plots() {
     assert_eq!(shuffled["curve"]["steps"], json!([0, 10]));
     assert_eq!(json["effects"][0]["metric"], "fitness");
     assert_eq!(json["effects"][0]["difference"], 4.0);
+    assert_eq!(json["effects"][0]["paired"]["difference"], 4.0);
+    assert_eq!(json["effects"][0]["paired"]["n"], 3);
+    assert_eq!(json["effects"][0]["paired"]["higher"], 3);
     let csv = std::fs::read_to_string(tmp.path().join(REPORT_CSV)).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("condition,metric,mean,se,n"));
     assert_eq!(
         lines.next(),
-        Some(format!("Connectome,fitness,2,{},3", 1.0 / 3f64.sqrt()).as_str())
+        Some(
+            "condition,metric,mean,se,n,paired_difference,paired_se,paired_ci_low,\
+             paired_ci_high,paired_n,paired_higher"
+        )
     );
+    assert_eq!(
+        lines.next(),
+        Some(format!("Connectome,fitness,2,{},3,,,,,,", 1.0 / 3f64.sqrt()).as_str())
+    );
+    let shuffled_fitness = csv
+        .lines()
+        .find(|l| l.starts_with("Shuffled,fitness,"))
+        .unwrap();
+    assert!(shuffled_fitness.ends_with(",3,3"), "{shuffled_fitness}");
+    assert!(shuffled_fitness.contains(",4,0.577"), "{shuffled_fitness}");
     assert_eq!(csv.lines().count(), 1 + 2 * 4);
     for name in &names[2..] {
         let svg = std::fs::read_to_string(tmp.path().join(name)).unwrap();
@@ -385,7 +420,7 @@ fn a_condition_without_finished_runs_has_n_zero() {
     );
     r.write(dir).unwrap();
     let csv = std::fs::read_to_string(dir.join(REPORT_CSV)).unwrap();
-    assert!(csv.contains("\nB,fitness,,,0\n"), "{csv}");
+    assert!(csv.contains("\nB,fitness,,,0,,,,,,\n"), "{csv}");
 }
 
 #[test]
