@@ -42,7 +42,7 @@ pub fn run_plots(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         && !probes.is_empty()
     {
         let path = dir.join(PROBES_SVG);
-        plot_probes(&[("population", &probes)], &path).map_err(failed(&path))?;
+        plot_probes(&[("population", &probes, &[])], &path).map_err(failed(&path))?;
         written.push(path);
     }
     if let Some(table) = read_genes(dir)?
@@ -189,12 +189,18 @@ pub fn report_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ReportE
         plot_genes(&genes, &path).map_err(failed(&path))?;
         written.push(path);
     }
-    let probes: Vec<(&str, &[ProbeTrack])> = report
+    let probes: Vec<ProbeLines<'_>> = report
         .conditions
         .iter()
-        .map(|c| (c.name.as_str(), c.probes.as_slice()))
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.probes.as_slice(),
+                c.probe_seeds.as_slice(),
+            )
+        })
         .collect();
-    if probes.iter().any(|(_, p)| !p.is_empty()) {
+    if probes.iter().any(|(_, p, _)| !p.is_empty()) {
         let path = dir.join(PROBES_SVG);
         plot_probes(&probes, &path).map_err(failed(&path))?;
         written.push(path);
@@ -205,12 +211,17 @@ pub fn report_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ReportE
 /// The probe sets plot of a run or an experiment.
 pub const PROBES_SVG: &str = "report-probes.svg";
 
+/// A condition's probe tracks for the plot: its name, the mean over seeds
+/// and each seed's own.
+type ProbeLines<'a> = (&'a str, &'a [ProbeTrack], &'a [Vec<ProbeTrack>]);
+
 /// `report-probes.svg`: one panel per probe set, its accuracies (not its
-/// loss) against the lifetime step, one colour per condition (a dashed
-/// line for `accuracy_all`).
-fn plot_probes(conditions: &[(&str, &[ProbeTrack])], path: &Path) -> DrawResult {
+/// loss) against the lifetime step, one colour per condition (a thinner
+/// line for `accuracy_all`), and each seed's `accuracy` as a faint line
+/// beside the mean, so the spread over seeds shows.
+fn plot_probes(conditions: &[ProbeLines<'_>], path: &Path) -> DrawResult {
     let mut names: Vec<&str> = Vec::new();
-    for (_, tracks) in conditions {
+    for (_, tracks, _) in conditions {
         for t in *tracks {
             if !names.contains(&t.probe.as_str()) {
                 names.push(&t.probe);
@@ -223,7 +234,7 @@ fn plot_probes(conditions: &[(&str, &[ProbeTrack])], path: &Path) -> DrawResult 
     for (panel, &name) in panels.iter().zip(&names) {
         let last = conditions
             .iter()
-            .flat_map(|(_, ts)| ts.iter())
+            .flat_map(|(_, ts, _)| ts.iter())
             .filter(|t| t.probe == name)
             .flat_map(|t| t.points.iter().map(|p| p.0))
             .max()
@@ -243,7 +254,18 @@ fn plot_probes(conditions: &[(&str, &[ProbeTrack])], path: &Path) -> DrawResult 
             .y_desc("accuracy")
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()?;
-        for (k, (condition, tracks)) in conditions.iter().enumerate() {
+        for (k, (_, _, seeds)) in conditions.iter().enumerate() {
+            for t in seeds
+                .iter()
+                .flatten()
+                .filter(|t| t.probe == name && t.metric == "accuracy")
+            {
+                let points: Vec<(f64, f64)> =
+                    t.points.iter().map(|&(s, v)| (s as f64, v)).collect();
+                chart.draw_series(LineSeries::new(points, color(k).mix(0.3).stroke_width(1)))?;
+            }
+        }
+        for (k, (condition, tracks, _)) in conditions.iter().enumerate() {
             for t in tracks
                 .iter()
                 .filter(|t| t.probe == name && t.metric != "loss")

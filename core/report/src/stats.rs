@@ -135,6 +135,9 @@ pub struct ConditionReport {
     /// The probe sets along the lifetime (last generation), the mean over
     /// seeds of each seed's mean over organisms (empty without probes).
     pub probes: Vec<ProbeTrack>,
+    /// The same, seed by seed (finished runs with probes, in seed order):
+    /// the spread the plot shows around the mean.
+    pub probe_seeds: Vec<Vec<ProbeTrack>>,
 }
 
 impl ConditionReport {
@@ -219,6 +222,7 @@ impl Report {
             }
             c.genes = tracks(&tables);
             c.probes = mean_tracks(&seeds);
+            c.probe_seeds = seeds;
         }
         Ok(report)
     }
@@ -287,6 +291,7 @@ impl Report {
                     curve,
                     genes: Vec::new(),
                     probes: Vec::new(),
+                    probe_seeds: Vec::new(),
                 }
             })
             .collect();

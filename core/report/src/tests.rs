@@ -528,3 +528,43 @@ fn probe_sets_are_summarised_by_their_final_and_peak_accuracy() {
         ]
     );
 }
+
+/// The probe plot shows each seed's accuracy (faint) beside the mean over
+/// seeds, not the mean alone.
+#[test]
+fn the_probe_plot_shows_every_seed() {
+    use crate::read::ProbeTrack;
+    use crate::stats::ConditionReport;
+    let track = |v: f64| ProbeTrack {
+        probe: "icl".into(),
+        metric: "accuracy".into(),
+        points: vec![(0, 0.5), (10, v)],
+    };
+    let seeds = vec![vec![track(0.6)], vec![track(0.9)], vec![track(0.75)]];
+    let report = Report {
+        scenario: "demo".into(),
+        metrics: Vec::new(),
+        conditions: vec![ConditionReport {
+            name: "bursty".into(),
+            from: None,
+            runs: Vec::new(),
+            values: Vec::new(),
+            stats: Vec::new(),
+            curve: Vec::new(),
+            genes: Vec::new(),
+            probes: crate::stats::mean_tracks(&seeds),
+            probe_seeds: seeds,
+        }],
+        effects: Vec::new(),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let written = crate::plot::report_plots(&report, tmp.path()).unwrap();
+    assert_eq!(written.len(), 1);
+    let svg = std::fs::read_to_string(&written[0]).unwrap();
+    let faint = svg
+        .lines()
+        .filter(|l| l.contains("<polyline") && l.contains("opacity=\"0.3"))
+        .count();
+    assert_eq!(faint, 3, "{svg}");
+    assert!(report.conditions[0].probes[0].points[1].1 == 0.75);
+}
