@@ -554,3 +554,73 @@ suites = ["rl:recurrent"]
         "{err}"
     );
 }
+
+/// `rank_scale = "radius"`: a rank-truncated recurrent matrix rescaled to
+/// the full draw's spectral radius (the control for the dynamical regime,
+/// which truncation at matched norm moves). Per seed, the spectral radius
+/// at birth equals full rank's; at matched norm it does not; and the
+/// control is a located error on a matrix that is not square.
+#[test]
+fn radius_matched_rank_keeps_the_full_draws_spectral_radius() {
+    let shipped = std::fs::read_to_string(common::scenario("richlazy-rank.toml")).unwrap();
+    let body = &shipped[shipped.find("name = ").unwrap()..shipped.find("[[conditions]]").unwrap()];
+    let text = body
+        .replace("hidden = 64", "hidden = 16")
+        .replace("rank = 64 }", "rank = 16 }")
+        .replace("budget = 80000\nsteps = 2500", "budget = 320\nsteps = 10")
+        .replace("eval_every = 250", "eval_every = 5")
+        + r#"
+[[conditions]]
+name = "norm"
+seeds = [1, 2, 3]
+set = { lifetime = { develop = { matrix = [{ name = "w_rec", init = "gaussian", gain = 1.25, rank = 2 }] } } }
+
+[[conditions]]
+name = "radius"
+seeds = [1, 2, 3]
+set = { lifetime = { develop = { matrix = [{ name = "w_rec", init = "gaussian", gain = 1.25, rank = 2, rank_scale = "radius" }] } } }
+
+[[conditions]]
+name = "full"
+seeds = [1, 2, 3]
+"#;
+    assert!(text.contains("steps = 10") && text.contains("hidden = 16"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), "radius", &text);
+    let radius = by_condition(&out, "spectral_radius");
+    let rank = by_condition(&out, "rank_entropy");
+    for seed in 0..3 {
+        let (norm, matched, full) = (
+            radius["norm"][seed],
+            radius["radius"][seed],
+            radius["full"][seed],
+        );
+        assert!(
+            (matched - full).abs() < 1e-3 * full,
+            "seed {seed}: {matched} vs {full}"
+        );
+        assert!(
+            (norm - full).abs() > 1e-2 * full,
+            "seed {seed}: {norm} vs {full}"
+        );
+        // The same rank-2 structure, only scaled.
+        assert!((rank["radius"][seed] - rank["norm"][seed]).abs() < 1e-3);
+        assert!(rank["radius"][seed] < 2.5 && rank["full"][seed] > 5.0);
+    }
+
+    let bad = body.replace(
+        "develop = { init = \"uniform\", gain = 0.57735027,",
+        "develop = { init = \"uniform\", gain = 0.57735027, rank = 1, rank_scale = \"radius\",",
+    );
+    assert!(bad.contains("rank_scale"));
+    let path = write_scenario(dir.path(), "bad.toml", &bad);
+    let out = lineage(&["validate", s(&path)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("lifetime.develop.rank_scale")
+            && err.contains("only a square matrix has")
+            && err.contains("is 64x"),
+        "{err}"
+    );
+}

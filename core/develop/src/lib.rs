@@ -8,7 +8,9 @@
 //!   rescaled to the Frobenius norm of the original, so that rank changes
 //!   the structure of initial connectivity but not its overall scale;
 //!   [`truncate_rank_aligned`] also turns its leading input direction
-//!   (fully or partly) towards a given one;
+//!   (fully or partly) towards a given one, and [`match_radius`] rescales
+//!   a truncated matrix to the draw's spectral radius instead (the control
+//!   for the dynamical regime);
 //! - [`dale`] and [`column_signs`]: a square recurrent matrix obeying
 //!   Dale's law (each unit's outgoing weights share one sign), balanced
 //!   and at the draw's norm;
@@ -124,6 +126,16 @@ pub enum DevelopError {
         rows: usize,
         /// Columns.
         cols: usize,
+    },
+    /// A matrix whose spectral radius is zero cannot be rescaled to
+    /// another's (a nilpotent low-rank matrix, e.g. `u v^T` with `v . u =
+    /// 0`).
+    #[error(
+        "the rank-truncated matrix has spectral radius {radius:e}: it cannot be rescaled to the draw's spectral radius"
+    )]
+    NoRadius {
+        /// Its spectral radius.
+        radius: f64,
     },
     /// A mask or sign string of the wrong length.
     #[error("a {what} of {found} bits does not fit a {rows}x{cols} matrix")]
@@ -412,6 +424,23 @@ pub fn entropy_rank(singular: &[f64]) -> f64 {
     entropy.exp()
 }
 
+/// `m` rescaled so that its spectral radius is `like`'s: the control for
+/// rank truncation at matched Frobenius norm, which moves the spectral
+/// radius (and with it the dynamical regime) along with the rank. Both
+/// must be square; `m`'s radius must not be zero.
+pub fn match_radius(m: &Matrix, like: &Matrix) -> Result<Matrix, DevelopError> {
+    let (target, radius) = (spectral_radius(like)?, spectral_radius(m)?);
+    if !radius.is_finite() || radius <= 1e-12 * target.max(1e-300) {
+        return Err(DevelopError::NoRadius { radius });
+    }
+    let k = (target / radius) as f32;
+    Ok(Matrix {
+        rows: m.rows,
+        cols: m.cols,
+        data: m.data.iter().map(|x| x * k).collect(),
+    })
+}
+
 /// The largest modulus of an eigenvalue of a square matrix (its spectral
 /// radius), which sets the dynamical regime of a recurrent network.
 pub fn spectral_radius(m: &Matrix) -> Result<f64, DevelopError> {
@@ -594,6 +623,48 @@ mod tests {
                 "{law:?}: variance {v}, expected {expected}"
             );
         }
+    }
+
+    #[test]
+    fn radius_matching_restores_the_draws_spectral_radius() {
+        let mut rng = <rand_xoshiro::Xoshiro256PlusPlus as rand::SeedableRng>::seed_from_u64(5);
+        let g = draw(InitLaw::Gaussian, 1.25, 40, 40, &mut rng);
+        let full = spectral_radius(&g).unwrap();
+        for rank in [1, 2, 8] {
+            let t = truncate_rank(&g, rank).unwrap();
+            let matched = match_radius(&t, &g).unwrap();
+            let r = spectral_radius(&matched).unwrap();
+            assert!((r - full).abs() < 1e-4 * full, "rank {rank}: {r} vs {full}");
+            // Same direction as the truncation: only the scale moves.
+            let ratio = matched.data[0] / t.data[0];
+            assert!(
+                matched
+                    .data
+                    .iter()
+                    .zip(&t.data)
+                    .all(|(a, b)| (a - ratio * b).abs() < 1e-5)
+            );
+            assert_eq!(
+                singular_values(&matched)
+                    .iter()
+                    .filter(|&&s| s > 1e-6)
+                    .count(),
+                rank
+            );
+        }
+        // u v^T with v orthogonal to u is nilpotent: no radius to scale.
+        let mut nil = Matrix::zeros(2, 2);
+        nil.data[1] = 1.0;
+        assert!(matches!(
+            match_radius(&Matrix::zeros(2, 3), &g),
+            Err(DevelopError::NotSquare { .. })
+        ));
+        let mut g2 = Matrix::zeros(2, 2);
+        g2.data[0] = 1.0;
+        assert!(matches!(
+            match_radius(&nil, &g2),
+            Err(DevelopError::NoRadius { .. })
+        ));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use lineage_develop::{InitLaw, Matrix};
 use lineage_learn::Hyper;
 use lineage_learn::spec::{ParamInfo, Role};
-use lineage_scenario::{Inheritance, LifetimeConfig, MatrixRule};
+use lineage_scenario::{Inheritance, LifetimeConfig, MatrixRule, RankScale};
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
@@ -149,7 +149,7 @@ fn fresh(
         let mut m = lineage_develop::draw(rule.init, gain, rows, cols, rng);
         if let Some(r) = rank_gene.filter(|_| rule.rank.is_some()).or(rule.rank) {
             let r = r.min(rows.min(cols));
-            m = match &rule.align {
+            let low = match &rule.align {
                 Some(d) => lineage_develop::truncate_rank_aligned(
                     &m,
                     r,
@@ -157,6 +157,10 @@ fn fresh(
                     alignment_gene.unwrap_or(rule.alignment),
                 ),
                 None => lineage_develop::truncate_rank(&m, r),
+            };
+            m = match (low, rule.rank_scale) {
+                (Ok(low), RankScale::Radius) => lineage_develop::match_radius(&low, &m),
+                (low, _) => low,
             }
             .map_err(|e| format!("`{}`: {e}", p.name))?;
         }

@@ -49,7 +49,8 @@ use lineage_evo::{GenomeSpec, Objective};
 
 pub use error::{Diagnostic, ScenarioError};
 pub use lifetime::{
-    ConnectomeBits, EnvHandle, Inheritance, LearningGenes, LifetimeConfig, MatrixRule, Rewire,
+    ConnectomeBits, EnvHandle, Inheritance, LearningGenes, LifetimeConfig, MatrixRule, RankScale,
+    Rewire,
 };
 pub use memory::{
     Bytes, LIFETIMES_PER_THREAD, MemoryEstimate, MemoryPart, available_memory, parse_size,

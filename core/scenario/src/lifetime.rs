@@ -91,6 +91,10 @@ pub struct MatrixRule {
     /// the `alignment` gene overrides), see
     /// [`lineage_develop::truncate_rank_aligned`].
     pub alignment: f64,
+    /// How a rank-truncated matrix is rescaled: to the draw's Frobenius
+    /// norm, or to its spectral radius (the control for the dynamical
+    /// regime, which truncation at matched norm moves).
+    pub rank_scale: RankScale,
     /// Dale's law on a square (recurrent) matrix: the fraction of
     /// excitatory units. Units `0..round(dale x N)` are excitatory, the
     /// rest inhibitory; column `j` (unit `j`'s outgoing weights) carries
@@ -98,6 +102,17 @@ pub struct MatrixRule {
     /// learning (weights that cross zero are set to zero after every
     /// step). Never with `rank`, `density` or `connectome`.
     pub dale: Option<f64>,
+}
+
+/// What a rank-truncated matrix keeps of the full draw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RankScale {
+    /// Its Frobenius norm ([`lineage_develop::truncate_rank`]).
+    #[default]
+    Norm,
+    /// Its spectral radius ([`lineage_develop::match_radius`]; square
+    /// matrices only).
+    Radius,
 }
 
 impl MatrixRule {

@@ -666,6 +666,7 @@ pub(crate) struct RawDevelop {
     pub scale: Option<f32>,
     pub align: Option<RawAlign>,
     pub alignment: Option<f64>,
+    pub rank_scale: Option<String>,
     #[serde(default)]
     pub matrix: Vec<RawMatrixRule>,
 }
@@ -680,6 +681,7 @@ pub(crate) struct RawRule {
     pub scale: Option<f32>,
     pub align: Option<RawAlign>,
     pub alignment: Option<f64>,
+    pub rank_scale: Option<String>,
     /// Only on a matrix rule.
     pub dale: Option<f64>,
 }
@@ -696,5 +698,6 @@ pub(crate) struct RawMatrixRule {
     pub scale: Option<f32>,
     pub align: Option<RawAlign>,
     pub alignment: Option<f64>,
+    pub rank_scale: Option<String>,
     pub dale: Option<f64>,
 }

@@ -8,7 +8,7 @@ use lineage_develop::InitLaw;
 use lineage_evo::GenomeSpec;
 use lineage_learn::spec::{ModelSpec, ParamInfo};
 
-use crate::lifetime::{LearningGenes, MatrixRule};
+use crate::lifetime::{LearningGenes, MatrixRule, RankScale};
 use crate::raw::lifetime::{RawAlign, RawDevelop, RawRule};
 
 use super::Check;
@@ -30,6 +30,7 @@ impl<E> Check<'_, E> {
             scale: raw.scale,
             align: raw.align.clone(),
             alignment: raw.alignment,
+            rank_scale: raw.rank_scale.clone(),
             dale: None,
         };
         let base = self.rule("develop", &all, None, None, task)?;
@@ -69,6 +70,7 @@ impl<E> Check<'_, E> {
                 scale: m.scale,
                 align: m.align.clone(),
                 alignment: m.alignment,
+                rank_scale: m.rank_scale.clone(),
                 dale: m.dale,
             };
             rules[k] = Some(self.rule(&field, &own, Some(base.clone()), Some(&params[k]), task)?);
@@ -86,6 +88,9 @@ impl<E> Check<'_, E> {
                 && Arc::ptr_eq(a, b)
             {
                 self.align_fits("develop.align", a, p)?;
+            }
+            if rule.rank.is_some() && rule.rank_scale == RankScale::Radius {
+                self.square_for_radius("develop.rank_scale", p)?;
             }
         }
         Ok(rules)
@@ -108,6 +113,7 @@ impl<E> Check<'_, E> {
             scale: None,
             align: None,
             alignment: 1.0,
+            rank_scale: RankScale::Norm,
             dale: None,
         });
         let init = match raw.init.as_deref() {
@@ -216,6 +222,30 @@ impl<E> Check<'_, E> {
                 );
             }
         }
+        let rank_scale = match raw.rank_scale.as_deref() {
+            None => base.rank_scale,
+            Some("norm") => RankScale::Norm,
+            Some("radius") => RankScale::Radius,
+            Some(other) => {
+                return self.err(
+                    &format!("{field}.rank_scale"),
+                    format!("expected \"norm\" or \"radius\", found \"{other}\""),
+                );
+            }
+        };
+        if raw.rank_scale.is_some() {
+            if rank.is_none() {
+                return self.err(
+                    &format!("{field}.rank_scale"),
+                    "`rank_scale` says what a rank-truncated matrix keeps of the draw: give `rank` too",
+                );
+            }
+            if let Some(p) = param
+                && rank_scale == RankScale::Radius
+            {
+                self.square_for_radius(&format!("{field}.rank_scale"), p)?;
+            }
+        }
         let connectome = raw.connectome.unwrap_or(base.connectome);
         if connectome && (density.is_some() || rank.is_some()) {
             return self.err(
@@ -248,8 +278,24 @@ impl<E> Check<'_, E> {
             scale,
             align,
             alignment,
+            rank_scale,
             dale: raw.dale,
         })
+    }
+
+    /// `rank_scale = "radius"` needs eigenvalues: a square matrix.
+    fn square_for_radius(&self, field: &str, p: &ParamInfo) -> Result<(), E> {
+        let (rows, cols) = (p.shape[0], p.shape.get(1).copied().unwrap_or(1));
+        if rows == cols {
+            return Ok(());
+        }
+        self.err(
+            field,
+            format!(
+                "`rank_scale = \"radius\"` matches a spectral radius, which only a square matrix has; `{}` is {rows}x{cols}",
+                p.name
+            ),
+        )
     }
 
     /// A Dale fraction must split a square matrix's units into both kinds.
