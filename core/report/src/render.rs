@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::ReportError;
 use crate::read::{Generations, Manifest, Outcome};
-use crate::stats::{Effect, Report};
+use crate::stats::{ConditionReport, Effect, Report, Stat};
 
 /// The printed tables stay within this many columns.
 pub const WIDTH: usize = 100;
@@ -243,6 +243,8 @@ impl Report {
         out.push('\n');
         out.push_str(&self.means_table());
         out.push('\n');
+        out.push_str(&self.medians_table());
+        out.push('\n');
         out.push_str(&self.effects_table());
         if self
             .effects
@@ -318,8 +320,9 @@ impl Report {
         out
     }
 
-    /// Rows: conditions; columns: metrics, as `mean ± se`.
-    fn means_table(&self) -> String {
+    /// Rows: conditions (with their finished runs); columns: metrics, each
+    /// cell `cell(condition, stat)` (`-` where there is none).
+    fn by_condition(&self, cell: impl Fn(&ConditionReport, &Stat) -> Vec<String>) -> String {
         let keys = [
             Column::left(
                 "condition",
@@ -343,28 +346,50 @@ impl Report {
                 cells: self
                     .conditions
                     .iter()
-                    .map(|c| match c.stats[m] {
+                    .map(|c| match &c.stats[m] {
                         None => vec!["-".into()],
-                        Some(s) => {
-                            let mut cell = vec![significant(s.mean, DIGITS)];
-                            cell.push(match s.se {
-                                Some(se) => format!(" ± {}", significant(se, DIGITS)),
-                                None => String::new(),
-                            });
-                            // A metric some finished runs lack says how many have it.
-                            cell.push(if s.n == c.finished() {
-                                String::new()
-                            } else {
-                                format!(" (n={})", s.n)
-                            });
-                            cell
-                        }
+                        Some(s) => cell(c, s),
                     })
                     .collect(),
             })
             .collect();
+        blocks(&keys, &data)
+    }
+
+    /// Rows: conditions; columns: metrics, as `mean ± se`.
+    fn means_table(&self) -> String {
         let mut out = String::from("mean ± standard error over seeds (n: finished runs)\n");
-        out.push_str(&blocks(&keys, &data));
+        out.push_str(&self.by_condition(|c, s| {
+            let mut cell = vec![significant(s.mean, DIGITS)];
+            cell.push(match s.se {
+                Some(se) => format!(" ± {}", significant(se, DIGITS)),
+                None => String::new(),
+            });
+            // A metric some finished runs lack says how many have it.
+            cell.push(if s.n == c.finished() {
+                String::new()
+            } else {
+                format!(" (n={})", s.n)
+            });
+            cell
+        }));
+        out
+    }
+
+    /// Rows: conditions; columns: metrics, as `median [min, max]`: what
+    /// one seed far from the others does to a mean shows here.
+    fn medians_table(&self) -> String {
+        let mut out = String::from("median over seeds [smallest, largest]\n");
+        out.push_str(&self.by_condition(|_, s| {
+            vec![
+                significant(s.median, DIGITS),
+                format!(
+                    " [{}, {}]",
+                    significant(s.min, DIGITS),
+                    significant(s.max, DIGITS)
+                ),
+            ]
+        }));
         out
     }
 
@@ -448,7 +473,7 @@ impl Report {
         out
     }
 
-    /// `report.csv`: `condition,metric,mean,se,n`, then the paired
+    /// `report.csv`: `condition,metric,mean,se,n,median`, then the paired
     /// comparison with the baseline (`paired_difference`, `paired_se`,
     /// `paired_ci_low`, `paired_ci_high`, `paired_n`, `paired_higher`; empty
     /// for the baseline), one row per condition and metric; an undefined
@@ -463,6 +488,7 @@ impl Report {
             "mean",
             "se",
             "n",
+            "median",
             "paired_difference",
             "paired_se",
             "paired_ci_low",
@@ -483,6 +509,7 @@ impl Report {
                     opt(s.map(|s| s.mean)),
                     opt(s.and_then(|s| s.se)),
                     s.map_or(0, |s| s.n).to_string(),
+                    opt(s.map(|s| s.median)),
                     opt(p.map(|p| p.mean)),
                     opt(p.and_then(|p| p.se)),
                     opt(p.and_then(|p| p.ci).map(|ci| ci.0)),
@@ -544,6 +571,7 @@ impl Report {
                                 se: s.and_then(|s| s.se),
                                 sd: s.and_then(|s| s.sd),
                                 n: s.map_or(0, |s| s.n),
+                                median: s.map(|s| s.median),
                                 values: c.values[m].clone(),
                             };
                             (name.as_str(), metric)
@@ -625,6 +653,7 @@ struct MetricJson {
     se: Option<f64>,
     sd: Option<f64>,
     n: usize,
+    median: Option<f64>,
     /// Each seed's value (`null`: no value).
     values: Vec<Option<f64>>,
 }

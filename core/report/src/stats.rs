@@ -16,7 +16,7 @@ use crate::read::{Index, Outcome, ProbeTrack, read_genes, read_probes, read_run}
 pub use crate::mean::Mean;
 pub use crate::paired::Paired;
 
-/// Mean, standard error and n of one metric over seeds.
+/// Mean, standard error, median, range and n of one metric over seeds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stat {
     /// The mean.
@@ -27,6 +27,12 @@ pub struct Stat {
     pub se: Option<f64>,
     /// How many values.
     pub n: usize,
+    /// The median (the mean of the middle two for an even n).
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
 }
 
 impl Stat {
@@ -41,11 +47,16 @@ impl Stat {
             let ss: f64 = values.iter().map(|x| (x - mean) * (x - mean)).sum();
             (ss / (n - 1) as f64).sqrt()
         });
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
         Some(Stat {
             mean,
             sd,
             se: sd.map(|sd| sd / (n as f64).sqrt()),
             n,
+            median: 0.5 * (sorted[(n - 1) / 2] + sorted[n / 2]),
+            min: sorted[0],
+            max: sorted[n - 1],
         })
     }
 }

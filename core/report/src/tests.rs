@@ -294,6 +294,7 @@ fn writes_the_report_files_and_plots() {
         "final_heldout -0.5000 ± 0.8165 d=-0.500",
         "mc:language/xent_gap 0.000 ± 1.041 d=0.00",
         "fitness +4.000 ± 0.5774 [1.516, 6.484] 3/3",
+        "Shuffled 3 6.000 [4.000, 8.000] 5.000 [5.000, 5.000] 1.500 [1.000, 3.500]",
         "final_heldout -0.5000 ± 0.5000 [-2.651, 1.651] 1/3",
     ] {
         assert!(lines.contains(&format!("\n{line}\n")), "{line}\n{text}");
@@ -340,13 +341,13 @@ fn writes_the_report_files_and_plots() {
     assert_eq!(
         lines.next(),
         Some(
-            "condition,metric,mean,se,n,paired_difference,paired_se,paired_ci_low,\
+            "condition,metric,mean,se,n,median,paired_difference,paired_se,paired_ci_low,\
              paired_ci_high,paired_n,paired_higher"
         )
     );
     assert_eq!(
         lines.next(),
-        Some(format!("Connectome,fitness,2,{},3,,,,,,", 1.0 / 3f64.sqrt()).as_str())
+        Some(format!("Connectome,fitness,2,{},3,2,,,,,,", 1.0 / 3f64.sqrt()).as_str())
     );
     let shuffled_fitness = csv
         .lines()
@@ -420,7 +421,7 @@ fn a_condition_without_finished_runs_has_n_zero() {
     );
     r.write(dir).unwrap();
     let csv = std::fs::read_to_string(dir.join(REPORT_CSV)).unwrap();
-    assert!(csv.contains("\nB,fitness,,,0,,,,,,\n"), "{csv}");
+    assert!(csv.contains("\nB,fitness,,,0,,,,,,,\n"), "{csv}");
 }
 
 #[test]
