@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lineage_engine::{EngineError, Resumed, Run, RunOptions};
+use lineage_report::Learned;
 use lineage_scenario::{Overrides, Scenario, ScenarioError};
 
 /// The scenario `lineage run` runs when given none.
@@ -113,6 +114,11 @@ enum Command {
         /// first).
         #[arg(long)]
         baseline: Option<String>,
+        /// Conditions: count only the runs that learned, METRIC>=VALUE or
+        /// METRIC<=VALUE (e.g. 'rl:recurrent/decision_accuracy>=0.6');
+        /// the others are listed apart.
+        #[arg(long, value_name = "CRITERION")]
+        learned: Option<Learned>,
     },
     /// Write one organism's birth and final weights, masks and lifetime data
     /// (safetensors and JSON) for use in another framework.
@@ -388,7 +394,11 @@ fn dispatch(command: Command, log_format: islands::LogFormat) -> Result<(), Fail
             }
             Ok(())
         }
-        Command::Report { run_dir, baseline } => report::report(&run_dir, baseline.as_deref()),
+        Command::Report {
+            run_dir,
+            baseline,
+            learned,
+        } => report::report(&run_dir, baseline.as_deref(), learned.as_ref()),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use lineage_report::{Report, ReportError};
+use lineage_report::{Learned, Report, ReportError};
 
 use crate::Failure;
 
@@ -54,24 +54,34 @@ pub fn inspect(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `lineage report RUN_DIR [--baseline NAME]`: for one run, its summary
-/// and a plot per objective; for an experiment with conditions, the
-/// comparison over seeds (tables, `report.json`, `report.csv`, plots), with
-/// effects against `baseline` (default: the first condition).
-pub fn report(dir: &Path, baseline: Option<&str>) -> Result<(), Failure> {
+/// `lineage report RUN_DIR [--baseline NAME] [--learned METRIC>=VALUE]`:
+/// for one run, its summary and a plot per objective; for an experiment
+/// with conditions, the comparison over seeds (tables, `report.json`,
+/// `report.csv`, plots), with effects against `baseline` (default: the
+/// first condition), counting only the runs that meet `learned`.
+pub fn report(
+    dir: &Path,
+    baseline: Option<&str>,
+    learned: Option<&Learned>,
+) -> Result<(), Failure> {
     not_islands(dir, "report")?;
     if lineage_report::is_conditions_run(dir) {
-        let report = Report::read(dir, baseline)?;
+        let report = Report::read(dir, baseline, learned)?;
         print!("{}", report.text(dir));
         for path in report.write(dir)? {
             println!("wrote {}", path.display());
         }
         return Ok(());
     }
-    if baseline.is_some() {
-        return Err(Failure::bad_input(
-            "--baseline compares conditions, but this run has none",
-        ));
+    if baseline.is_some() || learned.is_some() {
+        return Err(Failure::bad_input(format!(
+            "--{} compares conditions, but this run has none",
+            if baseline.is_some() {
+                "baseline"
+            } else {
+                "learned"
+            }
+        )));
     }
     print!("{}", lineage_report::summary(dir)?);
     for path in lineage_report::run_plots(dir)? {

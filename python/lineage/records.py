@@ -286,11 +286,14 @@ class Experiment:
         """Every run's ``probes.csv``, with ``condition`` and ``seed``."""
         return self._concat("probes")
 
-    def report(self, baseline: Optional[str] = None) -> pd.DataFrame:
+    def report(self, baseline: Optional[str] = None, learned: Optional[str] = None) -> pd.DataFrame:
         """The table ``lineage report`` prints (each condition's mean,
-        standard error and effect against ``baseline``), as a DataFrame;
-        writes ``report.json``, ``report.csv`` and the plots as it does."""
-        written = _lineage.write_report(str(self.path), baseline)
+        standard error, median, and the effect against ``baseline``, unpaired
+        and paired by seed), as a DataFrame; writes ``report.json``,
+        ``report.csv`` and the plots as it does. ``learned``
+        (``"METRIC>=VALUE"`` or ``<=``) counts only the runs that meet it,
+        as ``--learned`` does; ``report.json`` lists the others."""
+        written = _lineage.write_report(str(self.path), baseline, learned)
         csv = next((p for p in written if p.endswith(".csv")), None)
         if csv is None:
             raise RunError(f"{self.path}: the report wrote no table")

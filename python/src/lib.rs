@@ -388,18 +388,24 @@ fn resume(
 }
 
 /// Writes a conditions run's report (`report.json`, `report.csv`, plots)
-/// as `lineage report` does; returns the files written.
+/// as `lineage report` does; returns the files written. `learned` is
+/// `--learned`'s criterion (`METRIC>=VALUE`).
 #[pyfunction]
-#[pyo3(signature = (run_dir, baseline=None))]
+#[pyo3(signature = (run_dir, baseline=None, learned=None))]
 fn write_report(
     py: Python<'_>,
     run_dir: String,
     baseline: Option<String>,
+    learned: Option<String>,
 ) -> PyResult<Vec<String>> {
     guarded("report", || {
         let dir = PathBuf::from(&run_dir);
+        let learned = learned
+            .map(|l| l.parse::<lineage_report::Learned>())
+            .transpose()
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("learned: {e}")))?;
         py.detach(|| {
-            let report = lineage_report::Report::read(&dir, baseline.as_deref())?;
+            let report = lineage_report::Report::read(&dir, baseline.as_deref(), learned.as_ref())?;
             report.write(&dir)
         })
         .map(|paths| paths.iter().map(|p| p.display().to_string()).collect())

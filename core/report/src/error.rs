@@ -43,6 +43,14 @@ pub enum ReportError {
         /// The conditions there are.
         conditions: Vec<String>,
     },
+    /// `--learned` names a metric the runs do not have.
+    #[error("--learned: no metric `{name}` (metrics: {})", metrics.join(", "))]
+    NoSuchMetric {
+        /// The name asked for.
+        name: String,
+        /// The metrics there are.
+        metrics: Vec<String>,
+    },
     /// A report file could not be written.
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -71,6 +79,7 @@ impl ReportError {
                 | ReportError::Record { .. }
                 | ReportError::Json { .. }
                 | ReportError::NoSuchCondition { .. }
+                | ReportError::NoSuchMetric { .. }
         )
     }
 }

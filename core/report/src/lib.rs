@@ -36,6 +36,7 @@
 
 mod error;
 pub mod genes;
+pub mod learned;
 pub mod mean;
 pub mod paired;
 pub mod plot;
@@ -48,6 +49,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use error::ReportError;
+pub use learned::Learned;
 pub use plot::run_plots;
 pub use read::is_conditions_run;
 pub use render::{number, summary};

@@ -225,9 +225,21 @@ impl Report {
             );
             for r in &c.runs {
                 let why = match r.outcome {
-                    Outcome::NotRun => "not run",
-                    Outcome::NotFinished => "not finished",
-                    Outcome::Finished(_) => continue,
+                    Outcome::NotRun => "not run".to_owned(),
+                    Outcome::NotFinished => "not finished".to_owned(),
+                    Outcome::Finished(_) => {
+                        match (&self.learned, c.unlearned.iter().find(|u| u.0 == r.seed)) {
+                            (Some(l), Some(&(_, value))) => format!(
+                                "did not learn: {} = {}",
+                                l.metric,
+                                value.map_or(
+                                    "none (no value: its lifetime diverged?)".into(),
+                                    |v| { significant(v, DIGITS) }
+                                )
+                            ),
+                            _ => continue,
+                        }
+                    }
                 };
                 let _ = writeln!(
                     out,
@@ -235,6 +247,13 @@ impl Report {
                     "", r.seed, r.path
                 );
             }
+        }
+        if let Some(l) = &self.learned {
+            let left: usize = self.conditions.iter().map(|c| c.unlearned.len()).sum();
+            let _ = writeln!(
+                out,
+                "\nruns counted: those with {l}; {left} that did not learn are listed above and left out of every table"
+            );
         }
         if self.metrics.is_empty() {
             out.push_str("\nno metrics: no finished run\n");
@@ -527,6 +546,7 @@ impl Report {
     pub fn json(&self) -> String {
         let json = ReportJson {
             scenario: &self.scenario,
+            learned: self.learned.as_ref().map(ToString::to_string),
             metrics: &self.metrics,
             conditions: self.conditions_json(),
             effects: self.effects_json(),
@@ -543,6 +563,11 @@ impl Report {
                 from: c.from.as_deref(),
                 seeds: c.runs.iter().map(|r| r.seed).collect(),
                 finished: c.finished(),
+                unlearned: c
+                    .unlearned
+                    .iter()
+                    .map(|&(seed, value)| UnlearnedJson { seed, value })
+                    .collect(),
                 runs: c
                     .runs
                     .iter()
@@ -619,6 +644,8 @@ impl Report {
 #[derive(Serialize)]
 struct ReportJson<'a> {
     scenario: &'a str,
+    /// The criterion runs had to meet to count (`null`: every finished run).
+    learned: Option<String>,
     metrics: &'a [String],
     conditions: Vec<ConditionJson<'a>>,
     effects: Vec<EffectJson<'a>>,
@@ -632,9 +659,18 @@ struct ConditionJson<'a> {
     seeds: Vec<u64>,
     finished: usize,
     runs: Vec<RunJson<'a>>,
+    /// Finished runs left out by `learned`, with their value of its metric.
+    unlearned: Vec<UnlearnedJson>,
     /// By metric name, in the report's metric order.
     metrics: Ordered<'a, MetricJson>,
     curve: CurveJson,
+}
+
+/// A run that did not learn, in `report.json`.
+#[derive(Serialize)]
+struct UnlearnedJson {
+    seed: u64,
+    value: Option<f64>,
 }
 
 /// One seed's run in `report.json`.

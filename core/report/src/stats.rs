@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::error::ReportError;
 use crate::genes::{GeneTrack, tracks};
+use crate::learned::Learned;
 use crate::read::{Index, Outcome, ProbeTrack, read_genes, read_probes, read_run};
 
 pub use crate::mean::Mean;
@@ -149,6 +150,10 @@ pub struct ConditionReport {
     /// The same, seed by seed (finished runs with probes, in seed order):
     /// the spread the plot shows around the mean.
     pub probe_seeds: Vec<Vec<ProbeTrack>>,
+    /// Finished runs that did not meet [`Report::learned`]: their seed and
+    /// their value of its metric (none: no value, e.g. a diverged
+    /// lifetime). They are left out of every statistic above.
+    pub unlearned: Vec<(u64, Option<f64>)>,
 }
 
 impl ConditionReport {
@@ -181,13 +186,20 @@ pub struct Report {
     pub conditions: Vec<ConditionReport>,
     /// `effects[c - 1][m]`: condition c against the first, in metric m.
     pub effects: Vec<Vec<Option<Effect>>>,
+    /// The criterion runs had to meet to count (`--learned`).
+    pub learned: Option<Learned>,
 }
 
 impl Report {
     /// Reads `conditions.json` in `dir` and every run it names. Effects
     /// are against `baseline` (default: the first condition), which then
-    /// leads the conditions.
-    pub fn read(dir: &Path, baseline: Option<&str>) -> Result<Report, ReportError> {
+    /// leads the conditions. With `learned`, runs that do not meet it are
+    /// listed apart and counted nowhere else.
+    pub fn read(
+        dir: &Path,
+        baseline: Option<&str>,
+        learned: Option<&Learned>,
+    ) -> Result<Report, ReportError> {
         let mut spec = Index::read(dir)?;
         if let Some(name) = baseline {
             let Some(at) = spec.conditions.iter().position(|c| c.name == name) else {
@@ -210,7 +222,7 @@ impl Report {
                     && let Some(p) = read_probes(&dir.join(path))?
                 {
                     v.values.extend(probe_summary(&p));
-                    tracks.push(p);
+                    tracks.push((seed, p));
                 }
                 seeds.push(SeedRun {
                     seed,
@@ -221,16 +233,23 @@ impl Report {
             runs.push(seeds);
             probes.push(tracks);
         }
-        let mut report = Report::aggregate(spec, runs);
+        let mut report = Report::aggregate_with(spec, runs, learned)?;
         for (c, seeds) in report.conditions.iter_mut().zip(probes) {
+            let counted = |r: &SeedRun| {
+                matches!(r.outcome, Outcome::Finished(_))
+                    && !c.unlearned.iter().any(|&(seed, _)| seed == r.seed)
+            };
             let mut tables = Vec::new();
-            for r in &c.runs {
-                if let Outcome::Finished(_) = r.outcome
-                    && let Some(t) = read_genes(&dir.join(&r.path))?
-                {
+            for r in c.runs.iter().filter(|r| counted(r)) {
+                if let Some(t) = read_genes(&dir.join(&r.path))? {
                     tables.push(t);
                 }
             }
+            let seeds: Vec<Vec<ProbeTrack>> = seeds
+                .into_iter()
+                .filter(|(seed, _)| !c.unlearned.iter().any(|(s, _)| s == seed))
+                .map(|(_, t)| t)
+                .collect();
             c.genes = tracks(&tables);
             c.probes = mean_tracks(&seeds);
             c.probe_seeds = seeds;
@@ -240,6 +259,17 @@ impl Report {
 
     /// Aggregates the runs (`runs[c]`: condition c's seeds).
     pub fn aggregate(spec: Index, runs: Vec<Vec<SeedRun>>) -> Report {
+        Report::aggregate_with(spec, runs, None).expect("no criterion, no error")
+    }
+
+    /// Aggregates the runs (`runs[c]`: condition c's seeds), leaving out
+    /// finished runs that do not meet `learned`; an error when `learned`
+    /// names a metric no run has.
+    pub fn aggregate_with(
+        spec: Index,
+        runs: Vec<Vec<SeedRun>>,
+        learned: Option<&Learned>,
+    ) -> Result<Report, ReportError> {
         let mut metrics: Vec<String> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         for run in runs.iter().flatten() {
@@ -251,12 +281,24 @@ impl Report {
                 }
             }
         }
+        let criterion = match learned {
+            None => None,
+            Some(l) => match metrics.iter().position(|m| *m == l.metric) {
+                Some(k) => Some((l, k)),
+                None => {
+                    return Err(ReportError::NoSuchMetric {
+                        name: l.metric.clone(),
+                        metrics,
+                    });
+                }
+            },
+        };
         let conditions: Vec<ConditionReport> = spec
             .conditions
             .into_iter()
             .zip(runs)
             .map(|(c, runs)| {
-                let values: Vec<Vec<Option<f64>>> = metrics
+                let mut values: Vec<Vec<Option<f64>>> = metrics
                     .iter()
                     .map(|m| {
                         runs.iter()
@@ -269,13 +311,26 @@ impl Report {
                             .collect()
                     })
                     .collect();
+                let mut unlearned = Vec::new();
+                if let Some((l, k)) = criterion {
+                    for (r, run) in runs.iter().enumerate() {
+                        if matches!(run.outcome, Outcome::Finished(_)) && !l.holds(values[k][r]) {
+                            unlearned.push((run.seed, values[k][r]));
+                            for v in values.iter_mut() {
+                                v[r] = None;
+                            }
+                        }
+                    }
+                }
                 let stats = values
                     .iter()
                     .map(|seeds| Stat::of(&seeds.iter().flatten().copied().collect::<Vec<_>>()))
                     .collect();
                 let mut steps: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
                 for r in &runs {
-                    if let Outcome::Finished(v) = &r.outcome {
+                    if let Outcome::Finished(v) = &r.outcome
+                        && !unlearned.iter().any(|&(seed, _)| seed == r.seed)
+                    {
                         for &(step, loss) in &v.curve {
                             steps.entry(step).or_default().push(loss);
                         }
@@ -303,6 +358,7 @@ impl Report {
                     genes: Vec::new(),
                     probes: Vec::new(),
                     probe_seeds: Vec::new(),
+                    unlearned,
                 }
             })
             .collect();
@@ -321,12 +377,13 @@ impl Report {
                     .collect()
             })
             .collect();
-        Report {
+        Ok(Report {
             scenario: spec.scenario,
             metrics,
             conditions,
             effects,
-        }
+            learned: learned.cloned(),
+        })
     }
 }
 

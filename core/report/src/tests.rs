@@ -170,7 +170,7 @@ fn check_stat(s: Option<Stat>, mean: f64, se: f64, n: usize) {
 fn aggregates_match_hand_computation() {
     let tmp = tempfile::tempdir().unwrap();
     write_example(tmp.path());
-    let r = Report::read(tmp.path(), None).unwrap();
+    let r = Report::read(tmp.path(), None, None).unwrap();
     assert_eq!(
         r.metrics,
         [
@@ -255,13 +255,13 @@ fn aggregates_match_hand_computation() {
 fn a_baseline_leads_and_effects_are_against_it() {
     let tmp = tempfile::tempdir().unwrap();
     write_example(tmp.path());
-    let r = Report::read(tmp.path(), Some("Shuffled")).unwrap();
+    let r = Report::read(tmp.path(), Some("Shuffled"), None).unwrap();
     assert_eq!(r.conditions[0].name, "Shuffled");
     assert_eq!(r.conditions[1].name, "Connectome");
     let fitness = r.metrics.iter().position(|m| m == "fitness").unwrap();
     let effect = r.effects[0][fitness].as_ref().unwrap();
     assert!(close(effect.difference, -4.0), "{effect:?}");
-    let e = Report::read(tmp.path(), Some("Nope")).unwrap_err();
+    let e = Report::read(tmp.path(), Some("Nope"), None).unwrap_err();
     assert!(
         matches!(&e, ReportError::NoSuchCondition { name, conditions }
             if name == "Nope" && conditions == &["Connectome", "Shuffled"]),
@@ -277,7 +277,7 @@ fn a_baseline_leads_and_effects_are_against_it() {
 fn writes_the_report_files_and_plots() {
     let tmp = tempfile::tempdir().unwrap();
     write_example(tmp.path());
-    let r = Report::read(tmp.path(), None).unwrap();
+    let r = Report::read(tmp.path(), None, None).unwrap();
     let text = r.text(tmp.path());
     println!("{text}");
     assert!(
@@ -399,7 +399,7 @@ fn a_condition_without_finished_runs_has_n_zero() {
             {"name": "B", "from": null, "seeds": [1, 2], "runs": ["b/1", "b/2"]}]}"#,
     )
     .unwrap();
-    let r = Report::read(dir, None).unwrap();
+    let r = Report::read(dir, None, None).unwrap();
     let b = &r.conditions[1];
     assert_eq!(b.finished(), 0);
     assert_eq!(b.runs[0].outcome, Outcome::NotFinished);
@@ -447,7 +447,7 @@ fn bad_input_names_the_file() {
         ),
     ] {
         std::fs::write(&path, json).unwrap();
-        let e = Report::read(dir, None).unwrap_err();
+        let e = Report::read(dir, None, None).unwrap_err();
         assert!(e.is_bad_input(), "{e}");
         let e = e.to_string();
         assert!(
@@ -471,7 +471,7 @@ fn bad_input_names_the_file() {
     .unwrap();
     let metrics = dir.join("a").join(METRICS);
     std::fs::write(&metrics, "id,generation,suite,metric,value\n7,2,s,m,oops\n").unwrap();
-    let e = Report::read(dir, None).unwrap_err().to_string();
+    let e = Report::read(dir, None, None).unwrap_err().to_string();
     assert_eq!(
         e,
         format!(
@@ -480,7 +480,7 @@ fn bad_input_names_the_file() {
         )
     );
     std::fs::write(&metrics, "id,generation,suite,metric,value\n7,2,s\n").unwrap();
-    let e = Report::read(dir, None).unwrap_err();
+    let e = Report::read(dir, None, None).unwrap_err();
     assert!(
         matches!(&e, ReportError::Record { path, line: 2, .. } if path == &metrics),
         "{e}"
@@ -492,7 +492,7 @@ fn bad_input_names_the_file() {
     let text = std::fs::read_to_string(&generations).unwrap();
     let kept = text.trim_end().rsplit_once('\n').unwrap().0;
     std::fs::write(&generations, format!("{kept}\n2,3,3,1,1")).unwrap();
-    let e = Report::read(dir, None).unwrap_err().to_string();
+    let e = Report::read(dir, None, None).unwrap_err().to_string();
     assert_eq!(
         e,
         format!(
@@ -555,8 +555,10 @@ fn the_probe_plot_shows_every_seed() {
             genes: Vec::new(),
             probes: crate::stats::mean_tracks(&seeds),
             probe_seeds: seeds,
+            unlearned: Vec::new(),
         }],
         effects: Vec::new(),
+        learned: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let written = crate::plot::report_plots(&report, tmp.path()).unwrap();
@@ -568,4 +570,48 @@ fn the_probe_plot_shows_every_seed() {
         .count();
     assert_eq!(faint, 3, "{svg}");
     assert!(report.conditions[0].probes[0].points[1].1 == 0.75);
+}
+
+/// `--learned`: runs that do not meet the criterion (or have no value) are
+/// listed apart and counted in no statistic, no effect and no curve.
+#[test]
+fn runs_that_did_not_learn_are_left_out_and_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_example(tmp.path());
+    // fitness: Connectome 1, 2, 3; Shuffled 4, 6, 8 (seed 4 not run).
+    let learned: crate::Learned = "fitness>=2".parse().unwrap();
+    let r = Report::read(tmp.path(), None, Some(&learned)).unwrap();
+    let (a, b) = (&r.conditions[0], &r.conditions[1]);
+    assert_eq!(a.unlearned, [(1, Some(1.0))]);
+    assert!(b.unlearned.is_empty());
+    assert_eq!(a.values[0], [None, Some(2.0), Some(3.0)]);
+    // Every metric leaves seed 1 out, not only the criterion's.
+    assert_eq!(a.values[2], [None, Some(2.5), Some(3.0)]);
+    check_stat(a.stats[0], 2.5, 0.5, 2);
+    let p = r.effects[0][0].unwrap().paired.unwrap();
+    assert_eq!((p.n, p.higher), (2, 2));
+    assert!(close(p.mean, 4.5), "{p:?}");
+    // The curve: seed 1's (step 0: 4) is left out of the mean (5, 6).
+    assert!(close(a.curve[0].mean, 5.5) && a.curve[0].n == 2);
+    let text = r.text(tmp.path());
+    assert!(
+        text.contains("seed 1: conditions/Connectome/seed-1 (did not learn: fitness = 1.000)")
+            && text.contains("runs counted: those with fitness>=2; 1 that did not learn"),
+        "{text}"
+    );
+    r.write(tmp.path()).unwrap();
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join(REPORT_JSON)).unwrap())
+            .unwrap();
+    assert_eq!(json["learned"], "fitness>=2");
+    assert_eq!(
+        json["conditions"][0]["unlearned"],
+        json!([{"seed": 1, "value": 1.0}])
+    );
+    let e = Report::read(tmp.path(), None, Some(&"nope>=1".parse().unwrap())).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("--learned: no metric `nope` (metrics: fitness, "),
+        "{e}"
+    );
 }
