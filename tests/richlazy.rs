@@ -624,3 +624,32 @@ seeds = [1, 2, 3]
         "{err}"
     );
 }
+
+/// A linear teacher offers its full direction or its top half's (the
+/// paper's partial alignment); anything else is a located error.
+#[test]
+fn a_teachers_direction_is_full_or_top_half() {
+    let shipped = std::fs::read_to_string(common::scenario("richlazy-aligned.toml")).unwrap();
+    let body = &shipped[..shipped.find("[[conditions]]").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let bad = body.replace(
+        "seed = \"run\" }",
+        "seed = \"run\", direction = \"bottom\" }",
+    );
+    assert!(bad.contains("direction = \"bottom\""));
+    let path = write_scenario(dir.path(), "bad.toml", &bad);
+    let out = lineage(&["validate", s(&path)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("lifetime.environment.direction")
+            && err.contains("expected \"full\" or \"top_half\", found \"bottom\""),
+        "{err}"
+    );
+    let good = body.replace(
+        "seed = \"run\" }",
+        "seed = \"run\", direction = \"top_half\" }",
+    );
+    let path = write_scenario(dir.path(), "good.toml", &good);
+    lineage_ok(&["validate", s(&path)]);
+}

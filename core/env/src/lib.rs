@@ -54,7 +54,7 @@ pub use cognitive::{CHOICES, Decision, DecisionTrial, DelayedMatch, MAX_TRIAL_ST
 pub use dataset::{Dataset, DatasetSpec, DatasetTask};
 pub use hmm::{EntropyRate, Filtered, HiddenMarkov, Hmm, HmmParams, MAX_STATES, MAX_TOKENS};
 pub use icl::{Icl, IclParams, IclProbe, IclSequence, MAX_ICL_SIZE, Positions};
-pub use linear::{LinearTeacher, MAX_TEACHER_INPUTS};
+pub use linear::{Aligned, LinearTeacher, MAX_TEACHER_INPUTS};
 pub use sinusoid::Sinusoids;
 pub use synthetic::{GaussianClusters, TeacherNetwork};
 pub use text::{Text, Vocabulary};

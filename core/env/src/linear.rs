@@ -2,7 +2,9 @@
 //! inputs `x ~ N(0, I_d)`, features `z = F x` where `F` has its top half
 //! of singular values `kappa` and its bottom half 1, and the teacher
 //! `y = w^T F x`. Its task direction `F^T w` is what a low-rank initial
-//! matrix can be aligned with (`align = "task"`).
+//! matrix can be aligned with (`align = "task"`); or, for the paper's
+//! partial alignment, `F_h^T w` with `F_h` the truncation of `F` to its
+//! top half of singular values ([`Aligned::TopHalf`]).
 
 use std::sync::Arc;
 
@@ -25,7 +27,24 @@ pub struct LinearTeacher {
     inputs: usize,
     /// `F^T w`: the output is `direction . x`.
     direction: Vec<f32>,
+    /// `F_h^T w`, with `F_h` the truncation of `F` to its top `d / 2`
+    /// singular values.
+    top_half: Vec<f32>,
+    /// Which of the two [`Environment::task_direction`] gives.
+    aligned: Aligned,
     heldout: Arc<Batch>,
+}
+
+/// The direction a linear teacher offers `align = "task"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Aligned {
+    /// `F^T w`, the teacher's own direction (full alignment).
+    #[default]
+    Full,
+    /// `F_h^T w`, `F` truncated to its top `d / 2` singular values: the
+    /// paper's partial alignment (Liu et al. 2024), which knows the
+    /// strong features and not the weak ones.
+    TopHalf,
 }
 
 fn normal(rng: &mut (impl Rng + ?Sized)) -> f64 {
@@ -85,16 +104,25 @@ impl LinearTeacher {
         // F = sum_k s_k u_k v_k^T (u_k, v_k the k-th rows), so
         // F^T w = sum_k s_k (u_k . w) v_k.
         let mut direction = vec![0.0f64; d];
+        let mut top_half = vec![0.0f64; d];
         for k in 0..d {
             let c = s[k] * u[k].iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
             direction
                 .iter_mut()
                 .zip(&v[k])
                 .for_each(|(o, b)| *o += c * b);
+            if k < d / 2 {
+                top_half
+                    .iter_mut()
+                    .zip(&v[k])
+                    .for_each(|(o, b)| *o += c * b);
+            }
         }
         let mut task = LinearTeacher {
             inputs,
             direction: direction.into_iter().map(|x| x as f32).collect(),
+            top_half: top_half.into_iter().map(|x| x as f32).collect(),
+            aligned: Aligned::Full,
             heldout: Arc::new(Batch::Dense {
                 n: 0,
                 x: Vec::new(),
@@ -103,6 +131,12 @@ impl LinearTeacher {
         };
         task.heldout = Arc::new(task.samples(&mut rng, heldout));
         Ok(task)
+    }
+
+    /// The same teacher, offering `aligned` as its task direction.
+    pub fn aligned(mut self, aligned: Aligned) -> Self {
+        self.aligned = aligned;
+        self
     }
 
     /// `n` samples `(x, w^T F x)`.
@@ -142,13 +176,50 @@ impl Environment for LinearTeacher {
     }
 
     fn task_direction(&self) -> Option<Vec<f32>> {
-        Some(self.direction.clone())
+        Some(match self.aligned {
+            Aligned::Full => self.direction.clone(),
+            Aligned::TopHalf => self.top_half.clone(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The top-half direction is `F^T w` without the bottom half's
+    /// contribution: where kappa is large it carries most of the teacher,
+    /// at kappa 1 half of it; the data do not change.
+    #[test]
+    fn the_top_half_direction_knows_the_strong_features() {
+        let cosine = |a: &[f32], b: &[f32]| {
+            let dot: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
+            let n = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+            dot / (n(a) * n(b))
+        };
+        let mut mean = |kappa: f32| {
+            (0..200)
+                .map(|seed| {
+                    let t = LinearTeacher::new(32, kappa, 1, seed).unwrap();
+                    let full = t.task_direction().unwrap();
+                    let t = t.aligned(Aligned::TopHalf);
+                    cosine(&full, &t.task_direction().unwrap()).powi(2)
+                })
+                .sum::<f64>()
+                / 200.0
+        };
+        // E cos^2 = kappa^2 / (kappa^2 + 1) over teachers.
+        let (one, ten) = (mean(1.0), mean(10.0));
+        assert!((one - 0.5).abs() < 0.05, "{one}");
+        assert!((ten - 100.0 / 101.0).abs() < 0.01, "{ten}");
+        let a = LinearTeacher::new(8, 4.0, 5, 1).unwrap();
+        let b = a.clone().aligned(Aligned::TopHalf);
+        assert_eq!(format!("{:?}", a.heldout), format!("{:?}", b.heldout));
+    }
     use lineage_evo::rng::{Purpose, stream};
 
     /// The direction is `F^T w` with `F`'s singular values as defined:

@@ -200,6 +200,9 @@ pub(crate) enum RawEnvironment {
         heldout: usize,
         #[serde(default)]
         seed: RawSeed,
+        /// The task direction offered to `align = "task"`: `full` (F^T w)
+        /// or `top_half` (F truncated to its top half of singular values).
+        direction: Option<String>,
     },
     /// NeuroGym's perceptual decision; defaults are the rich/lazy study's.
     Decision {

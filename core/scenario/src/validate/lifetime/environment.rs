@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use lineage_env::{
-    Dataset, DatasetSpec, DatasetTask, Decision, DelayedMatch, Environment, GaussianClusters, Hmm,
-    HmmParams, Icl, IclParams, LinearTeacher, Positions, Sinusoids, Task, TeacherNetwork, Text,
-    Vocabulary,
+    Aligned, Dataset, DatasetSpec, DatasetTask, Decision, DelayedMatch, Environment,
+    GaussianClusters, Hmm, HmmParams, Icl, IclParams, LinearTeacher, Positions, Sinusoids, Task,
+    TeacherNetwork, Text, Vocabulary,
 };
 
 use crate::lifetime::EnvHandle;
@@ -79,8 +79,21 @@ impl<E> Check<'_, E> {
                 kappa,
                 heldout,
                 seed,
-            } => LinearTeacher::new(*inputs, *kappa, *heldout, seed.resolve(self.seed))
-                .map(|e| Arc::new(e) as _),
+                direction,
+            } => {
+                let aligned = match direction.as_deref() {
+                    None | Some("full") => Aligned::Full,
+                    Some("top_half") => Aligned::TopHalf,
+                    Some(other) => {
+                        return self.err(
+                            "environment.direction",
+                            format!("expected \"full\" or \"top_half\", found \"{other}\""),
+                        );
+                    }
+                };
+                LinearTeacher::new(*inputs, *kappa, *heldout, seed.resolve(self.seed))
+                    .map(|e| Arc::new(e.aligned(aligned)) as _)
+            }
             RawEnvironment::Decision {
                 coherences,
                 noise,
@@ -467,7 +480,9 @@ pub(super) fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
             "inputs", "hidden", "outputs", "noise", "classify", "heldout", "seed",
         ],
         RawEnvironment::Sinusoids { .. } => &["heldout"],
-        RawEnvironment::LinearTeacher { .. } => &["inputs", "kappa", "heldout", "seed"],
+        RawEnvironment::LinearTeacher { .. } => {
+            &["inputs", "kappa", "heldout", "seed", "direction"]
+        }
         RawEnvironment::Decision { .. } => {
             &["coherences", "noise", "stimulus_steps", "heldout", "seed"]
         }
