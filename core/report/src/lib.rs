@@ -59,13 +59,20 @@ pub use stats::Report;
 pub const REPORT_JSON: &str = "report.json";
 /// One row per condition and metric.
 pub const REPORT_CSV: &str = "report.csv";
+/// One row per condition, seed and metric: the values every table and
+/// plot is computed from.
+pub const SEEDS_CSV: &str = "report-seeds.csv";
 
 impl Report {
-    /// Writes `report.json`, `report.csv` and the plots into `dir` and
-    /// returns their paths.
+    /// Writes `report.json`, `report.csv`, `report-seeds.csv` and the
+    /// plots into `dir` and returns their paths.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         let mut written = Vec::new();
-        for (name, text) in [(REPORT_JSON, self.json()), (REPORT_CSV, self.csv())] {
+        for (name, text) in [
+            (REPORT_JSON, self.json()),
+            (REPORT_CSV, self.csv()),
+            (SEEDS_CSV, self.seeds_csv()),
+        ] {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(|source| ReportError::Write {
                 path: path.clone(),

@@ -542,6 +542,44 @@ impl Report {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// `report-seeds.csv`: `condition,seed,metric,value,counted`, one row
+    /// per condition, seed and metric of every finished run, so that
+    /// every plotted or tabulated number can be checked against the
+    /// values it comes from. `counted` is false for a run `--learned` left
+    /// out (its value is then the criterion metric's, or empty).
+    pub fn seeds_csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record(["condition", "seed", "metric", "value", "counted"]);
+        for c in &self.conditions {
+            for (r, run) in c.runs.iter().enumerate() {
+                if let Some(&(_, value)) = c.unlearned.iter().find(|u| u.0 == run.seed) {
+                    let metric = self.learned.as_ref().map_or("", |l| l.metric.as_str());
+                    let _ = w.write_record([
+                        c.name.clone(),
+                        run.seed.to_string(),
+                        metric.to_owned(),
+                        value.map_or(String::new(), |v| v.to_string()),
+                        "false".into(),
+                    ]);
+                    continue;
+                }
+                for (m, name) in self.metrics.iter().enumerate() {
+                    if let Some(v) = c.values[m][r] {
+                        let _ = w.write_record([
+                            c.name.clone(),
+                            run.seed.to_string(),
+                            name.clone(),
+                            v.to_string(),
+                            "true".into(),
+                        ]);
+                    }
+                }
+            }
+        }
+        let bytes = w.into_inner().unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// `report.json`, pretty-printed by serde_json.
     pub fn json(&self) -> String {
         let json = ReportJson {

@@ -310,6 +310,7 @@ fn writes_the_report_files_and_plots() {
         [
             "report.json",
             "report.csv",
+            "report-seeds.csv",
             "report-curves.svg",
             "report-fitness.svg",
             "report-birth_heldout.svg",
@@ -356,7 +357,15 @@ fn writes_the_report_files_and_plots() {
     assert!(shuffled_fitness.ends_with(",3,3"), "{shuffled_fitness}");
     assert!(shuffled_fitness.contains(",4,0.577"), "{shuffled_fitness}");
     assert_eq!(csv.lines().count(), 1 + 2 * 4);
-    for name in &names[2..] {
+    let seeds = std::fs::read_to_string(tmp.path().join(crate::SEEDS_CSV)).unwrap();
+    assert!(
+        seeds.starts_with("condition,seed,metric,value,counted\n"),
+        "{seeds}"
+    );
+    assert!(seeds.contains("\nShuffled,3,fitness,8,true\n"), "{seeds}");
+    // Three finished runs a condition, four metrics each.
+    assert_eq!(seeds.lines().count(), 1 + 2 * 3 * 4);
+    for name in &names[3..] {
         let svg = std::fs::read_to_string(tmp.path().join(name)).unwrap();
         assert!(svg.contains("<svg") && svg.contains("Shuffled"), "{name}");
     }
@@ -604,6 +613,12 @@ fn runs_that_did_not_learn_are_left_out_and_listed() {
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join(REPORT_JSON)).unwrap())
             .unwrap();
     assert_eq!(json["learned"], "fitness>=2");
+    let seeds = std::fs::read_to_string(tmp.path().join(crate::SEEDS_CSV)).unwrap();
+    assert!(
+        seeds.contains("\nConnectome,1,fitness,1,false\n"),
+        "{seeds}"
+    );
+    assert!(!seeds.contains("\nConnectome,1,final_heldout"), "{seeds}");
     assert_eq!(
         json["conditions"][0]["unlearned"],
         json!([{"seed": 1, "value": 1.0}])
