@@ -100,6 +100,15 @@ def test_an_experiment_with_conditions_is_read_and_reported(tmp_path):
     report = exp.report()
     assert len(report) >= 2
     assert (tmp_path / "exp" / "report.json").is_file()
+    # Paired by seed: the conditions share seeds 1 and 2.
+    fast = report[(report.condition == "fast") & (report.metric == "onemax")].iloc[0]
+    assert fast.paired_n == 2 and 0 <= fast.paired_higher <= 2
+    seeds = lineage.records._read_csv(tmp_path / "exp" / "report-seeds.csv")
+    assert set(seeds.seed) == {1, 2} and seeds.counted.all()
+    with pytest.raises(lineage.RunError, match="no metric `nope`"):
+        exp.report(learned="nope>=1")
+    with pytest.raises(ValueError, match="learned: expected METRIC>=VALUE"):
+        exp.report(learned="onemax_best")
     import matplotlib
 
     matplotlib.use("Agg")
