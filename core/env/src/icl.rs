@@ -44,6 +44,10 @@ const PROBE_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 /// The most classes, labels, content dimensions or context pairs.
 pub const MAX_ICL_SIZE: usize = 1 << 20;
 
+/// The steepest Zipf law a world takes: at 4 the top class has 92% of the
+/// draws (1 / zeta(4)).
+pub const MAX_ZIPF: f64 = 4.0;
+
 /// How a token's position is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Positions {
@@ -245,10 +249,15 @@ impl Icl {
                 format!("`eps` must be finite and >= 0, found {}", p.eps),
             ));
         }
-        if !(p.zipf.is_finite() && p.zipf >= 0.0) {
+        if !(p.zipf.is_finite() && (0.0..=MAX_ZIPF).contains(&p.zipf)) {
             return Err(invalid(
                 "icl",
-                format!("`zipf` must be finite and >= 0, found {}", p.zipf),
+                format!(
+                    "`zipf` must be 0 to {MAX_ZIPF}, found {} (a steeper law gives its top class \
+                     over 92% of draws, and bursty contexts, which need distinct classes, are \
+                     drawn ever more slowly)",
+                    p.zipf
+                ),
             ));
         }
         if p.labels < 2 {
@@ -729,6 +738,21 @@ mod tests {
                     assert_eq!(&token[17..], &w.label_vectors[l * 32..(l + 1) * 32]);
                 }
             }
+        }
+    }
+
+    /// A Zipf law steeper than `MAX_ZIPF` is refused: bursty contexts need
+    /// distinct classes, and under `zipf = 1e308` (found by the scenario
+    /// fuzzer) drawing them never ended.
+    #[test]
+    fn a_degenerate_zipf_law_is_refused() {
+        for zipf in [MAX_ZIPF + 0.5, 1e308] {
+            let e = Icl::new(IclParams {
+                zipf,
+                ..IclParams::default()
+            })
+            .unwrap_err();
+            assert!(e.to_string().contains("`zipf` must be 0 to 4"), "{e}");
         }
     }
 

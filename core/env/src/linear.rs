@@ -17,8 +17,8 @@ use crate::{Batch, EnvError, Environment, Lifetime, Task, invalid};
 /// The largest input dimension.
 pub const MAX_TEACHER_INPUTS: usize = 1 << 12;
 
-/// The linear teacher: `F = U diag(s) V^T` with `U`, `V` random
-/// orthogonal (Gram-Schmidt on Gaussian draws from the seed), `s` the
+/// The linear teacher: `F = U diag(s) V^T` with `U`, `V` Haar-random
+/// orthogonal (never built: see [`LinearTeacher::new`]), `s` the
 /// first `d / 2` values `kappa` and the rest 1, `w ~ N(0, I / d)`. A
 /// lifetime trains on `budget` fresh samples (a fixed sample count per
 /// lifetime) and is scored on `heldout` samples drawn from the seed.
@@ -51,22 +51,10 @@ fn normal(rng: &mut (impl Rng + ?Sized)) -> f64 {
     rng.sample::<f64, _>(StandardNormal)
 }
 
-/// `d` orthonormal vectors of length `d` (rows), from Gaussian draws.
-fn orthonormal(rng: &mut impl Rng, d: usize) -> Vec<Vec<f64>> {
-    let mut rows: Vec<Vec<f64>> = Vec::with_capacity(d);
-    while rows.len() < d {
-        let mut v: Vec<f64> = (0..d).map(|_| normal(rng)).collect();
-        for r in &rows {
-            let dot: f64 = v.iter().zip(r).map(|(a, b)| a * b).sum();
-            v.iter_mut().zip(r).for_each(|(a, b)| *a -= dot * b);
-        }
-        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        // A draw (almost) in the span of the others is drawn again.
-        if norm > 1e-6 {
-            rows.push(v.into_iter().map(|a| a / norm).collect());
-        }
-    }
-    rows
+/// A unit vector along `v` (`None` when `v` is (almost) zero).
+fn unit(v: Vec<f64>) -> Option<Vec<f64>> {
+    let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+    (norm > 1e-9).then(|| v.into_iter().map(|a| a / norm).collect())
 }
 
 impl LinearTeacher {
@@ -93,31 +81,45 @@ impl LinearTeacher {
         }
         let d = inputs;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let u = orthonormal(&mut rng, d);
-        let v = orthonormal(&mut rng, d);
-        let w: Vec<f64> = (0..d)
-            .map(|_| normal(&mut rng) / (d as f64).sqrt())
-            .collect();
-        let s: Vec<f64> = (0..d)
-            .map(|k| if k < d / 2 { f64::from(kappa) } else { 1.0 })
-            .collect();
-        // F = sum_k s_k u_k v_k^T (u_k, v_k the k-th rows), so
-        // F^T w = sum_k s_k (u_k . w) v_k.
-        let mut direction = vec![0.0f64; d];
-        let mut top_half = vec![0.0f64; d];
-        for k in 0..d {
-            let c = s[k] * u[k].iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
-            direction
-                .iter_mut()
-                .zip(&v[k])
-                .for_each(|(o, b)| *o += c * b);
-            if k < d / 2 {
-                top_half
-                    .iter_mut()
-                    .zip(&v[k])
-                    .for_each(|(o, b)| *o += c * b);
+        // F^T w = V^T diag(s) U w with U, V Haar-random orthogonal and w ~
+        // N(0, I / d). U w is again N(0, I / d), whatever U, so U is never
+        // built; and V^T diag(s) c splits into c_top's norm along a random
+        // unit vector e1 of V's top half and c_bottom's along a random
+        // unit vector e2 orthogonal to it: the same distribution in O(d),
+        // not O(d^3) (validation builds one teacher per run).
+        let half = d / 2;
+        let norm = |rng: &mut Xoshiro256PlusPlus, n: usize| {
+            (0..n)
+                .map(|_| normal(rng).powi(2) / d as f64)
+                .sum::<f64>()
+                .sqrt()
+        };
+        let (top, bottom) = (norm(&mut rng, half), norm(&mut rng, d - half));
+        let e1 = loop {
+            if let Some(e) = unit((0..d).map(|_| normal(&mut rng)).collect()) {
+                break e;
             }
-        }
+        };
+        let e2 = if half == 0 {
+            // One dimension: no top half, any unit vector.
+            e1.clone()
+        } else {
+            loop {
+                let mut g: Vec<f64> = (0..d).map(|_| normal(&mut rng)).collect();
+                let dot: f64 = g.iter().zip(&e1).map(|(a, b)| a * b).sum();
+                g.iter_mut().zip(&e1).for_each(|(a, b)| *a -= dot * b);
+                if let Some(e) = unit(g) {
+                    break e;
+                }
+            }
+        };
+        let kappa = f64::from(kappa);
+        let top_half: Vec<f64> = e1.iter().map(|a| kappa * top * a).collect();
+        let direction: Vec<f64> = top_half
+            .iter()
+            .zip(&e2)
+            .map(|(a, b)| a + bottom * b)
+            .collect();
         let mut task = LinearTeacher {
             inputs,
             direction: direction.into_iter().map(|x| x as f32).collect(),

@@ -556,6 +556,9 @@ fn mutated_scenarios_never_panic_and_every_error_is_located() {
         for _ in 0..1 + rng.below(3) {
             text = mutate(&mut rng, &text);
         }
+        if let Ok(trace) = std::env::var("LINEAGE_FUZZ_TRACE") {
+            let _ = std::fs::write(&trace, format!("# case {case}: {name}\n{text}"));
+        }
         let result = catch_unwind(AssertUnwindSafe(|| {
             lineage_scenario::from_str(&text, "fuzz.toml", &dir, &overrides)
         }));
