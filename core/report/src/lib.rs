@@ -15,11 +15,11 @@
 //!
 //! The crate is split by concern: [`read`] (the record files, read with the
 //! `csv` crate and serde), [`stats`] (the statistics), [`render`] (text
-//! tables, `report.csv`, `report.json`), [`paired`] (paired differences
-//! and Student's t) and [`plot`] (plotters SVGs). Every
-//! error is a [`ReportError`] naming its file, and for a damaged table its
-//! line. The crate knows nothing of the engine (bevy, candle): it reads
-//! records as files.
+//! tables), `write` (`report.csv`, `report-seeds.csv`, `report.json`),
+//! [`paired`] (paired differences and Student's t) and [`plot`] (plotters
+//! SVGs). Every error is a [`ReportError`] naming its file, and for a
+//! damaged table its line. The crate knows nothing of the engine (bevy,
+//! candle): it reads records as files.
 //!
 //! ```
 //! use lineage_report::stats::{Effect, Stat};
@@ -45,6 +45,7 @@ pub mod render;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::path::{Path, PathBuf};
 
