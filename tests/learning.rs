@@ -992,3 +992,66 @@ fn inherited_dale_matrices_keep_their_column_signs() {
         }
     }
 }
+
+/// `[evaluate] rescore_best`: each generation's best organism is scored
+/// again on a fresh held-out set. The value sits beside the best and
+/// changes nothing else; it is as deterministic as the rest of the run;
+/// an environment without fresh held-out data is refused where it is set.
+#[test]
+fn the_best_of_a_generation_is_rescored_on_fresh_heldout_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = run(dir.path(), "plain", &scenario("darwinian", ""), &[]);
+    let text = scenario("darwinian", "[evaluate]\nrescore_best = true\n");
+    let one = run(dir.path(), "one", &text, &["--threads", "1"]);
+    let two = run(dir.path(), "two", &text, &["--threads", "2"]);
+    assert_eq!(
+        read(&one.join("generations.csv")),
+        read(&two.join("generations.csv"))
+    );
+    for table in ["organisms.csv", "curves.csv"] {
+        assert_eq!(read(&plain.join(table)), read(&one.join(table)), "{table}");
+    }
+    let (plain_header, plain_rows) = common::csv(&plain.join("generations.csv"));
+    let (header, rows) = common::csv(&one.join("generations.csv"));
+    assert_eq!(header.last().unwrap(), "heldout_auc_best_rescored");
+    assert_eq!(&header[..header.len() - 1], &plain_header[..]);
+    // Every other column is the plain run's.
+    for (row, plain) in rows.iter().zip(&plain_rows) {
+        assert_eq!(&row[..row.len() - 1], &plain[..]);
+    }
+    let best = column(&one.join("generations.csv"), "heldout_auc_best");
+    let again = column(&one.join("generations.csv"), "heldout_auc_best_rescored");
+    assert_eq!(again.len(), 4);
+    for (b, a) in best.iter().zip(&again) {
+        // The area under the held-out loss curve on 60 fresh examples of
+        // the same task: close to the selected value.
+        assert!(a.is_finite() && *a > 0.0, "re-scored {a}");
+        assert!((a - b).abs() < 0.25, "best {b}, re-scored {a}");
+    }
+    assert!(best.iter().zip(&again).any(|(b, a)| a != b), "{again:?}");
+    // `lineage report` prints the re-scored value beside the best.
+    let out = lineage_ok(&["report", s(&one)]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("heldout_auc_best_rescored"), "{printed}");
+    let line = printed
+        .lines()
+        .find(|l| l.starts_with("best heldout_auc:"))
+        .unwrap();
+    assert!(line.ends_with(" on fresh held-out data)"), "{line}");
+
+    // A sinusoid is drawn per lifetime: no held-out distribution of its own.
+    let refused = text
+        .replace(
+            r#"environment = { kind = "gaussian_clusters", classes = 3, dim = 5, spread = 1.0, heldout = 60, seed = 1 }"#,
+            r#"environment = { kind = "sinusoids", heldout = 20 }"#,
+        )
+        .replace("heldout_auc", "heldout_loss");
+    let file = write_scenario(dir.path(), "refused.toml", &refused);
+    let out = lineage(&["validate", s(&file)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("evaluate.rescore_best") && err.contains("sinusoids"),
+        "{err}"
+    );
+}

@@ -179,6 +179,7 @@ impl Recorder {
         lifetimes: bool,
         suites: bool,
         probes: bool,
+        rescored: bool,
     ) -> Result<Recorder, EngineError> {
         let mut header = String::from("generation,population,evaluated,invalid");
         for o in objectives {
@@ -187,6 +188,11 @@ impl Recorder {
             }
         }
         header.push_str(",diversity,phase,eval_errors");
+        if rescored {
+            for o in objectives {
+                header.push_str(&format!(",{}_best_rescored", o.name));
+            }
+        }
         let generations = Table::create(dir.join(files::GENERATIONS), &header)?;
         let organisms = if organisms {
             let mut header = String::from("id,birth,generation,parent1,parent2");

@@ -48,6 +48,12 @@ pub struct NextOrganismId(pub u64);
 #[derive(Resource, Clone, Debug)]
 pub struct Objectives(pub Vec<Objective>);
 
+/// Each objective's best organism of the generation scored again on a
+/// fresh held-out set (`[evaluate] rescore_best`), in objective order;
+/// empty when the scenario does not ask for it.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct Rescored(pub Vec<f64>);
+
 /// Evaluation errors tolerated this generation (`on_error =
 /// "invalidate"`), one message each.
 #[derive(Resource, Clone, Debug, Default, PartialEq)]

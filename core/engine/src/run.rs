@@ -190,6 +190,7 @@ impl Run {
             lifetimes,
             !scenario.suites.is_empty(),
             probes,
+            scenario.rescore_best,
         )?;
         let mut world = base_world(&scenario, threads, recorder, evaluation)?;
         let m = scenario.objectives.len();
@@ -701,6 +702,7 @@ fn base_world(
     world.insert_resource(Failure::default());
     world.insert_resource(SetClock::default());
     world.insert_resource(GenerationStats::default());
+    world.insert_resource(crate::resources::Rescored::default());
     world.insert_resource(recorder);
     Ok(world)
 }

@@ -97,7 +97,11 @@ fn add_systems(schedule: &mut Schedule, set: LineageSystems) {
         ),
         LineageSystems::Learn => schedule.add_systems(systems::learn_lifetimes.in_set(set)),
         LineageSystems::Evaluate => schedule.add_systems(
-            (systems::evaluate_fitness, systems::evaluate_suites)
+            (
+                systems::evaluate_fitness,
+                systems::evaluate_suites,
+                systems::rescore_best,
+            )
                 .chain()
                 .in_set(set),
         ),

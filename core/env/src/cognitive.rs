@@ -180,6 +180,10 @@ impl Environment for Decision {
             heldout: self.heldout.clone(),
         })
     }
+
+    fn fresh_heldout(&self, rng: &mut dyn RngCore) -> Option<Batch> {
+        Some(self.trials(rng, self.heldout.len()).0)
+    }
 }
 
 /// Delayed match-to-sample in the same style: a sample stimulus (one of
@@ -327,6 +331,10 @@ impl Environment for DelayedMatch {
             train: self.trials(rng, budget).0,
             heldout: self.heldout.clone(),
         })
+    }
+
+    fn fresh_heldout(&self, rng: &mut dyn RngCore) -> Option<Batch> {
+        Some(self.trials(rng, self.heldout.len()).0)
     }
 }
 

@@ -4,8 +4,10 @@
 //! `classes` class means `mu_k ~ N(0, I / D)` and `labels` label vectors
 //! `N(0, I / D)` come from the environment's seed. An exemplar of class k is
 //! `(mu_k + eps eta) / sqrt(1 + eps^2)`, `eta ~ N(0, I / D)`. Class k has
-//! label `k mod labels`, or, with `dynamic` labels ("dynamic meanings"),
-//! each sequence maps its classes to labels afresh. A sequence is `pairs`
+//! label `k mod labels`; with `labels_per_class = m` it has m labels,
+//! `(k + j labels / m) mod labels` for j < m, and each sequence draws one
+//! of them per class (Chan et al.'s polysemous classes); with `dynamic`
+//! labels each sequence maps its classes to labels afresh. A sequence is `pairs`
 //! (item, label) pairs and a query item, `2 pairs + 1` tokens of
 //! `[position ; content]`; the label to predict is the query's, every other
 //! step is `IGNORE`.
@@ -84,6 +86,9 @@ pub struct IclParams {
     pub p_novel: f64,
     /// Classes a novel sequence draws from.
     pub novel_classes: usize,
+    /// Labels each class carries, one drawn per sequence (1: a class
+    /// has one label).
+    pub labels_per_class: usize,
     /// Labels re-drawn per sequence.
     pub dynamic: bool,
     /// Position encoding.
@@ -111,6 +116,7 @@ impl Default for IclParams {
             zipf: 0.0,
             p_novel: 0.0,
             novel_classes: 128,
+            labels_per_class: 1,
             dynamic: false,
             positions: Positions::OneHot,
             heldout: 1000,
@@ -164,7 +170,9 @@ pub enum IclProbe {
     /// knowledge predicts the old label, the context the new one.
     Flip,
     /// `iwl`: a trained class (drawn from the Zipf law) whose exemplars
-    /// are absent from the context: only the weights know its label.
+    /// are absent from the context: only the weights know its label. With
+    /// `labels_per_class = m` the answer is the label drawn for the
+    /// sequence, one of m the weights cannot tell apart: at most 1/m.
     Iwl,
     /// `iwl_common`: as `iwl`, the query drawn uniformly from the 10% most
     /// frequent classes (the first by rank; without a Zipf law every class
@@ -273,6 +281,24 @@ impl Icl {
                     "`classes` ({}) must be a multiple of `labels` ({}): class k has label k mod labels, and every label needs as many classes (or set `dynamic = true`)",
                     p.classes, p.labels
                 ),
+            ));
+        }
+        if p.labels_per_class == 0
+            || p.labels_per_class > p.labels
+            || !p.labels.is_multiple_of(p.labels_per_class)
+        {
+            return Err(invalid(
+                "icl",
+                format!(
+                    "`labels_per_class` ({}) must divide `labels` ({}): class k's labels are k + j labels / labels_per_class, mod labels",
+                    p.labels_per_class, p.labels
+                ),
+            ));
+        }
+        if p.dynamic && p.labels_per_class > 1 {
+            return Err(invalid(
+                "icl",
+                "`dynamic` labels and `labels_per_class` above 1 are two different manipulations; set one of them",
             ));
         }
         if !p.pairs.is_multiple_of(p.burstiness) {
@@ -489,12 +515,6 @@ impl Icl {
         n: usize,
     ) -> Option<(Batch, Vec<IclSequence>)> {
         let p = &self.p;
-        let labels_of = |classes: &[usize], shift: usize| -> Vec<u32> {
-            classes
-                .iter()
-                .map(|&c| ((c + shift) % p.labels) as u32)
-                .collect()
-        };
         let mut drawn = Vec::with_capacity(n);
         for _ in 0..n {
             let s = match probe {
@@ -527,8 +547,9 @@ impl Icl {
                     // all shifted by one: only the context tells the
                     // query's shifted label.
                     let mut s = self.draw_bursty(rng);
-                    let all: Vec<usize> = s.context.iter().copied().chain([s.query]).collect();
-                    s.labels = labels_of(&all, 1);
+                    for l in &mut s.labels {
+                        *l = (*l + 1) % p.labels as u32;
+                    }
                     s
                 }
                 IclProbe::Iwl | IclProbe::IwlCommon | IclProbe::IwlRare => {
@@ -548,10 +569,8 @@ impl Icl {
                             }
                         })
                         .collect();
-                    let mut all = context.clone();
-                    all.push(query);
                     IclSequence {
-                        labels: labels_of(&all, 0),
+                        labels: self.labels_of(rng, &context, query),
                         context,
                         query,
                         bursty: false,
@@ -581,11 +600,7 @@ impl Icl {
             .flat_map(|&c| std::iter::repeat_n(c, p.pairs / distinct))
             .collect();
         context.shuffle(rng);
-        let labels = context
-            .iter()
-            .chain(std::iter::once(&query))
-            .map(|&c| (c % p.labels) as u32)
-            .collect();
+        let labels = self.labels_of(rng, &context, query);
         IclSequence {
             context,
             query,
@@ -593,6 +608,33 @@ impl Icl {
             bursty: true,
             novel: false,
         }
+    }
+
+    /// The labels of a sequence's context items, then its query's: class
+    /// k's label `k mod labels`, or with `labels_per_class = m` one of its
+    /// m labels drawn for this sequence (the same for every exemplar of the
+    /// class in it). One label a class draws nothing from `rng`.
+    fn labels_of(&self, rng: &mut dyn RngCore, context: &[usize], query: usize) -> Vec<u32> {
+        let p = &self.p;
+        let m = p.labels_per_class;
+        let all = context.iter().chain(std::iter::once(&query));
+        if m == 1 {
+            return all.map(|&c| (c % p.labels) as u32).collect();
+        }
+        let stride = p.labels / m;
+        let mut drawn: Vec<(usize, u32)> = Vec::new();
+        all.map(|&c| {
+            let sense = match drawn.iter().find(|(d, _)| *d == c) {
+                Some(&(_, j)) => j,
+                None => {
+                    let j = rng.random_range(0..m as u32);
+                    drawn.push((c, j));
+                    j
+                }
+            };
+            ((c + sense as usize * stride) % p.labels) as u32
+        })
+        .collect()
     }
 
     /// One sequence's classes and labels.
@@ -645,11 +687,7 @@ impl Icl {
                 })
                 .collect()
         } else {
-            context
-                .iter()
-                .chain(std::iter::once(&query))
-                .map(|&c| (c % p.labels) as u32)
-                .collect()
+            self.labels_of(rng, &context, query)
         };
         IclSequence {
             context,
@@ -683,6 +721,10 @@ impl Environment for Icl {
 
     fn probe_sets(&self) -> Vec<crate::ProbeSet> {
         self.probe_sets.clone()
+    }
+
+    fn fresh_heldout(&self, rng: &mut dyn RngCore) -> Option<Batch> {
+        Some(self.sequences(rng, self.p.heldout).0)
     }
 }
 
@@ -835,6 +877,65 @@ mod tests {
             offsets.insert(offset);
         }
         assert!(offsets.len() > 10, "random offsets: {offsets:?}");
+    }
+
+    #[test]
+    fn labels_per_class_draws_one_of_each_classs_labels_per_sequence() {
+        let w = world(IclParams {
+            classes: 64,
+            labels: 8,
+            labels_per_class: 4,
+            heldout: 1,
+            ..IclParams::default()
+        });
+        let (_, drawn) = w.sequences(&mut stream(5, 0, 0, Purpose::Learn), 400);
+        // Class k's labels are k + 2j mod 8 (8 labels / 4 per class).
+        let mut senses = std::collections::HashMap::<usize, Vec<u32>>::new();
+        for s in &drawn {
+            let all: Vec<usize> = s.context.iter().copied().chain([s.query]).collect();
+            for (a, &c) in all.iter().enumerate() {
+                let l = s.labels[a] as usize;
+                assert_eq!(l % 2, c % 2, "class {c} got label {l}: {s:?}");
+                for (b, &d) in all.iter().enumerate() {
+                    if c == d {
+                        assert_eq!(s.labels[a], s.labels[b], "one label a class a sequence");
+                    }
+                }
+                senses.entry(c).or_default().push(l as u32);
+            }
+        }
+        let class0 = &senses[&0];
+        for l in [0, 2, 4, 6] {
+            let f = class0.iter().filter(|&&x| x == l).count() as f64 / class0.len() as f64;
+            assert!((f - 0.25).abs() < 0.12, "class 0, label {l}: {f}");
+        }
+        // The flip probe shifts the drawn label by one.
+        let (_, flipped) = w
+            .probe(IclProbe::Flip, &mut stream(6, 0, 0, Purpose::Learn), 50)
+            .unwrap();
+        for s in &flipped {
+            assert_eq!(s.labels[s.labels.len() - 1] as usize % 2, (s.query + 1) % 2);
+        }
+        for (m, ok) in [(3, false), (0, false), (16, false), (8, true)] {
+            let r = Icl::new(IclParams {
+                classes: 64,
+                labels: 8,
+                labels_per_class: m,
+                heldout: 1,
+                ..IclParams::default()
+            });
+            assert_eq!(r.is_ok(), ok, "labels_per_class = {m}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("`labels_per_class`"), "{e}");
+            }
+        }
+        let both = Icl::new(IclParams {
+            labels_per_class: 2,
+            dynamic: true,
+            heldout: 1,
+            ..IclParams::default()
+        });
+        assert!(both.unwrap_err().to_string().contains("`dynamic`"));
     }
 
     #[test]

@@ -194,6 +194,16 @@ pub trait Environment: Send + Sync {
     fn probe_sets(&self) -> Vec<ProbeSet> {
         Vec::new()
     }
+    /// A held-out set drawn afresh from `rng`: as many examples as the
+    /// held-out set, of the same distribution, none of them in it (what
+    /// re-scores the best organism of a generation without the winner's
+    /// curse). `None` where the environment has no more data than its
+    /// fixed held-out part (files, corpora) or no held-out distribution of
+    /// its own (a task drawn per lifetime).
+    fn fresh_heldout(&self, rng: &mut dyn RngCore) -> Option<Batch> {
+        let _ = rng;
+        None
+    }
     /// The most examples one lifetime's budget can draw (a finite data
     /// set's training part, drawn without replacement); `None`: no limit.
     fn draw_limit(&self) -> Option<usize> {

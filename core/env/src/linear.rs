@@ -177,6 +177,10 @@ impl Environment for LinearTeacher {
         })
     }
 
+    fn fresh_heldout(&self, rng: &mut dyn RngCore) -> Option<Batch> {
+        Some(self.samples(rng, self.heldout.len()))
+    }
+
     fn task_direction(&self) -> Option<Vec<f32>> {
         Some(match self.aligned {
             Aligned::Full => self.direction.clone(),
@@ -203,7 +207,7 @@ mod tests {
             let n = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
             dot / (n(a) * n(b))
         };
-        let mut mean = |kappa: f32| {
+        let mean = |kappa: f32| {
             (0..200)
                 .map(|seed| {
                     let t = LinearTeacher::new(32, kappa, 1, seed).unwrap();

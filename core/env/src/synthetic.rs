@@ -100,6 +100,15 @@ impl Environment for GaussianClusters {
             heldout: self.heldout.clone(),
         })
     }
+
+    fn fresh_heldout(&self, rng: &mut dyn RngCore) -> Option<Batch> {
+        // Class-balanced, as the held-out set is.
+        let classes = self.centres.len();
+        let labels = (0..self.heldout.len())
+            .map(|i| (i % classes) as u32)
+            .collect();
+        Some(self.points(rng, labels))
+    }
 }
 
 /// Inputs mapped by a fixed random network, the teacher: `y = W2 tanh(W1 x)`
@@ -235,6 +244,10 @@ impl Environment for TeacherNetwork {
             train: self.examples(rng, budget),
             heldout: self.heldout.clone(),
         })
+    }
+
+    fn fresh_heldout(&self, rng: &mut dyn RngCore) -> Option<Batch> {
+        Some(self.examples(rng, self.heldout.len()))
     }
 }
 

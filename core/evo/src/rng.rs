@@ -62,6 +62,9 @@ pub enum Purpose {
     Emigrate = 11,
     /// Which organisms the arrivals replace (organism id: the island).
     Immigrate = 12,
+    /// The fresh held-out set a generation's best organism is re-scored on
+    /// (`[evaluate] rescore_best`).
+    Rescore = 13,
 }
 
 /// The seed of island `island` of a run seeded `seed`: every stream of an

@@ -83,7 +83,7 @@ fn summary_text(dir: &Path, manifest: &Manifest, g: &Generations) -> String {
     let objectives = g.objectives();
     let mut columns = vec!["generation".to_owned(), "population".to_owned()];
     for o in &objectives {
-        for s in ["best", "mean", "median", "worst"] {
+        for s in ["best", "best_rescored", "mean", "median", "worst"] {
             columns.push(format!("{o}_{s}"));
         }
     }
@@ -128,9 +128,17 @@ fn summary_text(dir: &Path, manifest: &Manifest, g: &Generations) -> String {
             }
         });
         if let Some(i) = best {
+            // `[evaluate] rescore_best`: the same organism on fresh data.
+            let again = g
+                .column(&format!("{o}_best_rescored"))
+                .map(|r| g.rows[i][r])
+                .filter(|v| !v.is_nan())
+                .map_or(String::new(), |v| {
+                    format!(", {} on fresh held-out data", number(v))
+                });
             let _ = writeln!(
                 out,
-                "best {o}: {} (generation {})",
+                "best {o}: {} (generation {}{again})",
                 number(g.rows[i][k]),
                 g.generation(i)
             );

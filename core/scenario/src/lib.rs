@@ -87,6 +87,11 @@ pub struct Scenario {
     pub plugins: Vec<PluginRef>,
     /// Evaluation suites recorded per organism (`[evaluate] suites`).
     pub suites: Vec<PluginOffering>,
+    /// Each generation, the best organism of each objective lives its
+    /// lifetime again and is scored on a held-out set drawn afresh
+    /// (`[evaluate] rescore_best`), so that the best of N is reported
+    /// without the winner's curse (`generations.csv`, `*_best_rescored`).
+    pub rescore_best: bool,
     /// Conditions (`[[conditions]]`): variants of this scenario run side by
     /// side, each over its seeds; empty for a plain scenario.
     pub conditions: Vec<Condition>,

@@ -143,6 +143,8 @@ fn abort() -> String {
 pub(crate) struct RawEvaluate {
     #[serde(default)]
     pub suites: Vec<String>,
+    #[serde(default)]
+    pub rescore_best: bool,
 }
 
 fn default_seed() -> u64 {

@@ -321,6 +321,9 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved, budget: &Budget) -> 
         });
     }
 
+    if raw.evaluate.rescore_best {
+        rescore_best(&ctx, &phases)?;
+    }
     for c in &conditions {
         for run in &c.runs {
             memory.absorb(&run.memory);
@@ -347,11 +350,40 @@ pub(super) fn check(sources: &Sources, resolved: &Resolved, budget: &Budget) -> 
         phases,
         plugins,
         suites,
+        rescore_best: raw.evaluate.rescore_best,
         conditions,
         islands,
         resolved_toml,
         memory,
     })
+}
+
+/// `[evaluate] rescore_best` needs, in every phase, a lifetime whose
+/// environment can draw a fresh held-out set.
+fn rescore_best(ctx: &Ctx<'_>, phases: &[Phase]) -> Result<(), Box<Diagnostic>> {
+    use lineage_evo::rng::{Purpose, stream};
+    for phase in phases {
+        let Some(cfg) = &phase.pressures.lifetime else {
+            return Err(ctx.at(
+                "evaluate.rescore_best",
+                format!(
+                    "the best organism is re-scored on fresh held-out data after its lifetime, but from generation {} there is no `[lifetime]`",
+                    phase.from_generation
+                ),
+            ));
+        };
+        let mut probe = stream(0, 0, 0, Purpose::Rescore);
+        if cfg.environment.env.fresh_heldout(&mut probe).is_none() {
+            return Err(ctx.at(
+                "evaluate.rescore_best",
+                format!(
+                    "the environment `{}` cannot draw a fresh held-out set (its held-out part is all the held-out data it has, or its task is drawn per lifetime), so the best organism cannot be re-scored",
+                    cfg.environment.env.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `[record]` table.

@@ -57,6 +57,7 @@ const KEYS: &[&str] = &[
     "zipf",
     "p_novel",
     "novel_classes",
+    "labels_per_class",
     "dynamic",
     "positions",
     "max_pairs",
@@ -93,6 +94,9 @@ fn world_params(config: &Config) -> Result<IclParams, Error> {
         zipf: config.f64("zipf")?.unwrap_or(d.zipf),
         p_novel: config.f64("p_novel")?.unwrap_or(d.p_novel),
         novel_classes: config.usize("novel_classes")?.unwrap_or(d.novel_classes),
+        labels_per_class: config
+            .usize("labels_per_class")?
+            .unwrap_or(d.labels_per_class),
         dynamic: config.bool("dynamic")?.unwrap_or(d.dynamic),
         positions,
         heldout: config.usize("heldout")?.unwrap_or(d.heldout),

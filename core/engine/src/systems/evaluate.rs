@@ -19,7 +19,7 @@ use crate::resources::{
 };
 
 /// What a fitness call or suite reads of one organism.
-type Member<'a> = (
+pub(super) type Member<'a> = (
     &'a Lineage,
     &'a Genome,
     Option<&'a Weights>,
@@ -185,7 +185,7 @@ fn tolerate(
 
 /// Calls `call` on `batch`: the scores (organisms x the offering's
 /// metrics), NaN for organisms an error affected, and the error.
-fn score(
+pub(super) fn score(
     call: &Call,
     generation: u32,
     batch: &[Member<'_>],

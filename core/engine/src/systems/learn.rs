@@ -33,7 +33,7 @@ use crate::resources::{
 };
 
 /// The lifetime settings in force in the current phase.
-fn config<'a>(
+pub(super) fn config<'a>(
     scenario: &'a ScenarioRes,
     env: &EnvironmentState,
 ) -> Option<&'a Arc<LifetimeConfig>> {
@@ -128,6 +128,7 @@ pub fn learn_lifetimes(
         probes: &probes,
         threads: &threads,
         kept: *kept,
+        heldout: None,
     };
     for part in todo.chunks(group) {
         match learn_group(&context, part) {
@@ -150,24 +151,28 @@ pub fn learn_lifetimes(
 }
 
 /// One pending organism, as learning reads it.
-struct Learner<'w> {
-    entity: Entity,
-    lineage: &'w Lineage,
-    genome: &'w Genome,
-    inherited: Option<&'w Inherited>,
-    weights: Option<&'w Weights>,
+pub(super) struct Learner<'w> {
+    pub(super) entity: Entity,
+    pub(super) lineage: &'w Lineage,
+    pub(super) genome: &'w Genome,
+    pub(super) inherited: Option<&'w Inherited>,
+    pub(super) weights: Option<&'w Weights>,
 }
 
 /// What every lifetime of a generation shares.
-struct GroupContext<'a> {
-    cfg: &'a LifetimeConfig,
-    seed: u64,
-    generation: u32,
-    device: &'a candle_core::Device,
-    signs: &'a [Option<Vec<f32>>],
-    probes: &'a [lineage_env::ProbeSet],
-    threads: &'a Threads,
-    kept: KeptWeights,
+pub(super) struct GroupContext<'a> {
+    pub(super) cfg: &'a LifetimeConfig,
+    pub(super) seed: u64,
+    /// The generation whose streams the lifetimes draw their data from.
+    pub(super) generation: u32,
+    pub(super) device: &'a candle_core::Device,
+    pub(super) signs: &'a [Option<Vec<f32>>],
+    pub(super) probes: &'a [lineage_env::ProbeSet],
+    pub(super) threads: &'a Threads,
+    pub(super) kept: KeptWeights,
+    /// A held-out set that replaces the environment's (the fresh one a
+    /// re-scored organism is scored on); the training is unchanged.
+    pub(super) heldout: Option<Arc<lineage_env::Batch>>,
 }
 
 /// An organism's birth weights and masks: those it kept, else developed
@@ -201,7 +206,7 @@ pub fn birth_of(
 /// Runs the lifetimes of `part`: birth weights, their data and minibatch
 /// order from each organism's learning stream, then learning; returns what
 /// each organism keeps.
-fn learn_group(
+pub(super) fn learn_group(
     cx: &GroupContext<'_>,
     part: &[Learner<'_>],
 ) -> Result<Vec<(Option<Weights>, LearningCurve)>, EngineError> {
@@ -238,7 +243,10 @@ fn learn_group(
     let mut births = Vec::with_capacity(part.len());
     // The first failure in organism order, whatever the thread count.
     for (o, p) in part.iter().zip(prepared) {
-        let (birth, life) = p?;
+        let (birth, mut life) = p?;
+        if let Some(heldout) = &cx.heldout {
+            life.0.heldout = heldout.clone();
+        }
         if Examples::of(&life.0.train, &cfg.model).is_none() {
             return Err(fail(format!(
                 "organism {}: the lifetime's data hold no example this model can learn from",

@@ -8,6 +8,7 @@ mod evaluate;
 mod learn;
 mod record;
 mod reproduce;
+mod rescore;
 mod select;
 
 pub use environment::{apply_environment_changes, invalidate_stale_fitness};
@@ -21,4 +22,5 @@ pub use record::{
     write_organism_rows,
 };
 pub use reproduce::{advance_generation, breed_offspring, place_offspring};
+pub use rescore::rescore_best;
 pub use select::select_parents;

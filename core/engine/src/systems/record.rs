@@ -13,7 +13,7 @@ use crate::plugins::Evaluation;
 use crate::recorder::Recorder;
 use crate::resources::{
     EnvironmentState, EvaluationErrors, Failure, Generation, GenerationStats, Objectives, Progress,
-    RandomStreams, ScenarioRes, StopReason, SuiteScores, Threads,
+    RandomStreams, Rescored, ScenarioRes, StopReason, SuiteScores, Threads,
 };
 
 /// Summarises the evaluated population: each objective's best, mean,
@@ -65,6 +65,7 @@ pub fn write_generation_row(
     generation: Res<Generation>,
     env: Res<EnvironmentState>,
     summary: Res<GenerationStats>,
+    rescored: Res<Rescored>,
     mut recorder: ResMut<Recorder>,
     mut failure: ResMut<Failure>,
 ) {
@@ -77,6 +78,9 @@ pub fn write_generation_row(
         let _ = write!(row, ",{},{},{},{}", o.best, o.mean, o.median, o.worst);
     }
     let _ = write!(row, ",{},{},{}", s.diversity, env.phase, s.errors.len());
+    for v in &rescored.0 {
+        let _ = write!(row, ",{v}");
+    }
     if let Err(e) = recorder.generation_row(&row) {
         failure.0 = Some(e);
     }

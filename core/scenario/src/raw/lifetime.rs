@@ -257,6 +257,8 @@ pub(crate) enum RawEnvironment {
         p_novel: f64,
         #[serde(default = "icl_novel_classes")]
         novel_classes: usize,
+        #[serde(default = "icl_labels_per_class")]
+        labels_per_class: usize,
         #[serde(default)]
         dynamic: bool,
         #[serde(default = "onehot")]
@@ -413,6 +415,10 @@ fn icl_pairs() -> usize {
 
 fn icl_burstiness() -> usize {
     lineage_env::IclParams::default().burstiness
+}
+
+fn icl_labels_per_class() -> usize {
+    lineage_env::IclParams::default().labels_per_class
 }
 
 fn icl_p_bursty() -> f64 {

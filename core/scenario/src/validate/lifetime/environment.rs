@@ -167,6 +167,7 @@ impl<E> Check<'_, E> {
                 zipf,
                 p_novel,
                 novel_classes,
+                labels_per_class,
                 dynamic,
                 positions,
                 max_pairs,
@@ -184,6 +185,7 @@ impl<E> Check<'_, E> {
                 zipf: *zipf,
                 p_novel: *p_novel,
                 novel_classes: *novel_classes,
+                labels_per_class: *labels_per_class,
                 dynamic: *dynamic,
                 positions: if positions == "random_offset" {
                     Positions::RandomOffset {
@@ -523,6 +525,7 @@ pub(super) fn env_keys(raw: &RawEnvironment) -> &'static [&'static str] {
             "zipf",
             "p_novel",
             "novel_classes",
+            "labels_per_class",
             "dynamic",
             "positions",
             "max_pairs",
