@@ -9,7 +9,8 @@ use crate::Failure;
 /// Arguments of `lineage bench learn`.
 #[derive(clap::Args)]
 pub struct LearnArgs {
-    /// Model: mlp:64-128-10, rnn:3-64-3:t8, gru:3-64-3:t8, transformer:49-48-32:l2:h4:ff96:t17.
+    /// Model: mlp:64-128-10, rnn:3-64-3:t8, gru:3-64-3:t8, lstm:3-64-3:t8,
+    /// transformer:49-48-32:l2:h4:ff96:t17.
     #[arg(long, default_value = "mlp:64-128-10")]
     model: String,
     /// Optimiser: sgd (momentum 0.9, lr 0.01), adam or adamw (lr 1e-3, weight decay 0.01).

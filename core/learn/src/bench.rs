@@ -6,7 +6,7 @@
 //! - `mlp:64-128-10` (ReLU, biases; add `:gelu`, `:tanh` or `:linear`, and
 //!   `:nobias`);
 //! - `rnn:3-64-3:t8` (ReLU RNN, 3 inputs, 64 units, 3 classes, 8 steps);
-//! - `gru:3-64-3:t8`;
+//! - `gru:3-64-3:t8`, `lstm:3-64-3:t8`;
 //! - `transformer:49-48-32:l2:h4:ff96:t17` (dense 49-wide inputs, d_model
 //!   48, 32 classes, 2 layers, 4 heads, MLP width 96, 17 positions;
 //!   pre-LayerNorm and GELU, or `:noln` and `:relu` (any activation); `:last` scores
@@ -26,7 +26,8 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::spec::{
-    Activation, GruSpec, MlpSpec, ModelSpec, RnnSpec, Role, SequenceInput, TransformerSpec,
+    Activation, GruSpec, LstmSpec, MlpSpec, ModelSpec, RnnSpec, Role, SequenceInput,
+    TransformerSpec,
 };
 use crate::{Hyper, Job, LearnError, LifetimeSpec, Method, OptimizerSpec, Path, Schedule};
 
@@ -118,25 +119,29 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
                 last_only: false,
             }
         }
-        "rnn" | "gru" => {
+        "rnn" | "gru" | "lstm" => {
             let (i, h, o) = three(&widths)?;
             let input = SequenceInput::Dense { dim: i };
             Workload {
-                model: if kind == "rnn" {
-                    ModelSpec::Rnn(RnnSpec {
+                model: match kind {
+                    "rnn" => ModelSpec::Rnn(RnnSpec {
                         input,
                         hidden: h,
                         outputs: o,
                         alpha: 1.0,
                         activation,
                         bias,
-                    })
-                } else {
-                    ModelSpec::Gru(GruSpec {
+                    }),
+                    "gru" => ModelSpec::Gru(GruSpec {
                         input,
                         hidden: h,
                         outputs: o,
-                    })
+                    }),
+                    _ => ModelSpec::Lstm(LstmSpec {
+                        input,
+                        hidden: h,
+                        outputs: o,
+                    }),
                 },
                 task: Task::SequenceClassification {
                     inputs: i,
@@ -173,7 +178,7 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
                 last_only,
             }
         }
-        _ => return Err(bad("the kind must be mlp, rnn, gru or transformer")),
+        _ => return Err(bad("the kind must be mlp, rnn, gru, lstm or transformer")),
     })
 }
 
@@ -194,6 +199,10 @@ impl Workload {
             ModelSpec::Gru(g) => {
                 let (i, h, o) = (g.input.width() as f64, g.hidden as f64, g.outputs as f64);
                 self.seq as f64 * 2.0 * b * (3.0 * i * h + 3.0 * h * h + h * o)
+            }
+            ModelSpec::Lstm(l) => {
+                let (i, h, o) = (l.input.width() as f64, l.hidden as f64, l.outputs as f64);
+                self.seq as f64 * 2.0 * b * (4.0 * i * h + 4.0 * h * h + h * o)
             }
             ModelSpec::Transformer(t) => {
                 let (i, d, f, o, s) = (
@@ -399,6 +408,11 @@ mod tests {
         let params = t.model.parameter_count();
         assert!((38_000..46_000).contains(&params), "{params}");
         assert!(parse_model("rnn:3-64-3:t8").is_ok());
+        let l = parse_model("lstm:3-64-3:t8").unwrap();
+        assert!(matches!(l.model, ModelSpec::Lstm(_)), "{l:?}");
+        // Four gates: 8 steps x 3 x 2 x (4 x 3 x 64 + 4 x 64 x 64 + 64 x 3).
+        assert_eq!(l.flops_per_step(1), 8.0 * 3.0 * 2.0 * 17344.0);
+        assert_eq!(l.model.parameter_count(), 768 + 16384 + 2 * 256 + 192 + 3);
         for bad in [
             "mlp",
             "mlp:64-x",

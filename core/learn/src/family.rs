@@ -12,7 +12,7 @@
 //! autograd path on the CPU or CUDA, the lifetime loop, probes, checkpoints,
 //! exports and `lineage memory`.
 //!
-//! The built-in families (MLP, leaky RNN, GRU, transformer) implement it
+//! The built-in families (MLP, leaky RNN, GRU, LSTM, transformer) implement it
 //! in `models/`, next to their candle modules; three of them also have
 //! hand-written fast paths. A new family implements it in one file of
 //! `models/` and adds one [`Registration`] to `models::REGISTERED`, from
@@ -158,7 +158,7 @@ pub trait Family: fmt::Debug + Send + Sync {
     }
 }
 
-/// A family outside the built-in four, as a [`ModelSpec`](crate::ModelSpec)
+/// A family outside the built-in five, as a [`ModelSpec`](crate::ModelSpec)
 /// holds it. Two are equal when they describe the same model.
 #[derive(Clone, Debug)]
 pub struct Registered(Arc<dyn Family>);

@@ -9,7 +9,7 @@
 //! at the top:
 //!
 //! - [`spec`]: the models (MLP and MLP language model, leaky RNN, GRU,
-//!   causal transformer; the two-layer linear network is an MLP; any
+//!   LSTM, causal transformer; the two-layer linear network is an MLP; any
 //!   registered family) and the one parameter layout every other part
 //!   indexes by name;
 //! - [`family`]: the trait every model family implements, and how a

@@ -1,6 +1,6 @@
 //! Model specifications and their parameter layouts.
 //!
-//! A [`ModelSpec`] says what a network is: one of the four built-in
+//! A [`ModelSpec`] says what a network is: one of the five built-in
 //! families, whose specifications are here because the fast paths read
 //! them, or a family registered in `models::REGISTERED`. Either way it is
 //! a [`Family`], and [`ModelSpec::params`] lists its
@@ -146,6 +146,19 @@ pub struct GruSpec {
     pub outputs: usize,
 }
 
+/// A long short-term memory (PyTorch's gate order i, f, g, o; the forget
+/// gate's bias starts at 1, a constant added to its pre-activation, see
+/// `models/lstm.rs`) with a linear readout at every step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmSpec {
+    /// Input at each step.
+    pub input: SequenceInput,
+    /// Hidden units (the width of both the state and the cell).
+    pub hidden: usize,
+    /// Readout width.
+    pub outputs: usize,
+}
+
 /// A small causal transformer: token (or projected dense) and learned
 /// position embeddings, `layers` blocks of multi-head attention and an MLP
 /// (pre-LayerNorm, or without LayerNorm as in Reddy's model), a final
@@ -183,6 +196,8 @@ pub enum ModelSpec {
     Rnn(RnnSpec),
     /// Gated recurrent unit.
     Gru(GruSpec),
+    /// Long short-term memory.
+    Lstm(LstmSpec),
     /// Causal transformer.
     Transformer(TransformerSpec),
     /// A family registered in `models::REGISTERED` (trained by candle
@@ -263,6 +278,7 @@ impl ModelSpec {
             ModelSpec::Mlp(m) => m,
             ModelSpec::Rnn(r) => r,
             ModelSpec::Gru(g) => g,
+            ModelSpec::Lstm(l) => l,
             ModelSpec::Transformer(t) => t,
             ModelSpec::Registered(r) => r.family(),
         }

@@ -132,6 +132,7 @@ const STRINGS: &[&str] = &[
     "\"prune\"",
     "\"transformer\"",
     "\"gru\"",
+    "\"lstm\"",
     "\"rnn\"",
     "\"hmm\"",
     "\"text\"",

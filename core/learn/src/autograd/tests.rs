@@ -11,7 +11,7 @@ use crate::Status;
 use crate::data::minibatch_indices;
 use crate::models::tests::birth_weights;
 use crate::optim::{Hyper, Method, OptimizerSpec};
-use crate::spec::{Activation, GruSpec, RnnSpec, SequenceInput, TransformerSpec};
+use crate::spec::{Activation, GruSpec, LstmSpec, RnnSpec, SequenceInput, TransformerSpec};
 
 /// Windows of the token map `t -> 3t + 1 (mod 8)`, the i-th starting at
 /// token `i mod 8`.
@@ -86,6 +86,15 @@ fn rnn_lifetime_lowers_heldout_loss() {
 #[test]
 fn gru_lifetime_lowers_heldout_loss() {
     check_learns(ModelSpec::Gru(GruSpec {
+        input: SequenceInput::Tokens { vocab: 8 },
+        hidden: 16,
+        outputs: 8,
+    }));
+}
+
+#[test]
+fn lstm_lifetime_lowers_heldout_loss() {
+    check_learns(ModelSpec::Lstm(LstmSpec {
         input: SequenceInput::Tokens { vocab: 8 },
         hidden: 16,
         outputs: 8,

@@ -60,6 +60,13 @@ fn rnn_gradients_match_finite_differences() {
 }
 
 #[test]
+fn lstm_gradients_match_finite_differences() {
+    for weight in ["w_ih", "w_hh", "b_ih", "b_hh"] {
+        check_against_differences(&lstm(), weight, 1);
+    }
+}
+
+#[test]
 fn transformer_gradients_match_finite_differences() {
     check_against_differences(&transformer(), "layers.0.attn.qkv", 5);
 }
@@ -172,7 +179,7 @@ fn blocked_gram_equals_the_full_product() {
 /// weight and for every parameter together.
 #[test]
 fn kernel_is_the_gram_matrix_of_the_gradients() {
-    for spec in [mlp(), rnn(), gru()] {
+    for spec in [mlp(), rnn(), gru(), lstm()] {
         let params = weights(&spec, 23);
         let input = examples(&spec);
         let n = input.view().n();
@@ -228,6 +235,8 @@ fn per_example_gradients_sum_to_the_batch_gradient() {
     for (spec, weight) in [
         (mlp_lm(), "embed"),
         (gru(), "w_hh"),
+        (lstm(), "w_hh"),
+        (lstm(), "b_ih"),
         (transformer(), "pos"),
         (rnn(), "b_out"),
     ] {

@@ -27,8 +27,8 @@
 //! |---|---|---|
 //! | MLP | [`ProbeInput::Real`] `[n, inputs]` | `inputs` (the first width) |
 //! | MLP language model | [`ProbeInput::Tokens`] `[n, context]` | `context` |
-//! | RNN, GRU, transformer reading tokens | [`ProbeInput::Tokens`] `[n, steps]` | `steps` |
-//! | RNN, GRU, transformer reading real vectors | [`ProbeInput::Real`] `[n, steps, dim]` | `steps * dim` |
+//! | RNN, GRU, LSTM, transformer reading tokens | [`ProbeInput::Tokens`] `[n, steps]` | `steps` |
+//! | RNN, GRU, LSTM, transformer reading real vectors | [`ProbeInput::Real`] `[n, steps, dim]` | `steps * dim` |
 //!
 //! Sequences need at least one step, and a transformer reads at most
 //! `context` (the rows of its position table). `n` may be zero: every
@@ -46,6 +46,8 @@
 //! | MLP | `hidden.{i}` | `[widths[i + 1]]` | output of `layers.{i}` after the activation, for every layer but the last |
 //! | leaky RNN | `hidden` | `[steps, hidden]` | the state `h[t + 1]` after every step `t` (what the readout reads) |
 //! | GRU | `hidden` | `[steps, hidden]` | the state after every step, as for the RNN |
+//! | LSTM | `hidden` | `[steps, hidden]` | the state `h` after every step, as for the RNN |
+//! | LSTM | `cell` | `[steps, hidden]` | the cell `c` after every step |
 //! | transformer | `embed` | `[steps, d_model]` | token (or projected input) plus position embedding |
 //! | transformer | `blocks.{i}` | `[steps, d_model]` | the residual stream after block `i` (before any LayerNorm) |
 //! | bag | `mean` | `[steps, dim]` | the running mean of the embedded inputs |

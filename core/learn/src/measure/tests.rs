@@ -9,7 +9,7 @@ use super::*;
 use crate::jacobian::output_gradients;
 use crate::models::Input;
 use crate::spec::SequenceInput;
-use crate::spec::{Activation, Embedding, GruSpec, MlpSpec, RnnSpec, TransformerSpec};
+use crate::spec::{Activation, Embedding, GruSpec, LstmSpec, MlpSpec, RnnSpec, TransformerSpec};
 
 /// Real rows of width 3, layers 3 -> 4 -> 5 -> 2.
 pub(crate) fn mlp() -> ModelSpec {
@@ -48,6 +48,14 @@ pub(crate) fn rnn() -> ModelSpec {
 
 pub(crate) fn gru() -> ModelSpec {
     ModelSpec::Gru(GruSpec {
+        input: SequenceInput::Dense { dim: 2 },
+        hidden: 3,
+        outputs: 2,
+    })
+}
+
+pub(crate) fn lstm() -> ModelSpec {
+    ModelSpec::Lstm(LstmSpec {
         input: SequenceInput::Dense { dim: 2 },
         hidden: 3,
         outputs: 2,
@@ -141,6 +149,7 @@ pub(crate) fn direct_input(spec: &ModelSpec, input: &Owned) -> Input {
         (
             ModelSpec::Rnn(RnnSpec { input, .. })
             | ModelSpec::Gru(GruSpec { input, .. })
+            | ModelSpec::Lstm(LstmSpec { input, .. })
             | ModelSpec::Transformer(TransformerSpec { input, .. }),
             Owned::Real(x, n, len),
         ) => {
@@ -151,8 +160,8 @@ pub(crate) fn direct_input(spec: &ModelSpec, input: &Owned) -> Input {
     }
 }
 
-pub(crate) fn all_models() -> [ModelSpec; 5] {
-    [mlp(), mlp_lm(), rnn(), gru(), transformer()]
+pub(crate) fn all_models() -> [ModelSpec; 6] {
+    [mlp(), mlp_lm(), rnn(), gru(), lstm(), transformer()]
 }
 
 #[test]
@@ -214,11 +223,16 @@ fn mlp_hidden_layers_match_a_hand_computation() {
 }
 
 /// The readout `w_out h + b_out` of every step's state reproduces the
-/// outputs, for the RNN and the GRU.
+/// outputs, for the RNN, the GRU and the LSTM.
 #[test]
 fn readout_of_recurrent_hidden_reproduces_outputs() {
-    for spec in [rnn(), gru()] {
-        assert_eq!(layers(&spec), ["hidden"]);
+    for spec in [rnn(), gru(), lstm()] {
+        let want = if matches!(spec, ModelSpec::Lstm(_)) {
+            &["hidden", "cell"][..]
+        } else {
+            &["hidden"][..]
+        };
+        assert_eq!(layers(&spec), want);
         let p = weights(&spec, 3);
         let input = examples(&spec);
         let h = hidden(&spec, &p, &input.view(), "hidden").unwrap();
@@ -239,6 +253,41 @@ fn readout_of_recurrent_hidden_reproduces_outputs() {
             }
         }
     }
+}
+
+/// The LSTM's state is `o * tanh(c)` with `o` in (0, 1): every entry of
+/// `hidden` has its cell's sign and a smaller size than `tanh` of it; and
+/// zero examples give an empty cell of the state's shape.
+#[test]
+fn lstm_state_is_a_gated_tanh_of_its_cell() {
+    let spec = lstm();
+    let p = weights(&spec, 5);
+    let input = examples(&spec);
+    let h = hidden(&spec, &p, &input.view(), "hidden").unwrap();
+    let c = hidden(&spec, &p, &input.view(), "cell").unwrap();
+    assert_eq!(
+        (h.shape.as_slice(), c.shape.as_slice()),
+        (&[3, 3, 3][..], &[3, 3, 3][..])
+    );
+    assert_ne!(h.values, c.values);
+    for (state, cell) in h.values.iter().zip(&c.values) {
+        assert!(
+            state * cell > 0.0 && state.abs() < cell.tanh().abs(),
+            "h {state}, c {cell}"
+        );
+    }
+    let none = ProbeInput::Real {
+        x: &[],
+        n: 0,
+        len: 8,
+    };
+    assert_eq!(
+        hidden(&spec, &p, &none, "cell").unwrap(),
+        Probed {
+            values: Vec::new(),
+            shape: vec![0, 4, 3],
+        }
+    );
 }
 
 #[test]

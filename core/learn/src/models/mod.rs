@@ -9,7 +9,7 @@
 //! under the names of [`ModelSpec::params`]; [`gather`] turns a batch's
 //! examples into an [`Input`] and a [`Target`], and [`loss`] scores them.
 //!
-//! The four built-in families are variants of [`ModelSpec`]; every other
+//! The five built-in families are variants of [`ModelSpec`]; every other
 //! family is listed in [`REGISTERED`], the one place a scenario's `kind`
 //! is looked up.
 //!
@@ -17,6 +17,7 @@
 
 mod bag;
 mod gru;
+mod lstm;
 mod mlp;
 mod rnn;
 mod transformer;
@@ -28,6 +29,7 @@ use lineage_env::{Batch, IGNORE};
 pub use crate::family::Input;
 pub use bag::{Bag, BagSpec};
 pub use gru::Gru;
+pub use lstm::{FORGET_BIAS, Lstm};
 pub use mlp::Mlp;
 pub use rnn::Rnn;
 pub use transformer::Transformer;
@@ -36,8 +38,8 @@ use crate::data::Examples;
 use crate::family::{Module, Registration};
 use crate::spec::{Loss, ModelSpec, ParamInfo};
 
-/// The families a scenario names by `kind` beyond the built-in four (`mlp`,
-/// `linear2`, `rnn`, `gru`, `transformer`). A new family adds its line
+/// The families a scenario names by `kind` beyond the built-in five (`mlp`,
+/// `linear2`, `rnn`, `gru`, `lstm`, `transformer`). A new family adds its line
 /// here; nothing else in Lineage lists families.
 pub const REGISTERED: &[Registration] = &[bag::REGISTRATION];
 
@@ -55,6 +57,8 @@ pub enum Network {
     Rnn(Rnn),
     /// GRU.
     Gru(Gru),
+    /// LSTM.
+    Lstm(Lstm),
     /// Causal transformer.
     Transformer(Transformer),
     /// A registered family's module.
@@ -69,6 +73,7 @@ impl Network {
             ModelSpec::Mlp(s) => Network::Mlp(Mlp::new(s, vb)?),
             ModelSpec::Rnn(s) => Network::Rnn(Rnn::new(s, vb)?),
             ModelSpec::Gru(s) => Network::Gru(Gru::new(s, vb)?),
+            ModelSpec::Lstm(s) => Network::Lstm(Lstm::new(s, vb)?),
             ModelSpec::Transformer(s) => Network::Transformer(Transformer::new(s, vb)?),
             ModelSpec::Registered(r) => Network::Registered(r.family().build(vb)?),
         })
@@ -80,6 +85,7 @@ impl Network {
             Network::Mlp(m) => m,
             Network::Rnn(m) => m,
             Network::Gru(m) => m,
+            Network::Lstm(m) => m,
             Network::Transformer(m) => m,
             Network::Registered(m) => &**m,
         }

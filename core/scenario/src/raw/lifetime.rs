@@ -488,7 +488,7 @@ pub(crate) enum RawModel {
 
 impl RawModel {
     /// The `kind`s serde reads into a [`BuiltInModel`].
-    pub(crate) const BUILT_IN: &[&str] = &["mlp", "linear2", "rnn", "gru", "transformer"];
+    pub(crate) const BUILT_IN: &[&str] = &["mlp", "linear2", "rnn", "gru", "lstm", "transformer"];
 }
 
 impl<'de> Deserialize<'de> for RawModel {
@@ -549,6 +549,9 @@ pub(crate) enum BuiltInModel {
         bias: bool,
     },
     Gru {
+        hidden: usize,
+    },
+    Lstm {
         hidden: usize,
     },
     Transformer {

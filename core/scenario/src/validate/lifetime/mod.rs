@@ -238,7 +238,8 @@ impl<E> Check<'_, E> {
             }
             BuiltInModel::Linear2 { hidden }
             | BuiltInModel::Rnn { hidden, .. }
-            | BuiltInModel::Gru { hidden } => {
+            | BuiltInModel::Gru { hidden }
+            | BuiltInModel::Lstm { hidden } => {
                 self.at_most("model.hidden", *hidden, MAX_WIDTH)?;
             }
             BuiltInModel::Transformer {

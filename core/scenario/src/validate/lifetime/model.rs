@@ -3,7 +3,8 @@
 
 use lineage_env::Task;
 use lineage_learn::spec::{
-    Activation, Embedding, GruSpec, MlpSpec, ModelSpec, RnnSpec, SequenceInput, TransformerSpec,
+    Activation, Embedding, GruSpec, LstmSpec, MlpSpec, ModelSpec, RnnSpec, SequenceInput,
+    TransformerSpec,
 };
 use lineage_learn::{Method, OptimizerSpec, Schedule};
 
@@ -130,6 +131,11 @@ impl<E> Check<'_, E> {
                 })
             }
             BuiltInModel::Gru { hidden } => ModelSpec::Gru(GruSpec {
+                input: seq_input,
+                hidden: positive("hidden", *hidden)?,
+                outputs,
+            }),
+            BuiltInModel::Lstm { hidden } => ModelSpec::Lstm(LstmSpec {
                 input: seq_input,
                 hidden: positive("hidden", *hidden)?,
                 outputs,
@@ -269,5 +275,137 @@ impl<E> Check<'_, E> {
             clip: raw.clip,
             schedule,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The recurrent families a scenario names by `kind`: an LSTM is built
+    //! where a GRU is, and a bad `hidden` is refused at the same field
+    //! with the same message for both.
+
+    use std::path::Path;
+
+    use lineage_learn::spec::{LstmSpec, ModelSpec, SequenceInput};
+
+    use crate::ScenarioError;
+
+    const ICL: &str = "{ kind = \"icl\", classes = 64, dim = 8, labels = 8, pairs = 4, \
+                       burstiness = 2, heldout = 50, seed = 3 }";
+    const DECISION: &str = "{ kind = \"decision\", heldout = 20, seed = 1 }";
+    const CLUSTERS: &str = "{ kind = \"gaussian_clusters\", classes = 4, dim = 8, spread = 1.0, heldout = 40, seed = 7 }";
+
+    /// A scenario learning `environment` with `model`: its model, or the
+    /// error's field and message.
+    fn outcome(environment: &str, model: &str) -> Result<ModelSpec, (String, String)> {
+        let text = format!(
+            r#"
+name = "recurrent"
+generations = 1
+population = 2
+[genome]
+genes = [{{ name = "unused", min = 0.0, max = 1.0 }}]
+[fitness]
+function = "heldout_loss"
+[lifetime]
+budget = 64
+steps = 4
+batch = 16
+environment = {environment}
+model = {model}
+optimizer = {{ method = "adam", lr = 1e-3 }}
+"#
+        );
+        match crate::from_str(&text, "test.toml", Path::new("."), &Default::default()) {
+            Ok(s) => Ok(s
+                .pressures_at(0)
+                .lifetime
+                .as_ref()
+                .expect("the scenario has a lifetime")
+                .model
+                .clone()),
+            Err(ScenarioError::Invalid(d)) => Err((d.field.clone(), d.message.clone())),
+            Err(e) => panic!("not a located error: {e}"),
+        }
+    }
+
+    #[test]
+    fn an_lstm_reads_the_sequences_a_gru_reads() {
+        // The ICL world: 9 + 8 values per step (one-hot label, item), 8
+        // labels to answer.
+        let got = outcome(ICL, "{ kind = \"lstm\", hidden = 16 }").unwrap();
+        let ModelSpec::Lstm(LstmSpec {
+            input: SequenceInput::Dense { dim },
+            hidden: 16,
+            outputs,
+        }) = got
+        else {
+            panic!("not an LSTM reading real vectors: {got:?}");
+        };
+        let Ok(ModelSpec::Gru(gru)) = outcome(ICL, "{ kind = \"gru\", hidden = 16 }") else {
+            panic!("the GRU does not read the ICL world");
+        };
+        assert_eq!(
+            (gru.input, gru.outputs),
+            (SequenceInput::Dense { dim }, outputs)
+        );
+        assert_eq!(got.family().describe()["forget_bias"], 1.0);
+        let Ok(ModelSpec::Lstm(lstm)) = outcome(DECISION, "{ kind = \"lstm\", hidden = 4 }") else {
+            panic!("the LSTM does not read the decision task");
+        };
+        assert_eq!(lstm.outputs, 3);
+    }
+
+    #[test]
+    fn a_bad_lstm_is_refused_where_a_bad_gru_is() {
+        for kind in ["gru", "lstm"] {
+            let check = |environment: &str, fields: &str, field: &str, message: &str| {
+                let model = format!("{{ kind = \"{kind}\"{fields} }}");
+                let got = outcome(environment, &model);
+                let Err((got_field, got_message)) = &got else {
+                    panic!("{model} validated; expected an error at `{field}`");
+                };
+                assert!(
+                    got_field == field && got_message.contains(message),
+                    "{model}: expected `{field}`: …{message}…, got `{got_field}`: {got_message}"
+                );
+            };
+            check(
+                ICL,
+                ", hidden = 0",
+                "lifetime.model.hidden",
+                "expected `hidden` of at least 1, found 0",
+            );
+            check(
+                ICL,
+                ", hidden = 2000000",
+                "lifetime.model.hidden",
+                "expected at most 1048576, found 2000000",
+            );
+            check(
+                ICL,
+                ", hidden = -3",
+                "lifetime.model",
+                "expected a non-negative integer, found integer `-3`",
+            );
+            check(
+                ICL,
+                "",
+                "lifetime.model.hidden",
+                "missing required key `hidden` in `lifetime.model`",
+            );
+            check(
+                ICL,
+                ", hidden = 8, alpha = 0.5",
+                "lifetime.model.alpha",
+                "unknown key `alpha` (valid keys here: hidden)",
+            );
+            check(
+                CLUSTERS,
+                ", hidden = 8",
+                "lifetime.model",
+                "this model cannot read the environment's data",
+            );
+        }
     }
 }
