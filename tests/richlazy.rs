@@ -653,3 +653,107 @@ fn a_teachers_direction_is_full_or_top_half() {
     let path = write_scenario(dir.path(), "good.toml", &good);
     lineage_ok(&["validate", s(&path)]);
 }
+
+/// `cell_types`: a recurrent matrix sampled from the shipped V1 table at
+/// the draw's Frobenius norm or spectral radius, per seed, with a lower
+/// effective rank than the draw; bad tables and clashing keys are located
+/// errors.
+#[test]
+fn cell_type_connectivity_is_sampled_at_the_draws_scale() {
+    let shipped = std::fs::read_to_string(common::scenario("richlazy-celltypes.toml")).unwrap();
+    let body = &shipped[shipped.find("name = ").unwrap()..shipped.find("[[conditions]]").unwrap()];
+    let text = body
+        .replace("budget = 80000\nsteps = 2500", "budget = 64\nsteps = 2")
+        .replace("eval_every = 250", "eval_every = 1")
+        + r#"
+[[conditions]]
+name = "full"
+seeds = [1, 2, 3]
+
+[[conditions]]
+name = "v1"
+seeds = [1, 2, 3]
+set = { lifetime = { develop = { matrix = [{ name = "w_rec", init = "gaussian", gain = 1.25, cell_types = "v1-billeh2020" }] } } }
+
+[[conditions]]
+name = "v1-radius"
+seeds = [1, 2, 3]
+set = { lifetime = { develop = { matrix = [{ name = "w_rec", init = "gaussian", gain = 1.25, cell_types = "v1-billeh2020", cell_scale = "radius" }] } } }
+"#;
+    assert!(text.contains("steps = 2\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), "cells", &text);
+    let radius = by_condition(&out, "spectral_radius");
+    let ratio = by_condition(&out, "rank_normalized");
+    let change = by_condition(&out, "weight_change");
+    let relative = by_condition(&out, "weight_change_rel");
+    let norm = |c: &str, seed: usize| change[c][seed] / relative[c][seed];
+    for seed in 0..3 {
+        let full = radius["full"][seed];
+        assert!((radius["v1-radius"][seed] - full).abs() < 1e-3 * full);
+        assert!((radius["v1"][seed] - full).abs() > 1e-3 * full);
+        assert!((norm("v1", seed) - norm("full", seed)).abs() < 1e-3 * norm("full", seed));
+        assert!(ratio["v1"][seed] < 0.7 * ratio["full"][seed], "{ratio:?}");
+    }
+
+    let cases = [
+        (
+            "cell_types = \"v1-billeh2020\", rank = 4",
+            vec![
+                "lifetime.develop.matrix[0].cell_types",
+                "cannot be combined with `rank`",
+            ],
+        ),
+        (
+            "cell_scale = \"radius\"",
+            vec![
+                "lifetime.develop.matrix[0].cell_scale",
+                "give `cell_types` too",
+            ],
+        ),
+        (
+            "cell_types = \"no-such-table.toml\"",
+            vec![
+                "lifetime.develop.matrix[0].cell_types",
+                "cannot read the cell-type table",
+                "no-such-table.toml",
+            ],
+        ),
+        (
+            "cell_types = \"bad-table.toml\"",
+            vec![
+                "bad-table.toml",
+                "`probability[0][1]` (e onto i)",
+                "a probability in [0, 1]",
+            ],
+        ),
+    ];
+    std::fs::write(
+        dir.path().join("bad-table.toml"),
+        "classes = [\"e\", \"i\"]\nexcitatory = [true, false]\ncells = [4, 1]\n\
+         probability = [[0.1, 1.5], [0.2, 0.3]]\nstrength = [[1.0, 1.0], [1.0, 1.0]]\n",
+    )
+    .unwrap();
+    for (i, (keys, needles)) in cases.iter().enumerate() {
+        let bad = body.replace(
+            "{ name = \"w_rec\", init = \"gaussian\", gain = 1.25 }",
+            &format!("{{ name = \"w_rec\", init = \"gaussian\", gain = 1.25, {keys} }}"),
+        );
+        assert!(bad.contains(keys));
+        let path = write_scenario(dir.path(), &format!("bad{i}.toml"), &bad);
+        let out = lineage(&["validate", s(&path)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "`{n}` missing from: {err}");
+        }
+    }
+    let w_in = body.replace(
+        "{ name = \"w_rec\", init = \"gaussian\", gain = 1.25 }",
+        "{ name = \"w_in\", cell_types = \"v1-billeh2020\" }",
+    );
+    let path = write_scenario(dir.path(), "w_in.toml", &w_in);
+    let out = lineage(&["validate", s(&path)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a square (recurrent) matrix"), "{err}");
+}

@@ -16,6 +16,8 @@
 //!   and at the draw's norm;
 //! - [`random_mask`], [`apply_mask`] and [`connectome`]: 0/1 connectivity
 //!   and the sign-times-scale weights of an inherited connectome;
+//! - [`CellTypes`]: a recurrent matrix sampled from a table of connection
+//!   probabilities and strengths between cell classes (measured cortex);
 //! - [`singular_values`], [`effective_rank_ratio`], [`entropy_rank`] and
 //!   [`spectral_radius`]: what the rank experiments report about a
 //!   connectivity matrix.
@@ -25,7 +27,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cell_types;
 pub mod rewire;
+
+pub use cell_types::CellTypes;
 
 use lineage_evo::BitString;
 use rand::Rng;
@@ -131,11 +136,18 @@ pub enum DevelopError {
     /// another's (a nilpotent low-rank matrix, e.g. `u v^T` with `v . u =
     /// 0`).
     #[error(
-        "the rank-truncated matrix has spectral radius {radius:e}: it cannot be rescaled to the draw's spectral radius"
+        "the matrix has spectral radius {radius:e}: it cannot be rescaled to the draw's spectral radius"
     )]
     NoRadius {
         /// Its spectral radius.
         radius: f64,
+    },
+    /// A matrix of norm zero (a cell-type table whose sample connected
+    /// nothing) cannot be rescaled to another's norm.
+    #[error("the matrix has Frobenius norm {norm:e}: it cannot be rescaled to the draw's")]
+    NoNorm {
+        /// Its norm.
+        norm: f64,
     },
     /// A mask or sign string of the wrong length.
     #[error("a {what} of {found} bits does not fit a {rows}x{cols} matrix")]
@@ -434,6 +446,20 @@ pub fn match_radius(m: &Matrix, like: &Matrix) -> Result<Matrix, DevelopError> {
         return Err(DevelopError::NoRadius { radius });
     }
     let k = (target / radius) as f32;
+    Ok(Matrix {
+        rows: m.rows,
+        cols: m.cols,
+        data: m.data.iter().map(|x| x * k).collect(),
+    })
+}
+
+/// `m` rescaled to `like`'s Frobenius norm; `m` must not be zero.
+pub fn match_norm(m: &Matrix, like: &Matrix) -> Result<Matrix, DevelopError> {
+    let norm = f64::from(m.frobenius());
+    if !(norm.is_finite() && norm > 0.0) {
+        return Err(DevelopError::NoNorm { norm });
+    }
+    let k = (f64::from(like.frobenius()) / norm) as f32;
     Ok(Matrix {
         rows: m.rows,
         cols: m.cols,

@@ -147,6 +147,17 @@ fn fresh(
             continue;
         }
         let mut m = lineage_develop::draw(rule.init, gain, rows, cols, rng);
+        if let Some((types, scale)) = &rule.cell_types {
+            // Sampled from the table, at the draw's norm or spectral
+            // radius: conditions that differ in the matrix's structure
+            // share the draw, and so its scale.
+            let cells = types.sample(rows, rng);
+            m = match scale {
+                RankScale::Norm => lineage_develop::match_norm(&cells, &m),
+                RankScale::Radius => lineage_develop::match_radius(&cells, &m),
+            }
+            .map_err(|e| format!("`{}`: {e}", p.name))?;
+        }
         if let Some(r) = rank_gene.filter(|_| rule.rank.is_some()).or(rule.rank) {
             let r = r.min(rows.min(cols));
             let low = match &rule.align {

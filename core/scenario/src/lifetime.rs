@@ -102,6 +102,11 @@ pub struct MatrixRule {
     /// learning (weights that cross zero are set to zero after every
     /// step). Never with `rank`, `density` or `connectome`.
     pub dale: Option<f64>,
+    /// A square (recurrent) matrix sampled from a table of cell classes
+    /// ([`lineage_develop::CellTypes`]) instead of the draw, rescaled to the
+    /// draw's Frobenius norm or spectral radius (`cell_scale`). Never with
+    /// `rank`, `density`, `connectome`, `align` or `dale`.
+    pub cell_types: Option<(Arc<lineage_develop::CellTypes>, RankScale)>,
 }
 
 /// What a rank-truncated matrix keeps of the full draw.

@@ -42,7 +42,12 @@
 //! `LinearTeacher::samples`) with the suite's `seed`, so they are the same
 //! for every organism. The task's parameters in the configuration default
 //! to the environment's defaults and must match the scenario's
-//! environment where they shape the inputs.
+//! environment where they shape the inputs. With `task = "heldout"` the
+//! `recurrent` offering takes its probe trials from the organism's own
+//! held-out trials instead (the first `kernel_trials` and
+//! `representation_trials` of them): a trial task the suite has no
+//! generator for, such as an environment plugin's (the context-dependent
+//! decision task), whose held-out set is the same for every organism.
 //!
 //! The kernels come from the host's kernel service (`Batch::kernel`), which
 //! computes the Gram matrix of the per-example gradients itself: only
@@ -139,12 +144,11 @@ fn seed(config: &Config) -> Result<u64, Error> {
     Ok(config.usize("seed")?.unwrap_or(0) as u64)
 }
 
-/// The `recurrent` offering.
-struct Recurrent {
-    weight: String,
-    task: &'static str,
+/// The probe trials of the `recurrent` offering's measures.
+#[derive(Clone, Debug)]
+struct Trials {
     steps: usize,
-    /// Inputs per step of the probe trials.
+    /// Inputs per step.
     inputs: usize,
     /// The kernel's examples: one per (trial, step, output).
     kernel_x: Vec<f32>,
@@ -152,6 +156,44 @@ struct Recurrent {
     kernel_rows: usize,
     /// Trials for the representation measures `[n, steps, inputs]`.
     representation_x: Vec<f32>,
+    representation_trials: usize,
+}
+
+impl Trials {
+    /// The measures' trials from `x` (`[n, steps, inputs]`, n at least
+    /// `kernel_trials` and `representation_trials`) for a model of
+    /// `outputs` outputs.
+    fn new(
+        x: &[f32],
+        n: usize,
+        steps: usize,
+        outputs: usize,
+        kernel_trials: usize,
+        representation_trials: usize,
+    ) -> Trials {
+        let per = x.len() / n;
+        let (kernel_x, kernel_cotangent) =
+            measure::jacobian_rows(&x[..kernel_trials * per], kernel_trials, steps, outputs);
+        Trials {
+            steps,
+            inputs: per / steps,
+            kernel_rows: kernel_trials * steps * outputs,
+            kernel_x,
+            kernel_cotangent,
+            representation_x: x[..representation_trials * per].to_vec(),
+            representation_trials,
+        }
+    }
+}
+
+/// The `recurrent` offering.
+struct Recurrent {
+    weight: String,
+    task: &'static str,
+    /// The trials drawn from the task's generator; `None` for
+    /// `task = "heldout"`, whose trials are each organism's held-out ones.
+    fixed: Option<Trials>,
+    kernel_trials: usize,
     representation_trials: usize,
     threads: usize,
 }
@@ -162,12 +204,13 @@ impl Recurrent {
         // The trials are drawn here, the held-out set is never used.
         let heldout = 1;
         let task = match config.string("task")?.as_deref().unwrap_or("decision") {
+            "heldout" => None,
             "decision" => {
                 let coherences = match config.f64_list("coherences")? {
                     Some(c) => c.into_iter().map(|c| c as f32).collect(),
                     None => Decision::COHERENCES.to_vec(),
                 };
-                Task::Decision(
+                Some(Task::Decision(
                     Decision::new(
                         coherences,
                         config.f64("noise")?.unwrap_or(0.1) as f32,
@@ -176,9 +219,9 @@ impl Recurrent {
                         0,
                     )
                     .map_err(env_error)?,
-                )
+                ))
             }
-            "delayed_match" => Task::DelayedMatch(
+            "delayed_match" => Some(Task::DelayedMatch(
                 DelayedMatch::new(
                     config.usize("stimuli")?.unwrap_or(2),
                     config.usize("sample_steps")?.unwrap_or(2),
@@ -189,30 +232,45 @@ impl Recurrent {
                     0,
                 )
                 .map_err(env_error)?,
-            ),
+            )),
             other => {
                 return Err(Error::new(format!(
-                    "configuration key `task`: expected \"decision\" or \"delayed_match\", found {other:?}"
+                    "configuration key `task`: expected \"decision\", \"delayed_match\" or \"heldout\", found {other:?}"
                 )));
             }
         };
         let kernel_trials = positive(config, "kernel_trials", 32)?;
         let representation_trials = positive(config, "representation_trials", 320)?;
         let n = kernel_trials.max(representation_trials);
-        let (x, steps) = task.trials(n, seed(config)?);
-        let per = x.len() / n;
-        let outputs = lineage_env::CHOICES;
-        let (kernel_x, kernel_cotangent) =
-            measure::jacobian_rows(&x[..kernel_trials * per], kernel_trials, steps, outputs);
+        let fixed = match &task {
+            Some(task) => {
+                let (x, steps) = task.trials(n, seed(config)?);
+                Some(Trials::new(
+                    &x,
+                    n,
+                    steps,
+                    lineage_env::CHOICES,
+                    kernel_trials,
+                    representation_trials,
+                ))
+            }
+            None => {
+                // The generator's keys mean nothing here.
+                for key in &RECURRENT_KEYS[1..9] {
+                    if config.raw(key).is_some() {
+                        return Err(Error::new(format!(
+                            "configuration key `{key}`: `task = \"heldout\"` measures on the organism's own held-out trials, whatever generated them"
+                        )));
+                    }
+                }
+                None
+            }
+        };
         Ok(Recurrent {
             weight: config.string("weight")?.unwrap_or_else(|| "w_rec".into()),
-            task: task.name(),
-            steps,
-            inputs: per / steps,
-            kernel_rows: kernel_trials * steps * outputs,
-            kernel_x,
-            kernel_cotangent,
-            representation_x: x[..representation_trials * per].to_vec(),
+            task: task.as_ref().map_or("heldout", Task::name),
+            fixed,
+            kernel_trials,
             representation_trials,
             threads: threads(config)?,
         })
@@ -223,15 +281,16 @@ impl Recurrent {
         &self,
         batch: &Batch<'_>,
         i: usize,
+        trials: &Trials,
         stage: Stage,
     ) -> Result<Vec<f32>, Error> {
         let input = Input::Real {
-            x: &self.representation_x,
-            n: self.representation_trials,
+            x: &trials.representation_x,
+            n: trials.representation_trials,
         };
         let h = batch
             .hidden(i, stage, "hidden", input)
-            .map_err(|e| self.context(batch, "the hidden states", e))?;
+            .map_err(|e| self.context(batch, trials, "the hidden states", e))?;
         let &[n, steps, units] = h.shape() else {
             return Err(batch.unfit(format!(
                 "hidden states of shape {:?}: the suite measures a recurrent network",
@@ -247,10 +306,10 @@ impl Recurrent {
     /// A failed probe of the model on the suite's trials: the model does
     /// not fit the task the suite is configured for (its inputs, its
     /// layers), so the error is the set-up's.
-    fn context(&self, batch: &Batch<'_>, what: &str, e: Error) -> Error {
+    fn context(&self, batch: &Batch<'_>, trials: &Trials, what: &str, e: Error) -> Error {
         batch.unfit(format!(
             "{what} on the `{}` probe trials ({} steps; configuration key `task`): {e}",
-            self.task, self.steps
+            self.task, trials.steps
         ))
     }
 
@@ -262,14 +321,50 @@ impl Recurrent {
                 "the organism's held-out data are not sequences: the suite measures a recurrent network on a trial task (environment `decision` or `delayed_match`)",
             ));
         };
-        if let &[_, steps, inputs] = x.shape()
-            && (steps, inputs) != (self.steps, self.inputs)
-        {
+        let &[n_held, steps, inputs] = x.shape() else {
             return Err(batch.unfit(format!(
-                "the suite's `{}` probe trials have {} steps of {} inputs, the organism's task {steps} of {inputs}: set configuration key `task` and its parameters as the scenario's environment",
-                self.task, self.steps, self.inputs
+                "the organism's held-out sequences have shape {:?}",
+                x.shape()
             )));
-        }
+        };
+        let out = batch.outputs(
+            i,
+            Stage::Learned,
+            Input::Real {
+                x: x.data,
+                n: n_held,
+            },
+        )?;
+        let classes = *out.shape().last().unwrap_or(&1);
+        let own;
+        let trials = match &self.fixed {
+            Some(t) => {
+                if (steps, inputs) != (t.steps, t.inputs) {
+                    return Err(batch.unfit(format!(
+                        "the suite's `{}` probe trials have {} steps of {} inputs, the organism's task {steps} of {inputs}: set configuration key `task` and its parameters as the scenario's environment",
+                        self.task, t.steps, t.inputs
+                    )));
+                }
+                t
+            }
+            None => {
+                let n = self.kernel_trials.max(self.representation_trials);
+                if n_held < n {
+                    return Err(batch.unfit(format!(
+                        "`task = \"heldout\"` measures on the first {n} held-out trials (`kernel_trials`, `representation_trials`), but the organism has {n_held}"
+                    )));
+                }
+                own = Trials::new(
+                    x.data,
+                    n_held,
+                    steps,
+                    classes,
+                    self.kernel_trials,
+                    self.representation_trials,
+                );
+                &own
+            }
+        };
         let (w0, w1) = measured_weight(batch, i, &self.weight)?;
         let &[rows, cols] = w0.shape() else {
             return Err(batch.unfit(format!(
@@ -288,23 +383,29 @@ impl Recurrent {
         let weight_change = measure::distance(w1.data, w0.data);
 
         let input = Input::Real {
-            x: &self.kernel_x,
-            n: self.kernel_rows,
+            x: &trials.kernel_x,
+            n: trials.kernel_rows,
         };
         let kernel = |stage| {
             batch
-                .kernel(i, stage, &self.weight, input, Some(&self.kernel_cotangent))
-                .map_err(|e| self.context(batch, "the tangent kernel", e))
+                .kernel(
+                    i,
+                    stage,
+                    &self.weight,
+                    input,
+                    Some(&trials.kernel_cotangent),
+                )
+                .map_err(|e| self.context(batch, trials, "the tangent kernel", e))
         };
         let (k0, k1) = (kernel(Stage::Birth)?, kernel(Stage::Learned)?);
         let kernel_alignment = measure::alignment(k0.data, k1.data)
             .ok_or("the tangent kernel is zero: the outputs do not depend on the weight")?;
 
         let (h0, h1) = (
-            self.decision_states(batch, i, Stage::Birth)?,
-            self.decision_states(batch, i, Stage::Learned)?,
+            self.decision_states(batch, i, trials, Stage::Birth)?,
+            self.decision_states(batch, i, trials, Stage::Learned)?,
         );
-        let n = self.representation_trials;
+        let n = trials.representation_trials;
         let units = h0.len() / n;
         let representation_alignment =
             measure::alignment(&measure::gram(&h0, n, units), &measure::gram(&h1, n, units))
@@ -320,16 +421,6 @@ impl Recurrent {
         let spectral_radius = lineage_develop::spectral_radius(&birth)
             .map_err(|e| Error::new(format!("weight `{}`: {e}", self.weight)))?;
 
-        let n_held = x.shape()[0];
-        let out = batch.outputs(
-            i,
-            Stage::Learned,
-            Input::Real {
-                x: x.data,
-                n: n_held,
-            },
-        )?;
-        let classes = *out.shape().last().unwrap_or(&1);
         let (decision_accuracy, decision_loss) = measure::decision(out.data, labels, classes)
             .ok_or("the held-out trials have no decision step")?;
 
@@ -551,16 +642,22 @@ mod tests {
 
     #[test]
     fn the_kernel_has_a_row_per_trial_step_and_output() {
-        let r = Recurrent::new(&config(&[])).unwrap();
+        let trials = |entries| Recurrent::new(&config(entries)).unwrap().fixed.unwrap();
+        let r = trials(&[]);
         assert_eq!(r.steps, 8);
         assert_eq!(r.kernel_rows, 768);
         assert_eq!(r.kernel_x.len(), 768 * 8 * 3);
         assert_eq!(r.representation_x.len(), 320 * 8 * 3);
         // The probe trials are the same for every instance with one seed.
-        let again = Recurrent::new(&config(&[])).unwrap();
-        assert_eq!(r.representation_x, again.representation_x);
-        let other = Recurrent::new(&config(&[("seed", "1")])).unwrap();
-        assert_ne!(r.representation_x, other.representation_x);
+        assert_eq!(r.representation_x, trials(&[]).representation_x);
+        assert_ne!(
+            r.representation_x,
+            trials(&[("seed", "1")]).representation_x
+        );
+        // `heldout` takes each organism's own trials.
+        let own = Recurrent::new(&config(&[("task", "\"heldout\"")])).unwrap();
+        assert!(own.fixed.is_none());
+        assert_eq!(own.task, "heldout");
     }
 
     #[test]
@@ -570,6 +667,7 @@ mod tests {
             (&[("kernel_trials", "0")][..], "`kernel_trials`"),
             (&[("stimulus_steps", "0")][..], "stimulus_steps"),
             (&[("kernel_trial", "3")][..], "kernel_trial"),
+            (&[("task", "\"heldout\""), ("noise", "0.1")][..], "`noise`"),
         ] {
             let err = Recurrent::new(&config(entries)).err().expect("an error");
             assert!(err.0.contains(needle), "{entries:?}: {err}");

@@ -696,6 +696,10 @@ pub(crate) struct RawRule {
     pub rank_scale: Option<String>,
     /// Only on a matrix rule.
     pub dale: Option<f64>,
+    /// Only on a matrix rule.
+    pub cell_types: Option<String>,
+    /// Only on a matrix rule.
+    pub cell_scale: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -712,4 +716,6 @@ pub(crate) struct RawMatrixRule {
     pub alignment: Option<f64>,
     pub rank_scale: Option<String>,
     pub dale: Option<f64>,
+    pub cell_types: Option<String>,
+    pub cell_scale: Option<String>,
 }

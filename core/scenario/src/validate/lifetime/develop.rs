@@ -14,6 +14,36 @@ use crate::raw::lifetime::{RawAlign, RawDevelop, RawRule};
 use super::Check;
 use super::*;
 
+/// The shipped cell-type table's name in `cell_types`.
+const V1_BILLEH2020: &str = "v1-billeh2020";
+/// Mouse V1 (the Allen Institute's model, Billeh et al. 2020), with its
+/// provenance in its comments.
+const V1_BILLEH2020_TABLE: &str = include_str!("../../../../../scenarios/data/v1-billeh2020.toml");
+
+/// A cell-type table file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCellTypes {
+    #[allow(dead_code)]
+    source: Option<String>,
+    classes: Vec<String>,
+    excitatory: Vec<bool>,
+    cells: Vec<f64>,
+    probability: Vec<Vec<f64>>,
+    strength: Vec<Vec<f64>>,
+}
+
+fn parse_cell_types(text: &str) -> Result<lineage_develop::CellTypes, String> {
+    let raw: RawCellTypes = toml::from_str(text).map_err(|e| e.to_string())?;
+    lineage_develop::CellTypes::new(
+        raw.classes,
+        raw.excitatory,
+        raw.cells,
+        raw.probability,
+        raw.strength,
+    )
+}
+
 impl<E> Check<'_, E> {
     pub(super) fn rules(
         &self,
@@ -32,6 +62,8 @@ impl<E> Check<'_, E> {
             alignment: raw.alignment,
             rank_scale: raw.rank_scale.clone(),
             dale: None,
+            cell_types: None,
+            cell_scale: None,
         };
         let base = self.rule("develop", &all, None, None, task)?;
         let mut rules: Vec<Option<MatrixRule>> = params
@@ -72,6 +104,8 @@ impl<E> Check<'_, E> {
                 alignment: m.alignment,
                 rank_scale: m.rank_scale.clone(),
                 dale: m.dale,
+                cell_types: m.cell_types.clone(),
+                cell_scale: m.cell_scale.clone(),
             };
             rules[k] = Some(self.rule(&field, &own, Some(base.clone()), Some(&params[k]), task)?);
         }
@@ -115,6 +149,7 @@ impl<E> Check<'_, E> {
             alignment: 1.0,
             rank_scale: RankScale::Norm,
             dale: None,
+            cell_types: None,
         });
         let init = match raw.init.as_deref() {
             None => base.init,
@@ -269,6 +304,18 @@ impl<E> Check<'_, E> {
                 );
             }
         }
+        let cell_types = self.cell_types_rule(
+            field,
+            raw,
+            param,
+            &[
+                (rank.is_some(), "rank"),
+                (density.is_some(), "density"),
+                (connectome, "connectome"),
+                (align.is_some(), "align"),
+                (raw.dale.is_some(), "dale"),
+            ],
+        )?;
         Ok(MatrixRule {
             init,
             gain,
@@ -280,7 +327,84 @@ impl<E> Check<'_, E> {
             alignment,
             rank_scale,
             dale: raw.dale,
+            cell_types,
         })
+    }
+
+    /// `cell_types` (a table: the shipped `v1-billeh2020`, or a TOML file)
+    /// and `cell_scale` (`norm` or `radius`) of a square matrix that no
+    /// other structure is asked of (`clash`).
+    fn cell_types_rule(
+        &self,
+        field: &str,
+        raw: &RawRule,
+        param: Option<&ParamInfo>,
+        clash: &[(bool, &str)],
+    ) -> Result<Option<(Arc<lineage_develop::CellTypes>, RankScale)>, E> {
+        let Some(name) = &raw.cell_types else {
+            if raw.cell_scale.is_some() {
+                return self.err(
+                    &format!("{field}.cell_scale"),
+                    "`cell_scale` says what a matrix sampled from `cell_types` keeps of the draw: give `cell_types` too",
+                );
+            }
+            return Ok(None);
+        };
+        let here = format!("{field}.cell_types");
+        if let Some((_, key)) = clash.iter().find(|(set, _)| *set) {
+            return self.err(
+                &here,
+                format!(
+                    "`cell_types` cannot be combined with `{key}`: the matrix is sampled from the table, with its own sparsity, signs and rank"
+                ),
+            );
+        }
+        let scale = match raw.cell_scale.as_deref() {
+            None | Some("norm") => RankScale::Norm,
+            Some("radius") => RankScale::Radius,
+            Some(other) => {
+                return self.err(
+                    &format!("{field}.cell_scale"),
+                    format!("expected \"norm\" or \"radius\", found \"{other}\""),
+                );
+            }
+        };
+        if let Some(p) = param {
+            let (rows, cols) = (p.shape[0], p.shape.get(1).copied().unwrap_or(1));
+            if rows != cols || p.shape.len() != 2 {
+                return self.err(
+                    &here,
+                    format!(
+                        "a cell-type table connects units to units: it needs a square (recurrent) matrix, but `{}` is {rows}x{cols}",
+                        p.name
+                    ),
+                );
+            }
+        }
+        let (text, file) = if name == V1_BILLEH2020 {
+            (
+                V1_BILLEH2020_TABLE.to_owned(),
+                format!("{V1_BILLEH2020} (shipped)"),
+            )
+        } else {
+            let path = self.data_path(&format!("lifetime.{here}"), name);
+            match std::fs::read_to_string(&path) {
+                Ok(t) => (t, path.display().to_string()),
+                Err(e) => {
+                    return self.err(
+                        &here,
+                        format!(
+                            "cannot read the cell-type table `{}`: {e} (a TOML file, or \"{V1_BILLEH2020}\" for the shipped one)",
+                            path.display()
+                        ),
+                    );
+                }
+            }
+        };
+        match parse_cell_types(&text) {
+            Ok(t) => Ok(Some((Arc::new(t), scale))),
+            Err(message) => self.err(&here, format!("the cell-type table {file}: {message}")),
+        }
     }
 
     /// `rank_scale = "radius"` needs eigenvalues: a square matrix.
