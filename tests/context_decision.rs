@@ -212,3 +212,49 @@ fn an_rnn_learns_the_task_and_the_run_is_the_same_whatever_the_threads() {
     assert!(decision > 0.8, "decision accuracy {decision}");
     assert!(incongruent > 0.75, "incongruent accuracy {incongruent}");
 }
+
+/// The rank sweep on this task (scenarios/richlazy-context.toml): the
+/// `richlazy` suite's `task = "heldout"` measures each organism on its own
+/// held-out trials of the plugin's task, and the shipped scenario runs
+/// reduced with every measure in range.
+#[test]
+fn the_rich_lazy_suite_measures_the_plugins_task_on_held_out_trials() {
+    let text = std::fs::read_to_string(common::scenario("richlazy-context.toml")).unwrap();
+    let mut table: toml::Table = toml::from_str(&text).unwrap();
+    table["plugins"]["ctx"]["library"] = s(plugin()).into();
+    let life = table["lifetime"].as_table_mut().unwrap();
+    life.insert("steps".into(), 20.into());
+    life.insert("budget".into(), 640.into());
+    life.insert("eval_every".into(), 10.into());
+    let conditions = table["conditions"].as_array_mut().unwrap();
+    conditions.truncate(2);
+    for c in conditions.iter_mut() {
+        c.as_table_mut()
+            .unwrap()
+            .insert("seeds".into(), toml::Value::Array(vec![1.into()]));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), "rl.toml", &toml::to_string(&table).unwrap());
+    let out = dir.path().join("rl");
+    lineage_ok(&["run", s(&file), "--out", s(&out), "--quiet"]);
+    for condition in ["rank-64", "rank-1"] {
+        let (_, rows) = csv(&out.join(format!("conditions/{condition}/seed-1/metrics.csv")));
+        let value = |name: &str| -> f64 {
+            rows.iter()
+                .find(|r| r[3] == format!("rl:recurrent/{name}") || r[3] == name)
+                .unwrap_or_else(|| panic!("{condition}: no {name} in {rows:?}"))[4]
+                .parse()
+                .unwrap()
+        };
+        let ka = value("kernel_alignment");
+        assert!(ka > 0.0 && ka <= 1.0 + 1e-9, "{condition}: {ka}");
+        let acc = value("decision_accuracy");
+        assert!((0.0..=1.0).contains(&acc), "{condition}: {acc}");
+        let rank = value("rank_entropy");
+        if condition == "rank-1" {
+            assert!(rank < 1.5, "{rank}");
+        } else {
+            assert!(rank > 20.0, "{rank}");
+        }
+    }
+}
