@@ -2,7 +2,7 @@
 //! lifetime learning, so users can size their runs.
 
 use lineage_learn::bench::{self, Workload};
-use lineage_learn::{DeviceChoice, Method};
+use lineage_learn::{DeviceChoice, Method, Path};
 
 use crate::Failure;
 
@@ -10,9 +10,16 @@ use crate::Failure;
 #[derive(clap::Args)]
 pub struct LearnArgs {
     /// Model: mlp:64-128-10, rnn:3-64-3:t8, gru:3-64-3:t8, lstm:3-64-3:t8,
-    /// transformer:49-48-32:l2:h4:ff96:t17.
+    /// transformer:49-48-32:l2:h4:ff96:t17 (transformer options: noln, ff0,
+    /// noembed, nopos, noout, noscale, head128-128, last; Reddy's model:
+    /// transformer:128-128-32:l2:h1:ff0:t17:noln:noembed:nopos:noout:noscale:head128-128-128:last).
     #[arg(long, default_value = "mlp:64-128-10")]
     model: String,
+    /// Training path: auto (the one the device takes), fast (hand-written,
+    /// CPU; MLPs, RNNs, transformers), general (candle autograd) or
+    /// batched (MLPs).
+    #[arg(long, default_value = "auto")]
+    path: String,
     /// Optimiser: sgd (momentum 0.9, lr 0.01), adam or adamw (lr 1e-3, weight decay 0.01).
     #[arg(long, default_value = "sgd")]
     optimizer: String,
@@ -55,6 +62,20 @@ pub fn learn(args: &LearnArgs) -> Result<(), Failure> {
         })?
         .device()
         .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let path = match args.path.as_str() {
+        "auto" => None,
+        "fast" => Some(Path::Fast),
+        "general" => Some(Path::General),
+        "batched" => Some(Path::Batched),
+        other => {
+            return Err(Failure::bad_input(format!(
+                "--path `{other}`: expected auto, fast, general or batched"
+            )));
+        }
+    };
+    if path == Some(Path::Fast) && !device.is_cpu() {
+        return Err(Failure::bad_input("--path fast runs on the CPU only"));
+    }
     if args.batch == 0 || args.population == 0 || args.steps == 0 {
         return Err(Failure::bad_input(
             "--batch, --population and --steps must be positive",
@@ -73,6 +94,7 @@ pub fn learn(args: &LearnArgs) -> Result<(), Failure> {
         args.steps,
         threads,
         &device,
+        path,
     )
     .map_err(|e| Failure {
         code: 1,

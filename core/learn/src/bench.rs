@@ -10,7 +10,13 @@
 //! - `transformer:49-48-32:l2:h4:ff96:t17` (dense 49-wide inputs, d_model
 //!   48, 32 classes, 2 layers, 4 heads, MLP width 96, 17 positions;
 //!   pre-LayerNorm and GELU, or `:noln` and `:relu` (any activation); `:last` scores
-//!   the last position only, as the ICL world does).
+//!   the last position only, as the ICL world does). `:ff0` makes
+//!   attention-only blocks, `:noembed` drops the input projection (the
+//!   input width must be d_model), `:nopos` the position table, `:noout`
+//!   the attention output projection, `:noscale` the scores' 1/sqrt(head
+//!   width), and `:head128-128` puts ReLU layers of those widths before
+//!   the readout. Reddy's model on 128-wide ICL tokens:
+//!   `transformer:128-128-32:l2:h1:ff0:t17:noln:noembed:nopos:noout:noscale:head128-128-128:last`.
 //!
 //! Sequence models are scored at every step. Data are Gaussian inputs with
 //! uniform random labels; weights start at std `1/sqrt(fan_in)`.
@@ -58,6 +64,9 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
         .ok_or_else(|| bad("widths must be positive integers separated by '-'"))?;
     let (mut activation, mut bias, mut no_ln, mut last_only) = (None, true, false, false);
     let (mut t, mut layers, mut heads, mut ff) = (None, 2, 4, None);
+    let (mut embed, mut positions, mut attn_out, mut attn_scale) = (true, true, true, true);
+    let mut head: Vec<usize> = Vec::new();
+    let mut transformer_only = false;
     for opt in parts {
         let num = |prefix: &str| {
             opt.strip_prefix(prefix)
@@ -78,8 +87,24 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
             layers = n;
         } else if let Some(n) = num("h") {
             heads = n;
-        } else if let Some(n) = num("ff") {
+        } else if let Some(n) = opt.strip_prefix("ff").and_then(|n| n.parse::<usize>().ok()) {
             ff = Some(n);
+        } else if let Some(widths) = opt.strip_prefix("head") {
+            head = widths
+                .split('-')
+                .map(|w| w.parse::<usize>().ok().filter(|&w| w > 0))
+                .collect::<Option<_>>()
+                .ok_or_else(|| bad("`head` widths must be positive integers separated by '-'"))?;
+            transformer_only = true;
+        } else if let Some(flag) = match opt {
+            "noembed" => Some(&mut embed),
+            "nopos" => Some(&mut positions),
+            "noout" => Some(&mut attn_out),
+            "noscale" => Some(&mut attn_scale),
+            _ => None,
+        } {
+            *flag = false;
+            transformer_only = true;
         } else {
             return Err(bad(&format!("unknown option `{opt}`")));
         }
@@ -93,8 +118,10 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
     let steps = t.unwrap_or(8);
     let transformer_activation = activation.unwrap_or(Activation::Gelu);
     let activation = activation.unwrap_or(Activation::Relu);
-    if no_ln && kind != "transformer" {
-        return Err(bad("`noln` applies to transformers only"));
+    if (no_ln || transformer_only) && kind != "transformer" {
+        return Err(bad(
+            "`noln`, `noembed`, `nopos`, `noout`, `noscale` and `head` apply to transformers only",
+        ));
     }
     if last_only && kind == "mlp" {
         return Err(bad("`last` applies to sequence models only"));
@@ -157,6 +184,11 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
             if d % heads != 0 {
                 return Err(bad(&format!("{heads} heads do not divide d_model {d}")));
             }
+            if !embed && i != d {
+                return Err(bad(&format!(
+                    "without an input projection (`noembed`) the input width {i} must be d_model {d}"
+                )));
+            }
             Workload {
                 model: ModelSpec::Transformer(TransformerSpec {
                     input: SequenceInput::Dense { dim: i },
@@ -168,6 +200,11 @@ pub fn parse_model(text: &str) -> Result<Workload, String> {
                     outputs: o,
                     layer_norm: !no_ln,
                     activation: transformer_activation,
+                    embed,
+                    positions,
+                    attn_out,
+                    attn_scale,
+                    head,
                 }),
                 task: Task::SequenceClassification {
                     inputs: i,
@@ -212,8 +249,15 @@ impl Workload {
                     t.outputs as f64,
                     self.seq as f64,
                 );
-                let per_layer = 3.0 * d * d + d * d + 2.0 * d * f + 2.0 * s * d;
-                2.0 * b * s * (i * d + t.layers as f64 * per_layer + d * o)
+                let out = if t.attn_out { d * d } else { 0.0 };
+                let per_layer = 3.0 * d * d + out + 2.0 * d * f + 2.0 * s * d;
+                let embed = if t.embed { i * d } else { 0.0 };
+                let (head, _) = t.head.iter().fold((0.0, d), |(sum, from), &w| {
+                    let w = w as f64;
+                    (sum + from * w, w)
+                });
+                let last = t.readout_width() as f64;
+                2.0 * b * s * (embed + t.layers as f64 * per_layer + head + last * o)
             }
             // Roughly one multiply-add per weight per step.
             ModelSpec::Registered(_) => {
@@ -299,7 +343,9 @@ pub struct Measurement {
 }
 
 /// Trains `population` organisms for `steps` steps at `batch` on `threads`
-/// threads, after an untimed warm-up, and measures the rate.
+/// threads, after an untimed warm-up, and measures the rate; `path`
+/// forces a training path (`None`: the one the device takes, `path_for`).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     work: &Workload,
     method: Method,
@@ -308,6 +354,7 @@ pub fn run(
     steps: u32,
     threads: usize,
     device: &candle_core::Device,
+    path: Option<Path>,
 ) -> Result<Measurement, LearnError> {
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(0x6c69_6e65);
     let data: Vec<Batch> = (0..population)
@@ -359,13 +406,13 @@ pub fn run(
         .num_threads(threads)
         .build()
         .map_err(|e| LearnError::Device(format!("cannot start {threads} threads: {e}")))?;
-    let path = crate::path_for(&work.model, device);
+    let path = path.unwrap_or_else(|| crate::path_for(&work.model, device));
     crate::train_population(
         &work.model,
         &work.task,
         &life,
         device,
-        None,
+        Some(path),
         jobs(steps.min(5)),
         &pool,
     )?;
@@ -375,7 +422,7 @@ pub fn run(
         &work.task,
         &life,
         device,
-        None,
+        Some(path),
         jobs(steps),
         &pool,
     )?;
@@ -413,11 +460,48 @@ mod tests {
         // Four gates: 8 steps x 3 x 2 x (4 x 3 x 64 + 4 x 64 x 64 + 64 x 3).
         assert_eq!(l.flops_per_step(1), 8.0 * 3.0 * 2.0 * 17344.0);
         assert_eq!(l.model.parameter_count(), 768 + 16384 + 2 * 256 + 192 + 3);
+        // Reddy's model: 2 x Q/K/V 128 x 128, 3 ReLU layers 128 x 128 with
+        // biases, a readout 32 x 128.
+        let reddy = parse_model(
+            "transformer:128-128-32:l2:h1:ff0:t17:noln:noembed:nopos:noout:noscale:head128-128-128:last",
+        )
+        .unwrap();
+        let ModelSpec::Transformer(spec) = &reddy.model else {
+            panic!("not a transformer: {reddy:?}");
+        };
+        assert_eq!(
+            (
+                spec.d_ff,
+                spec.embed,
+                spec.positions,
+                spec.attn_out,
+                spec.attn_scale
+            ),
+            (0, false, false, false, false)
+        );
+        assert_eq!(spec.head, [128, 128, 128]);
+        assert_eq!(
+            reddy.model.parameter_count(),
+            2 * 3 * 128 * 128 + 3 * (128 * 128 + 128) + 32 * 128
+        );
+        // Per position: 2 layers of Q/K/V and 2 x 17 x 128 for the scores
+        // and the weighted values, the 3 layers, the readout.
+        let per_position = 2 * (3 * 128 * 128 + 2 * 17 * 128) + 3 * 128 * 128 + 128 * 32;
+        assert_eq!(
+            reddy.flops_per_step(1),
+            3.0 * 2.0 * 17.0 * per_position as f64
+        );
+        // The default transformer still counts its projections and MLPs.
+        let per_position = 49 * 48 + 2 * (4 * 48 * 48 + 2 * 48 * 96 + 2 * 17 * 48) + 48 * 32;
+        assert_eq!(t.flops_per_step(1), 3.0 * 2.0 * 17.0 * per_position as f64);
         for bad in [
             "mlp",
             "mlp:64-x",
             "rnn:3-64",
             "transformer:49-50-32:h4",
+            "transformer:49-48-32:noembed",
+            "transformer:48-48-32:head8-0",
+            "rnn:3-64-3:head8",
             "cnn:3-3",
             "mlp:3-3:wat",
         ] {

@@ -315,11 +315,14 @@ pub fn train_population(
             .with_max_len(1)
             .map(|job| fast::rnn::train(spec, life, job))
             .collect()),
-        (Path::Fast, ModelSpec::Transformer(spec)) => Ok(jobs
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|job| fast::transformer::train(spec, life, job))
-            .collect()),
+        (Path::Fast, ModelSpec::Transformer(spec)) => {
+            model.family().check().map_err(LearnError::Unsupported)?;
+            Ok(jobs
+                .into_par_iter()
+                .with_max_len(1)
+                .map(|job| fast::transformer::train(spec, life, job))
+                .collect())
+        }
         (Path::Batched, ModelSpec::Mlp(spec)) => {
             let budget = batched::memory_budget(device);
             batched::train(spec, loss, life, device, jobs, budget)

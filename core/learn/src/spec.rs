@@ -162,7 +162,14 @@ pub struct LstmSpec {
 /// A small causal transformer: token (or projected dense) and learned
 /// position embeddings, `layers` blocks of multi-head attention and an MLP
 /// (pre-LayerNorm, or without LayerNorm as in Reddy's model), a final
-/// LayerNorm (with `layer_norm`) and a linear readout at every position.
+/// LayerNorm (with `layer_norm`), optional ReLU layers (`head`) and a
+/// linear readout at every position.
+///
+/// Reddy's model (ICLR 2024) is the special case `embed = false`,
+/// `positions = false` (the tokens, which carry a one-hot position, are the
+/// residual stream), `layer_norm = false`, `d_ff = 0` (attention-only
+/// blocks), `attn_out = false`, `attn_scale = false` (`x += softmax(q k^T)
+/// v`, as his code computes it) and `head = [128, 128, 128]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransformerSpec {
     /// Input at each position.
@@ -175,7 +182,8 @@ pub struct TransformerSpec {
     pub heads: usize,
     /// Blocks.
     pub layers: usize,
-    /// Hidden width of each block's MLP.
+    /// Hidden width of each block's MLP; 0: attention-only blocks, with
+    /// no `mlp.*` parameters (and no `ln2`, which would feed nothing).
     pub d_ff: usize,
     /// Readout width.
     pub outputs: usize,
@@ -184,6 +192,33 @@ pub struct TransformerSpec {
     pub layer_norm: bool,
     /// The MLP blocks' nonlinearity (GELU by default).
     pub activation: Activation,
+    /// An input embedding (`true`, the default: `tok`, or `w_in` and
+    /// `b_in`), or none (`false`): the real inputs are the residual stream
+    /// itself, so they must be `d_model` wide.
+    pub embed: bool,
+    /// A learned position table `pos` added to the stream (`true`, the
+    /// default), or none (`false`: the inputs carry their positions, and
+    /// sequences of any length are read).
+    pub positions: bool,
+    /// Each block's attention output projection `attn.out` (`true`, the
+    /// default), or none (`false`: the heads' values, concatenated, are
+    /// added to the stream as they are).
+    pub attn_out: bool,
+    /// Attention scores scaled by `1 / sqrt(d_model / heads)` (`true`, the
+    /// default), or the plain `q . k` (`false`).
+    pub attn_scale: bool,
+    /// Widths of the ReLU layers (`head_layers.{i}.weight`, `.bias`)
+    /// between the final residual stream (after `ln_f`) and the readout
+    /// `head`, applied at every position; empty by default.
+    pub head: Vec<usize>,
+}
+
+impl TransformerSpec {
+    /// The width the readout `head` reads: the last of [`Self::head`], or
+    /// `d_model`.
+    pub fn readout_width(&self) -> usize {
+        self.head.last().copied().unwrap_or(self.d_model)
+    }
 }
 
 /// Any network Lineage can train.
@@ -426,6 +461,11 @@ mod tests {
             outputs: 32,
             layer_norm: true,
             activation: Activation::Gelu,
+            embed: true,
+            positions: true,
+            attn_out: true,
+            attn_scale: true,
+            head: Vec::new(),
         });
         let names: Vec<String> = spec.params().into_iter().map(|p| p.name).collect();
         assert!(names.contains(&"layers.1.attn.qkv".to_string()));
@@ -438,5 +478,52 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.contains("16 positions"), "{err}");
+    }
+
+    /// Checkpoints and exports index weights by this order: the options
+    /// Reddy's model needs must leave the default layout as it was.
+    #[test]
+    fn default_transformer_layout_is_the_one_checkpoints_hold() {
+        let spec = ModelSpec::Transformer(TransformerSpec {
+            input: SequenceInput::Dense { dim: 3 },
+            context: 4,
+            d_model: 8,
+            heads: 2,
+            layers: 2,
+            d_ff: 12,
+            outputs: 2,
+            layer_norm: true,
+            activation: Activation::Gelu,
+            embed: true,
+            positions: true,
+            attn_out: true,
+            attn_scale: true,
+            head: Vec::new(),
+        });
+        let block = |l: usize| {
+            [
+                "ln1.weight",
+                "ln1.bias",
+                "attn.qkv",
+                "attn.out",
+                "ln2.weight",
+                "ln2.bias",
+                "mlp.fc",
+                "mlp.fc_bias",
+                "mlp.proj",
+                "mlp.proj_bias",
+            ]
+            .map(|n| format!("layers.{l}.{n}"))
+        };
+        let mut expected = vec!["w_in".to_string(), "b_in".into(), "pos".into()];
+        expected.extend(block(0));
+        expected.extend(block(1));
+        expected.extend(["ln_f.weight".into(), "ln_f.bias".into(), "head".into()]);
+        let names: Vec<String> = spec.params().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, expected);
+        assert_eq!(
+            spec.parameter_count(),
+            3 * 8 + 8 + 4 * 8 + 2 * (4 * 8 + 4 * 64 + 2 * 96 + 12 + 8) + 2 * 8 + 16
+        );
     }
 }

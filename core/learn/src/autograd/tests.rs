@@ -162,5 +162,10 @@ fn transformer_lifetime_lowers_heldout_loss() {
         outputs: 8,
         layer_norm: true,
         activation: Activation::Gelu,
+        embed: true,
+        positions: true,
+        attn_out: true,
+        attn_scale: true,
+        head: Vec::new(),
     }));
 }

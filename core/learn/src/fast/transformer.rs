@@ -9,18 +9,21 @@
 //! sequence and head at these widths, less than the `gemm` crate's set-up,
 //! so it is written as loops over the causal triangle, with the softmax
 //! probabilities kept for the backward pass. LayerNorm, the activation,
-//! biases and positions are fused loops.
+//! biases and positions are fused loops. Every option of the spec that
+//! removes a piece (embedding, positions, MLP, output projection, LayerNorm)
+//! skips its step and its gradient; the ReLU layers before the readout
+//! (`head`) are one `gemm` each, like the readout.
 //!
 //! The model and its arithmetic are those of
 //! [`crate::models::Transformer`] (candle autograd) up to floating-point
 //! summation order; a test holds the two lifetimes to 1e-5.
 
-use lineage_env::Batch;
+use lineage_env::{Batch, IGNORE};
 
 use crate::fast::rnn::{column_sums, cross_entropy};
 use crate::fast::{EVAL_SEQUENCES, FastModel, steps_of};
 use crate::fast::{View, activate, activate_backward, matmul, wide};
-use crate::spec::{ModelSpec, SequenceInput, TransformerSpec};
+use crate::spec::{Activation, ModelSpec, SequenceInput, TransformerSpec};
 use crate::{Job, LifetimeSpec, Outcome};
 
 /// LayerNorm's epsilon, as on the candle path.
@@ -37,8 +40,15 @@ struct Norm {
 struct BlockLayout {
     ln1: Option<Norm>,
     qkv: usize,
-    out: usize,
+    /// `attn.out`, unless the heads' values join the stream as they are.
+    out: Option<usize>,
     ln2: Option<Norm>,
+    /// The MLP's, unless the block is attention only.
+    mlp: Option<MlpLayout>,
+}
+
+/// A block MLP's parameter positions.
+struct MlpLayout {
     fc: usize,
     fc_bias: usize,
     proj: usize,
@@ -47,12 +57,15 @@ struct BlockLayout {
 
 /// Parameter positions (see `ModelSpec::params`), found by name.
 struct Layout {
-    /// `tok` (`[vocab, d]`) or `w_in` (`[d, dim]`).
-    embed: usize,
+    /// `tok` (`[vocab, d]`) or `w_in` (`[d, dim]`); none without an
+    /// input embedding.
+    embed: Option<usize>,
     b_in: Option<usize>,
-    pos: usize,
+    pos: Option<usize>,
     blocks: Vec<BlockLayout>,
     ln_f: Option<Norm>,
+    /// Each ReLU layer's weight and bias before the readout.
+    head_layers: Vec<(usize, usize)>,
     head: usize,
 }
 
@@ -69,33 +82,44 @@ impl Layout {
                 .position(|n| n == name)
                 .unwrap_or_else(|| panic!("the transformer's layout has no `{name}`"))
         };
-        let norm = |prefix: &str| {
-            spec.layer_norm.then(|| Norm {
+        let norm = |on: bool, prefix: &str| {
+            on.then(|| Norm {
                 weight: at(&format!("{prefix}.weight")),
                 bias: at(&format!("{prefix}.bias")),
             })
         };
         let tokens = matches!(spec.input, SequenceInput::Tokens { .. });
+        let mlp = spec.d_ff > 0;
         Layout {
-            embed: at(if tokens { "tok" } else { "w_in" }),
-            b_in: (!tokens).then(|| at("b_in")),
-            pos: at("pos"),
+            embed: spec.embed.then(|| at(if tokens { "tok" } else { "w_in" })),
+            b_in: (spec.embed && !tokens).then(|| at("b_in")),
+            pos: spec.positions.then(|| at("pos")),
             blocks: (0..spec.layers)
                 .map(|l| {
                     let n = |s: &str| format!("layers.{l}.{s}");
                     BlockLayout {
-                        ln1: norm(&n("ln1")),
+                        ln1: norm(spec.layer_norm, &n("ln1")),
                         qkv: at(&n("attn.qkv")),
-                        out: at(&n("attn.out")),
-                        ln2: norm(&n("ln2")),
-                        fc: at(&n("mlp.fc")),
-                        fc_bias: at(&n("mlp.fc_bias")),
-                        proj: at(&n("mlp.proj")),
-                        proj_bias: at(&n("mlp.proj_bias")),
+                        out: spec.attn_out.then(|| at(&n("attn.out"))),
+                        ln2: norm(spec.layer_norm && mlp, &n("ln2")),
+                        mlp: mlp.then(|| MlpLayout {
+                            fc: at(&n("mlp.fc")),
+                            fc_bias: at(&n("mlp.fc_bias")),
+                            proj: at(&n("mlp.proj")),
+                            proj_bias: at(&n("mlp.proj_bias")),
+                        }),
                     }
                 })
                 .collect(),
-            ln_f: norm("ln_f"),
+            ln_f: norm(spec.layer_norm, "ln_f"),
+            head_layers: (0..spec.head.len())
+                .map(|i| {
+                    (
+                        at(&format!("head_layers.{i}.weight")),
+                        at(&format!("head_layers.{i}.bias")),
+                    )
+                })
+                .collect(),
             head: at("head"),
         }
     }
@@ -136,7 +160,8 @@ struct BlockCache {
     /// The stream after attention, `[R, d]`.
     mid: Vec<f32>,
     ln2: NormCache,
-    /// The MLP's pre-activations and activations, `[R, d_ff]` each.
+    /// The MLP's pre-activations and activations, `[R, d_ff]` each
+    /// (empty in an attention-only block).
     z: Vec<f32>,
     g: Vec<f32>,
 }
@@ -155,6 +180,17 @@ struct Workspace {
     /// The stream after the last block, `[R, d]`.
     last: Vec<f32>,
     ln_f: NormCache,
+    /// The ReLU layers' pre-activations and activations before the
+    /// readout, `[S, head[i]]` each (room for `R` rows).
+    hz: Vec<Vec<f32>>,
+    hg: Vec<Vec<f32>>,
+    /// With ReLU layers before the readout, which run on the scored rows
+    /// alone: those rows (`labels` not `IGNORE`), their final stream
+    /// (then its gradient), `[S, d]`, and their outputs (then their
+    /// gradient), `[S, outputs]`; the ReLU layers' buffers hold `S` rows.
+    scored: Vec<usize>,
+    hin: Vec<f32>,
+    hout: Vec<f32>,
     /// Outputs, then their gradient, `[R, outputs]`.
     out: Vec<f32>,
     /// Gradient of the residual stream, `[R, d]`.
@@ -167,6 +203,9 @@ struct Workspace {
     dqkv: Vec<f32>,
     /// Gradient of the MLP's activations, then pre-activations, `[R, d_ff]`.
     dz: Vec<f32>,
+    /// Gradients of the ReLU layers' activations, in turn, `[S, max
+    /// head]` each.
+    dh: [Vec<f32>; 2],
     /// One attention row's gradient, `[T]`.
     dp: Vec<f32>,
 }
@@ -177,6 +216,7 @@ impl Workspace {
         let (d, f, o) = (spec.d_model, spec.d_ff, spec.outputs);
         let ln = spec.layer_norm;
         let dense = matches!(spec.input, SequenceInput::Dense { .. });
+        let widest = spec.head.iter().copied().max().unwrap_or(0);
         Workspace {
             rows,
             steps,
@@ -195,19 +235,29 @@ impl Workspace {
                     p: vec![0.0; rows * spec.heads * steps * steps],
                     y: vec![0.0; r * d],
                     mid: vec![0.0; r * d],
-                    ln2: NormCache::new(ln, r, d),
+                    ln2: NormCache::new(ln && f > 0, r, d),
                     z: vec![0.0; r * f],
                     g: vec![0.0; r * f],
                 })
                 .collect(),
             last: vec![0.0; r * d],
             ln_f: NormCache::new(ln, r, d),
+            hz: spec.head.iter().map(|&w| vec![0.0; r * w]).collect(),
+            hg: spec.head.iter().map(|&w| vec![0.0; r * w]).collect(),
+            scored: Vec::with_capacity(if spec.head.is_empty() { 0 } else { r }),
+            hin: vec![0.0; if spec.head.is_empty() { 0 } else { r * d }],
+            hout: vec![0.0; if spec.head.is_empty() { 0 } else { r * o }],
             out: vec![0.0; r * o],
             dx: vec![0.0; r * d],
             dn: vec![0.0; r * d],
-            dy: vec![0.0; r * d],
+            dy: if spec.attn_out {
+                vec![0.0; r * d]
+            } else {
+                Vec::new()
+            },
             dqkv: vec![0.0; r * 3 * d],
             dz: vec![0.0; r * f],
+            dh: [vec![0.0; r * widest], vec![0.0; r * widest]],
             dp: vec![0.0; steps],
         }
     }
@@ -219,6 +269,16 @@ struct Transformer<'a> {
 }
 
 impl Transformer<'_> {
+    /// The factor on attention scores.
+    fn scale(&self) -> f32 {
+        let s = self.spec;
+        if s.attn_scale {
+            1.0 / ((s.d_model / s.heads) as f32).sqrt()
+        } else {
+            1.0
+        }
+    }
+
     /// Every block's values and the outputs (`ws.out`) of the loaded `b`
     /// sequences.
     #[inline(always)]
@@ -228,44 +288,57 @@ impl Transformer<'_> {
         let t = ws.steps;
         let r = b * t;
         let l = &self.layout;
+        let scale = self.scale();
         let Workspace {
             input,
             tokens,
+            labels,
             blocks,
             last,
             ln_f,
+            hz,
+            hg,
+            scored,
+            hin,
+            hout,
             out,
             ..
         } = ws;
 
-        // The stream: embedding plus position.
+        // The stream: embedding (or the inputs themselves) plus position.
         let x0 = match blocks.first_mut() {
             Some(block) => &mut block.x[..r * d],
             None => &mut last[..r * d],
         };
-        match s.input {
-            SequenceInput::Tokens { .. } => {
-                let table = &params[l.embed];
+        match (s.input, l.embed) {
+            (SequenceInput::Tokens { .. }, Some(embed)) => {
+                let table = &params[embed];
                 for (row, &tok) in x0.chunks_exact_mut(d).zip(&tokens[..r]) {
                     let tok = tok as usize;
                     row.copy_from_slice(&table[tok * d..(tok + 1) * d]);
                 }
             }
-            SequenceInput::Dense { dim } => {
+            (SequenceInput::Dense { dim }, Some(embed)) => {
                 matmul(
                     x0,
                     View::rows(&input[..r * dim], r, dim),
-                    View::transposed(&params[l.embed], d, dim),
+                    View::transposed(&params[embed], d, dim),
                     false,
                 );
                 if let Some(bias) = l.b_in {
                     add_rows(x0, &params[bias]);
                 }
             }
+            (SequenceInput::Dense { .. }, None) => x0.copy_from_slice(&input[..r * d]),
+            (SequenceInput::Tokens { .. }, None) => {
+                unreachable!("a transformer without an embedding reads real inputs (checked)")
+            }
         }
-        let pos = &params[l.pos][..t * d];
-        for seq in x0.chunks_exact_mut(t * d) {
-            seq.iter_mut().zip(pos).for_each(|(x, &p)| *x += p);
+        if let Some(pos) = l.pos {
+            let pos = &params[pos][..t * d];
+            for seq in x0.chunks_exact_mut(t * d) {
+                seq.iter_mut().zip(pos).for_each(|(x, &p)| *x += p);
+            }
         }
 
         for k in 0..blocks.len() {
@@ -284,42 +357,95 @@ impl Transformer<'_> {
                 View::transposed(&params[bl.qkv], 3 * d, d),
                 false,
             );
-            attend(&c.qkv, &mut c.p, &mut c.y, b, t, s.heads, d);
+            attend(&c.qkv, &mut c.p, &mut c.y, b, t, s.heads, d, scale);
             c.mid[..r * d].copy_from_slice(&c.x[..r * d]);
-            matmul(
-                &mut c.mid[..r * d],
-                View::rows(&c.y[..r * d], r, d),
-                View::transposed(&params[bl.out], d, d),
-                true,
-            );
+            match bl.out {
+                Some(w_out) => matmul(
+                    &mut c.mid[..r * d],
+                    View::rows(&c.y[..r * d], r, d),
+                    View::transposed(&params[w_out], d, d),
+                    true,
+                ),
+                None => c.mid[..r * d]
+                    .iter_mut()
+                    .zip(&c.y[..r * d])
+                    .for_each(|(m, &y)| *m += y),
+            }
+            next.copy_from_slice(&c.mid[..r * d]);
+            let Some(m) = &bl.mlp else { continue };
             // MLP: next = mid + act(ln2(mid) W_fc^T + b_fc) W_proj^T + b_proj.
-            let m = normalize(bl.ln2, params, &c.mid[..r * d], &mut c.ln2, d);
+            let mn = normalize(bl.ln2, params, &c.mid[..r * d], &mut c.ln2, d);
             let z = &mut c.z[..r * f];
-            fill_rows(z, &params[bl.fc_bias]);
+            fill_rows(z, &params[m.fc_bias]);
             matmul(
                 z,
-                View::rows(m, r, d),
-                View::transposed(&params[bl.fc], f, d),
+                View::rows(mn, r, d),
+                View::transposed(&params[m.fc], f, d),
                 true,
             );
             activate(s.activation, z, &mut c.g[..r * f]);
-            next.copy_from_slice(&c.mid[..r * d]);
-            add_rows(next, &params[bl.proj_bias]);
+            add_rows(next, &params[m.proj_bias]);
             matmul(
                 next,
                 View::rows(&c.g[..r * f], r, f),
-                View::transposed(&params[bl.proj], d, f),
+                View::transposed(&params[m.proj], d, f),
                 true,
             );
         }
 
         let fin = normalize(l.ln_f, params, &last[..r * d], ln_f, d);
+        if l.head_layers.is_empty() {
+            matmul(
+                &mut out[..r * o],
+                View::rows(fin, r, d),
+                View::transposed(&params[l.head], o, d),
+                false,
+            );
+            return;
+        }
+        // The ReLU layers and the readout, on the scored rows alone: the
+        // loss reads no other output, and each layer costs as much per row
+        // as a block's projections (17 times the work on Reddy's sequences,
+        // scored on the query alone).
+        scored.clear();
+        scored.extend((0..r).filter(|&i| labels[i] != IGNORE));
+        let m = scored.len();
+        out[..r * o].fill(0.0);
+        if m == 0 {
+            return;
+        }
+        for (row, &i) in hin.chunks_exact_mut(d).zip(scored.iter()) {
+            row.copy_from_slice(&fin[i * d..(i + 1) * d]);
+        }
+        let mut width = d;
+        for (k, &(w, bias)) in l.head_layers.iter().enumerate() {
+            let wk = s.head[k];
+            let (before, rest) = hg.split_at_mut(k);
+            let from: &[f32] = match before.last() {
+                Some(g) => &g[..m * width],
+                None => &hin[..m * d],
+            };
+            let z = &mut hz[k][..m * wk];
+            fill_rows(z, &params[bias]);
+            matmul(
+                z,
+                View::rows(from, m, width),
+                View::transposed(&params[w], wk, width),
+                true,
+            );
+            activate(Activation::Relu, z, &mut rest[0][..m * wk]);
+            width = wk;
+        }
+        let top = hg.last().map_or(&[][..], |g| &g[..m * width]);
         matmul(
-            &mut out[..r * o],
-            View::rows(fin, r, d),
-            View::transposed(&params[l.head], o, d),
+            &mut hout[..m * o],
+            View::rows(top, m, width),
+            View::transposed(&params[l.head], o, width),
             false,
         );
+        for (row, &i) in hout.chunks_exact(o).zip(scored.iter()) {
+            out[i * o..(i + 1) * o].copy_from_slice(row);
+        }
     }
 
     #[inline(always)]
@@ -329,87 +455,170 @@ impl Transformer<'_> {
         let t = ws.steps;
         let r = b * t;
         let l = &self.layout;
+        let scale = self.scale();
         let Workspace {
             input,
             tokens,
             blocks,
             last,
             ln_f,
+            hz,
+            hg,
+            scored,
+            hin,
+            hout,
             out,
             dx,
             dn,
             dy,
             dqkv,
             dz,
+            dh,
             dp,
             ..
         } = ws;
-        let (dx, dn, dy) = (&mut dx[..r * d], &mut dn[..r * d], &mut dy[..r * d]);
+        let (dx, dn) = (&mut dx[..r * d], &mut dn[..r * d]);
         let (dqkv, dz) = (&mut dqkv[..r * 3 * d], &mut dz[..r * f]);
         let dout = &out[..r * o];
 
-        // Readout and the final LayerNorm.
+        // Readout, the ReLU layers before it (on the scored rows, as
+        // forward), and the final LayerNorm.
         let fin = normed(l.ln_f, &last[..r * d], ln_f, d);
-        matmul(
-            &mut grads[l.head],
-            View::transposed(dout, r, o),
-            View::rows(fin, r, d),
-            false,
-        );
-        matmul(
-            dn,
-            View::rows(dout, r, o),
-            View::rows(&params[l.head], o, d),
-            false,
-        );
+        let m = scored.len();
+        if l.head_layers.is_empty() {
+            matmul(
+                &mut grads[l.head],
+                View::transposed(dout, r, o),
+                View::rows(fin, r, d),
+                false,
+            );
+            matmul(
+                dn,
+                View::rows(dout, r, o),
+                View::rows(&params[l.head], o, d),
+                false,
+            );
+        } else if m == 0 {
+            // Nothing scored: no gradient reaches the readout or the stream.
+            grads[l.head].fill(0.0);
+            for &(w, bias) in &l.head_layers {
+                grads[w].fill(0.0);
+                grads[bias].fill(0.0);
+            }
+            dn.fill(0.0);
+        } else {
+            let width = s.readout_width();
+            for (row, &i) in hout.chunks_exact_mut(o).zip(scored.iter()) {
+                row.copy_from_slice(&dout[i * o..(i + 1) * o]);
+            }
+            let dtop = &hout[..m * o];
+            let top = hg.last().map_or(&[][..], |g| &g[..m * width]);
+            matmul(
+                &mut grads[l.head],
+                View::transposed(dtop, m, o),
+                View::rows(top, m, width),
+                false,
+            );
+            let [cur, spare] = dh;
+            let (mut cur, mut spare) = (&mut cur[..], &mut spare[..]);
+            matmul(
+                &mut cur[..m * width],
+                View::rows(dtop, m, o),
+                View::rows(&params[l.head], o, width),
+                false,
+            );
+            for (k, &(w, bias)) in l.head_layers.iter().enumerate().rev() {
+                let wk = s.head[k];
+                let from_width = if k == 0 { d } else { s.head[k - 1] };
+                let g = &mut cur[..m * wk];
+                activate_backward(Activation::Relu, &hz[k][..m * wk], &hg[k][..m * wk], g);
+                let from: &[f32] = if k == 0 {
+                    &hin[..m * d]
+                } else {
+                    &hg[k - 1][..m * from_width]
+                };
+                matmul(
+                    &mut grads[w],
+                    View::transposed(g, m, wk),
+                    View::rows(from, m, from_width),
+                    false,
+                );
+                column_sums(g, wk, &mut grads[bias]);
+                let to: &mut [f32] = if k == 0 {
+                    &mut hin[..m * d]
+                } else {
+                    &mut spare[..m * from_width]
+                };
+                matmul(
+                    to,
+                    View::rows(g, m, wk),
+                    View::rows(&params[w], wk, from_width),
+                    false,
+                );
+                std::mem::swap(&mut cur, &mut spare);
+            }
+            dn.fill(0.0);
+            for (row, &i) in hin.chunks_exact(d).zip(scored.iter()) {
+                dn[i * d..(i + 1) * d].copy_from_slice(row);
+            }
+        }
         dx.fill(0.0);
         norm_backward(l.ln_f, params, grads, ln_f, dn, dx, d);
 
         for (c, bl) in blocks.iter().zip(&l.blocks).rev() {
             // dx is the gradient of the block's output. MLP first.
-            matmul(
-                &mut grads[bl.proj],
-                View::transposed(dx, r, d),
-                View::rows(&c.g[..r * f], r, f),
-                false,
-            );
-            column_sums(dx, d, &mut grads[bl.proj_bias]);
-            matmul(
-                dz,
-                View::rows(dx, r, d),
-                View::rows(&params[bl.proj], d, f),
-                false,
-            );
-            activate_backward(s.activation, &c.z[..r * f], &c.g[..r * f], dz);
-            let m = normed(bl.ln2, &c.mid[..r * d], &c.ln2, d);
-            matmul(
-                &mut grads[bl.fc],
-                View::transposed(dz, r, f),
-                View::rows(m, r, d),
-                false,
-            );
-            column_sums(dz, f, &mut grads[bl.fc_bias]);
-            matmul(
-                dn,
-                View::rows(dz, r, f),
-                View::rows(&params[bl.fc], f, d),
-                false,
-            );
-            norm_backward(bl.ln2, params, grads, &c.ln2, dn, dx, d);
+            if let Some(m) = &bl.mlp {
+                matmul(
+                    &mut grads[m.proj],
+                    View::transposed(dx, r, d),
+                    View::rows(&c.g[..r * f], r, f),
+                    false,
+                );
+                column_sums(dx, d, &mut grads[m.proj_bias]);
+                matmul(
+                    dz,
+                    View::rows(dx, r, d),
+                    View::rows(&params[m.proj], d, f),
+                    false,
+                );
+                activate_backward(s.activation, &c.z[..r * f], &c.g[..r * f], dz);
+                let mn = normed(bl.ln2, &c.mid[..r * d], &c.ln2, d);
+                matmul(
+                    &mut grads[m.fc],
+                    View::transposed(dz, r, f),
+                    View::rows(mn, r, d),
+                    false,
+                );
+                column_sums(dz, f, &mut grads[m.fc_bias]);
+                matmul(
+                    dn,
+                    View::rows(dz, r, f),
+                    View::rows(&params[m.fc], f, d),
+                    false,
+                );
+                norm_backward(bl.ln2, params, grads, &c.ln2, dn, dx, d);
+            }
             // dx is now the gradient of `mid`: attention.
-            matmul(
-                &mut grads[bl.out],
-                View::transposed(dx, r, d),
-                View::rows(&c.y[..r * d], r, d),
-                false,
-            );
-            matmul(
-                dy,
-                View::rows(dx, r, d),
-                View::rows(&params[bl.out], d, d),
-                false,
-            );
-            attend_backward(&c.qkv, &c.p, dy, dqkv, dp, b, t, s.heads, d);
+            let dy: &[f32] = match bl.out {
+                Some(w_out) => {
+                    matmul(
+                        &mut grads[w_out],
+                        View::transposed(dx, r, d),
+                        View::rows(&c.y[..r * d], r, d),
+                        false,
+                    );
+                    let dy = &mut dy[..r * d];
+                    matmul(
+                        dy,
+                        View::rows(dx, r, d),
+                        View::rows(&params[w_out], d, d),
+                        false,
+                    );
+                    dy
+                }
+                None => dx,
+            };
+            attend_backward(&c.qkv, &c.p, dy, dqkv, dp, b, t, s.heads, d, scale);
             let a = normed(bl.ln1, &c.x[..r * d], &c.ln1, d);
             matmul(
                 &mut grads[bl.qkv],
@@ -427,14 +636,17 @@ impl Transformer<'_> {
         }
 
         // dx is the gradient of the embedded input plus position.
-        let gp = &mut grads[l.pos];
-        gp.fill(0.0);
-        for seq in dx.chunks_exact(t * d) {
-            gp[..t * d].iter_mut().zip(seq).for_each(|(g, &v)| *g += v);
+        if let Some(pos) = l.pos {
+            let gp = &mut grads[pos];
+            gp.fill(0.0);
+            for seq in dx.chunks_exact(t * d) {
+                gp[..t * d].iter_mut().zip(seq).for_each(|(g, &v)| *g += v);
+            }
         }
+        let Some(embed) = l.embed else { return };
         match s.input {
             SequenceInput::Tokens { .. } => {
-                let gt = &mut grads[l.embed];
+                let gt = &mut grads[embed];
                 gt.fill(0.0);
                 for (row, &tok) in dx.chunks_exact(d).zip(&tokens[..r]) {
                     let tok = tok as usize;
@@ -446,7 +658,7 @@ impl Transformer<'_> {
             }
             SequenceInput::Dense { dim } => {
                 matmul(
-                    &mut grads[l.embed],
+                    &mut grads[embed],
                     View::transposed(dx, r, d),
                     View::rows(&input[..r * dim], r, dim),
                     false,
@@ -552,13 +764,22 @@ fn norm_backward(
     }
 }
 
-/// Causal multi-head attention over `qkv` (`[B * T, 3d]`, rows `b * T + t`):
-/// the probabilities into `p` (`[B, heads, T, T]`) and the heads' outputs,
-/// concatenated, into `y` (`[B * T, d]`).
+/// Causal multi-head attention over `qkv` (`[B * T, 3d]`, rows `b * T + t`),
+/// scores `scale q . k`: the probabilities into `p` (`[B, heads, T, T]`)
+/// and the heads' outputs, concatenated, into `y` (`[B * T, d]`).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn attend(qkv: &[f32], p: &mut [f32], y: &mut [f32], b: usize, t: usize, heads: usize, d: usize) {
+fn attend(
+    qkv: &[f32],
+    p: &mut [f32],
+    y: &mut [f32],
+    b: usize,
+    t: usize,
+    heads: usize,
+    d: usize,
+    scale: f32,
+) {
     let hd = d / heads;
-    let scale = 1.0 / (hd as f32).sqrt();
     let w = 3 * d;
     for s in 0..b {
         let seq = &qkv[s * t * w..(s + 1) * t * w];
@@ -613,9 +834,9 @@ fn attend_backward(
     t: usize,
     heads: usize,
     d: usize,
+    scale: f32,
 ) {
     let hd = d / heads;
-    let scale = 1.0 / (hd as f32).sqrt();
     let w = 3 * d;
     dqkv.fill(0.0);
     for s in 0..b {

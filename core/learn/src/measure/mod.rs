@@ -48,8 +48,9 @@
 //! | GRU | `hidden` | `[steps, hidden]` | the state after every step, as for the RNN |
 //! | LSTM | `hidden` | `[steps, hidden]` | the state `h` after every step, as for the RNN |
 //! | LSTM | `cell` | `[steps, hidden]` | the cell `c` after every step |
-//! | transformer | `embed` | `[steps, d_model]` | token (or projected input) plus position embedding |
+//! | transformer | `embed` | `[steps, d_model]` | token (or projected input) plus position embedding: the stream entering block 0 (the input itself with `embed = false, positions = false`) |
 //! | transformer | `blocks.{i}` | `[steps, d_model]` | the residual stream after block `i` (before any LayerNorm) |
+//! | transformer | `head_layers.{i}` | `[steps, head[i]]` | output of the ReLU layer `head_layers.{i}` before the readout (with `head = [..]`) |
 //! | bag | `mean` | `[steps, dim]` | the running mean of the embedded inputs |
 //!
 //! A registered family reads as its [`Family::reads`](crate::family::Family::reads)

@@ -73,6 +73,11 @@ pub(crate) fn transformer() -> ModelSpec {
         outputs: 3,
         layer_norm: true,
         activation: Activation::Gelu,
+        embed: true,
+        positions: true,
+        attn_out: true,
+        attn_scale: true,
+        head: Vec::new(),
     })
 }
 

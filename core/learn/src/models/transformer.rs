@@ -2,12 +2,20 @@
 //!
 //! `x = embed(input) + pos[0..T]`; each block is pre-LayerNorm,
 //! `x = x + attn(ln1(x))` then `x = x + proj(act(fc(ln2(x))))`; the
-//! readout is `head(ln_f(x))` at every position. Without LayerNorm
+//! readout is `head(relu(... relu(head_layers.0(ln_f(x)))))` at every
+//! position (no ReLU layers by default). Without LayerNorm
 //! (`layer_norm = false`, Reddy's model) every `ln` is the identity. The
 //! activation is GELU unless the spec says otherwise. Attention is causal and
 //! multi-head with scale `1 / sqrt(head_dim)`; `attn.qkv` holds the query,
 //! key and value projections in its rows, in that order. LayerNorm's eps
 //! is 1e-5 and GELU is the tanh approximation.
+//!
+//! The options of Reddy's model each remove a piece: `embed = false` the
+//! embedding (the real inputs are the stream), `positions = false` the
+//! position table, `d_ff = 0` the MLP (and `ln2`), `attn_out = false` the
+//! output projection (the heads' values are added to the stream),
+//! `attn_scale = false` the scores' scale; `head = [..]` adds the ReLU
+//! layers `head_layers.{i}`.
 //!
 //! The residual stream is kept as `[n * T, d]` rows so every projection is
 //! one 2-D matmul; only the attention scores are batched 4-D matmuls.
@@ -18,7 +26,7 @@
 //! broadcast, and `attn.qkv` is split by rows into three projections once
 //! at construction, for the reasons [`super::rnn`] gives.
 
-use candle_core::{D, Tensor};
+use candle_core::{D, DType, Tensor};
 use candle_nn::VarBuilder;
 
 use super::Input;
@@ -36,6 +44,7 @@ impl Family for TransformerSpec {
         let d = self.d_model;
         let mut p = Vec::new();
         match self.input {
+            _ if !self.embed => {}
             SequenceInput::Tokens { vocab } => p.push(ParamInfo {
                 name: "tok".into(),
                 shape: vec![vocab, d],
@@ -46,11 +55,14 @@ impl Family for TransformerSpec {
                 p.push(ParamInfo::vector("b_in", d, Role::Bias));
             }
         }
-        p.push(ParamInfo {
-            name: "pos".into(),
-            shape: vec![self.context, d],
-            role: Role::Embedding,
-        });
+        if self.positions {
+            p.push(ParamInfo {
+                name: "pos".into(),
+                shape: vec![self.context, d],
+                role: Role::Embedding,
+            });
+        }
+        let mlp = self.d_ff > 0;
         for l in 0..self.layers {
             let n = |s: &str| format!("layers.{l}.{s}");
             if self.layer_norm {
@@ -58,28 +70,46 @@ impl Family for TransformerSpec {
                 p.push(ParamInfo::vector(n("ln1.bias"), d, Role::Bias));
             }
             p.push(ParamInfo::matrix(n("attn.qkv"), 3 * d, d));
-            p.push(ParamInfo::matrix(n("attn.out"), d, d));
-            if self.layer_norm {
+            if self.attn_out {
+                p.push(ParamInfo::matrix(n("attn.out"), d, d));
+            }
+            if self.layer_norm && mlp {
                 p.push(ParamInfo::vector(n("ln2.weight"), d, Role::Gain));
                 p.push(ParamInfo::vector(n("ln2.bias"), d, Role::Bias));
             }
-            p.push(ParamInfo::matrix(n("mlp.fc"), self.d_ff, d));
-            p.push(ParamInfo::vector(n("mlp.fc_bias"), self.d_ff, Role::Bias));
-            p.push(ParamInfo::matrix(n("mlp.proj"), d, self.d_ff));
-            p.push(ParamInfo::vector(n("mlp.proj_bias"), d, Role::Bias));
+            if mlp {
+                p.push(ParamInfo::matrix(n("mlp.fc"), self.d_ff, d));
+                p.push(ParamInfo::vector(n("mlp.fc_bias"), self.d_ff, Role::Bias));
+                p.push(ParamInfo::matrix(n("mlp.proj"), d, self.d_ff));
+                p.push(ParamInfo::vector(n("mlp.proj_bias"), d, Role::Bias));
+            }
         }
         if self.layer_norm {
             p.push(ParamInfo::vector("ln_f.weight", d, Role::Gain));
             p.push(ParamInfo::vector("ln_f.bias", d, Role::Bias));
         }
-        p.push(ParamInfo::matrix("head", self.outputs, d));
+        let mut width = d;
+        for (i, &w) in self.head.iter().enumerate() {
+            p.push(ParamInfo::matrix(
+                format!("head_layers.{i}.weight"),
+                w,
+                width,
+            ));
+            p.push(ParamInfo::vector(
+                format!("head_layers.{i}.bias"),
+                w,
+                Role::Bias,
+            ));
+            width = w;
+        }
+        p.push(ParamInfo::matrix("head", self.outputs, width));
         p
     }
 
     fn reads(&self) -> Reads {
         Reads::Steps {
             input: self.input,
-            longest: Some(self.context),
+            longest: self.positions.then_some(self.context),
         }
     }
 
@@ -91,6 +121,12 @@ impl Family for TransformerSpec {
         std::iter::once("embed".to_string())
             .chain((0..self.layers).map(|i| format!("blocks.{i}")))
             .map(|name| Layer::new(name, self.d_model))
+            .chain(
+                self.head
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &w)| Layer::new(format!("head_layers.{i}"), w)),
+            )
             .collect()
     }
 
@@ -101,7 +137,13 @@ impl Family for TransformerSpec {
         let per_layer = product(&[c, (self.d_model as u64).saturating_mul(8)])
             .saturating_add(product(&[c, self.d_ff as u64, 2]))
             .saturating_add(product(&[self.heads as u64, c, c, 2]));
-        product(&[self.layers as u64, per_layer]).saturating_add(product(&[c, self.outputs as u64]))
+        let head = self
+            .head
+            .iter()
+            .fold(0u64, |a, &w| a.saturating_add(product(&[c, w as u64, 2])));
+        product(&[self.layers as u64, per_layer])
+            .saturating_add(head)
+            .saturating_add(product(&[c, self.outputs as u64]))
     }
 
     fn describe(&self) -> serde_json::Value {
@@ -116,11 +158,40 @@ impl Family for TransformerSpec {
             "outputs": self.outputs,
             "layer_norm": self.layer_norm,
             "activation": format!("{:?}", self.activation).to_lowercase(),
+            "embed": self.embed,
+            "positions": self.positions,
+            "attn_out": self.attn_out,
+            "attn_scale": self.attn_scale,
+            "head": self.head,
         })
     }
 
     fn build(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn Module>> {
         Ok(Box::new(Transformer::new(self, vb)?))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let d = self.d_model;
+        if let Some(i) = self.head.iter().position(|&w| w == 0) {
+            return Err(format!("the transformer's head layer {i} has width 0"));
+        }
+        if !self.embed {
+            match self.input {
+                SequenceInput::Tokens { .. } => {
+                    return Err(
+                        "a transformer without an input embedding (`embed = false`) reads real vectors, not tokens"
+                            .into(),
+                    );
+                }
+                SequenceInput::Dense { dim } if dim != d => {
+                    return Err(format!(
+                        "without an input embedding (`embed = false`) the inputs are the residual stream, so d_model ({d}) must equal the input width ({dim})"
+                    ));
+                }
+                SequenceInput::Dense { .. } => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -131,10 +202,18 @@ impl Module for Transformer {
 
     fn hidden(&self, input: &Input, index: usize) -> candle_core::Result<Tensor> {
         let (n, steps, mut stream) = self.residuals(input)?;
-        if index >= stream.len() {
+        if index < stream.len() {
+            return stream.swap_remove(index).reshape((n, steps, ()));
+        }
+        let Some(last) = stream.last() else {
+            candle_core::bail!("the transformer's residual stream is empty");
+        };
+        let mut head = self.head_layers(&normed(self.ln_f.as_ref(), last)?)?;
+        let i = index - stream.len();
+        if i >= head.len() {
             candle_core::bail!("the transformer has no hidden layer {index}");
         }
-        stream.swap_remove(index).reshape((n, steps, ()))
+        head.swap_remove(i).reshape((n, steps, ()))
     }
 }
 
@@ -146,13 +225,18 @@ const LN_EPS: f64 = 1e-5;
 pub struct Transformer {
     input: SequenceInput,
     embed: Embed,
-    pos: Tensor,
+    pos: Option<Tensor>,
     blocks: Vec<Block>,
     ln_f: Option<LayerNorm>,
+    /// The ReLU layers before the readout.
+    head_layers: Vec<Dense>,
     head: Dense,
     heads: usize,
+    /// Whether attention scores are scaled by `1 / sqrt(head_dim)`.
+    scaled: bool,
     context: usize,
     activation: Activation,
+    dtype: DType,
 }
 
 #[derive(Debug)]
@@ -161,6 +245,8 @@ enum Embed {
     Table(Tensor),
     /// `w_in [d, dim]` and `b_in [d]`.
     Projection(Dense),
+    /// None: the real inputs are the residual stream.
+    Identity,
 }
 
 #[derive(Debug)]
@@ -169,10 +255,10 @@ struct Block {
     q: Dense,
     k: Dense,
     v: Dense,
-    out: Dense,
+    out: Option<Dense>,
     ln2: Option<LayerNorm>,
-    fc: Dense,
-    proj: Dense,
+    /// `mlp.fc` and `mlp.proj`; none in an attention-only block.
+    mlp: Option<(Dense, Dense)>,
 }
 
 #[derive(Debug)]
@@ -183,7 +269,8 @@ struct LayerNorm {
 
 impl Transformer {
     /// Builds the transformer from `tok` (or `w_in` and `b_in`), `pos`,
-    /// `layers.{l}.*`, `ln_f.*` (with LayerNorm) and `head`.
+    /// `layers.{l}.*`, `ln_f.*` (with LayerNorm), `head_layers.{i}.*` and
+    /// `head`, those of them its spec has.
     pub fn new(spec: &TransformerSpec, vb: VarBuilder) -> candle_core::Result<Transformer> {
         let d = spec.d_model;
         if spec.heads == 0 || !d.is_multiple_of(spec.heads) {
@@ -192,47 +279,80 @@ impl Transformer {
                 spec.heads
             );
         }
+        if let Err(message) = spec.check() {
+            candle_core::bail!("{message}");
+        }
         let embed = match spec.input {
+            _ if !spec.embed => Embed::Identity,
             SequenceInput::Tokens { vocab } => Embed::Table(vb.get((vocab, d), "tok")?),
             SequenceInput::Dense { dim } => Embed::Projection(Dense::new(
                 vb.get((d, dim), "w_in")?,
                 Some(vb.get(d, "b_in")?),
             )),
         };
-        let pos = vb.get((spec.context, d), "pos")?;
-        let norm = |vb: VarBuilder| -> candle_core::Result<Option<LayerNorm>> {
-            spec.layer_norm.then(|| LayerNorm::new(d, vb)).transpose()
+        let pos = spec
+            .positions
+            .then(|| vb.get((spec.context, d), "pos"))
+            .transpose()?;
+        let norm = |on: bool, vb: VarBuilder| -> candle_core::Result<Option<LayerNorm>> {
+            on.then(|| LayerNorm::new(d, vb)).transpose()
         };
+        let mlp = spec.d_ff > 0;
         let mut blocks = Vec::with_capacity(spec.layers);
         for l in 0..spec.layers {
             let vb = vb.pp(format!("layers.{l}"));
             let qkv = vb.get((3 * d, d), "attn.qkv")?;
             let rows = |i: usize| qkv.narrow(0, i * d, d).map(|w| Dense::new(w, None));
+            let out = spec
+                .attn_out
+                .then(|| vb.get((d, d), "attn.out").map(|w| Dense::new(w, None)))
+                .transpose()?;
+            let mlp = mlp
+                .then(|| -> candle_core::Result<(Dense, Dense)> {
+                    Ok((
+                        Dense::new(
+                            vb.get((spec.d_ff, d), "mlp.fc")?,
+                            Some(vb.get(spec.d_ff, "mlp.fc_bias")?),
+                        ),
+                        Dense::new(
+                            vb.get((d, spec.d_ff), "mlp.proj")?,
+                            Some(vb.get(d, "mlp.proj_bias")?),
+                        ),
+                    ))
+                })
+                .transpose()?;
             blocks.push(Block {
-                ln1: norm(vb.pp("ln1"))?,
+                ln1: norm(spec.layer_norm, vb.pp("ln1"))?,
                 q: rows(0)?,
                 k: rows(1)?,
                 v: rows(2)?,
-                out: Dense::new(vb.get((d, d), "attn.out")?, None),
-                ln2: norm(vb.pp("ln2"))?,
-                fc: Dense::new(
-                    vb.get((spec.d_ff, d), "mlp.fc")?,
-                    Some(vb.get(spec.d_ff, "mlp.fc_bias")?),
-                ),
-                proj: Dense::new(
-                    vb.get((d, spec.d_ff), "mlp.proj")?,
-                    Some(vb.get(d, "mlp.proj_bias")?),
-                ),
+                out,
+                ln2: norm(spec.layer_norm && mlp.is_some(), vb.pp("ln2"))?,
+                mlp,
             });
         }
+        let mut width = d;
+        let mut head_layers = Vec::with_capacity(spec.head.len());
+        for (i, &w) in spec.head.iter().enumerate() {
+            let vb = vb.pp(format!("head_layers.{i}"));
+            head_layers.push(Dense::new(
+                vb.get((w, width), "weight")?,
+                Some(vb.get(w, "bias")?),
+            ));
+            width = w;
+        }
+        let head = vb.get((spec.outputs, width), "head")?;
         Ok(Transformer {
             input: spec.input,
             embed,
             pos,
             blocks,
-            ln_f: norm(vb.pp("ln_f"))?,
-            head: Dense::new(vb.get((spec.outputs, d), "head")?, None),
+            ln_f: norm(spec.layer_norm, vb.pp("ln_f"))?,
+            head_layers,
+            dtype: head.dtype(),
+            head: Dense::new(head, None),
             heads: spec.heads,
+            scaled: spec.attn_scale,
             context: spec.context,
             activation: spec.activation,
         })
@@ -245,65 +365,90 @@ impl Transformer {
         let Some(x) = stream.last() else {
             candle_core::bail!("the transformer's residual stream is empty");
         };
-        self.head
-            .forward(&normed(self.ln_f.as_ref(), x)?)?
-            .reshape((n, steps, ()))
+        let x = normed(self.ln_f.as_ref(), x)?;
+        let x = match self.head_layers(&x)?.pop() {
+            Some(h) => h,
+            None => x,
+        };
+        self.head.forward(&x)?.reshape((n, steps, ()))
+    }
+
+    /// The activations of every ReLU layer before the readout, from the
+    /// final stream `x` (after `ln_f`), rows `[n * steps, width]`.
+    fn head_layers(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        let mut out: Vec<Tensor> = Vec::with_capacity(self.head_layers.len());
+        for layer in &self.head_layers {
+            let h = layer.forward(out.last().unwrap_or(x))?.relu()?;
+            out.push(h);
+        }
+        Ok(out)
     }
 
     /// The residual stream as rows `[n * steps, d]` for `n` sequences of
-    /// `steps` positions: the token (or projected) plus position embedding,
-    /// then the stream after each block; the last is what
-    /// [`Transformer::forward`] reads out.
+    /// `steps` positions: the token (or projected, or plain) input plus
+    /// position embedding, then the stream after each block; the last is
+    /// what [`Transformer::forward`] reads out.
     pub(crate) fn residuals(
         &self,
         input: &Input,
     ) -> candle_core::Result<(usize, usize, Vec<Tensor>)> {
+        let dense = |x: &Tensor| -> candle_core::Result<(usize, usize, Tensor)> {
+            let (n, steps, width) = x.dims3()?;
+            let dim = self.input.width();
+            if width != dim {
+                candle_core::bail!(
+                    "the transformer reads {dim} values per position but the input sequence has {width}"
+                );
+            }
+            Ok((n, steps, x.to_dtype(self.dtype)?.reshape((n * steps, dim))?))
+        };
         let (n, steps, x) = match (&self.embed, input) {
             (Embed::Table(table), Input::Tokens(tokens)) => {
                 let (n, steps) = tokens.dims2()?;
                 (n, steps, table.embedding(&tokens.flatten_all()?)?)
             }
             (Embed::Projection(w_in), Input::Sequence(x)) => {
-                let (n, steps, width) = x.dims3()?;
-                let dim = self.input.width();
-                if width != dim {
-                    candle_core::bail!(
-                        "the transformer reads {dim} values per position but the input sequence has {width}"
-                    );
-                }
-                let x = x.to_dtype(self.pos.dtype())?.reshape((n * steps, dim))?;
+                let (n, steps, x) = dense(x)?;
                 (n, steps, w_in.forward(&x)?)
             }
+            (Embed::Identity, Input::Sequence(x)) => dense(x)?,
             (Embed::Table(_), _) => candle_core::bail!(
                 "the transformer reads token sequences [n, steps] (u32, vocabulary {}), not this input",
                 self.input.width()
             ),
-            (Embed::Projection(_), _) => candle_core::bail!(
+            (Embed::Projection(_) | Embed::Identity, _) => candle_core::bail!(
                 "the transformer reads real sequences [n, steps, {}], not this input",
                 self.input.width()
             ),
         };
-        if steps == 0 || steps > self.context {
+        if steps == 0 || (self.pos.is_some() && steps > self.context) {
             candle_core::bail!(
                 "the transformer reads 1 to {} positions (its position table) but the input has {steps}",
                 self.context
             );
         }
-        let d = self.pos.dim(1)?;
-        let pos = self.pos.narrow(0, 0, steps)?.reshape(steps * d)?;
-        let mut x = (x.reshape((n, steps * d))? + spread(&pos, n)?)?.reshape((n * steps, d))?;
+        let mut x = match &self.pos {
+            Some(pos) => {
+                let d = pos.dim(1)?;
+                let pos = pos.narrow(0, 0, steps)?.reshape(steps * d)?;
+                (x.reshape((n, steps * d))? + spread(&pos, n)?)?.reshape((n * steps, d))?
+            }
+            None => x,
+        };
         let mask = causal_mask(steps, &x)?;
         let mut stream = Vec::with_capacity(self.blocks.len() + 1);
         for block in &self.blocks {
             stream.push(x.clone());
             let a = normed(block.ln1.as_ref(), &x)?;
-            x = (&x + block.attend(&a, n, steps, self.heads, &mask)?)?;
-            let z = block.fc.forward(&normed(block.ln2.as_ref(), &x)?)?;
-            let hidden = match self.activation {
-                Activation::Gelu => gelu(&z)?,
-                other => activate(other, &z)?,
-            };
-            x = (&x + block.proj.forward(&hidden)?)?;
+            x = (&x + block.attend(&a, n, steps, self.heads, self.scaled, &mask)?)?;
+            if let Some((fc, proj)) = &block.mlp {
+                let z = fc.forward(&normed(block.ln2.as_ref(), &x)?)?;
+                let hidden = match self.activation {
+                    Activation::Gelu => gelu(&z)?,
+                    other => activate(other, &z)?,
+                };
+                x = (&x + proj.forward(&hidden)?)?;
+            }
         }
         stream.push(x);
         Ok((n, steps, stream))
@@ -318,6 +463,7 @@ impl Block {
         n: usize,
         steps: usize,
         heads: usize,
+        scaled: bool,
         mask: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let d = x.dim(1)?;
@@ -329,12 +475,20 @@ impl Block {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = (split(&self.q)? * (1.0 / (hd as f64).sqrt()))?;
+        let q = split(&self.q)?;
+        let q = if scaled {
+            (q * (1.0 / (hd as f64).sqrt()))?
+        } else {
+            q
+        };
         let (k, v) = (split(&self.k)?, split(&self.v)?);
         let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
         let attn = softmax_last(&scores)?;
         let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((n * steps, d))?;
-        self.out.forward(&y)
+        match &self.out {
+            Some(out) => out.forward(&y),
+            None => Ok(y),
+        }
     }
 }
 
@@ -410,6 +564,11 @@ mod tests {
             outputs: 5,
             layer_norm: true,
             activation: Activation::Gelu,
+            embed: true,
+            positions: true,
+            attn_out: true,
+            attn_scale: true,
+            head: Vec::new(),
         }
     }
 
@@ -513,5 +672,261 @@ mod tests {
             || model.forward(&x),
             &["w_in", "b_in", "layers.1.attn.qkv"],
         );
+    }
+
+    /// Reddy's model at a small width: 8-wide real tokens are the residual
+    /// stream, two attention-only layers of one head, no LayerNorm, no
+    /// output projection or score scale, three ReLU layers, a readout.
+    fn reddy() -> TransformerSpec {
+        TransformerSpec {
+            heads: 1,
+            d_ff: 0,
+            layer_norm: false,
+            activation: Activation::Relu,
+            embed: false,
+            positions: false,
+            attn_out: false,
+            attn_scale: false,
+            head: vec![7, 6, 5],
+            ..spec(SequenceInput::Dense { dim: 8 })
+        }
+    }
+
+    /// Each new option alone on the default model (LayerNorm, GELU, two
+    /// heads), then all of them together.
+    fn variants() -> Vec<(&'static str, TransformerSpec)> {
+        let base = spec(SequenceInput::Dense { dim: 8 });
+        vec![
+            (
+                "d_ff = 0",
+                TransformerSpec {
+                    d_ff: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "embed = false",
+                TransformerSpec {
+                    embed: false,
+                    ..base.clone()
+                },
+            ),
+            (
+                "positions = false",
+                TransformerSpec {
+                    positions: false,
+                    ..base.clone()
+                },
+            ),
+            (
+                "attn_out = false",
+                TransformerSpec {
+                    attn_out: false,
+                    ..base.clone()
+                },
+            ),
+            (
+                "attn_scale = false",
+                TransformerSpec {
+                    attn_scale: false,
+                    ..base.clone()
+                },
+            ),
+            (
+                "head = [7, 6]",
+                TransformerSpec {
+                    head: vec![7, 6],
+                    ..base
+                },
+            ),
+            ("Reddy's model", reddy()),
+        ]
+    }
+
+    fn names(s: &TransformerSpec) -> Vec<String> {
+        s.params().into_iter().map(|p| p.name).collect()
+    }
+
+    #[test]
+    fn options_drop_or_add_their_parameters() {
+        assert_eq!(
+            names(&reddy()),
+            [
+                "layers.0.attn.qkv",
+                "layers.1.attn.qkv",
+                "head_layers.0.weight",
+                "head_layers.0.bias",
+                "head_layers.1.weight",
+                "head_layers.1.bias",
+                "head_layers.2.weight",
+                "head_layers.2.bias",
+                "head",
+            ]
+        );
+        let shapes: Vec<Vec<usize>> = reddy().params().into_iter().map(|p| p.shape).collect();
+        assert_eq!(shapes[2], [7, 8]);
+        assert_eq!(shapes[4], [6, 7]);
+        assert_eq!(shapes[8], [5, 5]);
+        let base = names(&spec(SequenceInput::Dense { dim: 8 }));
+        for (what, s) in variants() {
+            let got = names(&s);
+            let gone: Vec<&String> = base.iter().filter(|n| !got.contains(n)).collect();
+            let added: Vec<&String> = got.iter().filter(|n| !base.contains(n)).collect();
+            let expected_gone = |n: &str| match what {
+                "d_ff = 0" => n.contains(".mlp.") || n.contains(".ln2."),
+                "embed = false" => n == "w_in" || n == "b_in",
+                "positions = false" => n == "pos",
+                "attn_out = false" => n.ends_with("attn.out"),
+                _ => false,
+            };
+            if what == "Reddy's model" {
+                continue;
+            }
+            assert!(
+                gone.iter().all(|n| expected_gone(n))
+                    && base.iter().all(|n| !expected_gone(n) || gone.contains(&n)),
+                "{what}: dropped {gone:?}"
+            );
+            let head = what.starts_with("head");
+            assert_eq!(added.is_empty(), !head, "{what}: added {added:?}");
+            // Whatever is kept stays in the default's order.
+            let kept: Vec<&String> = got.iter().filter(|n| base.contains(n)).collect();
+            let order: Vec<&String> = base.iter().filter(|n| got.contains(n)).collect();
+            assert_eq!(kept, order, "{what}");
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_with_each_option() {
+        let dev = Device::Cpu;
+        let mut rng = 0.3f64;
+        let x: Vec<f64> = (0..2 * 5 * 8)
+            .map(|_| {
+                rng = (rng * 997.0 + 0.123).fract();
+                rng - 0.5
+            })
+            .collect();
+        let x = Input::Sequence(Tensor::from_vec(x, (2, 5, 8), &dev).unwrap());
+        for (seed, (what, s)) in variants().into_iter().enumerate() {
+            let (vm, model) = build(&s, 10 + seed as u64, DType::F64);
+            let all = names(&s);
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            eprintln!("{what}");
+            assert_gradients_match(&vm, || model.forward(&x), &all);
+        }
+    }
+
+    #[test]
+    fn head_layers_are_hidden_layers_and_feed_the_readout() {
+        let dev = Device::Cpu;
+        let s = reddy();
+        let layers: Vec<String> = s.layers().into_iter().map(|l| l.name).collect();
+        assert_eq!(
+            layers,
+            [
+                "embed",
+                "blocks.0",
+                "blocks.1",
+                "head_layers.0",
+                "head_layers.1",
+                "head_layers.2"
+            ]
+        );
+        assert_eq!(s.layers()[4].width, 6);
+        let (vm, model) = build(&s, 5, DType::F32);
+        let x = Tensor::rand(-1f32, 1., (3, 4, 8), &dev).unwrap();
+        let input = Input::Sequence(x.clone());
+        // Without an embedding or positions the stream starts as the input.
+        let embed = Module::hidden(&model, &input, 0).unwrap();
+        assert_eq!(
+            embed.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        let top = Module::hidden(&model, &input, 5).unwrap();
+        assert_eq!(top.dims(), &[3, 4, 5]);
+        assert!(
+            top.flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .all(|&v| v >= 0.0)
+        );
+        let head = vm.data().lock().unwrap()["head"].as_tensor().clone();
+        let by_hand = top
+            .reshape((12, 5))
+            .unwrap()
+            .matmul(&head.t().unwrap())
+            .unwrap();
+        let out = model.forward(&input).unwrap().reshape((12, 5)).unwrap();
+        let gap = (by_hand - out)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(gap < 1e-6, "{gap}");
+        assert!(Module::hidden(&model, &input, 6).is_err());
+    }
+
+    #[test]
+    fn without_positions_any_length_is_read_and_without_embedding_the_width_is_d_model() {
+        let dev = Device::Cpu;
+        let s = reddy();
+        assert_eq!(
+            s.reads(),
+            Reads::Steps {
+                input: SequenceInput::Dense { dim: 8 },
+                longest: None
+            }
+        );
+        let (_, model) = build(&s, 6, DType::F32);
+        let long = Tensor::ones((1, 9, 8), DType::F32, &dev).unwrap();
+        assert_eq!(
+            model.forward(&Input::Sequence(long)).unwrap().dims(),
+            &[1, 9, 5]
+        );
+        assert_eq!(s.check(), Ok(()));
+        let wide = TransformerSpec {
+            input: SequenceInput::Dense { dim: 9 },
+            ..reddy()
+        };
+        let err = wide.check().unwrap_err();
+        assert!(
+            err.contains("d_model (8) must equal the input width (9)"),
+            "{err}"
+        );
+        let vm = random_varmap(&ModelSpec::Transformer(wide.clone()), 1, DType::F32);
+        let err = Transformer::new(
+            &wide,
+            VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must equal the input width"), "{err}");
+        let tokens = TransformerSpec {
+            input: SequenceInput::Tokens { vocab: 8 },
+            ..reddy()
+        };
+        assert!(tokens.check().unwrap_err().contains("not tokens"));
+        let zero = TransformerSpec {
+            head: vec![4, 0],
+            ..reddy()
+        };
+        assert!(
+            zero.check()
+                .unwrap_err()
+                .contains("head layer 1 has width 0")
+        );
+        let err = ModelSpec::Transformer(zero)
+            .check_task(&lineage_env::Task::SequenceClassification {
+                inputs: 8,
+                classes: 5,
+                steps: 4,
+            })
+            .unwrap_err();
+        assert!(err.contains("width 0"), "{err}");
     }
 }

@@ -558,10 +558,26 @@ pub(crate) enum BuiltInModel {
         d_model: usize,
         heads: usize,
         layers: usize,
+        /// 0: attention-only blocks.
         d_ff: Option<usize>,
         #[serde(default = "yes")]
         layer_norm: bool,
         activation: Option<String>,
+        /// `false`: no input embedding; the inputs are the residual stream.
+        #[serde(default = "yes")]
+        embed: bool,
+        /// `false`: no learned position table.
+        #[serde(default = "yes")]
+        positions: bool,
+        /// `false`: no attention output projection.
+        #[serde(default = "yes")]
+        attn_out: bool,
+        /// `false`: attention scores are not scaled by 1/sqrt(head width).
+        #[serde(default = "yes")]
+        attn_scale: bool,
+        /// Widths of ReLU layers before the readout.
+        #[serde(default)]
+        head: Vec<usize>,
     },
 }
 

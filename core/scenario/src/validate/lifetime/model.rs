@@ -147,6 +147,11 @@ impl<E> Check<'_, E> {
                 d_ff,
                 layer_norm,
                 activation: a,
+                embed,
+                positions,
+                attn_out,
+                attn_scale,
+                head,
             } => {
                 let d = positive("d_model", *d_model)?;
                 let h = positive("heads", *heads)?;
@@ -155,6 +160,30 @@ impl<E> Check<'_, E> {
                         "model.heads",
                         format!("{h} heads do not divide d_model = {d}"),
                     );
+                }
+                self.at_most("model.head", head.len(), super::MAX_LAYERS)?;
+                for (i, &w) in head.iter().enumerate() {
+                    let field = format!("model.head[{i}]");
+                    if w == 0 {
+                        return self.err(&field, "expected a layer width of at least 1, found 0");
+                    }
+                    self.at_most(&field, w, super::MAX_WIDTH)?;
+                }
+                if !embed {
+                    if tokens {
+                        return self.err(
+                            "model.embed",
+                            "`embed = false` needs real-valued inputs: token inputs need an embedding",
+                        );
+                    }
+                    if d != inputs {
+                        return self.err(
+                            "model.d_model",
+                            format!(
+                                "with `embed = false` the inputs are the residual stream, so d_model must equal the environment's input width {inputs}, found {d}"
+                            ),
+                        );
+                    }
                 }
                 let context =
                     match *task {
@@ -171,10 +200,16 @@ impl<E> Check<'_, E> {
                     d_model: d,
                     heads: h,
                     layers: positive("layers", *layers)?,
-                    d_ff: positive("d_ff", d_ff.unwrap_or(4 * d))?,
+                    // 0: attention-only blocks.
+                    d_ff: d_ff.unwrap_or(4 * d),
                     outputs,
                     layer_norm: *layer_norm,
                     activation: a.as_deref().map_or(Ok(Activation::Gelu), activation)?,
+                    embed: *embed,
+                    positions: *positions,
+                    attn_out: *attn_out,
+                    attn_scale: *attn_scale,
+                    head: head.clone(),
                 })
             }
         })
@@ -282,11 +317,13 @@ impl<E> Check<'_, E> {
 mod tests {
     //! The recurrent families a scenario names by `kind`: an LSTM is built
     //! where a GRU is, and a bad `hidden` is refused at the same field
-    //! with the same message for both.
+    //! with the same message for both. The transformer's options for
+    //! Reddy's model: they parse, their defaults leave the model as it was,
+    //! and bad ones are refused at their field.
 
     use std::path::Path;
 
-    use lineage_learn::spec::{LstmSpec, ModelSpec, SequenceInput};
+    use lineage_learn::spec::{Activation, LstmSpec, ModelSpec, SequenceInput, TransformerSpec};
 
     use crate::ScenarioError;
 
@@ -407,5 +444,124 @@ optimizer = {{ method = "adam", lr = 1e-3 }}
                 "this model cannot read the environment's data",
             );
         }
+    }
+
+    /// Reddy's world: 8 pairs, one-hot positions at a random offset in 65
+    /// slots and 63 content dimensions, so tokens are 128 wide.
+    const REDDY_ICL: &str = "{ kind = \"icl\", classes = 64, dim = 63, labels = 32, pairs = 8, \
+                             burstiness = 4, positions = \"random_offset\", max_pairs = 32, \
+                             heldout = 20, probe_sequences = 0, seed = 3 }";
+    const REDDY: &str = "kind = \"transformer\", d_model = 128, heads = 1, layers = 2, d_ff = 0, \
+                         layer_norm = false, embed = false, positions = false, attn_out = false, \
+                         attn_scale = false, head = [128, 128, 128]";
+    const HMM: &str = "{ kind = \"hmm\", tokens = 16, states = 4, context = 8, corpus = 500, heldout = 8, seed = 1 }";
+
+    fn transformer(environment: &str, fields: &str) -> Result<TransformerSpec, (String, String)> {
+        match outcome(environment, &format!("{{ {fields} }}"))? {
+            ModelSpec::Transformer(t) => Ok(t),
+            other => panic!("not a transformer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reddys_transformer_reads_his_tokens_as_its_residual_stream() {
+        let t = transformer(REDDY_ICL, REDDY).unwrap();
+        assert_eq!(
+            t,
+            TransformerSpec {
+                input: SequenceInput::Dense { dim: 128 },
+                context: 17,
+                d_model: 128,
+                heads: 1,
+                layers: 2,
+                d_ff: 0,
+                outputs: 32,
+                layer_norm: false,
+                activation: Activation::Gelu,
+                embed: false,
+                positions: false,
+                attn_out: false,
+                attn_scale: false,
+                head: vec![128, 128, 128],
+            }
+        );
+        let names: Vec<String> = ModelSpec::Transformer(t)
+            .params()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names.first().map(String::as_str), Some("layers.0.attn.qkv"));
+        assert_eq!(names.len(), 2 + 3 * 2 + 1);
+    }
+
+    #[test]
+    fn a_transformer_without_the_new_keys_is_the_one_it_was() {
+        let t = transformer(
+            REDDY_ICL,
+            "kind = \"transformer\", d_model = 16, heads = 2, layers = 1",
+        )
+        .unwrap();
+        assert_eq!(
+            (t.d_ff, t.layer_norm, t.activation, t.embed, t.positions),
+            (64, true, Activation::Gelu, true, true)
+        );
+        assert_eq!((t.attn_out, t.attn_scale, t.head.len()), (true, true, 0));
+        let t = transformer(
+            HMM,
+            "kind = \"transformer\", d_model = 16, heads = 2, layers = 1, d_ff = 0",
+        )
+        .unwrap();
+        assert_eq!((t.d_ff, t.input), (0, SequenceInput::Tokens { vocab: 16 }));
+    }
+
+    #[test]
+    fn bad_transformer_options_are_located() {
+        let check = |environment: &str, fields: &str, field: &str, message: &str| {
+            let got = transformer(environment, fields);
+            let Err((got_field, got_message)) = &got else {
+                panic!("{fields} validated; expected an error at `{field}`");
+            };
+            assert!(
+                got_field == field && got_message.contains(message),
+                "{fields}: expected `{field}`: …{message}…, got `{got_field}`: {got_message}"
+            );
+        };
+        let reddy = |change: &str| format!("{REDDY}, {change}");
+        check(
+            REDDY_ICL,
+            &REDDY.replace("d_model = 128", "d_model = 64"),
+            "lifetime.model.d_model",
+            "with `embed = false` the inputs are the residual stream, so d_model must equal the environment's input width 128, found 64",
+        );
+        check(
+            REDDY_ICL,
+            &REDDY.replace("head = [128, 128, 128]", "head = [128, 0]"),
+            "lifetime.model.head[1]",
+            "expected a layer width of at least 1, found 0",
+        );
+        check(
+            REDDY_ICL,
+            &REDDY.replace("head = [128, 128, 128]", "head = [2000000]"),
+            "lifetime.model.head[0]",
+            "expected at most 1048576, found 2000000",
+        );
+        check(
+            REDDY_ICL,
+            &REDDY.replace("head = [128, 128, 128]", "head = 128"),
+            "lifetime.model",
+            "expected a sequence, found integer `128`",
+        );
+        check(
+            HMM,
+            "kind = \"transformer\", d_model = 16, heads = 1, layers = 1, embed = false",
+            "lifetime.model.embed",
+            "`embed = false` needs real-valued inputs",
+        );
+        check(
+            REDDY_ICL,
+            &reddy("attn_bias = false"),
+            "lifetime.model.attn_bias",
+            "unknown key `attn_bias`",
+        );
     }
 }
