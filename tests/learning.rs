@@ -594,7 +594,7 @@ fn a_registered_family_is_named_by_kind_exported_and_its_fields_checked() {
             &[
                 "lifetime.model.kind",
                 "unknown model kind `bags`",
-                "gru, transformer, bag",
+                "gru, lstm, transformer, bag",
             ][..],
         ),
         ("kind = \"bag\"", &["lifetime.model", "missing field `dim`"]),
