@@ -219,6 +219,26 @@ impl TransformerSpec {
     pub fn readout_width(&self) -> usize {
         self.head.last().copied().unwrap_or(self.d_model)
     }
+
+    /// `self` with each of Reddy's options alone (`head` the head layers'
+    /// widths), named as a scenario writes it: the variants the two
+    /// training paths' tests run.
+    #[cfg(test)]
+    pub(crate) fn each_option(&self, head: Vec<usize>) -> Vec<(String, TransformerSpec)> {
+        let with = |what: &str, change: &dyn Fn(&mut TransformerSpec)| {
+            let mut s = self.clone();
+            change(&mut s);
+            (what.to_owned(), s)
+        };
+        vec![
+            with("d_ff = 0", &|s| s.d_ff = 0),
+            with("embed = false", &|s| s.embed = false),
+            with("positions = false", &|s| s.positions = false),
+            with("attn_out = false", &|s| s.attn_out = false),
+            with("attn_scale = false", &|s| s.attn_scale = false),
+            with(&format!("head = {head:?}"), &|s| s.head = head.clone()),
+        ]
+    }
 }
 
 /// Any network Lineage can train.

@@ -694,53 +694,10 @@ mod tests {
 
     /// Each new option alone on the default model (LayerNorm, GELU, two
     /// heads), then all of them together.
-    fn variants() -> Vec<(&'static str, TransformerSpec)> {
-        let base = spec(SequenceInput::Dense { dim: 8 });
-        vec![
-            (
-                "d_ff = 0",
-                TransformerSpec {
-                    d_ff: 0,
-                    ..base.clone()
-                },
-            ),
-            (
-                "embed = false",
-                TransformerSpec {
-                    embed: false,
-                    ..base.clone()
-                },
-            ),
-            (
-                "positions = false",
-                TransformerSpec {
-                    positions: false,
-                    ..base.clone()
-                },
-            ),
-            (
-                "attn_out = false",
-                TransformerSpec {
-                    attn_out: false,
-                    ..base.clone()
-                },
-            ),
-            (
-                "attn_scale = false",
-                TransformerSpec {
-                    attn_scale: false,
-                    ..base.clone()
-                },
-            ),
-            (
-                "head = [7, 6]",
-                TransformerSpec {
-                    head: vec![7, 6],
-                    ..base
-                },
-            ),
-            ("Reddy's model", reddy()),
-        ]
+    fn variants() -> Vec<(String, TransformerSpec)> {
+        let mut all = spec(SequenceInput::Dense { dim: 8 }).each_option(vec![7, 6]);
+        all.push(("Reddy's model".into(), reddy()));
+        all
     }
 
     fn names(s: &TransformerSpec) -> Vec<String> {
@@ -772,7 +729,7 @@ mod tests {
             let got = names(&s);
             let gone: Vec<&String> = base.iter().filter(|n| !got.contains(n)).collect();
             let added: Vec<&String> = got.iter().filter(|n| !base.contains(n)).collect();
-            let expected_gone = |n: &str| match what {
+            let expected_gone = |n: &str| match what.as_str() {
                 "d_ff = 0" => n.contains(".mlp.") || n.contains(".ln2."),
                 "embed = false" => n == "w_in" || n == "b_in",
                 "positions = false" => n == "pos",

@@ -519,53 +519,10 @@ fn reddy_spec() -> TransformerSpec {
 
 /// Each new option alone on [`wide_spec`] (LayerNorm, GELU, two heads),
 /// then all of them together.
-fn option_specs() -> Vec<(&'static str, TransformerSpec)> {
-    let base = wide_spec();
-    vec![
-        (
-            "d_ff = 0",
-            TransformerSpec {
-                d_ff: 0,
-                ..base.clone()
-            },
-        ),
-        (
-            "embed = false",
-            TransformerSpec {
-                embed: false,
-                ..base.clone()
-            },
-        ),
-        (
-            "positions = false",
-            TransformerSpec {
-                positions: false,
-                ..base.clone()
-            },
-        ),
-        (
-            "attn_out = false",
-            TransformerSpec {
-                attn_out: false,
-                ..base.clone()
-            },
-        ),
-        (
-            "attn_scale = false",
-            TransformerSpec {
-                attn_scale: false,
-                ..base.clone()
-            },
-        ),
-        (
-            "head = [7, 5]",
-            TransformerSpec {
-                head: vec![7, 5],
-                ..base
-            },
-        ),
-        ("Reddy's model", reddy_spec()),
-    ]
+fn option_specs() -> Vec<(String, TransformerSpec)> {
+    let mut all = wide_spec().each_option(vec![7, 5]);
+    all.push(("Reddy's model".into(), reddy_spec()));
+    all
 }
 
 #[test]
