@@ -115,19 +115,46 @@ develop = {{ density = 0.5, init = \"kaiming\" }}
 
 /// A causal transformer (the fast CPU path) reading in-context-learning
 /// sequences, scored on the query's label alone (every other label is
-/// IGNORE), trained by AdamW with clipping and a schedule: once with
+/// IGNORE): twice trained by AdamW with clipping and a schedule, once with
 /// pre-LayerNorm GELU blocks (two of them), once without LayerNorm and with
-/// ReLU (Reddy's model). The replay reads the model's heads and activation
-/// from `lifetime.json` and every shape from the birth weights.
+/// ReLU; and once as Reddy (ICLR 2024) built and trained it: attention-only
+/// blocks on the raw tokens (no embedding, no position table, no output
+/// projection, unscaled scores), ReLU layers on the stream before the
+/// readout, tokens with their position one-hot at a random offset, plain
+/// SGD with weight decay. The replay reads the model's options from
+/// `lifetime.json` and checks them against the birth weights' names and
+/// shapes.
 #[test]
 fn transformer_lifetime_replays_in_jax() {
     // Learning rates a tenth of the MLPs': AdamW steps of 0.02 or more
     // are too coarse for this small transformer.
     let base = BASE.replace("min = 0.02, max = 0.05", "min = 0.002, max = 0.005");
     assert_ne!(base, BASE, "the learning-rate gene's range is in BASE");
-    for model in [
-        "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 2, d_ff = 32 }",
-        "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 1, d_ff = 32, layer_norm = false, activation = \"relu\" }",
+    let adamw = "{ method = \"adamw\", weight_decay = 0.05, clip = 1.0, schedule = \"warmup-hold-cooldown\", warmup = 10, cooldown = 50 }";
+    let icl = "{ kind = \"icl\", classes = 32, dim = 8, labels = 4, pairs = 4, burstiness = 2, heldout = 50, probe_sequences = 0, seed = 3 }";
+    // 13 position slots (max_pairs 6) and 11 content dimensions: 24-wide
+    // tokens, Reddy's model's stream.
+    let reddy_icl = "{ kind = \"icl\", classes = 32, dim = 11, labels = 4, pairs = 4, burstiness = 2, p_bursty = 0.5, p_novel = 0.5, novel_classes = 16, positions = \"random_offset\", max_pairs = 6, heldout = 50, probe_sequences = 0, seed = 3 }";
+    for (base, model, environment, optimizer) in [
+        (
+            base.as_str(),
+            "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 2, d_ff = 32 }",
+            icl,
+            adamw,
+        ),
+        (
+            base.as_str(),
+            "{ kind = \"transformer\", d_model = 16, heads = 2, layers = 1, d_ff = 32, layer_norm = false, activation = \"relu\" }",
+            icl,
+            adamw,
+        ),
+        (
+            // Plain SGD at the MLPs' learning rates (0.02 to 0.05).
+            BASE,
+            "{ kind = \"transformer\", d_model = 24, heads = 1, layers = 2, d_ff = 0, layer_norm = false, embed = false, positions = false, attn_out = false, attn_scale = false, head = [16, 16] }",
+            reddy_icl,
+            "{ method = \"sgd\", weight_decay = 1e-4 }",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let scenario = format!(
@@ -137,9 +164,9 @@ budget = 1600
 steps = 150
 batch = 16
 eval_every = 50
-environment = {{ kind = \"icl\", classes = 32, dim = 8, labels = 4, pairs = 4, burstiness = 2, heldout = 50, probe_sequences = 0, seed = 3 }}
+environment = {environment}
 model = {model}
-optimizer = {{ method = \"adamw\", weight_decay = 0.05, clip = 1.0, schedule = \"warmup-hold-cooldown\", warmup = 10, cooldown = 50 }}
+optimizer = {optimizer}
 "
         );
         let rel = replay(dir.path(), &scenario, "3");

@@ -60,30 +60,50 @@ def transformer_spec(model, birth, names):
     them, checked against the birth weights' shapes and names."""
     layer_norm = "ln_f.weight" in names
     assert model["layer_norm"] == layer_norm, f"layer_norm {model['layer_norm']} but the parameters say {layer_norm}"
-    context, d = birth["pos"].shape
-    assert (context, d) == (model["context"], model["d_model"]), model
+    d = int(model["d_model"])
+    positions = "pos" in names
+    assert positions == model.get("positions", True), model
+    if positions:
+        assert birth["pos"].shape == (model["context"], d), model
+    embed = "tok" in names or "w_in" in names
+    assert embed == model.get("embed", True), model
+    head = [int(w) for w in model.get("head", [])]
     spec = {
         "tokens": "tok" in names,
-        "context": context,
+        "embed": embed,
+        "positions": positions,
+        "context": int(model["context"]),
         "d": d,
         "heads": int(model["heads"]),
         "layers": int(model["layers"]),
         "layer_norm": layer_norm,
         "activation": model["activation"],
+        "mlp": int(model.get("d_ff", 4 * d)) > 0,
+        "attn_out": model.get("attn_out", True),
+        "attn_scale": model.get("attn_scale", True),
+        "head": head,
     }
     assert spec["layers"] == sum(1 for k in names if k.endswith(".attn.qkv")), model
+    assert spec["mlp"] == ("layers.0.mlp.fc" in names), model
+    assert spec["attn_out"] == ("layers.0.attn.out" in names), model
+    assert len(head) == sum(1 for k in names if k.startswith("head_layers.") and k.endswith(".weight")), model
     assert d % spec["heads"] == 0, f"{spec['heads']} heads do not divide d_model {d}"
     return spec
 
 
 def transformer_forward(spec):
-    """`x = embed(input) + pos[:T]`; pre-LayerNorm blocks (or none)
-    `x += attn(ln1(x)); x += proj(act(fc(ln2(x))))`; `head(ln_f(x))` at
-    every position; causal multi-head attention scaled 1/sqrt(head_dim),
-    `attn.qkv` rows = [q; k; v]."""
+    """`x = embed(input) + pos[:T]` (each term only where the model has
+    it: without `embed` the inputs are the stream); pre-LayerNorm blocks
+    (or none) `x += attn(ln1(x)); x += proj(act(fc(ln2(x))))` (attention
+    only when `d_ff = 0`); then ReLU `head_layers` and the readout `head`
+    at every position. Causal multi-head attention, scaled by
+    1/sqrt(head_dim) unless `attn_scale` is off, `attn.qkv` rows =
+    [q; k; v], the heads' values added through `attn.out` or, without it,
+    directly."""
     heads, d = spec["heads"], spec["d"]
     hd = d // heads
     act = ACT[spec["activation"]]
+    scale = 1.0 / np.sqrt(hd) if spec["attn_scale"] else 1.0
 
     def norm(params, prefix, x):
         if not spec["layer_norm"]:
@@ -96,24 +116,31 @@ def transformer_forward(spec):
     def forward(params, x):
         if spec["tokens"]:
             h = params["tok"][x]  # [n, T, d]
-        else:
+        elif spec["embed"]:
             h = x @ params["w_in"].T + params["b_in"]
+        else:
+            h = x
         n, t = h.shape[0], h.shape[1]
-        h = h + params["pos"][:t]
+        if spec["positions"]:
+            h = h + params["pos"][:t]
         causal = jnp.tril(jnp.ones((t, t), dtype=bool))
         for l in range(spec["layers"]):
             w = lambda name: params[f"layers.{l}.{name}"]
             a = norm(params, f"layers.{l}.ln1", h)
             qkv = a @ w("attn.qkv").T  # [n, T, 3d]
             q, k, v = (qkv[..., i * d : (i + 1) * d].reshape(n, t, heads, hd) for i in range(3))
-            scores = jnp.einsum("nihc,njhc->nhij", q * (1.0 / np.sqrt(hd)), k)
+            scores = jnp.einsum("nihc,njhc->nhij", q * scale, k)
             scores = jnp.where(causal, scores, -jnp.inf)
             p = jax.nn.softmax(scores, axis=-1)
             y = jnp.einsum("nhij,njhc->nihc", p, v).reshape(n, t, d)
-            h = h + y @ w("attn.out").T
-            z = norm(params, f"layers.{l}.ln2", h) @ w("mlp.fc").T + w("mlp.fc_bias")
-            h = h + act(z) @ w("mlp.proj").T + w("mlp.proj_bias")
-        return norm(params, "ln_f", h) @ params["head"].T
+            h = h + (y @ w("attn.out").T if spec["attn_out"] else y)
+            if spec["mlp"]:
+                z = norm(params, f"layers.{l}.ln2", h) @ w("mlp.fc").T + w("mlp.fc_bias")
+                h = h + act(z) @ w("mlp.proj").T + w("mlp.proj_bias")
+        h = norm(params, "ln_f", h)
+        for i in range(len(spec["head"])):
+            h = jax.nn.relu(h @ params[f"head_layers.{i}.weight"].T + params[f"head_layers.{i}.bias"])
+        return h @ params["head"].T
 
     return forward
 
