@@ -15,7 +15,7 @@ use super::Check;
 use super::*;
 
 /// The shipped cell-type table's name in `cell_types`.
-const V1_BILLEH2020: &str = "v1-billeh2020";
+pub(in crate::validate) const V1_BILLEH2020: &str = "v1-billeh2020";
 /// Mouse V1 (the Allen Institute's model, Billeh et al. 2020), with its
 /// provenance in its comments.
 const V1_BILLEH2020_TABLE: &str = include_str!("../../../../../scenarios/data/v1-billeh2020.toml");

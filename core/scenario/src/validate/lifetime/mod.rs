@@ -563,6 +563,8 @@ pub(super) fn connectome_bits(
 
 mod develop;
 mod environment;
+
+pub(in crate::validate) use develop::V1_BILLEH2020;
 mod model;
 
 #[cfg(test)]

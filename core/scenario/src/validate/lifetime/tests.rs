@@ -200,3 +200,62 @@ fn a_learning_rate_gene_stays_positive() {
         "the `lr` gene must stay positive (min > 0)",
     );
 }
+
+/// A cell-type table named by a relative path in a condition's `set`
+/// resolves against the scenario's folder, and each run's resolved
+/// scenario (the `scenario.toml` a run directory keeps) names it by its
+/// absolute path, so that it validates from anywhere.
+#[test]
+fn a_relative_cell_type_table_in_a_condition_is_absolute_in_the_resolved_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("experiment");
+    std::fs::create_dir(&folder).unwrap();
+    let table = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/data/v1-billeh2020.toml"
+    );
+    std::fs::copy(table, folder.join("cells.toml")).unwrap();
+    let text = r#"
+name = "cells"
+generations = 1
+population = 2
+
+[genome]
+genes = [{ name = "unused", min = 0.0, max = 1.0 }]
+
+[fitness]
+function = "heldout_loss"
+
+[lifetime]
+budget = 16
+steps = 1
+batch = 8
+environment = { kind = "decision", heldout = 8, seed = 1 }
+model = { kind = "rnn", hidden = 32 }
+optimizer = { method = "sgd" }
+
+[[conditions]]
+name = "table"
+seeds = [1]
+set = { lifetime = { develop = { matrix = [{ name = "w_rec", cell_types = "cells.toml" }] } } }
+"#;
+    let file = folder.join("cells-scenario.toml");
+    std::fs::write(&file, text).unwrap();
+    let scenario = crate::load(&file, &Default::default()).unwrap();
+    let run = &scenario.conditions[0].runs[0];
+    let expected = folder.join("cells.toml").canonicalize().unwrap();
+    let written = format!("{:?}", expected.display().to_string());
+    assert!(
+        run.resolved_toml.contains(&written),
+        "{}",
+        run.resolved_toml
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    crate::from_str(
+        &run.resolved_toml,
+        "scenario.toml",
+        elsewhere.path(),
+        &Default::default(),
+    )
+    .unwrap();
+}
