@@ -1055,3 +1055,86 @@ fn the_best_of_a_generation_is_rescored_on_fresh_heldout_data() {
         "{err}"
     );
 }
+
+/// `lifetime.path` and `--path` choose how lifetimes are trained: a GRU
+/// and a leaky RNN on the decision task, trained population-batched
+/// (`--path batched`), end where the default paths (candle for the GRU,
+/// the fast path for the RNN) end, up to f32 summation order; the run
+/// keeps the choice in its resolved scenario; a path that cannot train
+/// the model, or an unknown one, is a located error.
+#[test]
+fn the_training_path_is_chosen_by_the_scenario_or_the_command_line() {
+    for model in [
+        "{ kind = \"gru\", hidden = 8 }",
+        "{ kind = \"rnn\", hidden = 8, alpha = 0.5, activation = \"tanh\" }",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"
+name = "paths"
+seed = 2
+generations = 2
+population = 3
+[genome]
+genes = [{{ name = "lr", min = 0.01, max = 0.1, log = true }}]
+[fitness]
+function = "heldout_loss"
+[selection]
+method = "tournament"
+tournament_size = 2
+[lifetime]
+budget = 160
+steps = 20
+batch = 16
+eval_every = 10
+environment = {{ kind = "decision", heldout = 40, seed = 3 }}
+model = {model}
+optimizer = {{ method = "adam" }}
+"#
+        );
+        let default = run(dir.path(), "default", &text, &[]);
+        let batched = run(dir.path(), "batched", &text, &["--path", "batched"]);
+        let resolved = std::fs::read_to_string(batched.join("scenario.toml")).unwrap();
+        assert!(resolved.contains("path = \"batched\""), "{resolved}");
+        for field in ["birth_heldout", "final_heldout"] {
+            let a = column(&default.join("organisms.csv"), field);
+            let b = column(&batched.join("organisms.csv"), field);
+            assert_eq!(a.len(), 6, "{model}");
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                    "{model} {field}: {x} on the default path, {y} batched"
+                );
+            }
+        }
+    }
+    rejected(
+        ("[lifetime]", "[lifetime]\npath = \"gpu\""),
+        &[
+            "bad.toml:",
+            "lifetime.path",
+            "unknown training path `gpu`",
+            "auto, fast, candle or batched",
+        ],
+    );
+    // The fast path has no GRU.
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario("darwinian", "").replace(
+        "[lifetime]",
+        "[lifetime]\npath = \"fast\"",
+    ).replace(
+        "environment = { kind = \"gaussian_clusters\", classes = 3, dim = 5, spread = 1.0, heldout = 60, seed = 1 }\nmodel = { kind = \"mlp\", hidden = [12], activation = \"relu\" }",
+        "environment = { kind = \"decision\", heldout = 40, seed = 3 }\nmodel = { kind = \"gru\", hidden = 4 }",
+    );
+    assert!(text.contains("kind = \"gru\""), "{text}");
+    let file = write_scenario(dir.path(), "fast-gru.toml", &text);
+    let out = lineage(&["validate", s(&file)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for needle in [
+        "lifetime.path",
+        "the fast path trains mlp, rnn and transformer models, not gru",
+    ] {
+        assert!(err.contains(needle), "`{needle}` missing from: {err}");
+    }
+}

@@ -16,8 +16,8 @@ pub struct LearnArgs {
     #[arg(long, default_value = "mlp:64-128-10")]
     model: String,
     /// Training path: auto (the one the device takes), fast (hand-written,
-    /// CPU; MLPs, RNNs, transformers), general (candle autograd) or
-    /// batched (MLPs).
+    /// CPU; MLPs, RNNs, transformers), candle (autograd, one organism at a
+    /// time; `general` also works) or batched (every built-in family).
     #[arg(long, default_value = "auto")]
     path: String,
     /// Optimiser: sgd (momentum 0.9, lr 0.01), adam or adamw (lr 1e-3, weight decay 0.01).
@@ -62,19 +62,12 @@ pub fn learn(args: &LearnArgs) -> Result<(), Failure> {
         })?
         .device()
         .map_err(|e| Failure::bad_input(e.to_string()))?;
-    let path = match args.path.as_str() {
-        "auto" => None,
-        "fast" => Some(Path::Fast),
-        "general" => Some(Path::General),
-        "batched" => Some(Path::Batched),
-        other => {
-            return Err(Failure::bad_input(format!(
-                "--path `{other}`: expected auto, fast, general or batched"
-            )));
-        }
-    };
-    if path == Some(Path::Fast) && !device.is_cpu() {
-        return Err(Failure::bad_input("--path fast runs on the CPU only"));
+    let path = Path::parse(&args.path).ok_or_else(|| {
+        Failure::bad_input(format!("--path `{}`: expected {}", args.path, Path::NAMES))
+    })?;
+    if let Some(path) = path {
+        path.supports(&work.model, &device)
+            .map_err(|e| Failure::bad_input(format!("--path {}: {e}", args.path)))?;
     }
     if args.batch == 0 || args.population == 0 || args.steps == 0 {
         return Err(Failure::bad_input(
@@ -100,7 +93,7 @@ pub fn learn(args: &LearnArgs) -> Result<(), Failure> {
         code: 1,
         message: e.to_string(),
     })?;
-    let path = format!("{:?}", m.path).to_lowercase();
+    let path = m.path.name();
     if args.json {
         println!(
             "{{\"framework\": \"lineage\", \"version\": \"{}\", \"model\": \"{}\", \"optimizer\": \"{}\", \

@@ -59,6 +59,12 @@ enum Command {
         /// Where lifetime learning runs: cpu, cuda or auto (overrides the scenario).
         #[arg(long)]
         device: Option<String>,
+        /// How lifetime learning runs: auto (the fastest measured on the
+        /// device: fast on the CPU, batched on CUDA), fast (hand-written,
+        /// CPU), candle (autograd, one organism at a time) or batched (the
+        /// population in lockstep); overrides the scenario's `lifetime.path`.
+        #[arg(long)]
+        path: Option<String>,
         /// No progress bar and no summary.
         #[arg(long)]
         quiet: bool,
@@ -288,6 +294,7 @@ fn dispatch(command: Command, log_format: islands::LogFormat) -> Result<(), Fail
             threads,
             generations,
             device,
+            path,
             quiet,
             memory_limit,
         } => {
@@ -295,6 +302,7 @@ fn dispatch(command: Command, log_format: islands::LogFormat) -> Result<(), Fail
                 seed,
                 generations,
                 device,
+                path,
                 memory_limit,
             };
             let scenario = load_scenario(scenario.as_deref(), &overrides)?;

@@ -140,6 +140,7 @@ fn overrides(
         seed,
         generations,
         device,
+        path: None,
         memory_limit,
     }
 }

@@ -251,7 +251,7 @@ fn live(
         &cfg.task,
         &cfg.life,
         &device,
-        None,
+        cfg.path,
         vec![job],
         &pool,
     )

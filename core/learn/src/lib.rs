@@ -33,9 +33,9 @@
 //! - [`models`]: every model family as a candle module;
 //! - [`autograd`]: any model trained by candle autograd, CPU or CUDA
 //!   (built on [`models`]);
-//! - [`batched`]: MLP lifetimes of a whole population in lockstep on
-//!   candle tensors stacked `[P, ...]`, on any device (the path MLPs take
-//!   on CUDA);
+//! - [`batched`]: the lifetimes of a whole population of MLPs, leaky
+//!   RNNs, GRUs, LSTMs or transformers in lockstep on candle tensors
+//!   stacked `[P, ...]`, on any device (the path they take on CUDA);
 //! - [`measure`]: a model run on a plugin's inputs for its outputs and
 //!   hidden layers (built on [`models`]);
 //! - [`jacobian`]: per-example gradients and tangent kernels (built on
@@ -271,21 +271,80 @@ pub enum Path {
     Fast,
     /// candle autograd, any model, CPU or CUDA.
     General,
-    /// MLPs only: the whole population in lockstep on candle tensors
-    /// ([`batched`]), any device.
+    /// Every built-in family: the whole population in lockstep on candle
+    /// tensors ([`batched`]), any device.
     Batched,
 }
 
-/// The path a model takes on a device: MLPs, leaky RNNs and transformers
-/// on the CPU take the fast path; MLPs elsewhere (CUDA) the batched path;
-/// the rest runs on candle one organism at a time.
+impl Path {
+    /// The names a scenario (`lifetime.path`) and the command line
+    /// (`--path`) give the paths.
+    pub const NAMES: &'static str = "auto, fast, candle or batched";
+
+    /// Parses a scenario or command-line name: `auto` (the path the device
+    /// takes, [`path_for`]) is `Some(None)`; `general` is accepted for
+    /// `candle`; an unknown name is `None`.
+    pub fn parse(name: &str) -> Option<Option<Path>> {
+        Some(match name {
+            "auto" => None,
+            "fast" => Some(Path::Fast),
+            "candle" | "general" => Some(Path::General),
+            "batched" => Some(Path::Batched),
+            _ => return None,
+        })
+    }
+
+    /// Its name in scenarios, records and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Fast => "fast",
+            Path::General => "candle",
+            Path::Batched => "batched",
+        }
+    }
+
+    /// Whether this path can train `model` on `device`: `Err` says why not.
+    pub fn supports(self, model: &ModelSpec, device: &candle_core::Device) -> Result<(), String> {
+        let kind = model.family().kind().to_owned();
+        match self {
+            Path::Fast if !device.is_cpu() => Err("the fast path runs on the CPU only".into()),
+            Path::Fast => match model {
+                ModelSpec::Mlp(_) | ModelSpec::Rnn(_) | ModelSpec::Transformer(_) => Ok(()),
+                _ => Err(format!(
+                    "the fast path trains mlp, rnn and transformer models, not {kind}"
+                )),
+            },
+            Path::General => Ok(()),
+            Path::Batched => match model {
+                ModelSpec::Registered(_) => Err(format!(
+                    "the batched path trains the built-in families (mlp, rnn, gru, lstm, transformer), not {kind}"
+                )),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+/// The path a model takes on a device, the fastest measured there
+/// (BENCHMARKS.md): MLPs, leaky RNNs and transformers on the CPU take the
+/// fast path, the other models on the CPU run on candle one organism at a
+/// time; elsewhere (CUDA) every built-in family takes the batched path,
+/// a registered family runs on candle one organism at a time.
 pub fn path_for(model: &ModelSpec, device: &candle_core::Device) -> Path {
     match (model, device) {
         (
             ModelSpec::Mlp(_) | ModelSpec::Rnn(_) | ModelSpec::Transformer(_),
             candle_core::Device::Cpu,
         ) => Path::Fast,
-        (ModelSpec::Mlp(_), _) => Path::Batched,
+        (_, candle_core::Device::Cpu) => Path::General,
+        (
+            ModelSpec::Mlp(_)
+            | ModelSpec::Rnn(_)
+            | ModelSpec::Gru(_)
+            | ModelSpec::Lstm(_)
+            | ModelSpec::Transformer(_),
+            _,
+        ) => Path::Batched,
         _ => Path::General,
     }
 }
@@ -323,13 +382,11 @@ pub fn train_population(
                 .map(|job| fast::transformer::train(spec, life, job))
                 .collect())
         }
-        (Path::Batched, ModelSpec::Mlp(spec)) => {
+        // Any other model is refused there.
+        (Path::Batched, _) => {
             let budget = batched::memory_budget(device);
-            batched::train(spec, loss, life, device, jobs, budget)
+            batched::train(model, loss, life, device, jobs, budget)
         }
-        (Path::Batched, _) => Err(LearnError::Unsupported(
-            "the batched path trains MLPs only".into(),
-        )),
         _ => {
             if device.is_cpu() {
                 jobs.into_par_iter()

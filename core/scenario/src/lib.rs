@@ -512,6 +512,8 @@ pub struct Overrides {
     pub generations: Option<u32>,
     /// `--device` (applies to `[lifetime]`).
     pub device: Option<String>,
+    /// `--path` (applies to `[lifetime]`).
+    pub path: Option<String>,
     /// `--memory-limit` in bytes: a scenario whose estimated peak memory
     /// exceeds it is refused (default: the machine's available memory).
     pub memory_limit: Option<u64>,

@@ -227,6 +227,9 @@ pub struct LifetimeConfig {
     pub inheritance: Inheritance,
     /// Where the candle paths (autograd, batched) run.
     pub device: DeviceChoice,
+    /// The training path `lifetime.path` asks for (`None`: the one the
+    /// device takes, [`lineage_learn::path_for`]).
+    pub path: Option<lineage_learn::Path>,
     /// Connectome mutation.
     pub rewire: Rewire,
 }

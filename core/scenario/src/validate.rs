@@ -200,6 +200,14 @@ pub(crate) fn scenario(
             .provenance
             .insert("lifetime.device".into(), Origin::CommandLine("--device"));
     }
+    if let Some(path) = &overrides.path
+        && let Some(toml::Value::Table(lifetime)) = resolved.table.get_mut("lifetime")
+    {
+        lifetime.insert("path".into(), toml::Value::String(path.clone()));
+        resolved
+            .provenance
+            .insert("lifetime.path".into(), Origin::CommandLine("--path"));
+    }
     let budget = Budget::new(overrides.memory_limit);
     check(sources, &resolved, &budget).map_err(ScenarioError::Invalid)
 }

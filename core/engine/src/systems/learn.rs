@@ -109,14 +109,19 @@ pub fn learn_lifetimes(
     // not with the population. Each lifetime is a pure function of its
     // organism, so the grouping changes nothing else.
     let mut group = threads.0.current_num_threads().max(1) * LIFETIMES_PER_THREAD;
-    if let (lineage_learn::Path::Batched, lineage_learn::ModelSpec::Mlp(spec)) =
-        (lineage_learn::path_for(&cfg.model, &device), &cfg.model)
-    {
-        // The batched path (MLPs on CUDA) stacks a group's organisms on the
-        // device: a group is as many as its memory budget holds (it cuts
-        // them again by their data).
+    let path = cfg
+        .path
+        .unwrap_or_else(|| lineage_learn::path_for(&cfg.model, &device));
+    if path == lineage_learn::Path::Batched {
+        // The batched path (by default MLPs and recurrent networks on CUDA) stacks a
+        // group's organisms on the device: a group is as many as its memory
+        // budget holds (it cuts them again by their data).
         let budget = lineage_learn::batched::memory_budget(&device);
-        let one = lineage_learn::batched::organism_bytes(spec, cfg.life.batch, 0).max(1);
+        let rows = lineage_learn::batched::Rows {
+            batch: cfg.life.batch,
+            steps: lineage_learn::batched::steps_of(&cfg.task),
+        };
+        let one = lineage_learn::batched::organism_bytes(&cfg.model, rows, 0).max(1);
         group = group.max(budget / one);
     }
     let context = GroupContext {
@@ -275,7 +280,7 @@ pub(super) fn learn_group(
         &cfg.task,
         &cfg.life,
         cx.device,
-        None,
+        cfg.path,
         jobs,
         &cx.threads.0,
     )

@@ -1,30 +1,29 @@
 //! A chunk of organisms on the device: the batched step (gather, forward,
-//! backward, per-organism clipping and update), held-out scoring, and
-//! `run_chunk`, which runs the chunk's lifetimes in lockstep and keeps each
-//! organism's record as the lifetime loop would.
+//! backward, per-organism clipping and update), held-out scoring, and the
+//! weights read back. `gather.rs` gathers each organism's examples,
+//! `run.rs` runs the chunk's lifetimes.
 
 use candle_core::{DType, Device, Tensor, Var};
-use rayon::prelude::*;
 
-use crate::lifetime::{Scoring, score_probe_sets};
 use crate::optim::Method;
-use crate::spec::{Loss, MlpSpec, ModelSpec};
-use crate::{CurvePoint, Job, LearnError, LifetimeSpec, Outcome, ProbePoint, Status};
+use crate::{Job, LearnError, LifetimeSpec};
 
-use super::net::{Input, Net};
+use super::net::Net;
 use super::upload::{Source, Store, upload};
 use super::{EVAL_ROWS, unsupported};
 
 /// A chunk of organisms on the device.
 pub(super) struct Chunk<'c, 'a> {
-    pub(super) net: Net<'c>,
+    pub(super) net: &'c Net<'c>,
     pub(super) life: &'c LifetimeSpec,
     pub(super) device: &'c Device,
     pub(super) jobs: &'c [Job<'a>],
     /// Steps each organism runs (its `hyper.steps`, unless its indices
     /// run out first, as [`crate::lifetime::live`] reads them).
     pub(super) run: Vec<u32>,
-    pub(super) store: Option<Store>,
+    /// The chunk's rows and sequences on the device (none for token
+    /// batches).
+    pub(super) stores: Vec<Store>,
     pub(super) train: Vec<Source<'a>>,
     pub(super) heldout: Vec<Source<'a>>,
     /// `[P, N]` weights.
@@ -46,7 +45,7 @@ pub(super) struct Chunk<'c, 'a> {
 
 impl<'c, 'a> Chunk<'c, 'a> {
     pub(super) fn new(
-        net: Net<'c>,
+        net: &'c Net<'c>,
         life: &'c LifetimeSpec,
         device: &'c Device,
         jobs: &'c [Job<'a>],
@@ -97,7 +96,7 @@ impl<'c, 'a> Chunk<'c, 'a> {
         let column = |f: &dyn Fn(&Job) -> f32| -> candle_core::Result<Tensor> {
             Tensor::from_vec(jobs.iter().map(f).collect::<Vec<f32>>(), (p, 1), device)
         };
-        let (store, train, heldout) = upload(&net, jobs, device)?;
+        let (stores, train, heldout) = upload(net, jobs, device)?;
         let run: Vec<u32> = jobs
             .iter()
             .map(|j| j.hyper.steps.min((j.indices.len() / life.batch) as u32))
@@ -114,7 +113,7 @@ impl<'c, 'a> Chunk<'c, 'a> {
         let zeros = Tensor::zeros((p, n), DType::F32, device)?;
         Ok(Chunk {
             run,
-            store,
+            stores,
             train,
             heldout,
             v: match life.optimizer.method {
@@ -144,79 +143,6 @@ impl<'c, 'a> Chunk<'c, 'a> {
         self.jobs.len()
     }
 
-    /// Input and target of `rows` examples for each organism of
-    /// `members`, stacked in that order: organism `o`'s row `r` is example
-    /// `pick(o, r)` of `sources[o]`, or padding.
-    pub(super) fn gather(
-        &self,
-        sources: &[Source],
-        members: &[usize],
-        rows: usize,
-        pick: impl Fn(usize, usize) -> Option<u32>,
-    ) -> Result<(Input, Tensor), LearnError> {
-        let p = members.len();
-        let outputs = *self.net.spec.widths.last().unwrap_or(&0);
-        if let Some(store) = &self.store {
-            let mut ids = Vec::with_capacity(p * rows);
-            for &o in members {
-                for r in 0..rows {
-                    ids.push(match (sources[o], pick(o, r)) {
-                        (Source::Rows { offset, .. }, Some(e)) => offset + e,
-                        _ => store.pad,
-                    });
-                }
-            }
-            let ids = Tensor::from_vec(ids, p * rows, self.device)?;
-            let x = store
-                .x
-                .index_select(&ids, 0)?
-                .reshape((p, rows, self.net.spec.widths[0]))?;
-            let target = store.target.index_select(&ids, 0)?;
-            let target = match self.net.loss {
-                Loss::CrossEntropy => target.reshape((p, rows, 1))?,
-                Loss::MeanSquared => target.reshape((p, rows, outputs))?,
-            };
-            return Ok((Input::Rows(x), target));
-        }
-        let embed = self
-            .net
-            .spec
-            .embedding
-            .ok_or_else(|| unsupported("an MLP without data"))?;
-        let mut ctx = Vec::with_capacity(p * rows * embed.context);
-        let mut labels = Vec::with_capacity(p * rows);
-        for (at, &o) in members.iter().enumerate() {
-            // The row of `o`'s table in the `[p · vocab, dim]` stack.
-            let base = (at * embed.vocab) as u32;
-            for r in 0..rows {
-                match (sources[o], pick(o, r)) {
-                    (
-                        Source::Tokens {
-                            tokens,
-                            per,
-                            context,
-                            len,
-                            ..
-                        },
-                        Some(e),
-                    ) => {
-                        let e = e as usize;
-                        let start = (e / per) * len + e % per;
-                        ctx.extend(tokens[start..start + context].iter().map(|&t| base + t));
-                        labels.push(tokens[start + context]);
-                    }
-                    _ => {
-                        ctx.extend(std::iter::repeat_n(base, embed.context));
-                        labels.push(0);
-                    }
-                }
-            }
-        }
-        let ctx = Tensor::from_vec(ctx, p * rows * embed.context, self.device)?;
-        let labels = Tensor::from_vec(labels, (p, rows, 1), self.device)?;
-        Ok((Input::Tokens(ctx), labels))
-    }
-
     /// Step `step` of every organism: forward, backward, update. Returns
     /// the minibatch losses `[P]` (on the device).
     pub(super) fn step(&mut self, step: u32) -> Result<Tensor, LearnError> {
@@ -228,11 +154,26 @@ impl<'c, 'a> Chunk<'c, 'a> {
         })?;
         let outputs = self.net.forward(self.theta.as_tensor(), &input, batch)?;
         let per = self.net.losses(&outputs, &target)?;
-        let count = per.dim(1)? * per.dim(2)?;
-        // The fast path's mean: f32 terms summed in f64.
-        let loss = (per.detach().flatten_from(1)?.to_dtype(DType::F64)?.sum(1)? / count as f64)?
-            .to_dtype(DType::F32)?;
-        let grads = (per.sum_all()? / count as f64)?.backward()?;
+        // The organism's own path's mean: f32 terms summed in f64. The
+        // backward pass runs on the sum of the organisms' means.
+        let sums = per.detach().flatten_from(1)?.to_dtype(DType::F64)?.sum(1)?;
+        let (loss, objective) = match &target.scored {
+            None => {
+                let count = per.dim(1)? * per.dim(2)?;
+                let loss = (sums / count as f64)?.to_dtype(DType::F32)?;
+                (loss, (per.sum_all()? / count as f64)?)
+            }
+            // Over each organism's scored positions (0 where none is, as
+            // the fast path's cross-entropy).
+            Some((_, counts)) => {
+                let counts: Vec<f64> = counts.iter().map(|&c| c.max(1) as f64).collect();
+                let counts = Tensor::from_vec(counts, self.size(), self.device)?;
+                let loss = (sums / &counts)?.to_dtype(DType::F32)?;
+                let means = (per.flatten_from(1)?.sum(1)? / counts.to_dtype(DType::F32)?)?;
+                (loss, means.sum_all()?)
+            }
+        };
+        let grads = objective.backward()?;
         let grad = match grads.get(self.theta.as_tensor()) {
             Some(g) => g.detach(),
             None => self.theta.as_tensor().zeros_like()?,
@@ -340,8 +281,10 @@ impl<'c, 'a> Chunk<'c, 'a> {
     /// Mean held-out loss of the organisms `who` over their first `limit`
     /// examples, `(organism, limit)`; the others are not scored. Each
     /// pass scores up to `EVAL_ROWS` examples of every organism with that
-    /// many left, so an organism's scores do not depend on which others it
-    /// is scored with.
+    /// many left (and, for sequences, of that length), so an organism's
+    /// scores do not depend on which others it is scored with. Sequences
+    /// are scored by the mean over their scored steps, as the fast RNN
+    /// path scores them (0 where none is).
     pub(super) fn evaluate(&self, who: &[(usize, usize)]) -> Result<Vec<f32>, LearnError> {
         let p = self.size();
         let mut take = vec![0usize; p];
@@ -351,16 +294,18 @@ impl<'c, 'a> Chunk<'c, 'a> {
         let most = take.iter().copied().max().unwrap_or(0);
         let mut totals = vec![0.0f64; p];
         let mut per_example = 1;
+        // Scored positions, for sequences.
+        let mut scored: Option<Vec<usize>> = None;
         let theta = self.theta.as_tensor().detach();
         for start in (0..most).step_by(EVAL_ROWS) {
-            let mut passes = std::collections::BTreeMap::<usize, Vec<usize>>::new();
+            let mut passes = std::collections::BTreeMap::<(usize, usize), Vec<usize>>::new();
             for (o, &take) in take.iter().enumerate().filter(|&(_, &t)| t > start) {
                 passes
-                    .entry(EVAL_ROWS.min(take - start))
+                    .entry((EVAL_ROWS.min(take - start), self.heldout[o].steps()))
                     .or_default()
                     .push(o);
             }
-            for (rows, members) in passes {
+            for ((rows, _), members) in passes {
                 let theta = if members.len() == p {
                     theta.clone()
                 } else {
@@ -375,6 +320,12 @@ impl<'c, 'a> Chunk<'c, 'a> {
                     .net
                     .losses(&self.net.forward(&theta, &input, rows)?, &target)?;
                 per_example = per.dim(2)?;
+                if let Some((_, counts)) = &target.scored {
+                    let scored = scored.get_or_insert_with(|| vec![0; p]);
+                    for (&o, &count) in members.iter().zip(counts) {
+                        scored[o] += count;
+                    }
+                }
                 let values = per.flatten_from(1)?.to_vec2::<f32>()?;
                 for (&o, values) in members.iter().zip(&values) {
                     totals[o] += values.iter().map(|&v| f64::from(v)).sum::<f64>();
@@ -383,7 +334,13 @@ impl<'c, 'a> Chunk<'c, 'a> {
         }
         Ok(who
             .iter()
-            .map(|&(o, _)| (totals[o] / (take[o] * per_example) as f64) as f32)
+            .map(|&(o, _)| {
+                let count = match &scored {
+                    Some(scored) if take[o] > 0 => scored[o].max(1),
+                    _ => take[o] * per_example,
+                };
+                (totals[o] / count as f64) as f32
+            })
             .collect())
     }
 
@@ -416,179 +373,4 @@ impl<'c, 'a> Chunk<'c, 'a> {
             })
             .collect()
     }
-}
-
-/// One organism's record, as [`crate::lifetime::live`] keeps it.
-pub(super) struct Record {
-    pub(super) curve: Vec<CurvePoint>,
-    pub(super) probes: Vec<ProbePoint>,
-    pub(super) status: Status,
-    /// Sum and count of the losses since the last curve point.
-    pub(super) since: (f64, u32),
-    /// Held-out loss at birth (recorded with the first step's loss).
-    pub(super) birth: f32,
-    /// Diverged, or every step run.
-    pub(super) stopped: bool,
-}
-
-/// Runs one chunk's lifetimes in lockstep.
-pub(super) fn run_chunk(
-    spec: &MlpSpec,
-    loss: Loss,
-    life: &LifetimeSpec,
-    device: &Device,
-    jobs: &[Job],
-) -> Result<Vec<Outcome>, LearnError> {
-    let model = ModelSpec::Mlp(spec.clone());
-    let mut chunk = Chunk::new(Net::new(spec, loss), life, device, jobs)?;
-    let p = jobs.len();
-    let mut records: Vec<Record> = (0..p)
-        .map(|_| Record {
-            curve: Vec::new(),
-            probes: Vec::new(),
-            status: Status::Completed,
-            since: (0.0, 0),
-            birth: f32::NAN,
-            stopped: false,
-        })
-        .collect();
-    let probes = |records: &mut [Record], who: &[usize], step: u32, weights: &[Vec<Vec<f32>>]| {
-        let scored: Vec<Result<Vec<ProbePoint>, LearnError>> = who
-            .par_iter()
-            .zip(weights)
-            .map(|(&o, w)| {
-                let mut out = Vec::new();
-                let scoring = Scoring {
-                    heldout: jobs[o].heldout,
-                    probes: jobs[o].probes,
-                    model: &model,
-                };
-                score_probe_sets(w, &scoring, step, &mut out).map(|()| out)
-            })
-            .collect();
-        for (&o, points) in who.iter().zip(scored) {
-            records[o].probes.extend(points?);
-        }
-        Ok::<(), LearnError>(())
-    };
-    let with_probes = |who: &[usize]| -> Vec<usize> {
-        who.iter()
-            .copied()
-            .filter(|&o| !jobs[o].probes.is_empty())
-            .collect()
-    };
-
-    // Birth: probes, and the held-out loss (all of it for a lifetime of no
-    // steps, which records its only point now).
-    // (A lifetime whose indices hold no step records nothing, as in `live`.)
-    let born: Vec<usize> = (0..p)
-        .filter(|&o| chunk.run[o] > 0 || jobs[o].hyper.steps == 0)
-        .collect();
-    let probed = with_probes(&born);
-    let births: Vec<Vec<Vec<f32>>> = probed.iter().map(|&o| jobs[o].params.clone()).collect();
-    probes(&mut records, &probed, 0, &births)?;
-    let who: Vec<(usize, usize)> = born
-        .iter()
-        .map(|&o| {
-            let all = jobs[o].hyper.steps == 0;
-            (o, if all { usize::MAX } else { life.curve_heldout })
-        })
-        .collect();
-    for (&(o, _), heldout) in who.iter().zip(chunk.evaluate(&who)?) {
-        if jobs[o].hyper.steps == 0 {
-            records[o].curve.push(CurvePoint {
-                step: 0,
-                train: f32::NAN,
-                heldout,
-            });
-        } else {
-            records[o].birth = heldout;
-        }
-    }
-
-    let longest = chunk.run.iter().copied().max().unwrap_or(0);
-    let mut pending: Vec<Tensor> = Vec::new();
-    for step in 0..longest {
-        pending.push(chunk.step(step)?);
-        let done = step + 1;
-        let point = |o: usize| {
-            let steps = jobs[o].hyper.steps;
-            step < chunk.run[o]
-                && (done == steps || (life.eval_every > 0 && done.is_multiple_of(life.eval_every)))
-        };
-        if done < longest && !(0..p).any(point) {
-            continue;
-        }
-        // Read the losses since the last read back, as `live` saw them.
-        let losses = Tensor::stack(&pending, 0)?.to_vec2::<f32>()?;
-        let first = done - losses.len() as u32;
-        pending.clear();
-        for (k, losses) in losses.iter().enumerate() {
-            let at = first + k as u32;
-            for (o, (record, &loss)) in records.iter_mut().zip(losses).enumerate() {
-                if record.stopped || at >= chunk.run[o] {
-                    continue;
-                }
-                if !loss.is_finite() {
-                    record.status = Status::Diverged { step: at };
-                    record.stopped = true;
-                    continue;
-                }
-                if at == 0 {
-                    record.curve.push(CurvePoint {
-                        step: 0,
-                        train: loss,
-                        heldout: record.birth,
-                    });
-                }
-                record.since = (record.since.0 + f64::from(loss), record.since.1 + 1);
-            }
-        }
-        let scored: Vec<usize> = (0..p)
-            .filter(|&o| point(o) && !records[o].stopped)
-            .collect();
-        let who: Vec<(usize, usize)> = scored
-            .iter()
-            .map(|&o| {
-                let last = done == jobs[o].hyper.steps;
-                (o, if last { usize::MAX } else { life.curve_heldout })
-            })
-            .collect();
-        for (&o, heldout) in scored.iter().zip(chunk.evaluate(&who)?) {
-            let record = &mut records[o];
-            record.curve.push(CurvePoint {
-                step: done,
-                train: (record.since.0 / f64::from(record.since.1)) as f32,
-                heldout,
-            });
-            record.since = (0.0, 0);
-            record.stopped = done == jobs[o].hyper.steps;
-        }
-        let probed = with_probes(&scored);
-        let weights = chunk.weights(&probed)?;
-        probes(&mut records, &probed, done, &weights)?;
-    }
-
-    let finals = chunk.weights(&(0..p).collect::<Vec<usize>>())?;
-    Ok(records
-        .into_iter()
-        .zip(finals)
-        .zip(jobs)
-        .map(|((record, params), job)| {
-            let mut status = record.status;
-            if status == Status::Completed
-                && !record.curve.last().is_some_and(|p| p.heldout.is_finite())
-            {
-                status = Status::Diverged {
-                    step: job.hyper.steps,
-                };
-            }
-            Outcome {
-                params,
-                curve: record.curve,
-                status,
-                probes: record.probes,
-            }
-        })
-        .collect())
 }

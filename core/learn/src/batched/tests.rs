@@ -11,9 +11,10 @@ use crate::models::tests::birth_weights;
 use crate::optim::{Hyper, Method, OptimizerSpec, Schedule};
 use crate::spec::Activation;
 use crate::spec::Embedding;
+use crate::spec::MlpSpec;
 use crate::{Path, train_population};
 
-fn rng(seed: u64) -> Xoshiro256PlusPlus {
+pub(super) fn rng(seed: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(seed)
 }
 
@@ -42,15 +43,15 @@ fn regression(n: usize, rng: &mut impl Rng) -> Batch {
 
 /// One organism of a comparison.
 #[derive(Clone, Copy)]
-struct Organism {
-    hyper: Hyper,
+pub(super) struct Organism {
+    pub(super) hyper: Hyper,
     /// Which of the train batches it learns from.
-    train: usize,
-    masked: bool,
-    signed: bool,
+    pub(super) train: usize,
+    pub(super) masked: bool,
+    pub(super) signed: bool,
 }
 
-fn hyper(lr: f32, momentum: f32, weight_decay: f32, steps: u32) -> Hyper {
+pub(super) fn hyper(lr: f32, momentum: f32, weight_decay: f32, steps: u32) -> Hyper {
     Hyper {
         lr,
         momentum,
@@ -61,7 +62,7 @@ fn hyper(lr: f32, momentum: f32, weight_decay: f32, steps: u32) -> Hyper {
 
 /// Organism `k`'s job: birth weights, masks and signs from seed `k`
 /// (masked weights born zero), its own minibatch indices.
-fn job<'a>(
+pub(super) fn job<'a>(
     model: &ModelSpec,
     life: &LifetimeSpec,
     k: usize,
@@ -111,7 +112,7 @@ fn job<'a>(
 /// NaN, count as equal; any other non-finite pair as infinitely far),
 /// after checking that their statuses, curve steps and probe points
 /// agree.
-fn gap(a: &Outcome, b: &Outcome) -> f32 {
+pub(super) fn gap(a: &Outcome, b: &Outcome) -> f32 {
     assert_eq!(a.status, b.status);
     let steps = |o: &Outcome| o.curve.iter().map(|p| p.step).collect::<Vec<u32>>();
     assert_eq!(steps(a), steps(b));
@@ -153,19 +154,20 @@ fn gap(a: &Outcome, b: &Outcome) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// A population's lifetimes on the fast path and on the batched path
-/// (chunks within `budget`).
-struct Comparison {
-    model: ModelSpec,
-    task: Task,
-    life: LifetimeSpec,
-    trains: Vec<Batch>,
-    heldout: Batch,
-    probes: Vec<ProbeSet>,
+/// A population's lifetimes on the fast path (the path the model takes
+/// on the CPU: the general path for the GRU and the LSTM) and on the
+/// batched path (chunks within `budget`).
+pub(super) struct Comparison {
+    pub(super) model: ModelSpec,
+    pub(super) task: Task,
+    pub(super) life: LifetimeSpec,
+    pub(super) trains: Vec<Batch>,
+    pub(super) heldout: Batch,
+    pub(super) probes: Vec<ProbeSet>,
 }
 
 impl Comparison {
-    fn jobs(&self, organisms: &[Organism]) -> Vec<Job<'_>> {
+    pub(super) fn jobs(&self, organisms: &[Organism]) -> Vec<Job<'_>> {
         organisms
             .iter()
             .enumerate()
@@ -184,13 +186,13 @@ impl Comparison {
             .collect()
     }
 
-    fn fast(&self, organisms: &[Organism]) -> Vec<Outcome> {
+    pub(super) fn fast(&self, organisms: &[Organism]) -> Vec<Outcome> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .unwrap();
         let jobs = self.jobs(organisms);
-        let path = Some(Path::Fast);
+        let path = Some(crate::path_for(&self.model, &Device::Cpu));
         train_population(
             &self.model,
             &self.task,
@@ -203,17 +205,14 @@ impl Comparison {
         .unwrap()
     }
 
-    fn batched(&self, organisms: &[Organism], budget: usize) -> Vec<Outcome> {
-        let ModelSpec::Mlp(spec) = &self.model else {
-            panic!("an MLP")
-        };
+    pub(super) fn batched(&self, organisms: &[Organism], budget: usize) -> Vec<Outcome> {
         let loss = Loss::of(&self.task);
         let jobs = self.jobs(organisms);
-        train(spec, loss, &self.life, &Device::Cpu, jobs, budget).unwrap()
+        train(&self.model, loss, &self.life, &Device::Cpu, jobs, budget).unwrap()
     }
 
     /// The largest [`gap`] between the two paths over the population.
-    fn gap(&self, organisms: &[Organism]) -> f32 {
+    pub(super) fn gap(&self, organisms: &[Organism]) -> f32 {
         let fast = self.fast(organisms);
         let batched = self.batched(organisms, DEFAULT_BUDGET);
         fast.iter()
@@ -223,7 +222,7 @@ impl Comparison {
     }
 }
 
-fn life(method: Method, schedule: Schedule, clip: Option<f32>) -> LifetimeSpec {
+pub(super) fn life(method: Method, schedule: Schedule, clip: Option<f32>) -> LifetimeSpec {
     LifetimeSpec {
         batch: 8,
         eval_every: 5,
@@ -374,7 +373,7 @@ fn plain(method: Method, trains: [Batch; 2], heldout: Batch) -> Comparison {
 }
 
 /// Outcomes bit for bit (NaN equal to NaN): their `Debug` text.
-fn bits(outcomes: &[Outcome]) -> Vec<String> {
+pub(super) fn bits(outcomes: &[Outcome]) -> Vec<String> {
     outcomes.iter().map(|o| format!("{o:?}")).collect()
 }
 
@@ -385,15 +384,16 @@ fn a_population_split_into_chunks_learns_as_one() {
     let heldout = clusters(30, 6, 3, &mut r);
     let comparison = plain(Method::Adam, trains, heldout);
     let organisms = [mixed(0.01), mixed(0.02)].concat();
-    let ModelSpec::Mlp(spec) = &comparison.model else {
-        unreachable!()
+    let rows = Rows {
+        batch: comparison.life.batch,
+        steps: 1,
     };
     let bytes: Vec<usize> = comparison
         .jobs(&organisms)
         .iter()
         .map(|j| {
             let data = values_on_device(j.train) + values_on_device(j.heldout);
-            organism_bytes(spec, comparison.life.batch, data)
+            organism_bytes(&comparison.model, rows, data)
         })
         .collect();
     let budget = 2 * bytes.iter().max().unwrap();
@@ -472,15 +472,16 @@ fn chunks_fit_the_budget() {
     assert_eq!(plan_chunks(&[3, 3, 3, 3, 3], 7), vec![2, 2, 1]);
     assert_eq!(plan_chunks(&[10, 1, 1], 5), vec![1, 2], "at least one each");
     assert_eq!(plan_chunks(&[], 5), Vec::<usize>::new());
-    let work = crate::bench::parse_model("mlp:64-128-10").unwrap();
-    let ModelSpec::Mlp(spec) = work.model else {
-        unreachable!()
+    let model = crate::bench::parse_model("mlp:64-128-10").unwrap().model;
+    let rows = Rows {
+        batch: 64,
+        steps: 1,
     };
     // 9,610 parameters, 202 units a row, 1,000 values of data.
     let expected =
         4 * (PARAM_COPIES * 9_610 + (TRAIN_COPIES * 64 + EVAL_COPIES * 256) * 202 + 1_000);
-    assert_eq!(organism_bytes(&spec, 64, 1_000), expected);
-    let per = organism_bytes(&spec, 64, 0);
+    assert_eq!(organism_bytes(&model, rows, 1_000), expected);
+    let per = organism_bytes(&model, rows, 0);
     assert_eq!(
         plan_chunks(&vec![per; 1_000], DEFAULT_BUDGET)[0],
         DEFAULT_BUDGET / per
@@ -488,19 +489,17 @@ fn chunks_fit_the_budget() {
 }
 
 #[test]
-fn the_batched_path_trains_mlps_only() {
-    let model = ModelSpec::Rnn(crate::spec::RnnSpec {
-        input: crate::spec::SequenceInput::Tokens { vocab: 4 },
-        hidden: 4,
-        outputs: 4,
-        alpha: 1.0,
-        activation: Activation::Tanh,
-        bias: true,
-    });
+fn the_batched_path_refuses_a_registered_family() {
     let task = Task::NextToken {
         vocab: 4,
         context: 3,
     };
+    let registration = crate::models::registration("bag").expect("the bag is registered");
+    let serde_json::Value::Object(values) = serde_json::json!({"dim": 3}) else {
+        panic!("fields are a table");
+    };
+    let mut fields = crate::family::Fields::new(values);
+    let model = ModelSpec::Registered((registration.new)(&mut fields, &task).unwrap());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()

@@ -80,6 +80,8 @@ pub(crate) struct RawLifetime {
     pub curve_heldout: Option<usize>,
     #[serde(default = "cpu")]
     pub device: String,
+    #[serde(default = "auto")]
+    pub path: String,
     #[serde(default = "darwinian")]
     pub inheritance: String,
     #[serde(default)]
@@ -107,6 +109,10 @@ pub(crate) struct RawRewire {
 
 fn cpu() -> String {
     "cpu".into()
+}
+
+fn auto() -> String {
+    "auto".into()
 }
 
 fn darwinian() -> String {

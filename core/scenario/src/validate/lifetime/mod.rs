@@ -435,8 +435,24 @@ impl<E> Check<'_, E> {
                 ),
             )
         })?;
-        if let Err(e) = device.device() {
-            return self.err("device", e.to_string());
+        let candle_device = match device.device() {
+            Ok(d) => d,
+            Err(e) => return self.err("device", e.to_string()),
+        };
+        let path = lineage_learn::Path::parse(&raw.path).ok_or_else(|| {
+            (self.at)(
+                "lifetime.path",
+                format!(
+                    "unknown training path `{}` (expected one of: {})",
+                    raw.path,
+                    lineage_learn::Path::NAMES
+                ),
+            )
+        })?;
+        if let Some(path) = path
+            && let Err(e) = path.supports(&model, &candle_device)
+        {
+            return self.err("path", e);
         }
         let curve_heldout = raw.curve_heldout.unwrap_or(usize::MAX);
         if curve_heldout == 0 {
@@ -485,6 +501,7 @@ impl<E> Check<'_, E> {
             connectome,
             inheritance,
             device,
+            path,
             model,
         };
         // A `steps` gene may lengthen lifetimes past `steps`.
