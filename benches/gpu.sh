@@ -18,11 +18,13 @@
 #     `lineage run --device cpu` and `--device cuda`: every organism's birth
 #     and final held-out loss in organisms.csv must agree within $TOL
 #     relative. (The CPU runs MLPs, RNNs and transformers on the hand-written
-#     fast path and the GRU on candle; CUDA runs MLPs on the population-batched
-#     path, `path` "batched", and the rest on candle one organism at a time.)
-#  3. Speed: `lineage bench learn --model mlp:64-128-10 --batch 64 --steps
-#     $STEPS --json` at P in $POPULATIONS, on --device cuda and on --device cpu
-#     (all cores), each run stopped after $RUN_TIMEOUT seconds.
+#     fast path and the GRU and LSTM on candle; CUDA runs every family on the
+#     population-batched path, `path` "batched".)
+#  3. Speed, for every model family in $SPEED_MODELS (MLP, leaky RNN, GRU,
+#     LSTM, transformer): `lineage bench learn --model M --batch 64 --steps
+#     $STEPS --json` at P in $POPULATIONS, on --device cuda with `--path
+#     batched` and on --device cpu with `--path auto` (all cores: the fast
+#     path or candle), each run stopped after $RUN_TIMEOUT seconds.
 #  4. JAX: benches/peers/learn_jax.py --platform cuda (jax.jit(jax.vmap(step)),
 #     the peer of learn_vs_peers.sh) on the same workloads and GPU, with
 #     $JAX_PYTHON, else python3 if its JAX already sees the GPU, else
@@ -51,8 +53,13 @@
 # The binary's CUDA libraries (cublas, cublasLt, curand, cudart 13) are then
 # looked for in /usr/local/cuda and in python3's NVIDIA wheels.
 #
-# Usage: bash benches/gpu.sh [--no-jax] [--allow-no-gpu]
+# Usage: bash benches/gpu.sh [--no-jax] [--allow-no-gpu] [--cpu]
 #   --no-jax        skip step 4
+#   --cpu           the CPU fallback, for a machine without a GPU (CI runs it,
+#                   tests/gpu_script.rs, so that the script cannot rot): needs
+#                   LINEAGE (any build); the check runs the CPU against itself,
+#                   the speed runs `--path batched` and `--path auto` on the
+#                   CPU, and JAX runs on the CPU (JAX_PYTHON, else python3)
 #   --allow-no-gpu  run without nvidia-smi (the plumbing test: builds against
 #                   the wheels' stub driver, every CUDA run fails with
 #                   "cannot open CUDA device 0", and the JSON says so; exit 1)
@@ -61,6 +68,9 @@
 #   LINEAGE_CUDA_TARGET  the build's target folder (default target/cuda)
 #   JAX_PYTHON        a python with JAX for the GPU, instead of benches/.venv-gpu
 #   POPULATIONS       speed-run population sizes (default "64 1024 16384")
+#   SPEED_MODELS      the speed runs' models (default: one per family,
+#                     "mlp:64-128-10 rnn:3-64-3:t8 gru:3-64-3:t8 lstm:3-64-3:t8
+#                     transformer:49-48-32:l2:h4:ff96:t17")
 #   STEPS             timed steps per speed run (default 50)
 #   RUN_TIMEOUT       seconds before a speed run is stopped (default 300)
 #   CHECK_POPULATION  organisms per check run (default 16)
@@ -77,22 +87,31 @@ cd "$(dirname "$0")/.."
 
 jax_ok=1
 allow_no_gpu=0
+cpu_only=0
 for arg in "$@"; do
   case "$arg" in
     --no-jax) jax_ok=0 ;;
     --allow-no-gpu) allow_no_gpu=1 ;;
+    --cpu) cpu_only=1 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set/!p}' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
 
 read -r -a populations <<<"${POPULATIONS:-64 1024 16384}"
+read -r -a speed_models <<<"${SPEED_MODELS:-mlp:64-128-10 rnn:3-64-3:t8 gru:3-64-3:t8 lstm:3-64-3:t8 transformer:49-48-32:l2:h4:ff96:t17}"
 steps=${STEPS:-50}
 run_timeout=${RUN_TIMEOUT:-300}
 check_population=${CHECK_POPULATION:-16}
 check_steps=${CHECK_STEPS:-50}
 tol=${TOL:-1e-3}
 check_device=${CHECK_DEVICE:-cuda}
+jax_platform=cuda
+if [ "$cpu_only" = 1 ]; then
+  [ -n "${LINEAGE:-}" ] || { echo "gpu.sh --cpu needs LINEAGE, a build of lineage" >&2; exit 2; }
+  check_device=cpu
+  jax_platform=cpu
+fi
 out=${OUT:-runs/gpu-$(date -u +%Y%m%dT%H%M%SZ).json}
 threads=$(nproc)
 command -v python3 >/dev/null || { echo "gpu.sh needs python3" >&2; exit 1; }
@@ -135,6 +154,8 @@ if command -v nvidia-smi >/dev/null 2>&1; then
     CUDA_COMPUTE_CAP=$(echo "$gpu" | cut -d, -f3 | tr -d ' .')
     export CUDA_COMPUTE_CAP
   fi
+elif [ "$cpu_only" = 1 ]; then
+  echo "no GPU: the CPU fallback (--cpu)" >&2
 elif [ "$allow_no_gpu" = 1 ]; then
   echo "no nvidia-smi: testing the plumbing only (--allow-no-gpu); every CUDA run will fail" >&2
 else
@@ -179,7 +200,7 @@ if [ -n "${LINEAGE:-}" ] && missing "$LINEAGE"; then
     fi
   done < <(cuda_lib_dirs)
 fi
-if ! command -v nvcc >/dev/null 2>&1 && { [ -z "${LINEAGE:-}" ] || missing "$LINEAGE"; }; then
+if [ "$cpu_only" = 0 ] && ! command -v nvcc >/dev/null 2>&1 && { [ -z "${LINEAGE:-}" ] || missing "$LINEAGE"; }; then
   if [ -n "${driver_cuda:-}" ] && [ "${driver_cuda%%.*}" -lt 13 ]; then
     echo "the driver runs CUDA $driver_cuda, and pip's nvcc is CUDA 13 (the CUDA 12 wheels have no nvcc):" >&2
     echo "put a CUDA 12 toolkit's nvcc on PATH (cudarc knows 11.4-13.4), or use a driver from 580 on" >&2
@@ -222,7 +243,8 @@ if [ -n "$bin" ] && [ -x "$bin" ]; then
   # ---- 2. check: CUDA against the CPU ------------------------------------
   echo "== check: $check_device against the CPU (tolerance $tol relative)" >&2
   for row in "mlp:64-128-10 sgd 64" "mlp:64-128-10 adamw 64" "rnn:3-64-3:t8 sgd 32" \
-             "gru:3-64-3:t8 sgd 32" "transformer:49-48-32:l2:h4:ff96:t17 adamw 64"; do
+             "gru:3-64-3:t8 sgd 32" "lstm:3-64-3:t8 sgd 32" \
+             "transformer:49-48-32:l2:h4:ff96:t17 adamw 64"; do
     read -r model optimizer batch <<<"$row"
     for side in cpu dev; do
       device=cpu; [ "$side" = dev ] && device=$check_device
@@ -257,12 +279,18 @@ TOML
   done
 
   # ---- 3. speed ----------------------------------------------------------
-  echo "== speed: mlp:64-128-10 SGD, batch 64, $steps steps, P in ${populations[*]}" >&2
-  for p in "${populations[@]}"; do
-    for device in cuda cpu; do
-      step "bench~lineage~$device~$p" "$run_timeout" "$bin" bench learn --model mlp:64-128-10 \
-        --optimizer sgd --batch 64 --population "$p" --steps "$steps" --threads "$threads" \
-        --device "$device" --json
+  # The batched path on the device against the CPU's default path, per
+  # family (on --cpu: the batched path against the default, both on the CPU).
+  if [ "$cpu_only" = 1 ]; then runs="cpu:batched cpu:auto"; else runs="cuda:batched cpu:auto"; fi
+  for model in "${speed_models[@]}"; do
+    echo "== speed: $model SGD, batch 64, $steps steps, P in ${populations[*]}" >&2
+    for p in "${populations[@]}"; do
+      for run in $runs; do
+        device=${run%%:*} path=${run#*:}
+        step "bench~lineage~$device~$p~$model~$path" "$run_timeout" "$bin" bench learn \
+          --model "$model" --optimizer sgd --batch 64 --population "$p" --steps "$steps" \
+          --threads "$threads" --device "$device" --path "$path" --json
+      done
     done
   done
 fi
@@ -273,6 +301,8 @@ if [ "$jax_ok" = 1 ]; then
   venv=benches/.venv-gpu
   if [ -n "${JAX_PYTHON:-}" ]; then
     py=$JAX_PYTHON
+  elif [ "$jax_platform" = cpu ] && python3 -c 'import jax' >/dev/null 2>&1; then
+    py=python3
   elif python3 -c 'import jax; jax.devices("cuda")' >/dev/null 2>&1; then
     py=python3  # an image with JAX for its GPU already (no network needed)
   else
@@ -285,14 +315,17 @@ if [ "$jax_ok" = 1 ]; then
       jax_missing="pip install jax[cuda12] failed: $(tail -1 "$tmp/jax-install.err")"
     fi
   fi
-  if [ -z "$jax_missing" ] && ! "$py" -c 'import jax; jax.devices("cuda")' >/dev/null 2>"$tmp/jax-devices.err"; then
-    jax_missing="JAX sees no CUDA device: $(last_error "$tmp/jax-devices.err")"
+  if [ -z "$jax_missing" ] && ! "$py" -c "import jax; jax.devices('$jax_platform')" >/dev/null 2>"$tmp/jax-devices.err"; then
+    jax_missing="JAX sees no $jax_platform device: $(last_error "$tmp/jax-devices.err")"
   fi
   if [ -z "$jax_missing" ]; then
-    echo "== JAX jit(vmap) on the GPU" >&2
-    for p in "${populations[@]}"; do
-      step "bench~jax~cuda~$p" "$run_timeout" "$py" benches/peers/learn_jax.py --platform cuda \
-        --model mlp:64-128-10 --optimizer sgd --batch 64 --population "$p" --steps "$steps"
+    echo "== JAX jit(vmap) on the $jax_platform" >&2
+    for model in "${speed_models[@]}"; do
+      for p in "${populations[@]}"; do
+        step "bench~jax~$jax_platform~$p~$model~jit-vmap" "$run_timeout" "$py" \
+          benches/peers/learn_jax.py --platform "$jax_platform" --model "$model" --optimizer sgd \
+          --batch 64 --population "$p" --steps "$steps"
+      done
     done
   fi
 else
@@ -300,12 +333,12 @@ else
 fi
 
 # ---- 5. the report -------------------------------------------------------
-python3 - "$tmp" "$out" "$tol" "$jax_missing" "$lineage_ran" "$check_device" <<'EOF'
+python3 - "$tmp" "$out" "$tol" "$jax_missing" "$lineage_ran" "$check_device" "$cpu_only" <<'EOF'
 import csv, json, math, os, sys
 from datetime import datetime, timezone
 
 tmp, out, tol, jax_missing = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-lineage_ran, check_device = sys.argv[5] == "1", sys.argv[6]
+lineage_ran, check_device, cpu_only = sys.argv[5] == "1", sys.argv[6], sys.argv[7] == "1"
 steps_dir = os.path.join(tmp, "steps")
 
 def read(path, default=""):
@@ -410,12 +443,13 @@ if not check_ok:
 # Speed.
 for n in names:
     if n.startswith("bench~") and n.endswith(".rc"):
-        _, framework, device, p = n[:-3].split("~")
+        _, framework, device, p, model, path = n[:-3].split("~")
         s = step(n[:-3])
-        report["speed"].append({"framework": framework, "device": device, "population": int(p), **s})
-        if framework == "lineage" and device == "cuda" and s["status"] != "ok":
-            failures.append(f"lineage cuda P={p}")
-report["speed"].sort(key=lambda r: (r["population"], r["framework"], r["device"]))
+        report["speed"].append({"model": model, "framework": framework, "device": device,
+                                "path": path, "population": int(p), **s})
+        if framework == "lineage" and s["status"] != "ok" and (device == "cuda" or cpu_only):
+            failures.append(f"lineage {model} {device} {path} P={p}")
+report["speed"].sort(key=lambda r: (r["model"], r["population"], r["framework"], r["device"], r["path"]))
 report["failures"] = failures
 
 with open(out, "w") as f:
@@ -430,14 +464,15 @@ if report["check"]["scenario"]:
     s = report["check"]["scenario"]
     d = s.get("largest_relative_difference")
     print(f"  scenario, {s.get('organisms', 0)} organisms: " + (f"{d:.2e}" if s.get("values_compared") else "no result"))
-print("\nmlp:64-128-10 SGD, batch 64, organism-steps/s (GFLOP/s):\n")
-print("| population | framework | device | organism-steps/s | GFLOP/s | path | status |")
-print("|---|---|---|---|---|---|---|")
+print("\nSGD, batch 64, organism-steps/s (GFLOP/s):\n")
+print("| model | population | framework | device | organism-steps/s | GFLOP/s | path | status |")
+print("|---|---|---|---|---|---|---|---|")
 for r in report["speed"]:
     res = r.get("result") or {}
     rate = f"{res['organism_steps_per_s']:,.0f}" if "organism_steps_per_s" in res else "-"
     gf = f"{res['gflops']:.1f}" if "gflops" in res else "-"
-    print(f"| {r['population']} | {r['framework']} | {r['device']} | {rate} | {gf} | {res.get('path', res.get('variant', '-'))} | {r['status']} |")
+    path = res.get("path", res.get("variant", r["path"]))
+    print(f"| {r['model']} | {r['population']} | {r['framework']} | {r['device']} | {rate} | {gf} | {path} | {r['status']} |")
 if jax_missing:
     print(f"\njax: {jax_missing}")
 print(f"\nresults: {out}")

@@ -19,6 +19,11 @@ Models (spelled as Lineage's CLI spells them):
   mlp:IN-H...-OUT            ReLU MLP with biases, softmax cross-entropy.
   rnn:IN-H-OUT:tT            h[t+1] = relu(W_in x[t] + W_rec h[t] + b), h0 = 0,
                              y[t] = W_out h[t+1] + b_out, cross-entropy at every step.
+  gru:IN-H-OUT:tT            PyTorch's GRU (gates r, z, n; w_ih [3H, IN], w_hh
+                             [3H, H], b_ih and b_hh), the same readout.
+  lstm:IN-H-OUT:tT           PyTorch's LSTM (gates i, f, g, o; w_ih [4H, IN], w_hh
+                             [4H, H], b_ih and b_hh, forget-gate bias 1 added as
+                             Lineage does), the same readout.
   transformer:IN-D-OUT:lL:hH:ffF:tT
                              dense input -> w_in/b_in to D, learned position table
                              [T, D], L pre-LayerNorm blocks (causal MHA, qkv [3D, D]
@@ -48,6 +53,7 @@ pass, times 3 for forward + backward, whatever shortcuts an implementation
 takes:
   mlp:          3 * sum_layers 2*B*in*out
   rnn:          3 * T * 2*B*(IN*H + H*H + H*OUT)
+  gru, lstm:    3 * T * 2*B*(G*(IN*H + H*H) + H*OUT), G = 3 or 4 gates
   transformer:  3 * 2*B*T*(IN*D + L*(3D*D + D*D + 2*D*F + 2*T*D) + D*OUT)
                 (2*T*D per position and layer: Q K^T and A V over all T x T
                  pairs, causal mask or not)
@@ -103,7 +109,8 @@ def parse_model(text):
             sys.exit(f"model `{text}`: unsupported option `{opt}`")
     # ReLU is the MLP's and the RNN's activation already; GELU, `:noln`
     # and `:last` change only what they say below.
-    allowed = {"mlp": {"relu"}, "rnn": {"relu", "last"}, "transformer": {"relu", "gelu", "noln", "last"}}
+    allowed = {"mlp": {"relu"}, "rnn": {"relu", "last"}, "gru": {"last"}, "lstm": {"last"},
+               "transformer": {"relu", "gelu", "noln", "last"}}
     for flag in sorted(flags - allowed.get(kind, flags)):
         sys.exit(f"model `{text}`: `:{flag}` is not an option of {kind} here")
     if {"relu", "gelu"} <= flags:
@@ -112,7 +119,7 @@ def parse_model(text):
         if len(widths) < 2:
             sys.exit(f"model `{text}`: an MLP needs an input and an output width")
         return {"kind": "mlp", "widths": widths, "seq": 1, "last": False}
-    if kind in ("rnn", "transformer"):
+    if kind in ("rnn", "gru", "lstm", "transformer"):
         if len(widths) != 3:
             sys.exit(f"model `{text}`: expected IN-HIDDEN-OUT")
         i, h, o = widths
@@ -128,7 +135,10 @@ def parse_model(text):
                 activation="relu" if "relu" in flags else "gelu",
             )
         return m
-    sys.exit(f"model `{text}`: the kind must be mlp, rnn or transformer")
+    sys.exit(f"model `{text}`: the kind must be mlp, rnn, gru, lstm or transformer")
+
+
+GATES = {"gru": 3, "lstm": 4}
 
 
 def flops_per_step(m, batch):
@@ -139,6 +149,10 @@ def flops_per_step(m, batch):
     elif m["kind"] == "rnn":
         i, h, o, t = m["in"], m["hidden"], m["out"], m["seq"]
         fwd = t * 2 * b * (i * h + h * h + h * o)
+    elif m["kind"] in ("gru", "lstm"):
+        i, h, o, t = m["in"], m["hidden"], m["out"], m["seq"]
+        g = GATES[m["kind"]]
+        fwd = t * 2 * b * (g * (i * h + h * h) + h * o)
     else:
         i, d, o, t, f = m["in"], m["hidden"], m["out"], m["seq"], m["ff"]
         per_layer = 3 * d * d + d * d + 2 * d * f + 2 * t * d
@@ -198,6 +212,15 @@ def main():
             mat("w_in", h, i)
             mat("w_rec", h, h)
             vec("b", h)
+            mat("w_out", o, h)
+            vec("b_out", o)
+        elif m["kind"] in ("gru", "lstm"):
+            i, h, o = m["in"], m["hidden"], m["out"]
+            g = GATES[m["kind"]]
+            mat("w_ih", g * h, i)
+            mat("w_hh", g * h, h)
+            vec("b_ih", g * h)
+            vec("b_hh", g * h)
             mat("w_out", o, h)
             vec("b_out", o)
         else:
@@ -269,6 +292,38 @@ def main():
             _, hs = lax.scan(cell, h0, xs)  # [T, B, H]
             if m["last"]:
                 return hs[-1] @ p["w_out"].T + p["b_out"]  # [B, OUT]
+            return jnp.swapaxes(hs @ p["w_out"].T + p["b_out"], 0, 1)
+        if m["kind"] in ("gru", "lstm"):
+            xs = jnp.swapaxes(x, 0, 1)  # [T, B, IN]
+            hh = m["hidden"]
+            h0 = jnp.zeros((x.shape[0], hh), jnp.float32)
+
+            def gru(h, xt):
+                gi = xt @ p["w_ih"].T + p["b_ih"]
+                gh = h @ p["w_hh"].T + p["b_hh"]
+                r = jax.nn.sigmoid(gi[:, :hh] + gh[:, :hh])
+                z = jax.nn.sigmoid(gi[:, hh:2 * hh] + gh[:, hh:2 * hh])
+                n = jnp.tanh(gi[:, 2 * hh:] + r * gh[:, 2 * hh:])
+                h = (1 - z) * n + z * h
+                return h, h
+
+            def lstm(carry, xt):
+                h, c = carry
+                g = xt @ p["w_ih"].T + p["b_ih"] + h @ p["w_hh"].T + p["b_hh"]
+                i = jax.nn.sigmoid(g[:, :hh])
+                f = jax.nn.sigmoid(g[:, hh:2 * hh] + 1.0)
+                u = jnp.tanh(g[:, 2 * hh:3 * hh])
+                o = jax.nn.sigmoid(g[:, 3 * hh:])
+                c = f * c + i * u
+                h = o * jnp.tanh(c)
+                return (h, c), h
+
+            if m["kind"] == "gru":
+                _, hs = lax.scan(gru, h0, xs)
+            else:
+                _, hs = lax.scan(lstm, (h0, h0), xs)
+            if m["last"]:
+                return hs[-1] @ p["w_out"].T + p["b_out"]
             return jnp.swapaxes(hs @ p["w_out"].T + p["b_out"], 0, 1)
         # transformer
         b, t = x.shape[0], x.shape[1]
