@@ -344,11 +344,18 @@ fn copy_shrunk(from: &Path, to: &Path) {
         } else if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path).expect("a shipped scenario");
             // Large data budgets (the ICL scenarios' 512,000 sequences, 1.6
-            // GiB; icl-evolve's population of 25,600 each) cut to fit the
-            // memory limit; the structure is what counts.
+            // GiB; Reddy's 384,000 sequences of 128-wide tokens, 3.1 GiB;
+            // icl-evolve's population of 25,600 each), and the ICL worlds'
+            // held-out and probe sets, cut to fit the memory limit; the
+            // structure is what counts.
             let text = text
                 .replace("corpus = 1000000", "corpus = 20000")
                 .replace("budget = 512000", "budget = 16000")
+                .replace("budget = 384000", "budget = 8000")
+                .replace(
+                    "probe_sequences = 500, heldout = 500",
+                    "probe_sequences = 50, heldout = 50",
+                )
                 .replace("budget = 25600", "budget = 3200");
             std::fs::write(&target, text).expect("a scenario copy");
         } else {
