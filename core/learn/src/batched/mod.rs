@@ -362,27 +362,72 @@ pub fn train(
             organism_bytes(model, rows, data)
         })
         .collect();
-    let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; slots.len()];
+    // The chunks, planned before anything runs: one too large for the
+    // device's free memory is refused now, not when it runs out.
+    let mut plan: Vec<(usize, usize)> = Vec::new();
     let mut at = 0;
     for group in order.chunk_by(|&a, &b| steps[a] == steps[b]) {
         let end = at + group.len();
         for len in plan_chunks(&sizes[at..end], budget) {
-            let ids = &order[at..at + len];
-            let chunk: Vec<Job> = ids
-                .iter()
-                .map(|&i| slots[i].take().expect("each job is in one chunk"))
-                .collect();
-            for (&i, outcome) in ids.iter().zip(run_chunk(&net, life, device, &chunk)?) {
-                outcomes[i] = Some(outcome);
-            }
+            plan.push((at, len));
             at += len;
+        }
+    }
+    let chunk_bytes: Vec<usize> = plan
+        .iter()
+        .map(|&(at, len)| sizes[at..at + len].iter().sum())
+        .collect();
+    fits(&chunk_bytes, free_memory(device))?;
+    let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; slots.len()];
+    for (at, len) in plan {
+        let ids = &order[at..at + len];
+        let chunk: Vec<Job> = ids
+            .iter()
+            .map(|&i| slots[i].take().expect("each job is in one chunk"))
+            .collect();
+        for (&i, outcome) in ids.iter().zip(run_chunk(&net, life, device, &chunk)?) {
+            outcomes[i] = Some(outcome);
         }
     }
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every job is in a chunk"))
         .collect())
+}
+
+/// The device's free memory in bytes, as cudarc reports it (CUDA builds,
+/// on a CUDA device); `None` where nothing says. It only refuses a chunk
+/// that cannot fit ([`fits`]): the chunks themselves never depend on it,
+/// so that a run's records do not depend on what else the device holds.
+#[cfg(feature = "cuda")]
+pub fn free_memory(device: &Device) -> Option<usize> {
+    let cuda = device.as_cuda_device().ok()?;
+    let (free, _total) = cuda.cuda_stream().context().mem_get_info().ok()?;
+    Some(free)
+}
+
+/// See the CUDA build's: a build without CUDA knows no device memory.
+#[cfg(not(feature = "cuda"))]
+pub fn free_memory(_device: &Device) -> Option<usize> {
+    None
+}
+
+/// Refuses chunks (their estimated bytes) of which the largest exceeds the
+/// device's `free` memory, saying how much each needs and has.
+pub fn fits(chunk_bytes: &[usize], free: Option<usize>) -> Result<(), LearnError> {
+    let (Some(free), Some(&largest)) = (free, chunk_bytes.iter().max()) else {
+        return Ok(());
+    };
+    if largest <= free {
+        return Ok(());
+    }
+    let mib = |b: usize| b as f64 / f64::from(1u32 << 20);
+    Err(LearnError::Device(format!(
+        "a chunk of the batched path needs an estimated {:.1} MiB of device memory, but the device has {:.1} MiB free: free the device, or train fewer or smaller organisms at once (a smaller lifetime.batch or model), or use --path candle",
+        mib(largest),
+        mib(free)
+    )))
 }
 
 pub(super) fn unsupported(what: &str) -> LearnError {

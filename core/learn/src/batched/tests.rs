@@ -518,3 +518,23 @@ fn the_batched_path_refuses_a_registered_family() {
     let mlp = crate::bench::parse_model("mlp:4-4-2").unwrap().model;
     assert_eq!(crate::path_for(&mlp, &Device::Cpu), Path::Fast);
 }
+
+/// A chunk larger than the device's free memory is refused before
+/// anything runs, saying what it needs and what is free; without a figure
+/// (the CPU, a build without CUDA) nothing is refused, and the chunks
+/// never depend on the figure.
+#[test]
+fn a_chunk_larger_than_the_free_device_memory_is_refused() {
+    let mib = 1usize << 20;
+    assert!(super::fits(&[3 * mib, 5 * mib], None).is_ok());
+    assert!(super::fits(&[3 * mib, 5 * mib], Some(5 * mib)).is_ok());
+    assert!(super::fits(&[], Some(0)).is_ok());
+    let err = super::fits(&[3 * mib, 5 * mib], Some(4 * mib))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("5.0 MiB") && err.contains("4.0 MiB free"),
+        "{err}"
+    );
+    assert_eq!(super::free_memory(&Device::Cpu), None);
+}
