@@ -68,10 +68,11 @@
 //! together) and cuts it into chunks whose estimated memory
 //! ([`organism_bytes`]) fits a budget ([`plan_chunks`]). The budget is
 //! [`DEFAULT_BUDGET`] on every device ([`memory_budget`]), a constant
-//! rather than the device's free memory: candle does not report it
-//! (cudarc's `mem_get_info` does, in builds with the `cuda` feature only),
-//! and a constant keeps a run's chunks, and so its records, independent
-//! of what else the device holds.
+//! rather than the device's free memory, so that a run's chunks, and so
+//! its records, do not depend on what else the device holds. In CUDA
+//! builds the free memory (cudarc's `mem_get_info`, [`free_memory`]) is
+//! read once per call only to refuse, before anything runs, a chunk that
+//! cannot fit ([`fits`]).
 //!
 //! # Equivalence
 //!
