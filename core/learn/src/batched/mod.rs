@@ -438,7 +438,7 @@ pub(super) fn unsupported(what: &str) -> LearnError {
 /// Values of `batch` the device holds (token batches stay on the host;
 /// a sequence's labels are held twice, as labels and as a u8 mask, which
 /// counts a quarter).
-pub(super) fn values_on_device(batch: &Batch) -> usize {
+pub fn values_on_device(batch: &Batch) -> usize {
     match batch {
         Batch::Dense { x, y, .. } => x.len() + y.len(),
         Batch::Labeled { x, labels, .. } => x.len() + labels.len(),
