@@ -1,10 +1,15 @@
-//! Data and populations the batched path's sequence-model tests share
-//! (`recurrent/tests.rs`, `transformer/tests.rs`).
+//! Data, populations and checks the batched path's sequence-model tests
+//! share (`recurrent/tests.rs`, `transformer/tests.rs`).
 
+use candle_core::Device;
 use lineage_env::{Batch, IGNORE};
 use rand::Rng;
 
-use super::tests::{Organism, hyper};
+use super::tests::{Comparison, Organism, bits, gap, hyper};
+use super::{DEFAULT_BUDGET, Rows, organism_bytes, train};
+use crate::optim::Schedule;
+use crate::spec::Loss;
+use crate::{Outcome, Status};
 
 /// `n` sequences of `steps` steps of `dim` values; the label of a step
 /// is the class of the running sum's largest component, and about a
@@ -96,4 +101,99 @@ pub(super) fn population(lr: f32) -> Vec<Organism> {
 /// no longer finite, some ten steps in.
 pub(super) fn diverging(steps: u32) -> Organism {
     organism(1e4, 0.0, 1.0, steps, 0)
+}
+
+/// An organism's outcome is the same bit for bit whoever shares its
+/// chunk: alone, with its population, with other companions, and in
+/// chunks cut small (sequences of `steps` steps).
+pub(super) fn learns_alike_whoever_shares_its_chunk(
+    what: &str,
+    comparison: &Comparison,
+    steps: usize,
+) {
+    let organisms = population(0.01);
+    let together = comparison.batched(&organisms, usize::MAX);
+    let loss = Loss::of(&comparison.task);
+    for k in 0..organisms.len() {
+        let job = comparison.jobs(&organisms).remove(k);
+        let alone = train(
+            &comparison.model,
+            loss,
+            &comparison.life,
+            &Device::Cpu,
+            vec![job],
+            usize::MAX,
+        )
+        .unwrap();
+        assert_eq!(bits(&alone), bits(&together[k..=k]), "{what}: {k} alone");
+    }
+    let mut others = population(0.03);
+    others[0] = organisms[0];
+    others[1].hyper.steps = 30;
+    let with_others = comparison.batched(&others, usize::MAX);
+    assert_eq!(
+        bits(&with_others[..1]),
+        bits(&together[..1]),
+        "{what}: other companions"
+    );
+    let rows = Rows {
+        batch: comparison.life.batch,
+        steps,
+    };
+    let bytes = organism_bytes(&comparison.model, rows, 0);
+    let split = comparison.batched(&organisms, 2 * bytes);
+    assert_eq!(bits(&split), bits(&together), "{what}: small chunks");
+}
+
+/// An organism that diverges does so at the step the reference path
+/// says, with the same curve; its weights stay those of that step, and
+/// the others learn as they do without it (SGD, no clipping, a constant
+/// rate; the gaps within `tolerance`).
+pub(super) fn diverges_alone(what: &str, mut comparison: Comparison, tolerance: f32) {
+    comparison.life.optimizer.clip = None;
+    comparison.life.optimizer.schedule = Schedule::Constant;
+    let healthy = population(0.1);
+    let mut organisms = healthy.clone();
+    organisms.insert(1, diverging(20));
+    let reference = comparison.fast(&organisms);
+    let batched = comparison.batched(&organisms, DEFAULT_BUDGET);
+    let Status::Diverged { step } = reference[1].status else {
+        panic!("{what}: the organism diverges: {:?}", reference[1])
+    };
+    assert!(step > 0, "{what}: it diverges after learning a little");
+    assert_eq!(batched[1].status, reference[1].status, "{what}");
+    // Its weights have blown up to 1e30 and beyond, where rounding
+    // differences grow with them: its curve is compared with the
+    // reference's, and its weights with its own lifetime cut at `step`
+    // steps.
+    let curve = |o: &Outcome| Outcome {
+        params: Vec::new(),
+        ..o.clone()
+    };
+    let gap_diverged = gap(&curve(&batched[1]), &curve(&reference[1]));
+    let gap_others = (0..organisms.len())
+        .filter(|&o| o != 1)
+        .map(|o| gap(&batched[o], &reference[o]))
+        .fold(0.0, f32::max);
+    eprintln!("{what}: diverged at {step}, gaps {gap_diverged:.2e} {gap_others:.2e}");
+    assert!(
+        gap_diverged < tolerance && gap_others < tolerance,
+        "{what}: gaps {gap_diverged} {gap_others}"
+    );
+    let cut = comparison.batched(&[healthy[0], diverging(step)], DEFAULT_BUDGET);
+    assert_eq!(
+        format!("{:?}", cut[1].params),
+        format!("{:?}", batched[1].params),
+        "{what}: its weights stay as they were when it diverged"
+    );
+    let mut without = healthy.clone();
+    without.insert(1, organism(0.1, 0.0, 0.0, 5, 1));
+    let without = comparison.batched(&without, DEFAULT_BUDGET);
+    for o in (0..organisms.len()).filter(|&o| o != 1) {
+        assert_eq!(
+            bits(&without[o..=o]),
+            bits(&batched[o..=o]),
+            "{what}: organism {o}"
+        );
+    }
 }

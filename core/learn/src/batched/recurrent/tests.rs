@@ -25,14 +25,15 @@ use candle_core::Device;
 use lineage_env::{ProbeSet, Task};
 
 use super::FORGET_BIAS;
-use crate::batched::test_data::{diverging, organism, population, sequences, windows};
-use crate::batched::tests::{Comparison, Organism, bits, gap, life, rng};
+use crate::batched::test_data::{
+    diverges_alone, learns_alike_whoever_shares_its_chunk, organism, population, sequences, windows,
+};
+use crate::batched::tests::{Comparison, Organism, bits, life, rng};
 use crate::batched::{
-    DEFAULT_BUDGET, Rows, organism_bytes, plan_chunks, steps_of, train, values_on_device,
+    DEFAULT_BUDGET, Rows, organism_bytes, plan_chunks, steps_of, values_on_device,
 };
 use crate::optim::{Method, Schedule};
-use crate::spec::{Activation, GruSpec, Loss, LstmSpec, ModelSpec, RnnSpec, SequenceInput};
-use crate::{Job, Outcome, Status};
+use crate::spec::{Activation, GruSpec, LstmSpec, ModelSpec, RnnSpec, SequenceInput};
 
 /// See the module docs.
 const TOLERANCE: f32 = 1e-5;
@@ -216,21 +217,6 @@ fn train_population_runs_recurrent_networks_batched() {
     assert_eq!(bits(&out), bits(&direct));
 }
 
-/// Outcomes of `jobs` on the batched path in one chunk.
-fn batched(comparison: &Comparison, jobs: Vec<Job>) -> Vec<Outcome> {
-    let loss = Loss::of(&comparison.task);
-    let device = Device::Cpu;
-    train(
-        &comparison.model,
-        loss,
-        &comparison.life,
-        &device,
-        jobs,
-        usize::MAX,
-    )
-    .unwrap()
-}
-
 /// For each family: an organism's outcome is the same bit for bit
 /// whoever shares its chunk: alone, with its population, with other
 /// companions (other genes and lifetimes), and in chunks cut small.
@@ -241,29 +227,7 @@ fn an_organism_learns_alike_whoever_shares_its_chunk() {
         ("gru", gru(DENSE)),
         ("lstm", lstm(DENSE)),
     ] {
-        let comparison = dense(model, Method::Adam, false, 7);
-        let organisms = population(0.01);
-        let together = comparison.batched(&organisms, usize::MAX);
-        for k in 0..organisms.len() {
-            let alone = batched(&comparison, vec![comparison.jobs(&organisms).remove(k)]);
-            assert_eq!(bits(&alone), bits(&together[k..=k]), "{what}: {k} alone");
-        }
-        let mut others = population(0.03);
-        others[0] = organisms[0];
-        others[1].hyper.steps = 30;
-        let with_others = comparison.batched(&others, usize::MAX);
-        assert_eq!(
-            bits(&with_others[..1]),
-            bits(&together[..1]),
-            "{what}: other companions"
-        );
-        let rows = Rows {
-            batch: comparison.life.batch,
-            steps: 6,
-        };
-        let bytes = organism_bytes(&comparison.model, rows, 0);
-        let split = comparison.batched(&organisms, 2 * bytes);
-        assert_eq!(bits(&split), bits(&together), "{what}: small chunks");
+        learns_alike_whoever_shares_its_chunk(what, &dense(model, Method::Adam, false, 7), 6);
     }
 }
 
@@ -277,53 +241,7 @@ fn a_diverging_organism_stops_alone_in_every_family() {
         ("gru", gru(DENSE)),
         ("lstm", lstm(DENSE)),
     ] {
-        let mut comparison = dense(model, Method::Sgd, false, 8);
-        comparison.life.optimizer.clip = None;
-        comparison.life.optimizer.schedule = Schedule::Constant;
-        let healthy = population(0.1);
-        let mut organisms = healthy.clone();
-        organisms.insert(1, diverging(20));
-        let fast = comparison.fast(&organisms);
-        let batched = comparison.batched(&organisms, DEFAULT_BUDGET);
-        let Status::Diverged { step } = fast[1].status else {
-            panic!("{what}: the organism diverges: {:?}", fast[1])
-        };
-        assert!(step > 0, "{what}: it diverges after learning a little");
-        assert_eq!(batched[1].status, fast[1].status, "{what}");
-        // Its weights have blown up to 1e30 and beyond, where rounding
-        // differences grow with them: its curve is compared with the
-        // reference's, and its weights with its own lifetime cut at
-        // `step` steps.
-        let curve = |o: &Outcome| Outcome {
-            params: Vec::new(),
-            ..o.clone()
-        };
-        let gap_diverged = gap(&curve(&batched[1]), &curve(&fast[1]));
-        let gap_others = (0..organisms.len())
-            .filter(|&o| o != 1)
-            .map(|o| gap(&batched[o], &fast[o]))
-            .fold(0.0, f32::max);
-        eprintln!("{what}: diverged at {step}, gaps {gap_diverged:.2e} {gap_others:.2e}");
-        assert!(
-            gap_diverged < TOLERANCE && gap_others < TOLERANCE,
-            "{what}: gaps {gap_diverged} {gap_others}"
-        );
-        let cut = comparison.batched(&[healthy[0], diverging(step)], DEFAULT_BUDGET);
-        assert_eq!(
-            format!("{:?}", cut[1].params),
-            format!("{:?}", batched[1].params),
-            "{what}: its weights stay as they were when it diverged"
-        );
-        let mut without = healthy.clone();
-        without.insert(1, organism(0.1, 0.0, 0.0, 5, 1));
-        let without = comparison.batched(&without, DEFAULT_BUDGET);
-        for o in (0..organisms.len()).filter(|&o| o != 1) {
-            assert_eq!(
-                bits(&without[o..=o]),
-                bits(&batched[o..=o]),
-                "{what}: organism {o}"
-            );
-        }
+        diverges_alone(what, dense(model, Method::Sgd, false, 8), TOLERANCE);
     }
 }
 

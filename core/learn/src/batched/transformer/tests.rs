@@ -24,12 +24,14 @@ use std::sync::Arc;
 use candle_core::Device;
 use lineage_env::{Environment, Icl, IclParams, Positions, ProbeSet, Task};
 
-use crate::batched::test_data::{diverging, organism, population, sequences, windows};
-use crate::batched::tests::{Comparison, Organism, bits, gap, life, rng};
+use crate::LearnError;
+use crate::batched::test_data::{
+    diverges_alone, learns_alike_whoever_shares_its_chunk, population, sequences, windows,
+};
+use crate::batched::tests::{Comparison, Organism, life, rng};
 use crate::batched::{DEFAULT_BUDGET, Rows, organism_bytes, train};
 use crate::optim::{Method, Schedule};
 use crate::spec::{Activation, Loss, ModelSpec, SequenceInput, TransformerSpec};
-use crate::{Job, LearnError, Outcome, Status};
 
 /// See the module docs.
 const TOLERANCE: f32 = 1e-5;
@@ -212,44 +214,13 @@ fn reddys_attention_only_transformer_on_icl_matches_the_fast_path() {
     assert!(gap < TOLERANCE, "gap {gap}");
 }
 
-/// Outcomes of `jobs` on the batched path in one chunk.
-fn batched(comparison: &Comparison, jobs: Vec<Job>) -> Vec<Outcome> {
-    let loss = Loss::of(&comparison.task);
-    train(
-        &comparison.model,
-        loss,
-        &comparison.life,
-        &Device::Cpu,
-        jobs,
-        usize::MAX,
-    )
-    .unwrap()
-}
-
 /// An organism's outcome is the same bit for bit whoever shares its
 /// chunk: alone, with its population, with other companions, and in
 /// chunks cut small.
 #[test]
 fn an_organism_learns_alike_whoever_shares_its_chunk() {
     let comparison = tokens(gpt(SequenceInput::Tokens { vocab: 5 }, 5), Method::Adam, 5);
-    let organisms = population(0.01);
-    let together = comparison.batched(&organisms, usize::MAX);
-    for k in 0..organisms.len() {
-        let alone = batched(&comparison, vec![comparison.jobs(&organisms).remove(k)]);
-        assert_eq!(bits(&alone), bits(&together[k..=k]), "{k} alone");
-    }
-    let mut others = population(0.03);
-    others[0] = organisms[0];
-    others[1].hyper.steps = 30;
-    let with_others = comparison.batched(&others, usize::MAX);
-    assert_eq!(bits(&with_others[..1]), bits(&together[..1]));
-    let rows = Rows {
-        batch: comparison.life.batch,
-        steps: 6,
-    };
-    let bytes = organism_bytes(&comparison.model, rows, 0);
-    let split = comparison.batched(&organisms, 2 * bytes);
-    assert_eq!(bits(&split), bits(&together), "small chunks");
+    learns_alike_whoever_shares_its_chunk("transformer", &comparison, 6);
 }
 
 /// An organism that diverges does so at the step the fast path says,
@@ -258,48 +229,7 @@ fn an_organism_learns_alike_whoever_shares_its_chunk() {
 #[test]
 fn a_diverging_organism_stops_alone() {
     let world = icl_world();
-    let mut comparison = icl(&world, Method::Sgd, 6);
-    comparison.life.optimizer.clip = None;
-    comparison.life.optimizer.schedule = Schedule::Constant;
-    let healthy = population(0.1);
-    let mut organisms = healthy.clone();
-    organisms.insert(1, diverging(20));
-    let fast = comparison.fast(&organisms);
-    let batched = comparison.batched(&organisms, DEFAULT_BUDGET);
-    let Status::Diverged { step } = fast[1].status else {
-        panic!("the organism diverges: {:?}", fast[1])
-    };
-    assert!(step > 0, "it diverges after learning a little");
-    assert_eq!(batched[1].status, fast[1].status);
-    // Its weights have blown up, where rounding differences grow with
-    // them: its curve is compared with the fast path's, and its weights
-    // with its own lifetime cut at `step` steps.
-    let curve = |o: &Outcome| Outcome {
-        params: Vec::new(),
-        ..o.clone()
-    };
-    let gap_diverged = gap(&curve(&batched[1]), &curve(&fast[1]));
-    let gap_others = (0..organisms.len())
-        .filter(|&o| o != 1)
-        .map(|o| gap(&batched[o], &fast[o]))
-        .fold(0.0, f32::max);
-    eprintln!("diverged at {step}, gaps {gap_diverged:.2e} {gap_others:.2e}");
-    assert!(
-        gap_diverged < TOLERANCE && gap_others < TOLERANCE,
-        "gaps {gap_diverged} {gap_others}"
-    );
-    let cut = comparison.batched(&[healthy[0], diverging(step)], DEFAULT_BUDGET);
-    assert_eq!(
-        format!("{:?}", cut[1].params),
-        format!("{:?}", batched[1].params),
-        "its weights stay as they were when it diverged"
-    );
-    let mut without = healthy.clone();
-    without.insert(1, organism(0.1, 0.0, 0.0, 5, 1));
-    let without = comparison.batched(&without, DEFAULT_BUDGET);
-    for o in (0..organisms.len()).filter(|&o| o != 1) {
-        assert_eq!(bits(&without[o..=o]), bits(&batched[o..=o]), "organism {o}");
-    }
+    diverges_alone("reddy, icl", icl(&world, Method::Sgd, 6), TOLERANCE);
 }
 
 /// What the fast path's `check` refuses, and what the batched path
