@@ -113,9 +113,9 @@ pub fn learn_lifetimes(
         .path
         .unwrap_or_else(|| lineage_learn::path_for(&cfg.model, &device));
     if path == lineage_learn::Path::Batched {
-        // The batched path (by default MLPs and recurrent networks on CUDA) stacks a
-        // group's organisms on the device: a group is as many as its memory
-        // budget holds (it cuts them again by their data).
+        // The batched path (by default every built-in family on CUDA)
+        // stacks a group's organisms on the device: a group is as many as
+        // its memory budget holds (it cuts them again by their data).
         let budget = lineage_learn::batched::memory_budget(&device);
         let rows = lineage_learn::batched::Rows {
             batch: cfg.life.batch,
